@@ -1,1 +1,219 @@
-fn main(){}
+//! `cutover`: local cutover runs on the embedded engine, plan checks and benchmarks.
+
+use clap::{Parser, Subcommand};
+use cutover_cli::{load_plan, load_world, run_local, RunOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "cutover",
+    version,
+    about = "Move an application and its database from blue to green without betting on one DNS change"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Plans: check one.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// Run a cutover locally: the real state machine, the real steps, a simulated AWS world.
+    Local {
+        #[command(subcommand)]
+        command: LocalCommand,
+    },
+    /// Time local runs of a plan and world (wall time per run, transitions, simulated time).
+    Bench {
+        #[arg(long, default_value = "examples/dms-happy-path/plan.yaml")]
+        plan: PathBuf,
+        #[arg(long, default_value = "examples/dms-happy-path/world.yaml")]
+        world: PathBuf,
+        /// Measured runs (after one warm-up run).
+        #[arg(long, default_value_t = 20)]
+        iterations: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Validate a plan: exit 0, or 2 with every problem named by its field.
+    Check { plan: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum LocalCommand {
+    /// Exit 0 completed, 2 invalid input, 3 rolled back, 4 failed or aborted.
+    Run {
+        #[arg(long)]
+        plan: PathBuf,
+        #[arg(long)]
+        world: PathBuf,
+        /// Print the final report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
+        /// Deliver every Task twice, as at-least-once delivery may.
+        #[arg(long)]
+        duplicate_delivery: bool,
+        /// Seed for retry jitter.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Run id (the execution name); defaults to <application>-<world start time>.
+        #[arg(long)]
+        run_id: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Plan {
+            command: PlanCommand::Check { plan },
+        } => match load_plan(&plan) {
+            Ok(p) => {
+                println!(
+                    "{}: ok: {} via {:?}, {} {} in {}, {} traffic step(s) to 100%",
+                    plan.display(),
+                    p.application,
+                    p.replication.kind,
+                    p.dns.record_type,
+                    p.dns.record_name,
+                    p.dns.hosted_zone_id,
+                    p.traffic.steps.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Local {
+            command:
+                LocalCommand::Run {
+                    plan,
+                    world,
+                    json,
+                    quiet,
+                    duplicate_delivery,
+                    seed,
+                    run_id,
+                },
+        } => {
+            let (plan_v, world_v) = match (load_plan(&plan), load_world(&world)) {
+                (Ok(p), Ok(w)) => (p, w),
+                (p, w) => {
+                    for e in [p.err(), w.err()].into_iter().flatten() {
+                        eprintln!("error: {e}");
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = RunOptions {
+                duplicate_delivery,
+                seed,
+                progress: !quiet,
+                run_id,
+            };
+            let run = run_local(&plan_v, &world_v, &opts);
+            let r = &run.report;
+            if json {
+                match serde_json::to_string_pretty(r) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("error: report: {e}"),
+                }
+            }
+            if !quiet {
+                let dns: Vec<String> = r
+                    .dns
+                    .iter()
+                    .map(|d| match (&d.set_identifier, d.weight) {
+                        (Some(id), Some(w)) => format!("{id}={w} {}", d.values.join(",")),
+                        _ => format!("simple {}", d.values.join(",")),
+                    })
+                    .collect();
+                eprintln!(
+                    "{}: {}{} after {} simulated, {} state transitions; DNS now: {}",
+                    r.run_id,
+                    r.outcome,
+                    r.error
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default(),
+                    fmt_secs(r.simulated_seconds),
+                    r.state_transitions,
+                    dns.join("; ")
+                );
+            }
+            ExitCode::from(r.exit_code() as u8)
+        }
+        Command::Bench {
+            plan,
+            world,
+            iterations,
+        } => {
+            let (plan_v, world_v) = match (load_plan(&plan), load_world(&world)) {
+                (Ok(p), Ok(w)) => (p, w),
+                (p, w) => {
+                    for e in [p.err(), w.err()].into_iter().flatten() {
+                        eprintln!("error: {e}");
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            bench(&plan_v, &world_v, iterations.max(1));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn fmt_secs(s: f64) -> String {
+    let s = s.round() as u64;
+    format!("{}h{:02}m{:02}s", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// Runs the plan `iterations` times after a warm-up and prints wall-time statistics.
+fn bench(plan: &cutover_core::Plan, world: &cutover_sim::WorldSpec, iterations: u32) {
+    let opts = RunOptions::default();
+    let warm = run_local(plan, world, &opts);
+    let mut walls = Vec::with_capacity(iterations as usize);
+    for _ in 0..iterations {
+        let t = std::time::Instant::now();
+        let run = run_local(plan, world, &opts);
+        walls.push(t.elapsed().as_secs_f64());
+        assert_eq!(
+            run.report.outcome, warm.report.outcome,
+            "runs of one plan and world must agree"
+        );
+    }
+    walls.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let mean = walls.iter().sum::<f64>() / walls.len() as f64;
+    let median = walls[walls.len() / 2];
+    let r = &warm.report;
+    println!("outcome: {}", r.outcome);
+    println!(
+        "simulated: {:.0} s ({})",
+        r.simulated_seconds,
+        fmt_secs(r.simulated_seconds)
+    );
+    println!("state transitions: {}", r.state_transitions);
+    println!(
+        "wall per run over {iterations} runs: median {:.2} ms, mean {:.2} ms, min {:.2} ms, max {:.2} ms",
+        median * 1e3,
+        mean * 1e3,
+        walls[0] * 1e3,
+        walls[walls.len() - 1] * 1e3
+    );
+    println!(
+        "simulated hours per wall second (median): {:.0}",
+        r.simulated_seconds / 3600.0 / median
+    );
+}

@@ -1,1 +1,12 @@
+//! Cutover domain: the plan, the run record, the step logic over narrow ports, and the stable
+//! error names the state machines branch on. No AWS SDK types and no I/O of its own.
 
+pub mod duration;
+pub mod error;
+pub mod model;
+pub mod plan;
+pub mod ports;
+pub mod steps;
+
+pub use error::{ErrorInfo, StepError};
+pub use plan::{Plan, PlanError, Violation};

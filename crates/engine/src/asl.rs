@@ -14,7 +14,10 @@ pub struct LoadError {
 }
 
 fn err(location: &str, message: impl Into<String>) -> LoadError {
-    LoadError { location: location.to_string(), message: message.into() }
+    LoadError {
+        location: location.to_string(),
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -69,14 +72,33 @@ pub enum NumberOrPath {
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Pass { result: Option<Value> },
-    Task { resource: String, timeout: Option<NumberOrPath>, heartbeat: Option<NumberOrPath> },
-    Choice { choices: Vec<(Rule, String)>, default: Option<String> },
+    Pass {
+        result: Option<Value>,
+    },
+    Task {
+        resource: String,
+        timeout: Option<NumberOrPath>,
+        heartbeat: Option<NumberOrPath>,
+    },
+    Choice {
+        choices: Vec<(Rule, String)>,
+        default: Option<String>,
+    },
     Wait(WaitFor),
     Succeed,
-    Fail { error: Option<StringOrPath>, cause: Option<StringOrPath> },
-    Parallel { branches: Vec<StateMachine> },
-    Map { items_path: Option<JsonPath>, item_selector: Option<Template>, processor: Box<StateMachine>, max_concurrency: NumberOrPath },
+    Fail {
+        error: Option<StringOrPath>,
+        cause: Option<StringOrPath>,
+    },
+    Parallel {
+        branches: Vec<StateMachine>,
+    },
+    Map {
+        items_path: Option<JsonPath>,
+        item_selector: Option<Template>,
+        processor: Box<StateMachine>,
+        max_concurrency: NumberOrPath,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -128,9 +150,16 @@ pub fn substitute(text: &str, subs: &HashMap<String, String>) -> Result<String, 
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| err("definition", "unterminated ${…} substitution"))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| err("definition", "unterminated ${…} substitution"))?;
         let name = &after[..end];
-        let value = subs.get(name).ok_or_else(|| err("definition", format!("no DefinitionSubstitutions value for ${{{name}}}")))?;
+        let value = subs.get(name).ok_or_else(|| {
+            err(
+                "definition",
+                format!("no DefinitionSubstitutions value for ${{{name}}}"),
+            )
+        })?;
         out.push_str(value);
         rest = &after[end + 1..];
     }
@@ -140,46 +169,82 @@ pub fn substitute(text: &str, subs: &HashMap<String, String>) -> Result<String, 
 
 pub fn load(text: &str, subs: &HashMap<String, String>) -> Result<StateMachine, LoadError> {
     let text = substitute(text, subs)?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| err("definition", format!("not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| err("definition", format!("not valid JSON: {e}")))?;
     load_value(&v)
 }
 
 pub fn load_value(v: &Value) -> Result<StateMachine, LoadError> {
-    let obj = v.as_object().ok_or_else(|| err("definition", "must be a JSON object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| err("definition", "must be a JSON object"))?;
     let sm = machine(obj, "", true)?;
     Ok(sm)
 }
 
 fn machine(obj: &Map<String, Value>, loc: &str, top: bool) -> Result<StateMachine, LoadError> {
     let allowed: &[&str] = if top {
-        &["StartAt", "States", "Comment", "Version", "TimeoutSeconds", "QueryLanguage"]
+        &[
+            "StartAt",
+            "States",
+            "Comment",
+            "Version",
+            "TimeoutSeconds",
+            "QueryLanguage",
+        ]
     } else {
         &["StartAt", "States", "Comment", "ProcessorConfig"]
     };
-    check_fields(obj, allowed, if loc.is_empty() { "definition" } else { loc })?;
+    check_fields(
+        obj,
+        allowed,
+        if loc.is_empty() { "definition" } else { loc },
+    )?;
     if let Some(q) = obj.get("QueryLanguage") {
         if q != "JSONPath" {
-            return Err(err("definition", format!("QueryLanguage {q} is not supported by the local engine (JSONPath only)")));
+            return Err(err(
+                "definition",
+                format!("QueryLanguage {q} is not supported by the local engine (JSONPath only)"),
+            ));
         }
     }
     if let Some(pc) = obj.get("ProcessorConfig") {
-        let pc = pc.as_object().ok_or_else(|| err(loc, "ProcessorConfig must be an object"))?;
-        check_fields(pc, &["Mode", "ExecutionType"], &format!("{loc}.ProcessorConfig"))?;
+        let pc = pc
+            .as_object()
+            .ok_or_else(|| err(loc, "ProcessorConfig must be an object"))?;
+        check_fields(
+            pc,
+            &["Mode", "ExecutionType"],
+            &format!("{loc}.ProcessorConfig"),
+        )?;
         if let Some(m) = pc.get("Mode") {
             if m != "INLINE" {
-                return Err(err(loc, format!("ProcessorConfig.Mode {m} is not supported (INLINE only)")));
+                return Err(err(
+                    loc,
+                    format!("ProcessorConfig.Mode {m} is not supported (INLINE only)"),
+                ));
             }
         }
     }
     let start_at = obj
         .get("StartAt")
         .and_then(Value::as_str)
-        .ok_or_else(|| err(if loc.is_empty() { "definition" } else { loc }, "StartAt is required"))?
+        .ok_or_else(|| {
+            err(
+                if loc.is_empty() { "definition" } else { loc },
+                "StartAt is required",
+            )
+        })?
         .to_string();
-    let states_v = obj.get("States").and_then(Value::as_object).ok_or_else(|| err(loc, "States is required"))?;
+    let states_v = obj
+        .get("States")
+        .and_then(Value::as_object)
+        .ok_or_else(|| err(loc, "States is required"))?;
     let mut states = HashMap::new();
     for (name, sv) in states_v {
-        let so = sv.as_object().ok_or_else(|| err(name, "a state must be an object"))?;
+        let so = sv
+            .as_object()
+            .ok_or_else(|| err(name, "a state must be an object"))?;
         states.insert(name.clone(), state(name, so)?);
     }
     if !states.contains_key(&start_at) {
@@ -196,21 +261,34 @@ fn machine(obj: &Map<String, Value>, loc: &str, top: bool) -> Result<StateMachin
         }
         for t in targets {
             if !states.contains_key(t) {
-                return Err(err(&s.name, format!("transition to '{t}', which is not a state here")));
+                return Err(err(
+                    &s.name,
+                    format!("transition to '{t}', which is not a state here"),
+                ));
             }
         }
     }
     let timeout_seconds = match obj.get("TimeoutSeconds") {
         None => None,
-        Some(t) => Some(t.as_u64().ok_or_else(|| err("definition", "TimeoutSeconds must be a positive integer"))?),
+        Some(t) => Some(
+            t.as_u64()
+                .ok_or_else(|| err("definition", "TimeoutSeconds must be a positive integer"))?,
+        ),
     };
-    Ok(StateMachine { start_at, states, timeout_seconds })
+    Ok(StateMachine {
+        start_at,
+        states,
+        timeout_seconds,
+    })
 }
 
 fn check_fields(obj: &Map<String, Value>, allowed: &[&str], loc: &str) -> Result<(), LoadError> {
     for k in obj.keys() {
         if !allowed.contains(&k.as_str()) {
-            return Err(err(loc, format!("field '{k}' is not supported by the local engine here")));
+            return Err(err(
+                loc,
+                format!("field '{k}' is not supported by the local engine here"),
+            ));
         }
     }
     Ok(())
@@ -219,36 +297,99 @@ fn check_fields(obj: &Map<String, Value>, allowed: &[&str], loc: &str) -> Result
 const COMMON: &[&str] = &["Type", "Comment"];
 
 fn state(name: &str, o: &Map<String, Value>) -> Result<State, LoadError> {
-    let ty = o.get("Type").and_then(Value::as_str).ok_or_else(|| err(name, "Type is required"))?;
+    let ty = o
+        .get("Type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(name, "Type is required"))?;
     let (extra, transitions): (&[&str], bool) = match ty {
-        "Pass" => (&["InputPath", "OutputPath", "ResultPath", "Parameters", "Result"], true),
+        "Pass" => (
+            &[
+                "InputPath",
+                "OutputPath",
+                "ResultPath",
+                "Parameters",
+                "Result",
+            ],
+            true,
+        ),
         "Task" => (
             &[
-                "InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "Resource", "TimeoutSeconds",
-                "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath", "Retry", "Catch",
+                "InputPath",
+                "OutputPath",
+                "ResultPath",
+                "Parameters",
+                "ResultSelector",
+                "Resource",
+                "TimeoutSeconds",
+                "TimeoutSecondsPath",
+                "HeartbeatSeconds",
+                "HeartbeatSecondsPath",
+                "Retry",
+                "Catch",
             ],
             true,
         ),
         "Choice" => (&["Choices", "Default", "InputPath", "OutputPath"], false),
-        "Wait" => (&["InputPath", "OutputPath", "Seconds", "SecondsPath", "Timestamp", "TimestampPath"], true),
-        "Succeed" => (&["InputPath", "OutputPath"], false),
-        "Fail" => (&["Error", "ErrorPath", "Cause", "CausePath"], false),
-        "Parallel" => (&["InputPath", "OutputPath", "ResultPath", "Parameters", "ResultSelector", "Branches", "Retry", "Catch"], true),
-        "Map" => (
+        "Wait" => (
             &[
-                "InputPath", "OutputPath", "ResultPath", "Parameters", "ItemSelector", "ResultSelector", "ItemsPath", "Iterator",
-                "ItemProcessor", "MaxConcurrency", "MaxConcurrencyPath", "Retry", "Catch",
+                "InputPath",
+                "OutputPath",
+                "Seconds",
+                "SecondsPath",
+                "Timestamp",
+                "TimestampPath",
             ],
             true,
         ),
-        other => return Err(err(name, format!("state type '{other}' is not supported by the local engine"))),
+        "Succeed" => (&["InputPath", "OutputPath"], false),
+        "Fail" => (&["Error", "ErrorPath", "Cause", "CausePath"], false),
+        "Parallel" => (
+            &[
+                "InputPath",
+                "OutputPath",
+                "ResultPath",
+                "Parameters",
+                "ResultSelector",
+                "Branches",
+                "Retry",
+                "Catch",
+            ],
+            true,
+        ),
+        "Map" => (
+            &[
+                "InputPath",
+                "OutputPath",
+                "ResultPath",
+                "Parameters",
+                "ItemSelector",
+                "ResultSelector",
+                "ItemsPath",
+                "Iterator",
+                "ItemProcessor",
+                "MaxConcurrency",
+                "MaxConcurrencyPath",
+                "Retry",
+                "Catch",
+            ],
+            true,
+        ),
+        other => {
+            return Err(err(
+                name,
+                format!("state type '{other}' is not supported by the local engine"),
+            ))
+        }
     };
     for k in o.keys() {
         let ok = COMMON.contains(&k.as_str())
             || extra.contains(&k.as_str())
             || (transitions && (k == "Next" || k == "End"));
         if !ok {
-            return Err(err(name, format!("field '{k}' is not supported by the local engine for a {ty} state")));
+            return Err(err(
+                name,
+                format!("field '{k}' is not supported by the local engine for a {ty} state"),
+            ));
         }
     }
     let transition = if transitions {
@@ -263,8 +404,14 @@ fn state(name: &str, o: &Map<String, Value>) -> Result<State, LoadError> {
     let input_path = path_field(o, "InputPath", name)?;
     let output_path = path_field(o, "OutputPath", name)?;
     let result_path = result_path(o.get("ResultPath"), name)?;
-    let parameters = o.get("Parameters").map(|p| template(p, &format!("{name}.Parameters"))).transpose()?;
-    let result_selector = o.get("ResultSelector").map(|p| template(p, &format!("{name}.ResultSelector"))).transpose()?;
+    let parameters = o
+        .get("Parameters")
+        .map(|p| template(p, &format!("{name}.Parameters")))
+        .transpose()?;
+    let result_selector = o
+        .get("ResultSelector")
+        .map(|p| template(p, &format!("{name}.ResultSelector")))
+        .transpose()?;
     let retry = match o.get("Retry") {
         None => vec![],
         Some(v) => retriers(v, name)?,
@@ -274,80 +421,149 @@ fn state(name: &str, o: &Map<String, Value>) -> Result<State, LoadError> {
         Some(v) => catchers(v, name)?,
     };
     let kind = match ty {
-        "Pass" => Kind::Pass { result: o.get("Result").cloned() },
+        "Pass" => Kind::Pass {
+            result: o.get("Result").cloned(),
+        },
         "Task" => Kind::Task {
             resource: task_resource(o, name)?,
             timeout: number_or_path(o, "TimeoutSeconds", name)?,
             heartbeat: number_or_path(o, "HeartbeatSeconds", name)?,
         },
         "Choice" => {
-            let list = o.get("Choices").and_then(Value::as_array).ok_or_else(|| err(name, "Choices must be a non-empty array"))?;
+            let list = o
+                .get("Choices")
+                .and_then(Value::as_array)
+                .ok_or_else(|| err(name, "Choices must be a non-empty array"))?;
             if list.is_empty() {
                 return Err(err(name, "Choices must be a non-empty array"));
             }
             let mut choices = Vec::new();
             for (i, c) in list.iter().enumerate() {
                 let loc = format!("{name}.Choices[{i}]");
-                let co = c.as_object().ok_or_else(|| err(&loc, "a choice rule must be an object"))?;
-                let next = co.get("Next").and_then(Value::as_str).ok_or_else(|| err(&loc, "Next is required"))?;
-                choices.push((parse_rule(co, true).map_err(|m| err(&loc, m))?, next.to_string()));
+                let co = c
+                    .as_object()
+                    .ok_or_else(|| err(&loc, "a choice rule must be an object"))?;
+                let next = co
+                    .get("Next")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| err(&loc, "Next is required"))?;
+                choices.push((
+                    parse_rule(co, true).map_err(|m| err(&loc, m))?,
+                    next.to_string(),
+                ));
             }
             let default = o.get("Default").and_then(Value::as_str).map(str::to_string);
             Kind::Choice { choices, default }
         }
         "Wait" => {
-            let present: Vec<&str> =
-                ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"].into_iter().filter(|k| o.contains_key(*k)).collect();
+            let present: Vec<&str> = ["Seconds", "SecondsPath", "Timestamp", "TimestampPath"]
+                .into_iter()
+                .filter(|k| o.contains_key(*k))
+                .collect();
             if present.len() != 1 {
-                return Err(err(name, "exactly one of Seconds, SecondsPath, Timestamp, TimestampPath is required"));
+                return Err(err(
+                    name,
+                    "exactly one of Seconds, SecondsPath, Timestamp, TimestampPath is required",
+                ));
             }
             Kind::Wait(match present[0] {
-                "Seconds" => WaitFor::Seconds(o["Seconds"].as_u64().ok_or_else(|| err(name, "Seconds must be a non-negative integer"))?),
+                "Seconds" => WaitFor::Seconds(
+                    o["Seconds"]
+                        .as_u64()
+                        .ok_or_else(|| err(name, "Seconds must be a non-negative integer"))?,
+                ),
                 "SecondsPath" => WaitFor::SecondsPath(jpath(&o["SecondsPath"], name)?),
                 "Timestamp" => WaitFor::Timestamp(
                     o["Timestamp"]
                         .as_str()
                         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                        .ok_or_else(|| err(name, "Timestamp must be an ISO-8601 date-time with offset"))?,
+                        .ok_or_else(|| {
+                            err(name, "Timestamp must be an ISO-8601 date-time with offset")
+                        })?,
                 ),
                 _ => WaitFor::TimestampPath(jpath(&o["TimestampPath"], name)?),
             })
         }
         "Succeed" => Kind::Succeed,
-        "Fail" => Kind::Fail { error: string_or_path(o, "Error", name)?, cause: string_or_path(o, "Cause", name)? },
+        "Fail" => Kind::Fail {
+            error: string_or_path(o, "Error", name)?,
+            cause: string_or_path(o, "Cause", name)?,
+        },
         "Parallel" => {
-            let list = o.get("Branches").and_then(Value::as_array).ok_or_else(|| err(name, "Branches must be an array"))?;
+            let list = o
+                .get("Branches")
+                .and_then(Value::as_array)
+                .ok_or_else(|| err(name, "Branches must be an array"))?;
             let mut branches = Vec::new();
             for (i, b) in list.iter().enumerate() {
-                let bo = b.as_object().ok_or_else(|| err(name, "a branch must be an object"))?;
+                let bo = b
+                    .as_object()
+                    .ok_or_else(|| err(name, "a branch must be an object"))?;
                 branches.push(machine(bo, &format!("{name}.Branches[{i}]"), false)?);
             }
             Kind::Parallel { branches }
         }
         "Map" => {
-            let proc_v = o.get("ItemProcessor").or_else(|| o.get("Iterator")).ok_or_else(|| err(name, "ItemProcessor is required"))?;
-            let po = proc_v.as_object().ok_or_else(|| err(name, "ItemProcessor must be an object"))?;
+            let proc_v = o
+                .get("ItemProcessor")
+                .or_else(|| o.get("Iterator"))
+                .ok_or_else(|| err(name, "ItemProcessor is required"))?;
+            let po = proc_v
+                .as_object()
+                .ok_or_else(|| err(name, "ItemProcessor must be an object"))?;
             let processor = machine(po, &format!("{name}.ItemProcessor"), false)?;
             let selector = o.get("ItemSelector").or_else(|| o.get("Parameters"));
-            let item_selector = selector.map(|p| template(p, &format!("{name}.ItemSelector"))).transpose()?;
-            let max_concurrency = match (o.get("MaxConcurrency"), o.get("MaxConcurrencyPath")) {
-                (Some(_), Some(_)) => return Err(err(name, "MaxConcurrency and MaxConcurrencyPath are exclusive")),
-                (Some(v), None) => NumberOrPath::Number(v.as_u64().ok_or_else(|| err(name, "MaxConcurrency must be a non-negative integer"))?),
-                (None, Some(p)) => NumberOrPath::Path(jpath(p, name)?),
-                (None, None) => NumberOrPath::Number(0),
-            };
+            let item_selector = selector
+                .map(|p| template(p, &format!("{name}.ItemSelector")))
+                .transpose()?;
+            let max_concurrency =
+                match (o.get("MaxConcurrency"), o.get("MaxConcurrencyPath")) {
+                    (Some(_), Some(_)) => {
+                        return Err(err(
+                            name,
+                            "MaxConcurrency and MaxConcurrencyPath are exclusive",
+                        ))
+                    }
+                    (Some(v), None) => NumberOrPath::Number(v.as_u64().ok_or_else(|| {
+                        err(name, "MaxConcurrency must be a non-negative integer")
+                    })?),
+                    (None, Some(p)) => NumberOrPath::Path(jpath(p, name)?),
+                    (None, None) => NumberOrPath::Number(0),
+                };
             let items_path = o.get("ItemsPath").map(|p| jpath(p, name)).transpose()?;
-            Kind::Map { items_path, item_selector, processor: Box::new(processor), max_concurrency }
+            Kind::Map {
+                items_path,
+                item_selector,
+                processor: Box::new(processor),
+                max_concurrency,
+            }
         }
         _ => unreachable!("type checked above"),
     };
     // Map's legacy Parameters is its ItemSelector, not a state-input template.
-    let parameters = if matches!(kind, Kind::Map { .. }) { None } else { parameters };
-    Ok(State { name: name.to_string(), kind, input_path, output_path, result_path, parameters, result_selector, transition, retry, catch })
+    let parameters = if matches!(kind, Kind::Map { .. }) {
+        None
+    } else {
+        parameters
+    };
+    Ok(State {
+        name: name.to_string(),
+        kind,
+        input_path,
+        output_path,
+        result_path,
+        parameters,
+        result_selector,
+        transition,
+        retry,
+        catch,
+    })
 }
 
 fn jpath(v: &Value, loc: &str) -> Result<JsonPath, LoadError> {
-    let s = v.as_str().ok_or_else(|| err(loc, "a path must be a string"))?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| err(loc, "a path must be a string"))?;
     JsonPath::parse(s).map_err(|m| err(loc, m))
 }
 
@@ -368,35 +584,64 @@ fn result_path(v: Option<&Value>, loc: &str) -> Result<ResultPath, LoadError> {
             if p.context {
                 return Err(err(loc, "ResultPath cannot write to the context object"));
             }
-            let steps = p.fields().ok_or_else(|| err(loc, "ResultPath must be a reference path (fields and indexes only)"))?;
-            Ok(if steps.is_empty() { ResultPath::Replace } else { ResultPath::At(steps) })
+            let steps = p.fields().ok_or_else(|| {
+                err(
+                    loc,
+                    "ResultPath must be a reference path (fields and indexes only)",
+                )
+            })?;
+            Ok(if steps.is_empty() {
+                ResultPath::Replace
+            } else {
+                ResultPath::At(steps)
+            })
         }
     }
 }
 
-fn number_or_path(o: &Map<String, Value>, key: &str, loc: &str) -> Result<Option<NumberOrPath>, LoadError> {
+fn number_or_path(
+    o: &Map<String, Value>,
+    key: &str,
+    loc: &str,
+) -> Result<Option<NumberOrPath>, LoadError> {
     let path_key = format!("{key}Path");
     match (o.get(key), o.get(&path_key)) {
         (Some(_), Some(_)) => Err(err(loc, format!("{key} and {path_key} are exclusive"))),
         (Some(v), None) => Ok(Some(NumberOrPath::Number(
-            v.as_u64().filter(|n| *n > 0).ok_or_else(|| err(loc, format!("{key} must be a positive integer")))?,
+            v.as_u64()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| err(loc, format!("{key} must be a positive integer")))?,
         ))),
         (None, Some(p)) => Ok(Some(NumberOrPath::Path(jpath(p, loc)?))),
         (None, None) => Ok(None),
     }
 }
 
-fn string_or_path(o: &Map<String, Value>, key: &str, loc: &str) -> Result<Option<StringOrPath>, LoadError> {
+fn string_or_path(
+    o: &Map<String, Value>,
+    key: &str,
+    loc: &str,
+) -> Result<Option<StringOrPath>, LoadError> {
     let path_key = format!("{key}Path");
     match (o.get(key), o.get(&path_key)) {
         (Some(_), Some(_)) => Err(err(loc, format!("{key} and {path_key} are exclusive"))),
-        (Some(v), None) => Ok(Some(StringOrPath::Literal(v.as_str().ok_or_else(|| err(loc, format!("{key} must be a string")))?.into()))),
+        (Some(v), None) => Ok(Some(StringOrPath::Literal(
+            v.as_str()
+                .ok_or_else(|| err(loc, format!("{key} must be a string")))?
+                .into(),
+        ))),
         (None, Some(p)) => {
-            let s = p.as_str().ok_or_else(|| err(loc, format!("{path_key} must be a string")))?;
+            let s = p
+                .as_str()
+                .ok_or_else(|| err(loc, format!("{path_key} must be a string")))?;
             if s.starts_with("States.") {
-                Ok(Some(StringOrPath::Intrinsic(intrinsics::parse(s).map_err(|m| err(loc, m))?)))
+                Ok(Some(StringOrPath::Intrinsic(
+                    intrinsics::parse(s).map_err(|m| err(loc, m))?,
+                )))
             } else {
-                Ok(Some(StringOrPath::Path(JsonPath::parse(s).map_err(|m| err(loc, m))?)))
+                Ok(Some(StringOrPath::Path(
+                    JsonPath::parse(s).map_err(|m| err(loc, m))?,
+                )))
             }
         }
         (None, None) => Ok(None),
@@ -409,11 +654,17 @@ pub fn template(v: &Value, loc: &str) -> Result<Template, LoadError> {
             let mut fields = Vec::with_capacity(o.len());
             for (k, val) in o {
                 if let Some(key) = k.strip_suffix(".$") {
-                    let s = val.as_str().ok_or_else(|| err(loc, format!("'{k}' must hold a path or intrinsic function")))?;
+                    let s = val.as_str().ok_or_else(|| {
+                        err(loc, format!("'{k}' must hold a path or intrinsic function"))
+                    })?;
                     let t = if s.starts_with("States.") {
-                        Template::Intrinsic(intrinsics::parse(s).map_err(|m| err(&format!("{loc}.{k}"), m))?)
+                        Template::Intrinsic(
+                            intrinsics::parse(s).map_err(|m| err(&format!("{loc}.{k}"), m))?,
+                        )
                     } else {
-                        Template::Path(JsonPath::parse(s).map_err(|m| err(&format!("{loc}.{k}"), m))?)
+                        Template::Path(
+                            JsonPath::parse(s).map_err(|m| err(&format!("{loc}.{k}"), m))?,
+                        )
                     };
                     fields.push((key.to_string(), t));
                 } else {
@@ -422,22 +673,44 @@ pub fn template(v: &Value, loc: &str) -> Result<Template, LoadError> {
             }
             Template::Object(fields)
         }
-        Value::Array(a) => Template::Array(a.iter().map(|x| template(x, loc)).collect::<Result<_, _>>()?),
+        Value::Array(a) => Template::Array(
+            a.iter()
+                .map(|x| template(x, loc))
+                .collect::<Result<_, _>>()?,
+        ),
         other => Template::Literal(other.clone()),
     })
 }
 
 fn retriers(v: &Value, loc: &str) -> Result<Vec<Retrier>, LoadError> {
-    let list = v.as_array().ok_or_else(|| err(loc, "Retry must be an array"))?;
+    let list = v
+        .as_array()
+        .ok_or_else(|| err(loc, "Retry must be an array"))?;
     let mut out = Vec::new();
     for (i, r) in list.iter().enumerate() {
         let l = format!("{loc}.Retry[{i}]");
-        let ro = r.as_object().ok_or_else(|| err(&l, "a retrier must be an object"))?;
-        check_fields(ro, &["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy", "Comment"], &l)?;
+        let ro = r
+            .as_object()
+            .ok_or_else(|| err(&l, "a retrier must be an object"))?;
+        check_fields(
+            ro,
+            &[
+                "ErrorEquals",
+                "IntervalSeconds",
+                "MaxAttempts",
+                "BackoffRate",
+                "MaxDelaySeconds",
+                "JitterStrategy",
+                "Comment",
+            ],
+            &l,
+        )?;
         let num = |k: &str, d: f64| -> Result<f64, LoadError> {
             match ro.get(k) {
                 None => Ok(d),
-                Some(v) => v.as_f64().ok_or_else(|| err(&l, format!("{k} must be a number"))),
+                Some(v) => v
+                    .as_f64()
+                    .ok_or_else(|| err(&l, format!("{k} must be a number"))),
             }
         };
         let jitter_full = match ro.get("JitterStrategy").map(|j| j.as_str()) {
@@ -448,14 +721,20 @@ fn retriers(v: &Value, loc: &str) -> Result<Vec<Retrier>, LoadError> {
         let interval_seconds = num("IntervalSeconds", 1.0)?;
         let backoff_rate = num("BackoffRate", 2.0)?;
         if interval_seconds < 1.0 || backoff_rate < 1.0 {
-            return Err(err(&l, "IntervalSeconds and BackoffRate must be at least 1"));
+            return Err(err(
+                &l,
+                "IntervalSeconds and BackoffRate must be at least 1",
+            ));
         }
         out.push(Retrier {
             error_equals: error_equals(ro, &l)?,
             interval_seconds,
             max_attempts: num("MaxAttempts", 3.0)? as u32,
             backoff_rate,
-            max_delay_seconds: ro.get("MaxDelaySeconds").map(|_| num("MaxDelaySeconds", 0.0)).transpose()?,
+            max_delay_seconds: ro
+                .get("MaxDelaySeconds")
+                .map(|_| num("MaxDelaySeconds", 0.0))
+                .transpose()?,
             jitter_full,
         });
     }
@@ -463,15 +742,23 @@ fn retriers(v: &Value, loc: &str) -> Result<Vec<Retrier>, LoadError> {
 }
 
 fn catchers(v: &Value, loc: &str) -> Result<Vec<Catcher>, LoadError> {
-    let list = v.as_array().ok_or_else(|| err(loc, "Catch must be an array"))?;
+    let list = v
+        .as_array()
+        .ok_or_else(|| err(loc, "Catch must be an array"))?;
     let mut out = Vec::new();
     for (i, c) in list.iter().enumerate() {
         let l = format!("{loc}.Catch[{i}]");
-        let co = c.as_object().ok_or_else(|| err(&l, "a catcher must be an object"))?;
+        let co = c
+            .as_object()
+            .ok_or_else(|| err(&l, "a catcher must be an object"))?;
         check_fields(co, &["ErrorEquals", "Next", "ResultPath", "Comment"], &l)?;
         out.push(Catcher {
             error_equals: error_equals(co, &l)?,
-            next: co.get("Next").and_then(Value::as_str).ok_or_else(|| err(&l, "Next is required"))?.to_string(),
+            next: co
+                .get("Next")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(&l, "Next is required"))?
+                .to_string(),
             result_path: result_path(co.get("ResultPath"), &l)?,
         });
     }
@@ -479,23 +766,47 @@ fn catchers(v: &Value, loc: &str) -> Result<Vec<Catcher>, LoadError> {
 }
 
 fn error_equals(o: &Map<String, Value>, loc: &str) -> Result<Vec<String>, LoadError> {
-    let list = o.get("ErrorEquals").and_then(Value::as_array).ok_or_else(|| err(loc, "ErrorEquals must be a non-empty array"))?;
+    let list = o
+        .get("ErrorEquals")
+        .and_then(Value::as_array)
+        .ok_or_else(|| err(loc, "ErrorEquals must be a non-empty array"))?;
     if list.is_empty() {
         return Err(err(loc, "ErrorEquals must be a non-empty array"));
     }
-    list.iter().map(|e| e.as_str().map(str::to_string).ok_or_else(|| err(loc, "ErrorEquals entries must be strings"))).collect()
+    list.iter()
+        .map(|e| {
+            e.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| err(loc, "ErrorEquals entries must be strings"))
+        })
+        .collect()
 }
 
 /// The integrations the engine can run; any other Resource is refused at load.
-pub const SUPPORTED_RESOURCES: &[&str] =
-    &["arn:aws:lambda:…:function:…", "arn:aws:states:::lambda:invoke", "arn:aws:states:::lambda:invoke.waitForTaskToken"];
+pub const SUPPORTED_RESOURCES: &[&str] = &[
+    "arn:aws:lambda:…:function:…",
+    "arn:aws:states:::lambda:invoke",
+    "arn:aws:states:::lambda:invoke.waitForTaskToken",
+];
 
 fn task_resource(o: &Map<String, Value>, name: &str) -> Result<String, LoadError> {
-    let r = o.get("Resource").and_then(Value::as_str).ok_or_else(|| err(name, "Resource is required"))?;
+    let r = o
+        .get("Resource")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err(name, "Resource is required"))?;
     let lambda_arn = r.starts_with("arn:aws:lambda:") && r.contains(":function:");
-    if lambda_arn || r == "arn:aws:states:::lambda:invoke" || r == "arn:aws:states:::lambda:invoke.waitForTaskToken" {
+    if lambda_arn
+        || r == "arn:aws:states:::lambda:invoke"
+        || r == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    {
         Ok(r.to_string())
     } else {
-        Err(err(name, format!("Resource '{r}' is not supported by the local engine (supported: {})", SUPPORTED_RESOURCES.join(", "))))
+        Err(err(
+            name,
+            format!(
+                "Resource '{r}' is not supported by the local engine (supported: {})",
+                SUPPORTED_RESOURCES.join(", ")
+            ),
+        ))
     }
 }

@@ -8,7 +8,11 @@ pub enum Rule {
     And(Vec<Rule>),
     Or(Vec<Rule>),
     Not(Box<Rule>),
-    Test { variable: JsonPath, op: Op, operand: Operand },
+    Test {
+        variable: JsonPath,
+        op: Op,
+        operand: Operand,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +55,12 @@ fn op_from_name(name: &str) -> Option<(Op, bool)> {
         Some(b) => (b, true),
         None => (name, false),
     };
-    let kinds = [("String", Kind::String), ("Numeric", Kind::Numeric), ("Timestamp", Kind::Timestamp), ("Boolean", Kind::Boolean)];
+    let kinds = [
+        ("String", Kind::String),
+        ("Numeric", Kind::Numeric),
+        ("Timestamp", Kind::Timestamp),
+        ("Boolean", Kind::Boolean),
+    ];
     let cmps = [
         ("Equals", Cmp::Eq),
         ("LessThanEquals", Cmp::Le),
@@ -95,30 +104,51 @@ pub fn parse_rule(o: &Map<String, Value>, top: bool) -> Result<Rule, String> {
             "Next" if top => {}
             "Comment" => {}
             "Variable" => {
-                variable = Some(JsonPath::parse(v.as_str().ok_or("Variable must be a string")?)?);
+                variable = Some(JsonPath::parse(
+                    v.as_str().ok_or("Variable must be a string")?,
+                )?);
             }
             "And" | "Or" => {
-                let list = v.as_array().filter(|l| !l.is_empty()).ok_or_else(|| format!("{k} must be a non-empty array"))?;
+                let list = v
+                    .as_array()
+                    .filter(|l| !l.is_empty())
+                    .ok_or_else(|| format!("{k} must be a non-empty array"))?;
                 let rules = list
                     .iter()
-                    .map(|r| parse_rule(r.as_object().ok_or("a nested rule must be an object")?, false))
+                    .map(|r| {
+                        parse_rule(
+                            r.as_object().ok_or("a nested rule must be an object")?,
+                            false,
+                        )
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
-                ops.push(if k == "And" { Rule::And(rules) } else { Rule::Or(rules) });
+                ops.push(if k == "And" {
+                    Rule::And(rules)
+                } else {
+                    Rule::Or(rules)
+                });
             }
             "Not" => {
                 let inner = v.as_object().ok_or("Not must hold one rule object")?;
                 ops.push(Rule::Not(Box::new(parse_rule(inner, false)?)));
             }
             name => {
-                let (op, path) = op_from_name(name).ok_or_else(|| format!("unsupported choice field '{name}'"))?;
+                let (op, path) = op_from_name(name)
+                    .ok_or_else(|| format!("unsupported choice field '{name}'"))?;
                 let operand = if path {
-                    Operand::Path(JsonPath::parse(v.as_str().ok_or_else(|| format!("{name} must be a path"))?)?)
+                    Operand::Path(JsonPath::parse(
+                        v.as_str().ok_or_else(|| format!("{name} must be a path"))?,
+                    )?)
                 } else {
                     check_literal(op, v).map_err(|m| format!("{name}: {m}"))?;
                     Operand::Value(v.clone())
                 };
                 // The variable is filled in below once every field has been read.
-                ops.push(Rule::Test { variable: JsonPath::parse("$")?, op, operand });
+                ops.push(Rule::Test {
+                    variable: JsonPath::parse("$")?,
+                    op,
+                    operand,
+                });
             }
         }
     }
@@ -129,7 +159,11 @@ pub fn parse_rule(o: &Map<String, Value>, top: bool) -> Result<Rule, String> {
     match rule {
         Rule::Test { op, operand, .. } => {
             let variable = variable.ok_or("a comparison needs a Variable")?;
-            Ok(Rule::Test { variable, op, operand })
+            Ok(Rule::Test {
+                variable,
+                op,
+                operand,
+            })
         }
         other => {
             if variable.is_some() {
@@ -183,7 +217,11 @@ pub fn eval(rule: &Rule, input: &Value, context: &Value) -> Result<bool, String>
             Ok(false)
         }
         Rule::Not(r) => Ok(!eval(r, input, context)?),
-        Rule::Test { variable, op, operand } => {
+        Rule::Test {
+            variable,
+            op,
+            operand,
+        } => {
             let root = if variable.context { context } else { input };
             let value = variable.select(root);
             let want = match operand {
@@ -232,7 +270,10 @@ fn compare(kind: Kind, cmp: Cmp, a: &Value, b: &Value) -> bool {
             (Some(x), Some(y)) => Some(x.cmp(&y)),
             _ => None,
         },
-        Kind::Timestamp => match (a.as_str().and_then(parse_timestamp), b.as_str().and_then(parse_timestamp)) {
+        Kind::Timestamp => match (
+            a.as_str().and_then(parse_timestamp),
+            b.as_str().and_then(parse_timestamp),
+        ) {
             (Some(x), Some(y)) => Some(x.cmp(&y)),
             _ => None,
         },
@@ -284,24 +325,72 @@ mod tests {
     fn operators_and_composites() {
         let input = json!({"n": 5, "s": "abc", "t": "2026-01-01T00:00:00Z", "b": true});
         let ctx = json!({});
-        assert!(eval(&rule(json!({"Variable": "$.n", "NumericGreaterThan": 4, "Next": "x"})), &input, &ctx).unwrap());
-        assert!(!eval(&rule(json!({"Variable": "$.s", "NumericEquals": 5, "Next": "x"})), &input, &ctx).unwrap());
-        assert!(eval(&rule(json!({"Variable": "$.s", "StringMatches": "a*", "Next": "x"})), &input, &ctx).unwrap());
+        assert!(eval(
+            &rule(json!({"Variable": "$.n", "NumericGreaterThan": 4, "Next": "x"})),
+            &input,
+            &ctx
+        )
+        .unwrap());
+        assert!(!eval(
+            &rule(json!({"Variable": "$.s", "NumericEquals": 5, "Next": "x"})),
+            &input,
+            &ctx
+        )
+        .unwrap());
+        assert!(eval(
+            &rule(json!({"Variable": "$.s", "StringMatches": "a*", "Next": "x"})),
+            &input,
+            &ctx
+        )
+        .unwrap());
         assert!(eval(
             &rule(json!({"And": [{"Variable": "$.b", "BooleanEquals": true}, {"Not": {"Variable": "$.x", "IsPresent": true}}], "Next": "x"})),
             &input,
             &ctx
         )
         .unwrap());
-        assert!(eval(&rule(json!({"Variable": "$.t", "TimestampLessThan": "2026-01-01T00:00:01Z", "Next": "x"})), &input, &ctx).unwrap());
-        assert!(eval(&rule(json!({"Variable": "$.n", "NumericEqualsPath": "$.n", "Next": "x"})), &input, &ctx).unwrap());
-        assert!(eval(&rule(json!({"Variable": "$.missing", "NumericEquals": 1, "Next": "x"})), &input, &ctx).is_err());
+        assert!(eval(
+            &rule(
+                json!({"Variable": "$.t", "TimestampLessThan": "2026-01-01T00:00:01Z", "Next": "x"})
+            ),
+            &input,
+            &ctx
+        )
+        .unwrap());
+        assert!(eval(
+            &rule(json!({"Variable": "$.n", "NumericEqualsPath": "$.n", "Next": "x"})),
+            &input,
+            &ctx
+        )
+        .unwrap());
+        assert!(eval(
+            &rule(json!({"Variable": "$.missing", "NumericEquals": 1, "Next": "x"})),
+            &input,
+            &ctx
+        )
+        .is_err());
     }
 
     #[test]
     fn refuses_bad_rules() {
-        assert!(parse_rule(json!({"Variable": "$.a", "Next": "x"}).as_object().unwrap(), true).is_err());
-        assert!(parse_rule(json!({"Variable": "$.a", "NumericEquals": "1", "Next": "x"}).as_object().unwrap(), true).is_err());
-        assert!(parse_rule(json!({"Variable": "$.a", "Frobnicate": 1, "Next": "x"}).as_object().unwrap(), true).is_err());
+        assert!(parse_rule(
+            json!({"Variable": "$.a", "Next": "x"}).as_object().unwrap(),
+            true
+        )
+        .is_err());
+        assert!(parse_rule(
+            json!({"Variable": "$.a", "NumericEquals": "1", "Next": "x"})
+                .as_object()
+                .unwrap(),
+            true
+        )
+        .is_err());
+        assert!(parse_rule(
+            json!({"Variable": "$.a", "Frobnicate": 1, "Next": "x"})
+                .as_object()
+                .unwrap(),
+            true
+        )
+        .is_err());
     }
 }

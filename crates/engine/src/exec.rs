@@ -2,7 +2,8 @@
 //! on tokio's clock (paused by the caller for virtual time).
 
 use crate::asl::{
-    Catcher, Kind, NumberOrPath, PathField, ResultPath, Retrier, State, StateMachine, StringOrPath, Template, Transition, WaitFor,
+    Catcher, Kind, NumberOrPath, PathField, ResultPath, Retrier, State, StateMachine, StringOrPath,
+    Template, Transition, WaitFor,
 };
 use crate::choice;
 use crate::intrinsics::{self, Scope};
@@ -51,7 +52,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { duplicate_delivery: false, seed: 7, account: "123456789012".into(), region: "us-east-1".into() }
+        Options {
+            duplicate_delivery: false,
+            seed: 7,
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+        }
     }
 }
 
@@ -98,7 +104,10 @@ struct Failure {
 
 impl Failure {
     fn new(error: &str, cause: impl Into<String>) -> Self {
-        Failure { error: Some(error.to_string()), cause: Some(cause.into()) }
+        Failure {
+            error: Some(error.to_string()),
+            cause: Some(cause.into()),
+        }
     }
     fn runtime(cause: String) -> Self {
         Failure::new("States.Runtime", cause)
@@ -122,8 +131,19 @@ struct Exec<'e> {
 }
 
 impl Engine {
-    pub fn new(handler: Arc<dyn TaskHandler>, broker: Arc<TokenBroker>, clock: Clock, options: Options) -> Self {
-        Engine { handler, broker, clock, options, observer: None }
+    pub fn new(
+        handler: Arc<dyn TaskHandler>,
+        broker: Arc<TokenBroker>,
+        clock: Clock,
+        options: Options,
+    ) -> Self {
+        Engine {
+            handler,
+            broker,
+            clock,
+            options,
+            observer: None,
+        }
     }
 
     pub fn with_observer(mut self, observer: Observer) -> Self {
@@ -136,10 +156,22 @@ impl Engine {
     }
 
     /// Runs one execution to its end. `machine_name` and `name` feed the context object.
-    pub async fn execute(&self, machine: &StateMachine, machine_name: &str, name: &str, input: Value) -> Execution {
+    pub async fn execute(
+        &self,
+        machine: &StateMachine,
+        machine_name: &str,
+        name: &str,
+        input: Value,
+    ) -> Execution {
         let started = (self.clock)();
-        let sm_arn = format!("arn:aws:states:{}:{}:stateMachine:{machine_name}", self.options.region, self.options.account);
-        let exec_arn = format!("arn:aws:states:{}:{}:execution:{machine_name}:{name}", self.options.region, self.options.account);
+        let sm_arn = format!(
+            "arn:aws:states:{}:{}:stateMachine:{machine_name}",
+            self.options.region, self.options.account
+        );
+        let exec_arn = format!(
+            "arn:aws:states:{}:{}:execution:{machine_name}:{name}",
+            self.options.region, self.options.account
+        );
         let base_context = json!({
             "Execution": {
                 "Id": exec_arn,
@@ -163,7 +195,10 @@ impl Engine {
         let result = match machine.timeout_seconds {
             Some(t) => match tokio::time::timeout(Duration::from_secs(t), run).await {
                 Ok(r) => r.map_err(|f| (f, Status::Failed)),
-                Err(_) => Err((Failure::new("States.Timeout", "The execution timed out"), Status::TimedOut)),
+                Err(_) => Err((
+                    Failure::new("States.Timeout", "The execution timed out"),
+                    Status::TimedOut,
+                )),
             },
             None => run.await.map_err(|f| (f, Status::Failed)),
         };
@@ -173,7 +208,11 @@ impl Engine {
                 (Status::Succeeded, Some(out), None, None)
             }
             Err((f, status)) => {
-                let kind = if status == Status::TimedOut { "ExecutionTimedOut" } else { "ExecutionFailed" };
+                let kind = if status == Status::TimedOut {
+                    "ExecutionTimedOut"
+                } else {
+                    "ExecutionFailed"
+                };
                 exec.event(kind, None, json!({"error": f.error, "cause": f.cause}));
                 (status, None, f.error, f.cause)
             }
@@ -201,7 +240,13 @@ impl<'e> Exec<'e> {
     fn event(&self, kind: &str, state: Option<&str>, details: Value) -> u64 {
         let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let id = h.len() as u64 + 1;
-        let ev = HistoryEvent { id, kind: kind.to_string(), timestamp: (self.engine.clock)(), state: state.map(str::to_string), details };
+        let ev = HistoryEvent {
+            id,
+            kind: kind.to_string(),
+            timestamp: (self.engine.clock)(),
+            state: state.map(str::to_string),
+            details,
+        };
         if let Some(obs) = &self.engine.observer {
             obs(&ev);
         }
@@ -209,7 +254,11 @@ impl<'e> Exec<'e> {
         id
     }
 
-    fn run_machine<'a>(&'a self, sm: &'a StateMachine, input: Value) -> BoxFuture<'a, Result<Value, Failure>> {
+    fn run_machine<'a>(
+        &'a self,
+        sm: &'a StateMachine,
+        input: Value,
+    ) -> BoxFuture<'a, Result<Value, Failure>> {
         async move {
             let mut current = sm.start_at.clone();
             let mut input = input;
@@ -249,7 +298,11 @@ impl<'e> Exec<'e> {
         };
         self.transitions.fetch_add(1, Ordering::Relaxed);
         let entered = (self.engine.clock)();
-        let entered_id = self.event(&format!("{type_name}StateEntered"), Some(&st.name), json!({"input": raw_input}));
+        let entered_id = self.event(
+            &format!("{type_name}StateEntered"),
+            Some(&st.name),
+            json!({"input": raw_input}),
+        );
         let prefix = format!("An error occurred while executing the state '{}' (entered at the event id #{entered_id}). ", st.name);
         let rt = |m: String| Failure::runtime(format!("{prefix}{m}"));
 
@@ -262,7 +315,8 @@ impl<'e> Exec<'e> {
                     let out = match &step {
                         Step::Next(_, v) | Step::End(v) => v,
                     };
-                    if serde_json::to_string(out).map(|s| s.len()).unwrap_or(0) > MAX_PAYLOAD_BYTES {
+                    if serde_json::to_string(out).map(|s| s.len()).unwrap_or(0) > MAX_PAYLOAD_BYTES
+                    {
                         return Err(Failure::new(
                             "States.DataLimitExceeded",
                             format!(
@@ -272,13 +326,22 @@ impl<'e> Exec<'e> {
                         ));
                     }
                     if !matches!(st.kind, Kind::Fail { .. }) {
-                        self.event(&format!("{type_name}StateExited"), Some(&st.name), json!({"output": out}));
+                        self.event(
+                            &format!("{type_name}StateExited"),
+                            Some(&st.name),
+                            json!({"output": out}),
+                        );
                     }
                     return Ok(step);
                 }
                 Err(f) => {
                     let name = f.error.as_deref();
-                    if let Some((i, r)) = st.retry.iter().enumerate().find(|(_, r)| matches_error(&r.error_equals, name)) {
+                    if let Some((i, r)) = st
+                        .retry
+                        .iter()
+                        .enumerate()
+                        .find(|(_, r)| matches_error(&r.error_equals, name))
+                    {
                         if attempt_counts[i] < r.max_attempts {
                             let delay = self.retry_delay(r, attempt_counts[i]);
                             attempt_counts[i] += 1;
@@ -287,11 +350,21 @@ impl<'e> Exec<'e> {
                             continue;
                         }
                     }
-                    if matches!(st.kind, Kind::Map { .. } | Kind::Parallel { .. }) && f.error.as_deref() != Some("States.Runtime") {
+                    if matches!(st.kind, Kind::Map { .. } | Kind::Parallel { .. })
+                        && f.error.as_deref() != Some("States.Runtime")
+                    {
                         // AWS records the failure of a Map or Parallel once, after its last attempt.
-                        self.event(&format!("{type_name}StateFailed"), Some(&st.name), json!({"error": f.error, "cause": f.cause}));
+                        self.event(
+                            &format!("{type_name}StateFailed"),
+                            Some(&st.name),
+                            json!({"error": f.error, "cause": f.cause}),
+                        );
                     }
-                    if let Some(c) = st.catch.iter().find(|c| matches_error(&c.error_equals, name)) {
+                    if let Some(c) = st
+                        .catch
+                        .iter()
+                        .find(|c| matches_error(&c.error_equals, name))
+                    {
                         return self.caught(st, type_name, c, &raw_input, f, &rt);
                     }
                     return Err(f);
@@ -300,10 +373,22 @@ impl<'e> Exec<'e> {
         }
     }
 
-    fn caught(&self, st: &State, type_name: &str, c: &Catcher, raw: &Value, f: Failure, rt: &(dyn Fn(String) -> Failure + Sync)) -> Result<Step, Failure> {
+    fn caught(
+        &self,
+        st: &State,
+        type_name: &str,
+        c: &Catcher,
+        raw: &Value,
+        f: Failure,
+        rt: &(dyn Fn(String) -> Failure + Sync),
+    ) -> Result<Step, Failure> {
         let err_obj = json!({"Error": f.error.clone().unwrap_or_default(), "Cause": f.cause.clone().unwrap_or_default()});
         let out = apply_result_path(&c.result_path, raw, err_obj).map_err(rt)?;
-        self.event(&format!("{type_name}StateExited"), Some(&st.name), json!({"output": out}));
+        self.event(
+            &format!("{type_name}StateExited"),
+            Some(&st.name),
+            json!({"output": out}),
+        );
         Ok(Step::Next(c.next.clone(), out))
     }
 
@@ -319,7 +404,13 @@ impl<'e> Exec<'e> {
         Duration::from_secs_f64(d.max(0.0))
     }
 
-    async fn attempt(&self, st: &State, raw: &Value, ctx: &Value, rt: &(dyn Fn(String) -> Failure + Sync)) -> Result<Step, Failure> {
+    async fn attempt(
+        &self,
+        st: &State,
+        raw: &Value,
+        ctx: &Value,
+        rt: &(dyn Fn(String) -> Failure + Sync),
+    ) -> Result<Step, Failure> {
         let effective = apply_path_field(&st.input_path, raw, ctx).map_err(rt)?;
         let next = |out: Value| -> Result<Step, Failure> {
             let out = apply_path_field(&st.output_path, &out, ctx).map_err(rt)?;
@@ -341,12 +432,22 @@ impl<'e> Exec<'e> {
                         let out = apply_path_field(&st.output_path, &effective, ctx).map_err(rt)?;
                         Ok(Step::Next(d.clone(), out))
                     }
-                    None => Err(Failure::new("States.NoChoiceMatched", format!("No Choice matched and no Default is specified in state '{}'", st.name))),
+                    None => Err(Failure::new(
+                        "States.NoChoiceMatched",
+                        format!(
+                            "No Choice matched and no Default is specified in state '{}'",
+                            st.name
+                        ),
+                    )),
                 }
             }
-            Kind::Succeed => Ok(Step::End(apply_path_field(&st.output_path, &effective, ctx).map_err(rt)?)),
+            Kind::Succeed => Ok(Step::End(
+                apply_path_field(&st.output_path, &effective, ctx).map_err(rt)?,
+            )),
             Kind::Fail { error, cause } => {
-                let resolve = |f: &Option<StringOrPath>, field: &str| -> Result<Option<String>, Failure> {
+                let resolve = |f: &Option<StringOrPath>,
+                               field: &str|
+                 -> Result<Option<String>, Failure> {
                     match f {
                         None => Ok(None),
                         Some(StringOrPath::Literal(s)) => Ok(Some(s.clone())),
@@ -359,11 +460,26 @@ impl<'e> Exec<'e> {
                                     compact(raw)
                                 ))
                             })?;
-                            Ok(Some(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                            Ok(Some(
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string()),
+                            ))
                         }
                         Some(StringOrPath::Intrinsic(c)) => {
-                            let v = intrinsics::eval(c, &Scope { input: raw, context: ctx }).map_err(rt)?;
-                            Ok(Some(v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                            let v = intrinsics::eval(
+                                c,
+                                &Scope {
+                                    input: raw,
+                                    context: ctx,
+                                },
+                            )
+                            .map_err(rt)?;
+                            Ok(Some(
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string()),
+                            ))
                         }
                     }
                 };
@@ -373,26 +489,52 @@ impl<'e> Exec<'e> {
             }
             Kind::Wait(w) => {
                 let field_err = |msg: &str, p: &JsonPath, v: &Value| {
-                    rt(format!("The {msg}: {} == {}", p.text, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    rt(format!(
+                        "The {msg}: {} == {}",
+                        p.text,
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    ))
                 };
                 let dur = match w {
                     WaitFor::Seconds(s) => Duration::from_secs(*s),
                     WaitFor::SecondsPath(p) => {
                         let root = if p.context { ctx } else { &effective };
-                        let v = p.select(root).ok_or_else(|| rt(format!("The SecondsPath parameter does not reference an input value: {}", p.text)))?;
+                        let v = p.select(root).ok_or_else(|| {
+                            rt(format!(
+                                "The SecondsPath parameter does not reference an input value: {}",
+                                p.text
+                            ))
+                        })?;
                         let n = v
                             .as_i64()
                             .or_else(|| v.as_u64().map(|u| u as i64))
-                            .ok_or_else(|| field_err("SecondsPath parameter cannot be parsed as a long value", p, &v))?;
+                            .ok_or_else(|| {
+                                field_err(
+                                    "SecondsPath parameter cannot be parsed as a long value",
+                                    p,
+                                    &v,
+                                )
+                            })?;
                         if n < 0 {
-                            return Err(field_err("SecondsPath parameter references a negative value", p, &v));
+                            return Err(field_err(
+                                "SecondsPath parameter references a negative value",
+                                p,
+                                &v,
+                            ));
                         }
                         Duration::from_secs(n as u64)
                     }
                     WaitFor::Timestamp(t) => until(&(self.engine.clock)(), &t.with_timezone(&Utc)),
                     WaitFor::TimestampPath(p) => {
                         let root = if p.context { ctx } else { &effective };
-                        let v = p.select(root).ok_or_else(|| rt(format!("The TimestampPath parameter does not reference an input value: {}", p.text)))?;
+                        let v = p.select(root).ok_or_else(|| {
+                            rt(format!(
+                                "The TimestampPath parameter does not reference an input value: {}",
+                                p.text
+                            ))
+                        })?;
                         let t = v.as_str().and_then(choice::parse_timestamp).ok_or_else(|| {
                             field_err("TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string", p, &v)
                         })?;
@@ -411,7 +553,11 @@ impl<'e> Exec<'e> {
                 let out = apply_result_path(&st.result_path, raw, value).map_err(rt)?;
                 next(out)
             }
-            Kind::Task { resource, timeout, heartbeat } => {
+            Kind::Task {
+                resource,
+                timeout,
+                heartbeat,
+            } => {
                 let mut ctx = ctx.clone();
                 let callback = if resource.ends_with(".waitForTaskToken") {
                     let (token, rx) = self.engine.broker.register();
@@ -425,10 +571,14 @@ impl<'e> Exec<'e> {
                     Some(t) => render(t, &effective, ctx).map_err(rt)?,
                     None => effective.clone(),
                 };
-                let timeout = resolve_seconds(timeout, &effective, "TimeoutSecondsPath").map_err(rt)?;
-                let heartbeat = resolve_seconds(heartbeat, &effective, "HeartbeatSecondsPath").map_err(rt)?;
+                let timeout =
+                    resolve_seconds(timeout, &effective, "TimeoutSecondsPath").map_err(rt)?;
+                let heartbeat =
+                    resolve_seconds(heartbeat, &effective, "HeartbeatSecondsPath").map_err(rt)?;
                 let token = callback.as_ref().map(|(t, _)| t.clone());
-                let result = self.run_task(st, resource, params, callback, timeout, heartbeat).await;
+                let result = self
+                    .run_task(st, resource, params, callback, timeout, heartbeat)
+                    .await;
                 if let Some(t) = token {
                     self.engine.broker.forget(&t);
                 }
@@ -456,18 +606,31 @@ impl<'e> Exec<'e> {
                 let out = apply_result_path(&st.result_path, raw, result).map_err(rt)?;
                 next(out)
             }
-            Kind::Map { items_path, item_selector, processor, max_concurrency } => {
+            Kind::Map {
+                items_path,
+                item_selector,
+                processor,
+                max_concurrency,
+            } => {
                 let items_v = match items_path {
                     None => effective.clone(),
                     Some(p) => {
                         let root = if p.context { ctx } else { &effective };
-                        p.select(root).ok_or_else(|| rt(format!("Invalid path '{}' : No results for path: {}", p.text, p.normalized())))?
+                        p.select(root).ok_or_else(|| {
+                            rt(format!(
+                                "Invalid path '{}' : No results for path: {}",
+                                p.text,
+                                p.normalized()
+                            ))
+                        })?
                     }
                 };
-                let items = items_v
-                    .as_array()
-                    .cloned()
-                    .ok_or_else(|| rt(format!("The ItemsPath field refers to value \"{}\" which is not a valid array", compact(&items_v))))?;
+                let items = items_v.as_array().cloned().ok_or_else(|| {
+                    rt(format!(
+                        "The ItemsPath field refers to value \"{}\" which is not a valid array",
+                        compact(&items_v)
+                    ))
+                })?;
                 let cap = match max_concurrency {
                     NumberOrPath::Number(n) => *n,
                     NumberOrPath::Path(p) => {
@@ -481,8 +644,16 @@ impl<'e> Exec<'e> {
                         })?
                     }
                 };
-                let cap = if cap == 0 { items.len().max(1) } else { cap as usize };
-                self.event("MapStateStarted", Some(&st.name), json!({"length": items.len()}));
+                let cap = if cap == 0 {
+                    items.len().max(1)
+                } else {
+                    cap as usize
+                };
+                self.event(
+                    "MapStateStarted",
+                    Some(&st.name),
+                    json!({"length": items.len()}),
+                );
                 let iterations = futures::stream::iter(items.into_iter().enumerate())
                     .map(|(i, item)| {
                         let ctx = ctx.clone();
@@ -499,11 +670,19 @@ impl<'e> Exec<'e> {
                             self.event("MapIterationStarted", Some(&st.name), json!({"index": i}));
                             match self.run_machine(processor, input).await {
                                 Ok(v) => {
-                                    self.event("MapIterationSucceeded", Some(&st.name), json!({"index": i}));
+                                    self.event(
+                                        "MapIterationSucceeded",
+                                        Some(&st.name),
+                                        json!({"index": i}),
+                                    );
                                     Ok(v)
                                 }
                                 Err(f) => {
-                                    self.event("MapIterationFailed", Some(&st.name), json!({"index": i}));
+                                    self.event(
+                                        "MapIterationFailed",
+                                        Some(&st.name),
+                                        json!({"index": i}),
+                                    );
                                     Err(f)
                                 }
                             }
@@ -534,16 +713,30 @@ impl<'e> Exec<'e> {
         let name = Some(st.name.as_str());
         let work = async {
             if let Some(callback) = resource.strip_prefix("arn:aws:states:::lambda:invoke") {
-                let function = params.get("FunctionName").and_then(Value::as_str).ok_or_else(|| {
-                    Failure::runtime(format!("The state '{}' calls lambda:invoke without a FunctionName", st.name))
-                })?;
+                let function = params
+                    .get("FunctionName")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        Failure::runtime(format!(
+                            "The state '{}' calls lambda:invoke without a FunctionName",
+                            st.name
+                        ))
+                    })?;
                 let payload = params.get("Payload").cloned().unwrap_or_else(|| json!({}));
-                self.event("TaskScheduled", name, json!({"resource": resource, "function": function}));
+                self.event(
+                    "TaskScheduled",
+                    name,
+                    json!({"resource": resource, "function": function}),
+                );
                 self.event("TaskStarted", name, Value::Null);
                 if let Some((_, mut rx)) = callback_token {
                     // The token is bound to this attempt; the payload carries it from $$.Task.Token.
                     if let Err(e) = self.invoke_lambda(function, payload).await {
-                        self.event("TaskFailed", name, json!({"error": e.error, "cause": e.cause}));
+                        self.event(
+                            "TaskFailed",
+                            name,
+                            json!({"error": e.error, "cause": e.cause}),
+                        );
                         return Err(Failure::new(&e.error, e.cause));
                     }
                     self.event("TaskSubmitted", name, Value::Null);
@@ -554,28 +747,43 @@ impl<'e> Exec<'e> {
                             Ok(v)
                         }
                         Err(f) => {
-                            let kind = if f.error.as_deref() == Some("States.HeartbeatTimeout") { "TaskTimedOut" } else { "TaskFailed" };
+                            let kind = if f.error.as_deref() == Some("States.HeartbeatTimeout") {
+                                "TaskTimedOut"
+                            } else {
+                                "TaskFailed"
+                            };
                             self.event(kind, name, json!({"error": f.error, "cause": f.cause}));
                             Err(f)
                         }
                     };
                 }
                 if !callback.is_empty() && callback != ".waitForTaskToken" {
-                    return Err(Failure::runtime(format!("unsupported integration pattern '{callback}'")));
+                    return Err(Failure::runtime(format!(
+                        "unsupported integration pattern '{callback}'"
+                    )));
                 }
                 match self.invoke_lambda(function, payload).await {
                     Ok(v) => {
-                        let out = json!({"ExecutedVersion": "$LATEST", "Payload": v, "StatusCode": 200});
+                        let out =
+                            json!({"ExecutedVersion": "$LATEST", "Payload": v, "StatusCode": 200});
                         self.event("TaskSucceeded", name, json!({"output": out}));
                         Ok(out)
                     }
                     Err(e) => {
-                        self.event("TaskFailed", name, json!({"error": e.error, "cause": e.cause}));
+                        self.event(
+                            "TaskFailed",
+                            name,
+                            json!({"error": e.error, "cause": e.cause}),
+                        );
                         Err(Failure::new(&e.error, e.cause))
                     }
                 }
             } else {
-                self.event("LambdaFunctionScheduled", name, json!({"resource": resource}));
+                self.event(
+                    "LambdaFunctionScheduled",
+                    name,
+                    json!({"resource": resource}),
+                );
                 self.event("LambdaFunctionStarted", name, Value::Null);
                 match self.invoke_lambda(resource, params).await {
                     Ok(v) => {
@@ -583,7 +791,11 @@ impl<'e> Exec<'e> {
                         Ok(v)
                     }
                     Err(e) => {
-                        self.event("LambdaFunctionFailed", name, json!({"error": e.error, "cause": e.cause}));
+                        self.event(
+                            "LambdaFunctionFailed",
+                            name,
+                            json!({"error": e.error, "cause": e.cause}),
+                        );
                         Err(Failure::new(&e.error, e.cause))
                     }
                 }
@@ -595,7 +807,10 @@ impl<'e> Exec<'e> {
                 Ok(r) => r,
                 Err(_) => {
                     self.event("TaskTimedOut", name, Value::Null);
-                    Err(Failure::new("States.Timeout", format!("The state '{}' did not finish within {t} seconds", st.name)))
+                    Err(Failure::new(
+                        "States.Timeout",
+                        format!("The state '{}' did not finish within {t} seconds", st.name),
+                    ))
                 }
             },
         }
@@ -619,20 +834,38 @@ pub fn lambda_error(error_type: &str, message: &str) -> TaskError {
     }
 }
 
-async fn wait_for_token(rx: &mut tokio::sync::mpsc::UnboundedReceiver<TokenMessage>, heartbeat: Option<u64>) -> Result<Value, Failure> {
+async fn wait_for_token(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<TokenMessage>,
+    heartbeat: Option<u64>,
+) -> Result<Value, Failure> {
     loop {
         let msg = match heartbeat {
             None => rx.recv().await,
             Some(h) => match tokio::time::timeout(Duration::from_secs(h), rx.recv()).await {
                 Ok(m) => m,
-                Err(_) => return Err(Failure::new("States.HeartbeatTimeout", "no heartbeat within HeartbeatSeconds")),
+                Err(_) => {
+                    return Err(Failure::new(
+                        "States.HeartbeatTimeout",
+                        "no heartbeat within HeartbeatSeconds",
+                    ))
+                }
             },
         };
         match msg {
             Some(TokenMessage::Success(v)) => return Ok(v),
-            Some(TokenMessage::Failure { error, cause }) => return Err(Failure { error: Some(error), cause: Some(cause) }),
+            Some(TokenMessage::Failure { error, cause }) => {
+                return Err(Failure {
+                    error: Some(error),
+                    cause: Some(cause),
+                })
+            }
             Some(TokenMessage::Heartbeat) => continue,
-            None => return Err(Failure::new("States.TaskFailed", "the task token was dropped")),
+            None => {
+                return Err(Failure::new(
+                    "States.TaskFailed",
+                    "the task token was dropped",
+                ))
+            }
         }
     }
 }
@@ -641,13 +874,27 @@ fn until(now: &DateTime<Utc>, t: &DateTime<Utc>) -> Duration {
     (*t - *now).to_std().unwrap_or(Duration::ZERO)
 }
 
-fn resolve_seconds(f: &Option<NumberOrPath>, input: &Value, field: &str) -> Result<Option<u64>, String> {
+fn resolve_seconds(
+    f: &Option<NumberOrPath>,
+    input: &Value,
+    field: &str,
+) -> Result<Option<u64>, String> {
     match f {
         None => Ok(None),
         Some(NumberOrPath::Number(n)) => Ok(Some(*n)),
         Some(NumberOrPath::Path(p)) => {
-            let v = p.select(input).ok_or_else(|| format!("The {field} parameter does not reference an input value: {}", p.text))?;
-            v.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| format!("The {field} parameter is not a positive integer: {} == {v}", p.text))
+            let v = p.select(input).ok_or_else(|| {
+                format!(
+                    "The {field} parameter does not reference an input value: {}",
+                    p.text
+                )
+            })?;
+            v.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+                format!(
+                    "The {field} parameter is not a positive integer: {} == {v}",
+                    p.text
+                )
+            })
         }
     }
 }
@@ -659,8 +906,17 @@ fn compact(v: &Value) -> String {
 fn matches_error(list: &[String], name: Option<&str>) -> bool {
     list.iter().any(|e| match e.as_str() {
         // States.ALL does not catch the terminal runtime errors.
-        "States.ALL" => !matches!(name, Some("States.Runtime") | Some("States.DataLimitExceeded")),
-        "States.TaskFailed" => !matches!(name, Some("States.Timeout") | Some("States.Runtime") | Some("States.DataLimitExceeded") | None),
+        "States.ALL" => !matches!(
+            name,
+            Some("States.Runtime") | Some("States.DataLimitExceeded")
+        ),
+        "States.TaskFailed" => !matches!(
+            name,
+            Some("States.Timeout")
+                | Some("States.Runtime")
+                | Some("States.DataLimitExceeded")
+                | None
+        ),
         other => Some(other) == name,
     })
 }
@@ -669,9 +925,13 @@ fn apply_path_field(f: &PathField, v: &Value, ctx: &Value) -> Result<Value, Stri
     match f {
         PathField::Whole => Ok(v.clone()),
         PathField::Empty => Ok(json!({})),
-        PathField::Path(p) => p
-            .select(if p.context { ctx } else { v })
-            .ok_or_else(|| format!("Invalid path '{}' : No results for path: {}", p.text, p.normalized())),
+        PathField::Path(p) => p.select(if p.context { ctx } else { v }).ok_or_else(|| {
+            format!(
+                "Invalid path '{}' : No results for path: {}",
+                p.text,
+                p.normalized()
+            )
+        }),
     }
 }
 
@@ -679,7 +939,9 @@ fn apply_result_path(rp: &ResultPath, raw: &Value, result: Value) -> Result<Valu
     match rp {
         ResultPath::Replace => Ok(result),
         ResultPath::Discard => Ok(raw.clone()),
-        ResultPath::At(steps) => set_path(raw, steps, result).map_err(|m| format!("Unable to apply ResultPath: {m}")),
+        ResultPath::At(steps) => {
+            set_path(raw, steps, result).map_err(|m| format!("Unable to apply ResultPath: {m}"))
+        }
     }
 }
 
@@ -689,9 +951,21 @@ pub fn render(t: &Template, input: &Value, ctx: &Value) -> Result<Value, String>
         Template::Literal(v) => v.clone(),
         Template::Path(p) => {
             let root = if p.context { ctx } else { input };
-            p.select(root).ok_or_else(|| format!("The JSONPath '{}' could not be found in the input '{}'", p.text, compact(input)))?
+            p.select(root).ok_or_else(|| {
+                format!(
+                    "The JSONPath '{}' could not be found in the input '{}'",
+                    p.text,
+                    compact(input)
+                )
+            })?
         }
-        Template::Intrinsic(c) => intrinsics::eval(c, &Scope { input, context: ctx })?,
+        Template::Intrinsic(c) => intrinsics::eval(
+            c,
+            &Scope {
+                input,
+                context: ctx,
+            },
+        )?,
         Template::Object(fields) => {
             let mut out = serde_json::Map::new();
             for (k, v) in fields {
@@ -712,6 +986,11 @@ pub fn render(t: &Template, input: &Value, ctx: &Value) -> Result<Value, String>
             }
             Value::Object(out)
         }
-        Template::Array(items) => Value::Array(items.iter().map(|i| render(i, input, ctx)).collect::<Result<_, _>>()?),
+        Template::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| render(i, input, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
     })
 }

@@ -113,7 +113,11 @@ impl Parser {
                     match self.peek() {
                         None => return Err("unterminated string literal".into()),
                         Some('\\') => {
-                            let n = self.chars.get(self.pos + 1).copied().ok_or("dangling escape")?;
+                            let n = self
+                                .chars
+                                .get(self.pos + 1)
+                                .copied()
+                                .ok_or("dangling escape")?;
                             s.push(n);
                             self.pos += 2;
                         }
@@ -154,7 +158,8 @@ impl Parser {
                 }
                 let text: String = self.chars[start..self.pos].iter().collect();
                 let text = text.trim();
-                let v: Value = serde_json::from_str(text).map_err(|_| format!("unsupported argument '{text}'"))?;
+                let v: Value = serde_json::from_str(text)
+                    .map_err(|_| format!("unsupported argument '{text}'"))?;
                 if v.is_object() || v.is_array() {
                     return Err(format!("unsupported argument '{text}'"));
                 }
@@ -177,8 +182,17 @@ pub fn eval(call: &Call, scope: &Scope) -> Result<Value, String> {
             Arg::Literal(v) => v.clone(),
             Arg::Call(c) => eval(c, scope)?,
             Arg::Path(p) => {
-                let root = if p.context { scope.context } else { scope.input };
-                p.select(root).ok_or_else(|| format!("The JsonPath argument for the field '{}' could not be found in the input", p.text))?
+                let root = if p.context {
+                    scope.context
+                } else {
+                    scope.input
+                };
+                p.select(root).ok_or_else(|| {
+                    format!(
+                        "The JsonPath argument for the field '{}' could not be found in the input",
+                        p.text
+                    )
+                })?
             }
         });
     }
@@ -197,18 +211,24 @@ fn as_int(name: &str, v: &Value) -> Result<i64, String> {
         // Fractions round half up (Java's Math.round), as AWS does: 1.5 -> 2, -1.5 -> -1.
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| (f + 0.5).floor() as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| (f + 0.5).floor() as i64)
+            })
             .ok_or_else(|| format!("{name} expects an integer, got {v}")),
         _ => Err(format!("{name} expects an integer, got {v}")),
     }
 }
 
 fn as_str<'v>(name: &str, v: &'v Value) -> Result<&'v str, String> {
-    v.as_str().ok_or_else(|| format!("{name} expects a string, got {v}"))
+    v.as_str()
+        .ok_or_else(|| format!("{name} expects a string, got {v}"))
 }
 
 fn as_array<'v>(name: &str, v: &'v Value) -> Result<&'v Vec<Value>, String> {
-    v.as_array().ok_or_else(|| format!("{name} expects an array, got {v}"))
+    v.as_array()
+        .ok_or_else(|| format!("{name} expects an array, got {v}"))
 }
 
 /// Renders a value the way `States.Format` prints it (Java-style maps and lists).
@@ -216,7 +236,10 @@ fn format_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Object(o) => {
-            let parts: Vec<String> = o.iter().map(|(k, v)| format!("{k}={}", format_value(v))).collect();
+            let parts: Vec<String> = o
+                .iter()
+                .map(|(k, v)| format!("{k}={}", format_value(v)))
+                .collect();
             format!("{{{}}}", parts.join(", "))
         }
         Value::Array(a) => {
@@ -241,7 +264,9 @@ fn apply(name: &str, args: Vec<Value>) -> Result<Value, String> {
                     }
                 } else if c == '{' && chars.peek() == Some(&'}') {
                     chars.next();
-                    let v = rest.next().ok_or("States.Format has more placeholders than arguments")?;
+                    let v = rest
+                        .next()
+                        .ok_or("States.Format has more placeholders than arguments")?;
                     out.push_str(&format_value(v));
                 } else {
                     out.push(c);
@@ -262,7 +287,9 @@ fn apply(name: &str, args: Vec<Value>) -> Result<Value, String> {
         }
         "States.JsonToString" => {
             want_args(name, &args, 1)?;
-            Ok(Value::String(serde_json::to_string(&args[0]).unwrap_or_default()))
+            Ok(Value::String(
+                serde_json::to_string(&args[0]).unwrap_or_default(),
+            ))
         }
         "States.Array" => Ok(Value::Array(args)),
         "States.ArrayPartition" => {
@@ -272,15 +299,27 @@ fn apply(name: &str, args: Vec<Value>) -> Result<Value, String> {
             if size <= 0 {
                 return Err("States.ArrayPartition chunk size must be positive".into());
             }
-            Ok(Value::Array(arr.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect()))
+            Ok(Value::Array(
+                arr.chunks(size as usize)
+                    .map(|c| Value::Array(c.to_vec()))
+                    .collect(),
+            ))
         }
         "States.ArrayContains" => {
             want_args(name, &args, 2)?;
-            Ok(Value::Bool(as_array(name, &args[0])?.iter().any(|v| json_eq(v, &args[1]))))
+            Ok(Value::Bool(
+                as_array(name, &args[0])?
+                    .iter()
+                    .any(|v| json_eq(v, &args[1])),
+            ))
         }
         "States.ArrayRange" => {
             want_args(name, &args, 3)?;
-            let (s, e, step) = (as_int(name, &args[0])?, as_int(name, &args[1])?, as_int(name, &args[2])?);
+            let (s, e, step) = (
+                as_int(name, &args[0])?,
+                as_int(name, &args[1])?,
+                as_int(name, &args[2])?,
+            );
             if step == 0 {
                 return Err("States.ArrayRange step must not be 0".into());
             }
@@ -320,14 +359,18 @@ fn apply(name: &str, args: Vec<Value>) -> Result<Value, String> {
         }
         "States.Base64Encode" => {
             want_args(name, &args, 1)?;
-            Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(as_str(name, &args[0])?)))
+            Ok(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(as_str(name, &args[0])?),
+            ))
         }
         "States.Base64Decode" => {
             want_args(name, &args, 1)?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(as_str(name, &args[0])?)
                 .map_err(|e| format!("States.Base64Decode: {e}"))?;
-            String::from_utf8(bytes).map(Value::String).map_err(|e| format!("States.Base64Decode: {e}"))
+            String::from_utf8(bytes)
+                .map(Value::String)
+                .map_err(|e| format!("States.Base64Decode: {e}"))
         }
         "States.Hash" => {
             want_args(name, &args, 2)?;
@@ -343,7 +386,11 @@ fn apply(name: &str, args: Vec<Value>) -> Result<Value, String> {
                 "SHA-256" => hex(&sha2::Sha256::digest(data.as_bytes())),
                 "SHA-384" => hex(&sha2::Sha384::digest(data.as_bytes())),
                 "SHA-512" => hex(&sha2::Sha512::digest(data.as_bytes())),
-                other => return Err(format!("States.Hash does not support the algorithm '{other}'")),
+                other => {
+                    return Err(format!(
+                        "States.Hash does not support the algorithm '{other}'"
+                    ))
+                }
             };
             Ok(Value::String(hex))
         }
@@ -405,9 +452,13 @@ fn hex(bytes: &[u8]) -> String {
 pub fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -420,14 +471,37 @@ mod tests {
 
     fn run(expr: &str, input: Value) -> Result<Value, String> {
         let ctx = json!({});
-        eval(&parse(expr)?, &Scope { input: &input, context: &ctx })
+        eval(
+            &parse(expr)?,
+            &Scope {
+                input: &input,
+                context: &ctx,
+            },
+        )
     }
 
     #[test]
     fn format_and_nesting() {
-        assert_eq!(run("States.Format('a={} b={}', $.a, $.b)", json!({"a": 1, "b": "x"})).unwrap(), json!("a=1 b=x"));
-        assert_eq!(run("States.MathAdd(States.ArrayLength($.l), -1)", json!({"l": [1, 2, 3]})).unwrap(), json!(2));
-        assert_eq!(run("States.StringSplit('a,,b', ',')", json!({})).unwrap(), json!(["a", "b"]));
+        assert_eq!(
+            run(
+                "States.Format('a={} b={}', $.a, $.b)",
+                json!({"a": 1, "b": "x"})
+            )
+            .unwrap(),
+            json!("a=1 b=x")
+        );
+        assert_eq!(
+            run(
+                "States.MathAdd(States.ArrayLength($.l), -1)",
+                json!({"l": [1, 2, 3]})
+            )
+            .unwrap(),
+            json!(2)
+        );
+        assert_eq!(
+            run("States.StringSplit('a,,b', ',')", json!({})).unwrap(),
+            json!(["a", "b"])
+        );
     }
 
     #[test]

@@ -57,20 +57,29 @@ impl JsonPath {
                     segments.push(Segment::Field(chars[start..i].iter().collect()));
                 }
                 '[' => {
-                    let close = find_bracket_end(&chars, i).ok_or_else(|| format!("path '{text}' has an unclosed '['"))?;
+                    let close = find_bracket_end(&chars, i)
+                        .ok_or_else(|| format!("path '{text}' has an unclosed '['"))?;
                     let inner: String = chars[i + 1..close].iter().collect();
-                    segments.push(parse_bracket(inner.trim()).map_err(|e| format!("path '{text}': {e}"))?);
+                    segments.push(
+                        parse_bracket(inner.trim()).map_err(|e| format!("path '{text}': {e}"))?,
+                    );
                     i = close + 1;
                 }
                 c => return Err(format!("path '{text}' has an unexpected character '{c}'")),
             }
         }
-        Ok(JsonPath { text: text.to_string(), context, segments })
+        Ok(JsonPath {
+            text: text.to_string(),
+            context,
+            segments,
+        })
     }
 
     /// True when the path names at most one value (no wildcard, slice or filter).
     pub fn is_definite(&self) -> bool {
-        self.segments.iter().all(|s| matches!(s, Segment::Field(_) | Segment::Index(_)))
+        self.segments
+            .iter()
+            .all(|s| matches!(s, Segment::Field(_) | Segment::Index(_)))
     }
 
     /// Only fields and indexes, as ResultPath requires.
@@ -259,19 +268,26 @@ fn parse_bracket(inner: &str) -> Result<Segment, String> {
             if s.is_empty() {
                 Ok(None)
             } else {
-                s.parse().map(Some).map_err(|_| format!("bad slice bound '{s}'"))
+                s.parse()
+                    .map(Some)
+                    .map_err(|_| format!("bad slice bound '{s}'"))
             }
         };
         return Ok(Segment::Slice(p(a)?, p(b)?));
     }
-    inner.parse::<i64>().map(Segment::Index).map_err(|_| format!("unsupported selector [{inner}]"))
+    inner
+        .parse::<i64>()
+        .map(Segment::Index)
+        .map_err(|_| format!("unsupported selector [{inner}]"))
 }
 
 fn parse_filter(f: &str) -> Result<Segment, String> {
     for op in ["==", "!=", "<=", ">=", "<", ">"] {
         if let Some((lhs, rhs)) = f.split_once(op) {
             let lhs = lhs.trim();
-            let path = lhs.strip_prefix("@.").ok_or_else(|| format!("filter '{f}' must compare @.field"))?;
+            let path = lhs
+                .strip_prefix("@.")
+                .ok_or_else(|| format!("filter '{f}' must compare @.field"))?;
             let literal = parse_literal(rhs.trim())?;
             return Ok(Segment::Filter(Filter {
                 field: path.split('.').map(str::to_string).collect(),
@@ -305,17 +321,25 @@ pub fn set_path(target: &Value, steps: &[PathStep], value: Value) -> Result<Valu
                 if cur.is_null() && n > 0 {
                     *cur = Value::Object(Default::default());
                 }
-                let obj = cur.as_object_mut().ok_or_else(|| format!("cannot set field '{f}' on a non-object"))?;
+                let obj = cur
+                    .as_object_mut()
+                    .ok_or_else(|| format!("cannot set field '{f}' on a non-object"))?;
                 if last {
                     obj.insert(f.clone(), value);
                     return Ok(root);
                 }
-                cur = obj.entry(f.clone()).or_insert_with(|| Value::Object(Default::default()));
+                cur = obj
+                    .entry(f.clone())
+                    .or_insert_with(|| Value::Object(Default::default()));
             }
             PathStep::Index(i) => {
-                let arr = cur.as_array_mut().ok_or_else(|| format!("cannot set index {i} on a non-array"))?;
+                let arr = cur
+                    .as_array_mut()
+                    .ok_or_else(|| format!("cannot set index {i} on a non-array"))?;
                 let idx = usize::try_from(*i).map_err(|_| format!("negative index {i}"))?;
-                let slot = arr.get_mut(idx).ok_or_else(|| format!("index {i} is out of range"))?;
+                let slot = arr
+                    .get_mut(idx)
+                    .ok_or_else(|| format!("index {i} is out of range"))?;
                 if last {
                     *slot = value;
                     return Ok(root);
@@ -335,20 +359,43 @@ mod tests {
     #[test]
     fn definite_and_indefinite_paths() {
         let doc = json!({"a": {"b": [1, 2, 3]}, "users": [{"s": 0}, {"s": 1}]});
-        assert_eq!(JsonPath::parse("$.a.b[1]").unwrap().select(&doc), Some(json!(2)));
-        assert_eq!(JsonPath::parse("$.a.b[1:]").unwrap().select(&doc), Some(json!([2, 3])));
-        assert_eq!(JsonPath::parse("$.a.b[:1]").unwrap().select(&doc), Some(json!([1])));
-        assert_eq!(JsonPath::parse("$['a']['b'][*]").unwrap().select(&doc), Some(json!([1, 2, 3])));
-        assert_eq!(JsonPath::parse("$.users[?(@.s == 0)]").unwrap().select(&doc), Some(json!([{"s": 0}])));
+        assert_eq!(
+            JsonPath::parse("$.a.b[1]").unwrap().select(&doc),
+            Some(json!(2))
+        );
+        assert_eq!(
+            JsonPath::parse("$.a.b[1:]").unwrap().select(&doc),
+            Some(json!([2, 3]))
+        );
+        assert_eq!(
+            JsonPath::parse("$.a.b[:1]").unwrap().select(&doc),
+            Some(json!([1]))
+        );
+        assert_eq!(
+            JsonPath::parse("$['a']['b'][*]").unwrap().select(&doc),
+            Some(json!([1, 2, 3]))
+        );
+        assert_eq!(
+            JsonPath::parse("$.users[?(@.s == 0)]")
+                .unwrap()
+                .select(&doc),
+            Some(json!([{"s": 0}]))
+        );
         assert_eq!(JsonPath::parse("$.missing").unwrap().select(&doc), None);
-        assert_eq!(JsonPath::parse("$.missing").unwrap().normalized(), "$['missing']");
+        assert_eq!(
+            JsonPath::parse("$.missing").unwrap().normalized(),
+            "$['missing']"
+        );
     }
 
     #[test]
     fn set_path_creates_objects_and_refuses_scalars() {
         let doc = json!({"a": 1});
         let p = JsonPath::parse("$.x.y").unwrap().fields().unwrap();
-        assert_eq!(set_path(&doc, &p, json!(true)).unwrap(), json!({"a": 1, "x": {"y": true}}));
+        assert_eq!(
+            set_path(&doc, &p, json!(true)).unwrap(),
+            json!({"a": 1, "x": {"y": true}})
+        );
         let p = JsonPath::parse("$.a.y").unwrap().fields().unwrap();
         assert!(set_path(&doc, &p, json!(true)).is_err());
     }

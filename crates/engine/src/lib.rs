@@ -9,5 +9,8 @@ pub mod jsonpath;
 pub mod tokens;
 
 pub use asl::{load, load_value, LoadError, StateMachine};
-pub use exec::{lambda_error, Clock, Engine, Execution, HistoryEvent, Observer, Options, Status, TaskError, TaskHandler};
+pub use exec::{
+    lambda_error, Clock, Engine, Execution, HistoryEvent, Observer, Options, Status, TaskError,
+    TaskHandler,
+};
 pub use tokens::{TokenBroker, TokenError};

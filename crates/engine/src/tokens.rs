@@ -38,17 +38,27 @@ impl TokenBroker {
         *n += 1;
         let token = format!("AQ{}{:08x}", uuid::Uuid::new_v4().simple(), *n);
         let (tx, rx) = unbounded_channel();
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), tx);
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.clone(), tx);
         (token, rx)
     }
 
     pub fn forget(&self, token: &str) {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(token);
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token);
     }
 
     fn send(&self, token: &str, msg: TokenMessage, keep: bool) -> Result<(), TokenError> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = if keep { pending.get(token).cloned() } else { pending.remove(token) };
+        let tx = if keep {
+            pending.get(token).cloned()
+        } else {
+            pending.remove(token)
+        };
         let tx = tx.ok_or(TokenError::InvalidToken)?;
         tx.send(msg).map_err(|_| TokenError::TaskTimedOut)
     }
@@ -58,7 +68,14 @@ impl TokenBroker {
     }
 
     pub fn send_failure(&self, token: &str, error: &str, cause: &str) -> Result<(), TokenError> {
-        self.send(token, TokenMessage::Failure { error: error.into(), cause: cause.into() }, false)
+        self.send(
+            token,
+            TokenMessage::Failure {
+                error: error.into(),
+                cause: cause.into(),
+            },
+            false,
+        )
     }
 
     pub fn send_heartbeat(&self, token: &str) -> Result<(), TokenError> {

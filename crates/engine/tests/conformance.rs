@@ -14,7 +14,10 @@ struct NoTasks;
 #[async_trait::async_trait]
 impl TaskHandler for NoTasks {
     async fn invoke(&self, function: &str, _payload: Value) -> Result<Value, TaskError> {
-        Err(TaskError { error: "NoHandler".into(), cause: format!("no handler for {function}") })
+        Err(TaskError {
+            error: "NoHandler".into(),
+            cause: format!("no handler for {function}"),
+        })
     }
 }
 
@@ -26,13 +29,19 @@ fn corpus_dir() -> PathBuf {
 fn matches(expected: &Value, actual: &Value, redactions: &[String]) -> bool {
     match (expected, actual) {
         (Value::String(e), _) if redactions.iter().any(|r| r == e) => true,
-        (Value::String(e), Value::String(a)) if redactions.iter().any(|r| e.contains(r.as_str())) => {
+        (Value::String(e), Value::String(a))
+            if redactions.iter().any(|r| e.contains(r.as_str())) =>
+        {
             wildcard(e, a, redactions)
         }
         (Value::Number(e), Value::Number(a)) => e.as_f64() == a.as_f64(),
-        (Value::Array(e), Value::Array(a)) => e.len() == a.len() && e.iter().zip(a).all(|(x, y)| matches(x, y, redactions)),
+        (Value::Array(e), Value::Array(a)) => {
+            e.len() == a.len() && e.iter().zip(a).all(|(x, y)| matches(x, y, redactions))
+        }
         (Value::Object(e), Value::Object(a)) => {
-            e.len() == a.len() && e.iter().all(|(k, v)| a.get(k).is_some_and(|w| matches(v, w, redactions)))
+            e.len() == a.len()
+                && e.iter()
+                    .all(|(k, v)| a.get(k).is_some_and(|w| matches(v, w, redactions)))
         }
         _ => expected == actual,
     }
@@ -42,7 +51,10 @@ fn wildcard(pattern: &str, text: &str, redactions: &[String]) -> bool {
     // Split the pattern into literal pieces around placeholders, then match greedily left to right.
     let mut pieces: Vec<String> = vec![pattern.to_string()];
     for r in redactions {
-        pieces = pieces.iter().flat_map(|p| p.split(r.as_str()).map(str::to_string).collect::<Vec<_>>()).collect();
+        pieces = pieces
+            .iter()
+            .flat_map(|p| p.split(r.as_str()).map(str::to_string).collect::<Vec<_>>())
+            .collect();
     }
     let mut pos = 0;
     for (i, piece) in pieces.iter().enumerate() {
@@ -64,7 +76,9 @@ fn wildcard(pattern: &str, text: &str, redactions: &[String]) -> bool {
 }
 
 fn opt_str(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    v.and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 enum Verdict {
@@ -78,23 +92,47 @@ fn run_case(case: &Value) -> Verdict {
         Ok(m) => m,
         Err(e) => return Verdict::Refused(e.to_string()),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
     let epoch = chrono::Utc::now();
     let exec = rt.block_on(async {
         let base = tokio::time::Instant::now();
-        let clock = Arc::new(move || epoch + chrono::Duration::from_std(tokio::time::Instant::now() - base).unwrap_or_default());
-        let engine = Engine::new(Arc::new(NoTasks), Arc::new(TokenBroker::new()), clock, Options::default());
-        engine.execute(&machine, "sm-name", "exec-name", case["input"].clone()).await
+        let clock = Arc::new(move || {
+            epoch
+                + chrono::Duration::from_std(tokio::time::Instant::now() - base).unwrap_or_default()
+        });
+        let engine = Engine::new(
+            Arc::new(NoTasks),
+            Arc::new(TokenBroker::new()),
+            clock,
+            Options::default(),
+        );
+        engine
+            .execute(&machine, "sm-name", "exec-name", case["input"].clone())
+            .await
     });
     let expected = &case["expected"];
-    let redactions: Vec<String> = case["redactions"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let redactions: Vec<String> = case["redactions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     let status = match exec.status {
         Status::Succeeded => "SUCCEEDED",
         Status::Failed => "FAILED",
         Status::TimedOut => "TIMED_OUT",
     };
     if expected["status"] != status {
-        return Verdict::Mismatch(format!("status {status}, expected {} (error {:?}, cause {:?})", expected["status"], exec.error, exec.cause));
+        return Verdict::Mismatch(format!(
+            "status {status}, expected {} (error {:?}, cause {:?})",
+            expected["status"], exec.error, exec.cause
+        ));
     }
     if status == "SUCCEEDED" {
         let out = exec.output.clone().unwrap_or(Value::Null);
@@ -107,7 +145,11 @@ fn run_case(case: &Value) -> Verdict {
             let got = actual.clone().filter(|s| !s.is_empty());
             let ok = match (&want, &got) {
                 (None, None) => true,
-                (Some(w), Some(g)) => matches(&Value::String(w.clone()), &Value::String(g.clone()), &redactions),
+                (Some(w), Some(g)) => matches(
+                    &Value::String(w.clone()),
+                    &Value::String(g.clone()),
+                    &redactions,
+                ),
                 _ => false,
             };
             if !ok {
@@ -134,10 +176,16 @@ fn run_case(case: &Value) -> Verdict {
 }
 
 fn known_differences() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/known-differences.txt")).unwrap_or_default();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/known-differences.txt"),
+    )
+    .unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once(' ').map(|(k, v)| (k.to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        })
         .collect()
 }
 
@@ -147,22 +195,42 @@ fn engine_matches_aws_recordings() {
     let known = known_differences();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("corpus directory")
-        .flat_map(|d| std::fs::read_dir(d.expect("entry").path()).into_iter().flatten())
+        .flat_map(|d| {
+            std::fs::read_dir(d.expect("entry").path())
+                .into_iter()
+                .flatten()
+        })
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(files.len() > 800, "expected the full corpus, found {} files", files.len());
+    assert!(
+        files.len() > 800,
+        "expected the full corpus, found {} files",
+        files.len()
+    );
     let (mut passed, mut refused, mut known_seen) = (0, 0, 0);
     let mut failures = Vec::new();
     for f in &files {
-        let folder = f.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let id = format!("{folder}/{}", f.file_name().and_then(|s| s.to_str()).unwrap_or_default());
-        let case: Value = serde_json::from_str(&std::fs::read_to_string(f).expect("read case")).expect("case JSON");
+        let folder = f
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let id = format!(
+            "{folder}/{}",
+            f.file_name().and_then(|s| s.to_str()).unwrap_or_default()
+        );
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(f).expect("read case"))
+            .expect("case JSON");
         match run_case(&case) {
             Verdict::Pass => {
                 passed += 1;
-                assert!(!known.contains_key(&id), "{id} passes now: remove it from known-differences.txt");
+                assert!(
+                    !known.contains_key(&id),
+                    "{id} passes now: remove it from known-differences.txt"
+                );
             }
             Verdict::Refused(why) => {
                 let unsupported = folder == "jsonata" || folder == "variables";
@@ -187,5 +255,10 @@ fn engine_matches_aws_recordings() {
         "conformance: {} cases, {passed} match AWS, {refused} refused at load (JSONata/variables), {known_seen} known differences",
         files.len()
     );
-    assert!(failures.is_empty(), "{} cases differ from AWS:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cases differ from AWS:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

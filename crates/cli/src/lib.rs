@@ -1,0 +1,8 @@
+//! Local runs: the real `statemachines/cutover.asl.json` in the embedded engine, the real step
+//! handlers, a simulated AWS world, all on a virtual clock.
+
+pub mod local;
+pub mod report;
+
+pub use local::{load_plan, load_world, run_local, InputError, RunOptions};
+pub use report::Report;

@@ -1,0 +1,347 @@
+//! Wires the engine, the step handlers and the simulated world for one local cutover.
+
+use crate::report::{build_report, Report};
+use async_trait::async_trait;
+use cutover_core::model::{ApprovalNotice, AuditEvent, Decision};
+use cutover_core::plan::{Plan, PlanError};
+use cutover_core::ports::{PortError, PortErrorKind, RunStore, TaskCallbacks};
+use cutover_core::steps::{self, DecideApproval, Deps};
+use cutover_engine::{
+    lambda_error, Engine, Options, TaskError, TaskHandler, TokenBroker, TokenError,
+};
+use cutover_sim::{MemoryStore, SimClock, World, WorldSpec};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The definition SAM deploys, compiled in so a local run always uses the real file.
+pub const CUTOVER_ASL: &str = include_str!("../../../statemachines/cutover.asl.json");
+
+/// `DefinitionSubstitutions` keys of the cutover machine and the step each one names.
+pub const FUNCTION_SUBSTITUTIONS: &[(&str, &str)] = &[
+    ("ValidateCutoverFunctionArn", "validate-cutover"),
+    ("StartReplicationFunctionArn", "start-replication"),
+    ("CheckReplicationLagFunctionArn", "check-replication-lag"),
+    ("ShiftTrafficFunctionArn", "shift-traffic"),
+    ("CheckDnsSyncFunctionArn", "check-dns-sync"),
+    ("RunHealthCheckFunctionArn", "run-health-check"),
+    ("RollbackCutoverFunctionArn", "rollback-cutover"),
+    ("RequestApprovalFunctionArn", "request-approval"),
+    ("FinalizeCutoverFunctionArn", "finalize-cutover"),
+    ("CloseRunFunctionArn", "close-run"),
+];
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+
+/// Bad input: the file and every problem, each named by its field.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {}", .problems.join("\n  "))]
+pub struct InputError {
+    pub file: String,
+    pub problems: Vec<String>,
+}
+
+fn read(path: &Path) -> Result<(String, bool), InputError> {
+    let text = std::fs::read_to_string(path).map_err(|e| InputError {
+        file: path.display().to_string(),
+        problems: vec![e.to_string()],
+    })?;
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    Ok((text, json))
+}
+
+fn problems(path: &Path, e: PlanError) -> InputError {
+    InputError {
+        file: path.display().to_string(),
+        problems: e.violations().iter().map(|v| v.to_string()).collect(),
+    }
+}
+
+pub fn load_plan(path: &Path) -> Result<Plan, InputError> {
+    let (text, json) = read(path)?;
+    Plan::parse(&text, json).map_err(|e| problems(path, e))
+}
+
+pub fn load_world(path: &Path) -> Result<WorldSpec, InputError> {
+    let (text, json) = read(path)?;
+    WorldSpec::parse(&text, json).map_err(|e| problems(path, e))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Deliver every Task twice (at-least-once delivery), to prove idempotency.
+    pub duplicate_delivery: bool,
+    /// Seed for retry jitter.
+    pub seed: u64,
+    /// Progress lines on stderr as the run goes.
+    pub progress: bool,
+    /// Defaults to `<application>-<world start time>`.
+    pub run_id: Option<String>,
+}
+
+/// Dispatches Lambda ARNs to the step functions, as the deployed functions would run them.
+struct LocalHandler {
+    deps: Deps,
+}
+
+#[async_trait]
+impl TaskHandler for LocalHandler {
+    async fn invoke(&self, function: &str, payload: Value) -> Result<Value, TaskError> {
+        let name = function.rsplit(':').next().unwrap_or(function);
+        steps::dispatch(name, payload, &self.deps)
+            .await
+            .map_err(|e| lambda_error(e.name(), &e.to_string()))
+    }
+}
+
+/// SendTaskSuccess / SendTaskFailure into the engine's token broker.
+struct BrokerCallbacks(Arc<TokenBroker>);
+
+fn token_err(e: TokenError) -> PortError {
+    match e {
+        TokenError::InvalidToken => PortError::new(
+            "states",
+            PortErrorKind::NotFound,
+            "InvalidToken",
+            "the task token is not known",
+        ),
+        TokenError::TaskTimedOut => PortError::new(
+            "states",
+            PortErrorKind::Invalid,
+            "TaskTimedOut",
+            "the task is no longer waiting",
+        ),
+    }
+}
+
+#[async_trait]
+impl TaskCallbacks for BrokerCallbacks {
+    async fn send_success(&self, task_token: &str, output: Value) -> Result<(), PortError> {
+        self.0.send_success(task_token, output).map_err(token_err)
+    }
+    async fn send_failure(
+        &self,
+        task_token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), PortError> {
+        self.0
+            .send_failure(task_token, error, cause)
+            .map_err(token_err)
+    }
+}
+
+/// A run store that also prints each new audit event as a progress line.
+struct ProgressStore {
+    inner: Arc<MemoryStore>,
+    clock: SimClock,
+}
+
+fn hms(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+#[async_trait]
+impl RunStore for ProgressStore {
+    async fn acquire_lock(
+        &self,
+        a: &str,
+        r: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<cutover_core::ports::LockOutcome, PortError> {
+        self.inner.acquire_lock(a, r, at).await
+    }
+    async fn release_lock(&self, a: &str, r: &str) -> Result<(), PortError> {
+        self.inner.release_lock(a, r).await
+    }
+    async fn load_run(&self, r: &str) -> Result<Option<cutover_core::model::RunRecord>, PortError> {
+        self.inner.load_run(r).await
+    }
+    async fn save_run(&self, rec: &cutover_core::model::RunRecord) -> Result<(), PortError> {
+        self.inner.save_run(rec).await
+    }
+    async fn append_event(&self, e: &AuditEvent) -> Result<bool, PortError> {
+        let new = self.inner.append_event(e).await?;
+        if new {
+            let mut line = format!(
+                "[t+{}] {:<20} {:<18}",
+                hms(self.clock.elapsed_seconds()),
+                e.step,
+                e.event
+            );
+            if let Some(w) = e.weights {
+                line.push_str(&format!(" blue={} green={}", w.blue, w.green));
+            }
+            if let Some(l) = e.lag_seconds {
+                line.push_str(&format!(" lag={l:.1}s"));
+            }
+            if let Some(h) = e.healthy {
+                line.push_str(if h { " healthy" } else { " UNHEALTHY" });
+            }
+            if let Some(a) = &e.actor {
+                line.push_str(&format!(" by={a}"));
+            }
+            if !e.message.is_empty() {
+                line.push_str(&format!("  {}", e.message));
+            }
+            eprintln!("{line}");
+        }
+        Ok(new)
+    }
+    async fn events(&self, r: &str) -> Result<Vec<AuditEvent>, PortError> {
+        self.inner.events(r).await
+    }
+    async fn save_approval(
+        &self,
+        a: &cutover_core::model::ApprovalRecord,
+        u: bool,
+    ) -> Result<(), PortError> {
+        self.inner.save_approval(a, u).await
+    }
+    async fn load_approval(
+        &self,
+        r: &str,
+        g: &str,
+    ) -> Result<Option<cutover_core::model::ApprovalRecord>, PortError> {
+        self.inner.load_approval(r, g).await
+    }
+    async fn approvals(
+        &self,
+        r: &str,
+    ) -> Result<Vec<cutover_core::model::ApprovalRecord>, PortError> {
+        self.inner.approvals(r).await
+    }
+}
+
+pub fn substitutions() -> HashMap<String, String> {
+    FUNCTION_SUBSTITUTIONS
+        .iter()
+        .map(|(k, f)| {
+            (
+                k.to_string(),
+                format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{f}"),
+            )
+        })
+        .collect()
+}
+
+/// Everything a finished local run leaves behind, for the report and for tests.
+pub struct LocalRun {
+    pub report: Report,
+    pub world: Arc<World>,
+    pub store: Arc<MemoryStore>,
+    pub execution: cutover_engine::Execution,
+}
+
+/// Runs one cutover to its end on a fresh paused runtime: hours of simulated time in milliseconds.
+pub fn run_local(plan: &Plan, world: &WorldSpec, options: &RunOptions) -> LocalRun {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(run_local_async(plan, world, options))
+}
+
+/// The same, inside a runtime whose clock is already paused.
+pub async fn run_local_async(
+    plan: &Plan,
+    world_spec: &WorldSpec,
+    options: &RunOptions,
+) -> LocalRun {
+    let clock = SimClock::start(world_spec.start_time);
+    let world = Arc::new(World::new(world_spec.clone(), clock));
+    let memory = Arc::new(MemoryStore::new());
+    let store: Arc<dyn RunStore> = if options.progress {
+        Arc::new(ProgressStore {
+            inner: memory.clone(),
+            clock,
+        })
+    } else {
+        memory.clone()
+    };
+    let broker = Arc::new(TokenBroker::new());
+    let deps = Deps {
+        clock: Arc::new(clock),
+        store,
+        router: world.clone(),
+        replication: world.clone(),
+        metrics: world.clone(),
+        probe: world.clone(),
+        notifier: world.clone(),
+        callbacks: Arc::new(BrokerCallbacks(broker.clone())),
+    };
+
+    // The simulated humans: each notice gets the world's scripted answer, if it has one.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ApprovalNotice>();
+    world.subscribe_notices(tx);
+    let approver_deps = deps.clone();
+    let script = world_spec.approvals.clone();
+    let approver = tokio::spawn(async move {
+        while let Some(notice) = rx.recv().await {
+            let Some(answer) = script.iter().find(|a| a.gate == notice.gate).cloned() else {
+                continue;
+            };
+            let deps = approver_deps.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs_f64(answer.after_seconds)).await;
+                let decision = if answer.decision == "approve" {
+                    Decision::Approve
+                } else {
+                    Decision::Reject
+                };
+                let d = DecideApproval {
+                    decision,
+                    reason: answer.reason.clone(),
+                };
+                if let Err(e) =
+                    steps::decide_approval(&notice.run_id, &notice.gate, d, &answer.by, &deps).await
+                {
+                    eprintln!(
+                        "simulated approver: gate {} of {}: {e}",
+                        notice.gate, notice.run_id
+                    );
+                }
+            });
+        }
+    });
+
+    let machine = cutover_engine::load(CUTOVER_ASL, &substitutions())
+        .expect("statemachines/cutover.asl.json loads");
+    let handler = Arc::new(LocalHandler { deps: deps.clone() });
+    let clock_fn: cutover_engine::Clock = Arc::new(move || cutover_core::ports::Clock::now(&clock));
+    let engine = Engine::new(
+        handler,
+        broker,
+        clock_fn,
+        Options {
+            duplicate_delivery: options.duplicate_delivery,
+            seed: options.seed,
+            account: ACCOUNT.into(),
+            region: REGION.into(),
+        },
+    );
+    let run_id = options.run_id.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            plan.application,
+            world_spec.start_time.format("%Y%m%dT%H%M%SZ")
+        )
+    });
+    let input = json!({ "plan": plan });
+    let execution = engine.execute(&machine, "cutover", &run_id, input).await;
+    approver.abort();
+    let report = build_report(plan, &run_id, &execution, &world, memory.as_ref()).await;
+    LocalRun {
+        report,
+        world,
+        store: memory,
+        execution,
+    }
+}

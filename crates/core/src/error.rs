@@ -1,0 +1,84 @@
+//! Stable error names: the only vocabulary the ASL's Retry and Catch match on.
+
+use crate::ports::{PortError, PortErrorKind};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepError {
+    /// Bad input or a failed pre-flight check: nothing was changed, nothing to retry.
+    #[error("{}", .0.join("; "))]
+    ValidationFailed(Vec<String>),
+    #[error("application {application} is held by run {holder}")]
+    RunInProgress { application: String, holder: String },
+    #[error("{0}")]
+    ReplicationFailed(String),
+    #[error("{0}")]
+    LagNotConverged(String),
+    #[error("{0}")]
+    TrafficShiftFailed(String),
+    #[error("{}", .0.join("; "))]
+    HealthCheckFailed(Vec<String>),
+    #[error("{0}")]
+    ApprovalRejected(String),
+    #[error("{0}")]
+    ApprovalExpired(String),
+    #[error("{0}")]
+    Aborted(String),
+    #[error("{0}")]
+    RollbackFailed(String),
+    /// A transient AWS error (throttling, a change still in progress): retried with back-off.
+    #[error("{0}")]
+    Retryable(String),
+}
+
+impl StepError {
+    /// The name Step Functions sees as the error type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepError::ValidationFailed(_) => "ValidationFailed",
+            StepError::RunInProgress { .. } => "RunInProgress",
+            StepError::ReplicationFailed(_) => "ReplicationFailed",
+            StepError::LagNotConverged(_) => "LagNotConverged",
+            StepError::TrafficShiftFailed(_) => "TrafficShiftFailed",
+            StepError::HealthCheckFailed(_) => "HealthCheckFailed",
+            StepError::ApprovalRejected(_) => "ApprovalRejected",
+            StepError::ApprovalExpired(_) => "ApprovalExpired",
+            StepError::Aborted(_) => "Aborted",
+            StepError::RollbackFailed(_) => "RollbackFailed",
+            StepError::Retryable(_) => "Retryable",
+        }
+    }
+
+    /// Maps a port error: transient kinds become Retryable, the rest goes through `other`.
+    pub fn from_port(e: PortError, other: impl FnOnce(PortError) -> StepError) -> StepError {
+        match e.kind {
+            PortErrorKind::Throttled | PortErrorKind::Busy | PortErrorKind::Transient => {
+                StepError::Retryable(e.to_string())
+            }
+            _ => other(e),
+        }
+    }
+
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        StepError::ValidationFailed(vec![msg.into()])
+    }
+}
+
+/// The `{Error, Cause}` object a Catch puts into the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorInfo {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+/// Errors that end a run cleanly by policy rather than by fault.
+pub const ABORT_ERRORS: &[&str] = &[
+    "LagNotConverged",
+    "ApprovalRejected",
+    "ApprovalExpired",
+    "Aborted",
+];

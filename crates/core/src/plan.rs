@@ -1,0 +1,650 @@
+//! The cutover plan: parsed strictly (unknown fields are errors) and validated as a whole, so an
+//! operator sees every problem at once, each named by its field path.
+
+use crate::model::RecordType;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Plan {
+    pub application: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<String>,
+    pub replication: ReplicationPlan,
+    pub dns: DnsPlan,
+    pub traffic: TrafficPlan,
+    pub health: HealthPlan,
+    #[serde(default)]
+    pub approvals: ApprovalsPlan,
+    #[serde(default)]
+    pub finalize: FinalizePlan,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicationKind {
+    Dms,
+    Mgn,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReplicationPlan {
+    pub kind: ReplicationKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_server_id: Option<String>,
+    pub max_lag_seconds: f64,
+    #[serde(default = "default_stable_samples")]
+    pub stable_samples: u32,
+    #[serde(default = "default_sample_interval")]
+    pub sample_interval_seconds: u64,
+    #[serde(default = "default_deadline")]
+    pub deadline_seconds: u64,
+}
+
+fn default_stable_samples() -> u32 {
+    3
+}
+fn default_sample_interval() -> u64 {
+    60
+}
+fn default_deadline() -> u64 {
+    7200
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DnsPlan {
+    pub hosted_zone_id: String,
+    pub record_name: String,
+    pub record_type: RecordType,
+    #[serde(default = "default_ttl")]
+    pub ttl: u64,
+    pub blue: Target,
+    pub green: Target,
+}
+
+fn default_ttl() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    pub set_identifier: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficPlan {
+    pub steps: Vec<TrafficStep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficStep {
+    pub weight: u32,
+    pub bake_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthPlan {
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u64,
+    #[serde(default = "default_threshold")]
+    pub failure_threshold: u32,
+    #[serde(default)]
+    pub http: Vec<HttpCheck>,
+    #[serde(default)]
+    pub alarms: Vec<String>,
+}
+
+fn default_interval() -> u64 {
+    30
+}
+fn default_threshold() -> u32 {
+    2
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpCheck {
+    pub url: String,
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalsPlan {
+    #[serde(default = "default_expiry")]
+    pub expires_seconds: u64,
+}
+
+impl Default for ApprovalsPlan {
+    fn default() -> Self {
+        ApprovalsPlan {
+            expires_seconds: default_expiry(),
+        }
+    }
+}
+
+fn default_expiry() -> u64 {
+    3600
+}
+
+/// Finalize is the point of no return (stop DMS, MGN FinalizeCutover), behind its own gate.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FinalizePlan {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// The gate name finalize asks under; traffic steps may not use it.
+pub const FINALIZE_GATE: &str = "finalize";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("not valid {format}: {message}")]
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
+    #[error("{field}: {message}")]
+    Shape { field: String, message: String },
+    #[error("{} problem(s): {}", .0.len(), .0.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Violation>),
+}
+
+impl PlanError {
+    /// Every problem as `field: message`, one per entry.
+    pub fn violations(&self) -> Vec<Violation> {
+        match self {
+            PlanError::Syntax { message, format } => vec![Violation {
+                field: "(file)".into(),
+                message: format!("not valid {format}: {message}"),
+            }],
+            PlanError::Shape { field, message } => vec![Violation {
+                field: field.clone(),
+                message: message.clone(),
+            }],
+            PlanError::Invalid(v) => v.clone(),
+        }
+    }
+}
+
+/// Reads JSON or YAML text into a serde_json value (YAML is a superset, but JSON errors read better).
+pub fn parse_document(text: &str, json: bool) -> Result<serde_json::Value, PlanError> {
+    if json {
+        serde_json::from_str(text).map_err(|e| PlanError::Syntax {
+            format: "JSON",
+            message: e.to_string(),
+        })
+    } else {
+        serde_yaml::from_str(text).map_err(|e| PlanError::Syntax {
+            format: "YAML",
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Deserializes strictly, naming the field path of the first shape error.
+pub fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, PlanError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        PlanError::Shape {
+            field: if path == "." { "(root)".into() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+impl Plan {
+    /// Parses and validates; `json` picks the syntax (from the file extension at the CLI).
+    pub fn parse(text: &str, json: bool) -> Result<Plan, PlanError> {
+        let plan: Plan = from_value(parse_document(text, json)?)?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let v = self.violations();
+        if v.is_empty() {
+            Ok(())
+        } else {
+            Err(PlanError::Invalid(v))
+        }
+    }
+
+    pub fn violations(&self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let mut bad = |field: &str, message: String| {
+            out.push(Violation {
+                field: field.into(),
+                message,
+            })
+        };
+
+        if !re(&NAME_RE, r"^[a-z0-9][a-z0-9-]{0,47}$").is_match(&self.application) {
+            bad("application", format!("'{}' must be 1-48 lower-case letters, digits or '-', starting with a letter or digit", self.application));
+        }
+        if let Some(w) = &self.wave {
+            if !re(&WAVE_RE, r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").is_match(w) {
+                bad(
+                    "wave",
+                    format!("'{w}' must be 1-64 letters, digits, '.', '_' or '-'"),
+                );
+            }
+        }
+
+        let r = &self.replication;
+        match r.kind {
+            ReplicationKind::Dms => {
+                match &r.task_arn {
+                    None => bad("replication.taskArn", "is required when kind is dms".into()),
+                    Some(a)
+                        if !re(
+                            &DMS_ARN_RE,
+                            r"^arn:aws[a-z-]*:dms:[a-z0-9-]+:\d{12}:task:[A-Za-z0-9_-]{1,255}$",
+                        )
+                        .is_match(a) =>
+                    {
+                        bad(
+                            "replication.taskArn",
+                            format!(
+                                "'{a}' is not a DMS task ARN (arn:aws:dms:REGION:ACCOUNT:task:ID)"
+                            ),
+                        )
+                    }
+                    _ => {}
+                }
+                if r.source_server_id.is_some() {
+                    bad(
+                        "replication.sourceServerId",
+                        "belongs to kind mgn, not dms".into(),
+                    );
+                }
+            }
+            ReplicationKind::Mgn => {
+                match &r.source_server_id {
+                    None => bad(
+                        "replication.sourceServerId",
+                        "is required when kind is mgn".into(),
+                    ),
+                    Some(s) if !re(&MGN_RE, r"^s-[0-9a-f]{17}$").is_match(s) => bad(
+                        "replication.sourceServerId",
+                        format!("'{s}' is not an MGN source server id (s- and 17 hex digits)"),
+                    ),
+                    _ => {}
+                }
+                if r.task_arn.is_some() {
+                    bad("replication.taskArn", "belongs to kind dms, not mgn".into());
+                }
+            }
+        }
+        if !(r.max_lag_seconds.is_finite() && r.max_lag_seconds > 0.0) {
+            bad(
+                "replication.maxLagSeconds",
+                format!(
+                    "must be a positive number of seconds, got {}",
+                    r.max_lag_seconds
+                ),
+            );
+        }
+        if r.stable_samples == 0 {
+            bad("replication.stableSamples", "must be at least 1".into());
+        }
+        if r.sample_interval_seconds == 0 {
+            bad(
+                "replication.sampleIntervalSeconds",
+                "must be at least 1".into(),
+            );
+        }
+        let needed = r
+            .sample_interval_seconds
+            .saturating_mul(u64::from(r.stable_samples));
+        if r.deadline_seconds < needed {
+            bad(
+                "replication.deadlineSeconds",
+                format!(
+                    "{} is shorter than stableSamples x sampleIntervalSeconds ({needed})",
+                    r.deadline_seconds
+                ),
+            );
+        }
+
+        let d = &self.dns;
+        if !re(&ZONE_RE, r"^Z[A-Z0-9]{1,31}$").is_match(&d.hosted_zone_id) {
+            bad(
+                "dns.hostedZoneId",
+                format!(
+                    "'{}' is not a hosted zone id (Z and upper-case letters or digits)",
+                    d.hosted_zone_id
+                ),
+            );
+        }
+        if !is_hostname(&d.record_name) {
+            bad(
+                "dns.recordName",
+                format!("'{}' is not a valid DNS name", d.record_name),
+            );
+        }
+        if d.ttl > 172_800 {
+            bad(
+                "dns.ttl",
+                format!(
+                    "{} is above Route 53's recommended maximum of 172800",
+                    d.ttl
+                ),
+            );
+        }
+        for (side, t) in [("blue", &d.blue), ("green", &d.green)] {
+            if t.set_identifier.is_empty() || t.set_identifier.len() > 128 {
+                bad(
+                    &format!("dns.{side}.setIdentifier"),
+                    "must be 1-128 characters".into(),
+                );
+            }
+            let ok = match d.record_type {
+                RecordType::CNAME => is_hostname(&t.value),
+                RecordType::A => t.value.parse::<std::net::Ipv4Addr>().is_ok(),
+                RecordType::AAAA => t.value.parse::<std::net::Ipv6Addr>().is_ok(),
+            };
+            if !ok {
+                bad(
+                    &format!("dns.{side}.value"),
+                    format!("'{}' is not a valid {} value", t.value, d.record_type),
+                );
+            }
+        }
+        if d.blue.set_identifier == d.green.set_identifier {
+            bad(
+                "dns.green.setIdentifier",
+                format!(
+                    "must differ from dns.blue.setIdentifier ('{}')",
+                    d.blue.set_identifier
+                ),
+            );
+        }
+        if d.blue.value == d.green.value {
+            bad("dns.green.value", "must differ from dns.blue.value".into());
+        }
+
+        let steps = &self.traffic.steps;
+        if steps.is_empty() {
+            bad("traffic.steps", "needs at least one step".into());
+        }
+        let mut gates: Vec<&str> = Vec::new();
+        let mut prev = 0;
+        for (i, s) in steps.iter().enumerate() {
+            if s.weight == 0 || s.weight > 100 {
+                bad(
+                    &format!("traffic.steps[{i}].weight"),
+                    format!("{} is outside 1..=100", s.weight),
+                );
+            } else if s.weight <= prev {
+                bad(
+                    &format!("traffic.steps[{i}].weight"),
+                    format!(
+                        "{} must be greater than the previous step's {prev}",
+                        s.weight
+                    ),
+                );
+            }
+            prev = prev.max(s.weight);
+            if s.bake_seconds == 0 {
+                bad(
+                    &format!("traffic.steps[{i}].bakeSeconds"),
+                    "must be at least 1".into(),
+                );
+            }
+            if let Some(g) = &s.approval {
+                if !re(&GATE_RE, r"^[a-z0-9][a-z0-9-]{0,62}$").is_match(g) {
+                    bad(
+                        &format!("traffic.steps[{i}].approval"),
+                        format!("'{g}' must be 1-63 lower-case letters, digits or '-'"),
+                    );
+                } else if g == FINALIZE_GATE {
+                    bad(
+                        &format!("traffic.steps[{i}].approval"),
+                        format!("'{FINALIZE_GATE}' is reserved for the finalize gate"),
+                    );
+                } else if gates.contains(&g.as_str()) {
+                    bad(
+                        &format!("traffic.steps[{i}].approval"),
+                        format!("gate '{g}' is used by an earlier step"),
+                    );
+                }
+                gates.push(g);
+            }
+        }
+        if let Some(last) = steps.last() {
+            if last.weight != 100 {
+                bad(
+                    &format!("traffic.steps[{}].weight", steps.len() - 1),
+                    format!("the last step must be 100, got {}", last.weight),
+                );
+            }
+        }
+
+        let h = &self.health;
+        if h.interval_seconds == 0 {
+            bad("health.intervalSeconds", "must be at least 1".into());
+        }
+        if h.failure_threshold == 0 {
+            bad("health.failureThreshold", "must be at least 1".into());
+        }
+        if h.http.is_empty() && h.alarms.is_empty() {
+            bad(
+                "health",
+                "needs at least one signal: an http probe or an alarm".into(),
+            );
+        }
+        for (i, c) in h.http.iter().enumerate() {
+            match url::Url::parse(&c.url) {
+                Ok(u)
+                    if (u.scheme() == "https" || u.scheme() == "http")
+                        && u.host_str().is_some() => {}
+                _ => bad(
+                    &format!("health.http[{i}].url"),
+                    format!("'{}' is not an http(s) URL", c.url),
+                ),
+            }
+            if !(100..=599).contains(&c.expect_status) {
+                bad(
+                    &format!("health.http[{i}].expectStatus"),
+                    format!("{} is not an HTTP status", c.expect_status),
+                );
+            }
+        }
+        for (i, a) in h.alarms.iter().enumerate() {
+            if a.trim().is_empty() || a.len() > 255 {
+                bad(
+                    &format!("health.alarms[{i}]"),
+                    "must be an alarm name of 1-255 characters".into(),
+                );
+            }
+        }
+        if !(60..=31_536_000).contains(&self.approvals.expires_seconds) {
+            bad(
+                "approvals.expiresSeconds",
+                format!(
+                    "{} is outside 60..=31536000 (one minute to one year)",
+                    self.approvals.expires_seconds
+                ),
+            );
+        }
+        out
+    }
+
+    /// Blue and green weights after shifting to `green` percent.
+    pub fn weights_for(green: u32) -> crate::model::Weights {
+        crate::model::Weights {
+            blue: 100 - green,
+            green,
+        }
+    }
+}
+
+static NAME_RE: OnceLock<Regex> = OnceLock::new();
+static WAVE_RE: OnceLock<Regex> = OnceLock::new();
+static DMS_ARN_RE: OnceLock<Regex> = OnceLock::new();
+static MGN_RE: OnceLock<Regex> = OnceLock::new();
+static ZONE_RE: OnceLock<Regex> = OnceLock::new();
+static GATE_RE: OnceLock<Regex> = OnceLock::new();
+static HOST_RE: OnceLock<Regex> = OnceLock::new();
+
+fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
+    cell.get_or_init(|| Regex::new(pattern).expect("pattern is valid"))
+}
+
+pub fn is_hostname(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    s.len() <= 253
+        && s.contains('.')
+        && s.split('.').all(|l| {
+            re(
+                &HOST_RE,
+                r"^(\*|[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)$",
+            )
+            .is_match(l)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+application: orders
+wave: wave-1
+replication: {kind: dms, taskArn: "arn:aws:dms:us-east-1:123456789012:task:ORDERS", maxLagSeconds: 30, stableSamples: 3, sampleIntervalSeconds: 60, deadlineSeconds: 7200}
+dns:
+  hostedZoneId: Z0123456789
+  recordName: orders.example.com
+  recordType: CNAME
+  ttl: 60
+  blue:  {setIdentifier: blue,  value: blue-lb.example.com}
+  green: {setIdentifier: green, value: green-lb.example.com}
+traffic:
+  steps:
+    - {weight: 10, bakeSeconds: 600}
+    - {weight: 50, bakeSeconds: 600, approval: before-50}
+    - {weight: 100, bakeSeconds: 900}
+health:
+  intervalSeconds: 30
+  failureThreshold: 2
+  http: [{url: "https://green.example.com/health", expectStatus: 200}]
+  alarms: [orders-green-5xx]
+approvals: {expiresSeconds: 3600}
+"#;
+
+    #[test]
+    fn accepts_the_contract_example() {
+        let p = Plan::parse(GOOD, false).expect("valid");
+        assert_eq!(p.traffic.steps[1].approval.as_deref(), Some("before-50"));
+        assert_eq!(p.dns.record_type, RecordType::CNAME);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let text = GOOD.replace("maxLagSeconds: 30", "maxLagSecs: 30");
+        let e = Plan::parse(&text, false).unwrap_err();
+        let v = e.violations();
+        assert_eq!(v[0].field, "replication");
+        assert!(v[0].message.contains("maxLagSecs"), "{v:?}");
+    }
+
+    #[test]
+    fn lists_every_violation_with_its_path() {
+        let text = GOOD
+            .replace("weight: 50", "weight: 5")
+            .replace("weight: 100", "weight: 90")
+            .replace("maxLagSeconds: 30", "maxLagSeconds: 0")
+            .replace("setIdentifier: green", "setIdentifier: blue")
+            .replace("https://green.example.com/health", "not a url")
+            .replace(
+                "taskArn: \"arn:aws:dms:us-east-1:123456789012:task:ORDERS\"",
+                "taskArn: nope",
+            );
+        let fields: Vec<String> = Plan::parse(&text, false)
+            .unwrap_err()
+            .violations()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        for f in [
+            "traffic.steps[1].weight",
+            "traffic.steps[2].weight",
+            "replication.maxLagSeconds",
+            "dns.green.setIdentifier",
+            "health.http[0].url",
+            "replication.taskArn",
+        ] {
+            assert!(fields.iter().any(|x| x == f), "missing {f} in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn needs_a_health_signal_and_kind_specific_ids() {
+        let text = GOOD
+            .replace(
+                "  http: [{url: \"https://green.example.com/health\", expectStatus: 200}]\n",
+                "",
+            )
+            .replace("  alarms: [orders-green-5xx]\n", "")
+            .replace("kind: dms", "kind: mgn");
+        let fields: Vec<String> = Plan::parse(&text, false)
+            .unwrap_err()
+            .violations()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert!(fields.contains(&"health".to_string()), "{fields:?}");
+        assert!(
+            fields.contains(&"replication.sourceServerId".to_string()),
+            "{fields:?}"
+        );
+        assert!(
+            fields.contains(&"replication.taskArn".to_string()),
+            "{fields:?}"
+        );
+    }
+
+    #[test]
+    fn values_must_fit_the_record_type() {
+        let text = GOOD.replace("recordType: CNAME", "recordType: A");
+        let fields: Vec<String> = Plan::parse(&text, false)
+            .unwrap_err()
+            .violations()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, vec!["dns.blue.value", "dns.green.value"]);
+    }
+}

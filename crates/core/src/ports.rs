@@ -1,0 +1,162 @@
+//! Narrow ports named for capabilities. Each has an SDK adapter and a simulated one; steps see
+//! only these traits and the project's own types.
+
+use crate::model::{
+    AlarmState, ApprovalNotice, ApprovalRecord, AuditEvent, Change, ChangeInfo, DmsStartType,
+    DmsTask, MgnServer, ProbeResult, RecordSet, RecordType, RunRecord,
+};
+use crate::plan::HttpCheck;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortErrorKind {
+    /// Rate exceeded: retry with back-off.
+    Throttled,
+    /// The service is still busy with an earlier request (Route 53 PriorRequestNotComplete).
+    Busy,
+    /// Network or 5xx: retry.
+    Transient,
+    /// The request was refused as invalid (InvalidChangeBatch, InvalidResourceStateFault, …).
+    Invalid,
+    NotFound,
+    /// A conditional write lost (lock held, stale version, decided already).
+    Conflict,
+    Denied,
+    Other,
+}
+
+/// An adapter error that keeps the service's own error code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{service} {code}: {message}")]
+pub struct PortError {
+    pub service: &'static str,
+    pub code: String,
+    pub message: String,
+    pub kind: PortErrorKind,
+}
+
+impl PortError {
+    pub fn new(
+        service: &'static str,
+        kind: PortErrorKind,
+        code: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        PortError {
+            service,
+            code: code.to_string(),
+            message: message.into(),
+            kind,
+        }
+    }
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LockOutcome {
+    Acquired,
+    /// This run held it already (a redelivered validate).
+    AlreadyHeld,
+    HeldBy(String),
+}
+
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    async fn acquire_lock(
+        &self,
+        application: &str,
+        run_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<LockOutcome, PortError>;
+    /// Releases only a lock this run holds; anything else is left alone.
+    async fn release_lock(&self, application: &str, run_id: &str) -> Result<(), PortError>;
+    async fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>, PortError>;
+    /// Writes if the stored version equals `record.version` (0 = must not exist); stores version + 1.
+    async fn save_run(&self, record: &RunRecord) -> Result<(), PortError>;
+    /// Appends unless an event with the same key exists; returns whether it was new.
+    async fn append_event(&self, event: &AuditEvent) -> Result<bool, PortError>;
+    async fn events(&self, run_id: &str) -> Result<Vec<AuditEvent>, PortError>;
+    /// `expect_undecided` makes the write conditional on no decision being stored yet.
+    async fn save_approval(
+        &self,
+        approval: &ApprovalRecord,
+        expect_undecided: bool,
+    ) -> Result<(), PortError>;
+    /// Reads the approval with its server-side token.
+    async fn load_approval(
+        &self,
+        run_id: &str,
+        gate: &str,
+    ) -> Result<Option<ApprovalRecord>, PortError>;
+    async fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalRecord>, PortError>;
+}
+
+#[async_trait]
+pub trait TrafficRouter: Send + Sync {
+    /// Every record set of exactly this name and type (simple and weighted).
+    async fn records(
+        &self,
+        zone_id: &str,
+        name: &str,
+        record_type: RecordType,
+    ) -> Result<Vec<RecordSet>, PortError>;
+    /// One atomic change batch.
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[Change],
+        comment: &str,
+    ) -> Result<ChangeInfo, PortError>;
+    async fn change_status(&self, change_id: &str) -> Result<ChangeInfo, PortError>;
+}
+
+#[async_trait]
+pub trait Replication: Send + Sync {
+    async fn dms_task(&self, task_arn: &str) -> Result<DmsTask, PortError>;
+    async fn start_dms_task(
+        &self,
+        task_arn: &str,
+        start_type: DmsStartType,
+    ) -> Result<(), PortError>;
+    async fn stop_dms_task(&self, task_arn: &str) -> Result<(), PortError>;
+    async fn mgn_server(&self, server_id: &str) -> Result<MgnServer, PortError>;
+    /// Launches the cutover instance (a LAUNCH job); returns the job id.
+    async fn start_mgn_cutover(&self, server_id: &str) -> Result<String, PortError>;
+    /// The point of no return; only the finalize step calls it.
+    async fn finalize_mgn_cutover(&self, server_id: &str) -> Result<(), PortError>;
+}
+
+#[async_trait]
+pub trait Metrics: Send + Sync {
+    /// Latest CDCLatencySource and CDCLatencyTarget of a DMS task, in seconds; None without data.
+    async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<(f64, f64)>, PortError>;
+    /// States of the named alarms; an alarm that does not exist is NotFound.
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<(String, AlarmState)>, PortError>;
+}
+
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    async fn probe(&self, check: &HttpCheck) -> ProbeResult;
+}
+
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn approval_requested(&self, notice: &ApprovalNotice) -> Result<(), PortError>;
+}
+
+/// Step Functions callbacks (SendTaskSuccess / SendTaskFailure).
+#[async_trait]
+pub trait TaskCallbacks: Send + Sync {
+    async fn send_success(&self, task_token: &str, output: Value) -> Result<(), PortError>;
+    async fn send_failure(
+        &self,
+        task_token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), PortError>;
+}

@@ -1,0 +1,215 @@
+//! RequestApproval (stores the task token server side, notifies without it) and the decision
+//! path shared by the simulated approver and the approval API.
+
+use super::{audit, check_run_id, event, store_err, Deps};
+use crate::error::StepError;
+use crate::model::{ApprovalNotice, ApprovalRecord, Decision};
+use crate::plan::Plan;
+use crate::ports::PortErrorKind;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestApprovalInput {
+    pub run_id: String,
+    pub plan: Plan,
+    pub gate: String,
+    pub task_token: String,
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestApprovalOutput {
+    pub gate: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn request_approval(
+    input: RequestApprovalInput,
+    deps: &Deps,
+) -> Result<RequestApprovalOutput, StepError> {
+    check_run_id(&input.run_id)?;
+    if input.task_token.is_empty() || input.task_token.len() > 2048 {
+        return Err(StepError::invalid("taskToken must be 1-2048 characters"));
+    }
+    let now = deps.clock.now();
+    let run = deps
+        .store
+        .load_run(&input.run_id)
+        .await
+        .map_err(store_err)?;
+    let existing = deps
+        .store
+        .load_approval(&input.run_id, &input.gate)
+        .await
+        .map_err(store_err)?;
+    if let Some(a) = &existing {
+        if a.decision.is_some() {
+            return Err(StepError::invalid(format!(
+                "gate {} of run {} was decided already",
+                input.gate, input.run_id
+            )));
+        }
+        if a.task_token == input.task_token {
+            // Redelivered: the gate is open and the human was told once already.
+            return Ok(RequestApprovalOutput {
+                gate: input.gate,
+                expires_at: a.expires_at,
+            });
+        }
+    }
+    let evidence = json!({
+        "weights": run.as_ref().and_then(|r| r.weights),
+        "lagSeconds": run.as_ref().and_then(|r| r.last_lag_seconds),
+        "nextWeight": input.weight,
+    });
+    let expires_at = now + Duration::seconds(input.plan.approvals.expires_seconds as i64);
+    let record = ApprovalRecord {
+        run_id: input.run_id.clone(),
+        gate: input.gate.clone(),
+        task_token: input.task_token.clone(),
+        requested_at: now,
+        expires_at,
+        decision: None,
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+        evidence: evidence.clone(),
+    };
+    deps.store
+        .save_approval(&record, true)
+        .await
+        .map_err(store_err)?;
+    let notice = ApprovalNotice {
+        run_id: input.run_id.clone(),
+        application: input.plan.application.clone(),
+        gate: input.gate.clone(),
+        expires_at,
+        evidence,
+        how_to_answer: format!("POST /runs/{}/approvals/{} with {{\"decision\": \"approve\"|\"reject\", \"reason\": \"…\"}}", input.run_id, input.gate),
+    };
+    deps.notifier
+        .approval_requested(&notice)
+        .await
+        .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
+    let mut ev = event(
+        &input.run_id,
+        format!("approval#{}#requested", input.gate),
+        "RequestApproval",
+        "approval-requested",
+        now,
+    );
+    ev.message = format!("gate {} open until {}", input.gate, expires_at.to_rfc3339());
+    audit(deps, ev).await?;
+    Ok(RequestApprovalOutput {
+        gate: input.gate,
+        expires_at,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DecideApproval {
+    pub decision: Decision,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("no pending gate {gate} for run {run_id}")]
+    NotFound { run_id: String, gate: String },
+    #[error("gate {0} was decided already")]
+    AlreadyDecided(String),
+    #[error("gate {0} expired")]
+    Expired(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Records a human decision and answers the waiting task. A second decision is refused.
+pub async fn decide_approval(
+    run_id: &str,
+    gate: &str,
+    decision: DecideApproval,
+    actor: &str,
+    deps: &Deps,
+) -> Result<ApprovalRecord, ApprovalError> {
+    if actor.trim().is_empty() {
+        return Err(ApprovalError::Invalid(
+            "an approver identity is required".into(),
+        ));
+    }
+    let unavailable = |e: crate::ports::PortError| ApprovalError::Unavailable(e.to_string());
+    let mut rec = deps
+        .store
+        .load_approval(run_id, gate)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApprovalError::NotFound {
+            run_id: run_id.into(),
+            gate: gate.into(),
+        })?;
+    if rec.decision.is_some() {
+        return Err(ApprovalError::AlreadyDecided(gate.into()));
+    }
+    let now = deps.clock.now();
+    if now >= rec.expires_at {
+        return Err(ApprovalError::Expired(gate.into()));
+    }
+    rec.decision = Some(decision.decision);
+    rec.decided_by = Some(actor.to_string());
+    rec.decided_at = Some(now);
+    rec.reason = decision.reason.clone();
+    match deps.store.save_approval(&rec, true).await {
+        Ok(()) => {}
+        Err(e) if e.kind == PortErrorKind::Conflict => {
+            return Err(ApprovalError::AlreadyDecided(gate.into()))
+        }
+        Err(e) => return Err(unavailable(e)),
+    }
+    let sent = match decision.decision {
+        Decision::Approve => {
+            deps.callbacks
+                .send_success(
+                    &rec.task_token,
+                    json!({"gate": gate, "decision": "approve", "by": actor, "at": now}),
+                )
+                .await
+        }
+        Decision::Reject => {
+            let cause = format!(
+                "{actor} rejected gate {gate}: {}",
+                decision.reason.as_deref().unwrap_or("no reason given")
+            );
+            deps.callbacks
+                .send_failure(&rec.task_token, "ApprovalRejected", &cause)
+                .await
+        }
+    };
+    sent.map_err(|e| match e.kind {
+        PortErrorKind::NotFound | PortErrorKind::Invalid => ApprovalError::Expired(gate.into()),
+        _ => ApprovalError::Unavailable(e.to_string()),
+    })?;
+    let kind = match decision.decision {
+        Decision::Approve => "approved",
+        Decision::Reject => "rejected",
+    };
+    let mut ev = event(
+        run_id,
+        format!("approval#{gate}#decided"),
+        "ApprovalDecision",
+        kind,
+        now,
+    );
+    ev.actor = Some(actor.to_string());
+    ev.message = decision.reason.unwrap_or_default();
+    deps.store.append_event(&ev).await.map_err(unavailable)?;
+    Ok(rec)
+}

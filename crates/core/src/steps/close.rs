@@ -1,0 +1,191 @@
+//! FinalizeCutover (the point of no return, only after the finalize gate) and CloseRun, which
+//! records the outcome and releases the application lock on every path.
+
+use super::{audit, check_run_id, event, load_run, store_err, update_run, Deps};
+use crate::error::{ErrorInfo, StepError, ABORT_ERRORS};
+use crate::model::RunRecord;
+use crate::plan::{Plan, ReplicationKind};
+use crate::ports::PortErrorKind;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FinalizeInput {
+    pub run_id: String,
+    pub plan: Plan,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalizeOutput {
+    /// stop-dms-task | finalize-mgn-cutover
+    pub action: String,
+}
+
+const FINALIZE_KEY: &str = "finalize";
+
+pub async fn finalize_cutover(
+    input: FinalizeInput,
+    deps: &Deps,
+) -> Result<FinalizeOutput, StepError> {
+    check_run_id(&input.run_id)?;
+    let run = load_run(deps, &input.run_id).await?;
+    if let Some(done) = run.steps.get(FINALIZE_KEY) {
+        return serde_json::from_value(done.clone()).map_err(|e| StepError::invalid(e.to_string()));
+    }
+    if run.steps.contains_key("rollback") {
+        return Err(StepError::invalid("a rolled-back run is never finalized"));
+    }
+    let r = &input.plan.replication;
+    let fail = |e| StepError::from_port(e, |e| StepError::ReplicationFailed(e.to_string()));
+    let action = match r.kind {
+        ReplicationKind::Dms => {
+            let arn = r.task_arn.as_deref().unwrap_or_default();
+            let task = deps.replication.dms_task(arn).await.map_err(fail)?;
+            if task.status != "stopped" {
+                match deps.replication.stop_dms_task(arn).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind == PortErrorKind::Invalid => {}
+                    Err(e) => return Err(fail(e)),
+                }
+            }
+            "stop-dms-task"
+        }
+        ReplicationKind::Mgn => {
+            let id = r.source_server_id.as_deref().unwrap_or_default();
+            let s = deps.replication.mgn_server(id).await.map_err(fail)?;
+            if s.lifecycle != "CUTOVER" {
+                deps.replication
+                    .finalize_mgn_cutover(id)
+                    .await
+                    .map_err(fail)?;
+            }
+            "finalize-mgn-cutover"
+        }
+    };
+    let out = FinalizeOutput {
+        action: action.into(),
+    };
+    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
+    update_run(deps, &input.run_id, |rec| {
+        rec.steps
+            .entry(FINALIZE_KEY.into())
+            .or_insert_with(|| stored.clone());
+        rec.phase = "finalized".into();
+    })
+    .await?;
+    let mut ev = event(
+        &input.run_id,
+        FINALIZE_KEY,
+        "FinalizeCutover",
+        "finalized",
+        deps.clock.now(),
+    );
+    ev.message = action.into();
+    audit(deps, ev).await?;
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloseRunInput {
+    pub run_id: String,
+    pub plan: Plan,
+    /// "completed" on the success path; otherwise derived from the error and whether traffic moved.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseRunOutput {
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutput, StepError> {
+    check_run_id(&input.run_id)?;
+    let now = deps.clock.now();
+    let error = input.error.as_ref().map(|e| e.error.clone());
+    let existing = deps
+        .store
+        .load_run(&input.run_id)
+        .await
+        .map_err(store_err)?;
+    let traffic_moved = existing.as_ref().is_some_and(|r| r.traffic_moved());
+    let outcome = match input.outcome.as_deref() {
+        Some("completed") if error.is_none() => "completed".to_string(),
+        Some(other @ ("failed" | "aborted" | "rolled_back")) => other.to_string(),
+        Some(other) => {
+            return Err(StepError::invalid(format!(
+                "outcome '{other}' is not completed, failed, aborted or rolled_back"
+            )))
+        }
+        None if traffic_moved => {
+            if error.as_deref() == Some("RollbackFailed") {
+                "failed".into()
+            } else {
+                "rolled_back".into()
+            }
+        }
+        None if error
+            .as_deref()
+            .is_some_and(|e| ABORT_ERRORS.contains(&e) || e == "States.Timeout") =>
+        {
+            "aborted".into()
+        }
+        None => "failed".into(),
+    };
+    match existing {
+        Some(_) => {
+            update_run(deps, &input.run_id, |rec| {
+                if rec.outcome.is_none() {
+                    rec.outcome = Some(outcome.clone());
+                    rec.error = error.clone();
+                    rec.phase = "closed".into();
+                }
+            })
+            .await?;
+        }
+        None => {
+            // Failed before validation stored anything (bad plan, lock held): record the outcome.
+            let mut rec = RunRecord::new(&input.run_id, &input.plan.application, now);
+            rec.phase = "closed".into();
+            rec.outcome = Some(outcome.clone());
+            rec.error = error.clone();
+            match deps.store.save_run(&rec).await {
+                Ok(()) => {}
+                Err(e) if e.kind == PortErrorKind::Conflict => {}
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+    }
+    deps.store
+        .release_lock(&input.plan.application, &input.run_id)
+        .await
+        .map_err(store_err)?;
+    let stored = load_run(deps, &input.run_id).await?;
+    let mut ev = event(&input.run_id, "close", "CloseRun", "run-closed", now);
+    ev.weights = stored.weights;
+    ev.message = match &error {
+        Some(e) => format!("{} ({e})", stored.outcome.clone().unwrap_or_default()),
+        None => stored.outcome.clone().unwrap_or_default(),
+    };
+    audit(deps, ev).await?;
+    Ok(CloseRunOutput {
+        outcome: stored.outcome.unwrap_or(outcome),
+        error: stored.error,
+    })
+}
+
+/// Plan-level helper: an abort request from the API or the CLI (the health check honours it).
+pub async fn request_abort(run_id: &str, reason: &str, deps: &Deps) -> Result<(), StepError> {
+    update_run(deps, run_id, |rec| {
+        if rec.abort_requested.is_none() {
+            rec.abort_requested = Some(reason.to_string());
+        }
+    })
+    .await
+}

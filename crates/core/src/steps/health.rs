@@ -1,0 +1,127 @@
+//! RunHealthCheck: one probe round during a bake window (HTTP, alarms, lag regression, abort flag).
+//! The verdict turns unhealthy after `failureThreshold` consecutive failed rounds.
+
+use super::replication::read_lag;
+use super::{audit, check_run_id, event, load_run, Deps};
+use crate::error::StepError;
+use crate::model::AlarmState;
+use crate::plan::Plan;
+use crate::ports::PortErrorKind;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BakeState {
+    pub started_at: DateTime<Utc>,
+    #[serde(default)]
+    pub samples: u32,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    #[serde(default)]
+    pub healthy: Option<bool>,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    #[serde(default)]
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthInput {
+    pub run_id: String,
+    pub plan: Plan,
+    pub index: usize,
+    pub bake: BakeState,
+}
+
+pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeState, StepError> {
+    check_run_id(&input.run_id)?;
+    let plan = &input.plan;
+    let step = plan.traffic.steps.get(input.index).ok_or_else(|| {
+        StepError::invalid(format!("index {} names no traffic step", input.index))
+    })?;
+    let run = load_run(deps, &input.run_id).await?;
+    let now = deps.clock.now();
+    let mut bake = input.bake.clone();
+    bake.samples += 1;
+    let key = format!("health#{}#{}", input.index, bake.samples);
+
+    if let Some(reason) = &run.abort_requested {
+        let mut ev = event(&input.run_id, &key, "RunHealthCheck", "abort-honoured", now);
+        ev.healthy = Some(false);
+        ev.message = reason.clone();
+        audit(deps, ev).await?;
+        return Err(StepError::Aborted(format!("abort requested: {reason}")));
+    }
+
+    let mut reasons = Vec::new();
+    for c in &plan.health.http {
+        let r = deps.probe.probe(c).await;
+        if !r.ok {
+            reasons.push(format!("{}: {}", c.url, r.detail));
+        }
+    }
+    if !plan.health.alarms.is_empty() {
+        match deps.metrics.alarm_states(&plan.health.alarms).await {
+            Ok(states) => reasons.extend(
+                states
+                    .into_iter()
+                    .filter(|(_, s)| *s == AlarmState::Alarm)
+                    .map(|(n, _)| format!("alarm {n} is in ALARM")),
+            ),
+            Err(e) if e.kind == PortErrorKind::NotFound => reasons.push(e.message.clone()),
+            // A probe we cannot read counts as a failed round, not as a crash of the bake.
+            Err(e) => reasons.push(format!("alarms unreadable: {e}")),
+        }
+    }
+    let (lag, _) = read_lag(plan, deps).await?;
+    match lag {
+        Some(l) if l > plan.replication.max_lag_seconds => reasons.push(format!(
+            "replication lag regressed to {l:.1}s (max {}s)",
+            plan.replication.max_lag_seconds
+        )),
+        _ => {}
+    }
+
+    let healthy = reasons.is_empty();
+    bake.consecutive_failures = if healthy {
+        0
+    } else {
+        bake.consecutive_failures + 1
+    };
+    bake.healthy = Some(healthy);
+    bake.reasons = reasons.clone();
+    bake.complete = healthy && now >= bake.started_at + Duration::seconds(step.bake_seconds as i64);
+
+    let mut ev = event(
+        &input.run_id,
+        &key,
+        "RunHealthCheck",
+        if healthy { "healthy" } else { "unhealthy" },
+        now,
+    );
+    ev.healthy = Some(healthy);
+    ev.weights = run.weights;
+    ev.lag_seconds = lag;
+    ev.message = if healthy {
+        if bake.complete {
+            format!("bake of step {} complete", input.index)
+        } else {
+            String::new()
+        }
+    } else {
+        format!(
+            "{}/{} failed rounds: {}",
+            bake.consecutive_failures,
+            plan.health.failure_threshold,
+            reasons.join("; ")
+        )
+    };
+    audit(deps, ev).await?;
+
+    if bake.consecutive_failures >= plan.health.failure_threshold {
+        return Err(StepError::HealthCheckFailed(reasons));
+    }
+    Ok(bake)
+}

@@ -1,0 +1,170 @@
+//! The step logic: one plain async function per Lambda, taking its payload and the ports.
+//! The local engine and the deployed functions call exactly these.
+
+mod approval;
+mod close;
+mod health;
+mod replication;
+mod traffic;
+mod validate;
+
+pub use approval::{
+    decide_approval, request_approval, ApprovalError, DecideApproval, RequestApprovalInput,
+    RequestApprovalOutput,
+};
+pub use close::{
+    close_run, finalize_cutover, request_abort, CloseRunInput, CloseRunOutput, FinalizeInput,
+    FinalizeOutput,
+};
+pub use health::{run_health_check, BakeState, HealthInput};
+pub use replication::{
+    check_replication_lag, start_replication, CheckLagInput, LagGate, StartReplicationInput,
+    StartReplicationOutput,
+};
+pub use traffic::{
+    check_dns_sync, rollback_cutover, shift_traffic, CheckSyncInput, RollbackInput, RollbackOutput,
+    ShiftInput, ShiftOutput, SyncOutput,
+};
+pub use validate::{validate_cutover, ValidateInput, ValidateOutput};
+
+use crate::error::StepError;
+use crate::model::{AuditEvent, RunRecord};
+use crate::ports::*;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Every port a step may use. Deployed functions fill the ones they need.
+#[derive(Clone)]
+pub struct Deps {
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn RunStore>,
+    pub router: Arc<dyn TrafficRouter>,
+    pub replication: Arc<dyn Replication>,
+    pub metrics: Arc<dyn Metrics>,
+    pub probe: Arc<dyn HealthProbe>,
+    pub notifier: Arc<dyn Notifier>,
+    pub callbacks: Arc<dyn TaskCallbacks>,
+}
+
+/// The step functions by their Lambda names.
+pub const FUNCTIONS: &[&str] = &[
+    "validate-cutover",
+    "start-replication",
+    "check-replication-lag",
+    "shift-traffic",
+    "check-dns-sync",
+    "run-health-check",
+    "rollback-cutover",
+    "request-approval",
+    "finalize-cutover",
+    "close-run",
+];
+
+/// Runs the named step on a JSON payload. Payloads are checked strictly at this boundary.
+pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Value, StepError> {
+    fn input<T: serde::de::DeserializeOwned>(function: &str, v: Value) -> Result<T, StepError> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            StepError::invalid(format!("{function} event: {}: {}", e.path(), e.inner()))
+        })
+    }
+    fn output<T: serde::Serialize>(v: T) -> Result<Value, StepError> {
+        serde_json::to_value(v)
+            .map_err(|e| StepError::invalid(format!("output not serializable: {e}")))
+    }
+    match function {
+        "validate-cutover" => output(validate_cutover(input(function, payload)?, deps).await?),
+        "start-replication" => output(start_replication(input(function, payload)?, deps).await?),
+        "check-replication-lag" => {
+            output(check_replication_lag(input(function, payload)?, deps).await?)
+        }
+        "shift-traffic" => output(shift_traffic(input(function, payload)?, deps).await?),
+        "check-dns-sync" => output(check_dns_sync(input(function, payload)?, deps).await?),
+        "run-health-check" => output(run_health_check(input(function, payload)?, deps).await?),
+        "rollback-cutover" => output(rollback_cutover(input(function, payload)?, deps).await?),
+        "request-approval" => output(request_approval(input(function, payload)?, deps).await?),
+        "finalize-cutover" => output(finalize_cutover(input(function, payload)?, deps).await?),
+        "close-run" => output(close_run(input(function, payload)?, deps).await?),
+        other => Err(StepError::invalid(format!("no step named '{other}'"))),
+    }
+}
+
+fn store_err(e: PortError) -> StepError {
+    StepError::from_port(e, |e| StepError::Retryable(format!("run store: {e}")))
+}
+
+async fn load_run(deps: &Deps, run_id: &str) -> Result<RunRecord, StepError> {
+    deps.store
+        .load_run(run_id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| StepError::invalid(format!("run {run_id} has no state: was it validated?")))
+}
+
+/// Read-modify-write of the run record under optimistic concurrency, retried on conflict.
+async fn update_run<T>(
+    deps: &Deps,
+    run_id: &str,
+    mut f: impl FnMut(&mut RunRecord) -> T,
+) -> Result<T, StepError> {
+    for _ in 0..5 {
+        let mut rec = load_run(deps, run_id).await?;
+        let out = f(&mut rec);
+        match deps.store.save_run(&rec).await {
+            Ok(()) => return Ok(out),
+            Err(e) if e.kind == PortErrorKind::Conflict => continue,
+            Err(e) => return Err(store_err(e)),
+        }
+    }
+    Err(StepError::Retryable(format!(
+        "run {run_id} is being updated concurrently"
+    )))
+}
+
+/// Appends an audit event; a redelivered step finds its key taken and adds nothing.
+async fn audit(deps: &Deps, event: AuditEvent) -> Result<(), StepError> {
+    deps.store.append_event(&event).await.map_err(store_err)?;
+    Ok(())
+}
+
+fn event(
+    run_id: &str,
+    key: impl Into<String>,
+    step: &str,
+    kind: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> AuditEvent {
+    AuditEvent {
+        run_id: run_id.to_string(),
+        key: key.into(),
+        at,
+        step: step.to_string(),
+        event: kind.to_string(),
+        weights: None,
+        lag_seconds: None,
+        healthy: None,
+        actor: None,
+        message: String::new(),
+    }
+}
+
+/// A run id is also the execution name: 1-80 characters of letters, digits, '-' and '_'.
+fn check_run_id(run_id: &str) -> Result<(), StepError> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= 80
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StepError::invalid(format!(
+            "runId '{run_id}' must be 1-80 letters, digits, '-' or '_'"
+        )))
+    }
+}
+
+fn check_plan(plan: &crate::plan::Plan) -> Result<(), StepError> {
+    plan.validate().map_err(|e| {
+        StepError::ValidationFailed(e.violations().iter().map(|v| v.to_string()).collect())
+    })
+}

@@ -1,0 +1,331 @@
+//! ShiftTrafficWeight, CheckDnsSync and RollbackCutover over Route 53 weighted records.
+
+use super::{audit, check_run_id, event, load_run, update_run, Deps};
+use crate::error::{ErrorInfo, StepError};
+use crate::model::{Change, ChangeAction, ChangeStatus, RecordSet, Weights};
+use crate::plan::Plan;
+use crate::ports::PortErrorKind;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How long a change may stay PENDING before the run gives up on it (Route 53 says changes
+/// "generally propagate within 60 seconds"; this leaves room for its occasional delays).
+pub const SYNC_DEADLINE_SECONDS: i64 = 900;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShiftInput {
+    pub run_id: String,
+    pub plan: Plan,
+    pub index: usize,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftOutput {
+    pub change_id: String,
+    pub submitted_at: DateTime<Utc>,
+    pub weights: Weights,
+}
+
+/// The weighted pair for `green` percent: Route 53 weights green = w, blue = 100 - w.
+pub fn weighted_pair(plan: &Plan, green: u32, name: &str) -> Vec<RecordSet> {
+    let d = &plan.dns;
+    let w = Plan::weights_for(green);
+    vec![
+        RecordSet {
+            name: name.to_string(),
+            record_type: d.record_type,
+            set_identifier: Some(d.blue.set_identifier.clone()),
+            weight: Some(w.blue),
+            ttl: d.ttl,
+            values: vec![d.blue.value.clone()],
+        },
+        RecordSet {
+            name: name.to_string(),
+            record_type: d.record_type,
+            set_identifier: Some(d.green.set_identifier.clone()),
+            weight: Some(w.green),
+            ttl: d.ttl,
+            values: vec![d.green.value.clone()],
+        },
+    ]
+}
+
+fn route53_err(e: crate::ports::PortError) -> StepError {
+    StepError::from_port(e, |e| StepError::TrafficShiftFailed(e.to_string()))
+}
+
+pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput, StepError> {
+    check_run_id(&input.run_id)?;
+    let plan = &input.plan;
+    let step = plan.traffic.steps.get(input.index).ok_or_else(|| {
+        StepError::invalid(format!("index {} names no traffic step", input.index))
+    })?;
+    if step.weight != input.weight {
+        return Err(StepError::invalid(format!(
+            "weight {} differs from traffic.steps[{}].weight {}",
+            input.weight, input.index, step.weight
+        )));
+    }
+    let key = format!("shift#{}", input.index);
+    let run = load_run(deps, &input.run_id).await?;
+    if let Some(done) = run.steps.get(&key) {
+        return serde_json::from_value(done.clone())
+            .map_err(|e| StepError::invalid(format!("stored shift result: {e}")));
+    }
+    if let Some(reason) = &run.abort_requested {
+        return Err(StepError::Aborted(format!("abort requested: {reason}")));
+    }
+    let d = &plan.dns;
+    let current = deps
+        .router
+        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
+        .await
+        .map_err(route53_err)?;
+    // Keep the name exactly as Route 53 spells it.
+    let name = current
+        .first()
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| d.record_name.clone());
+    let desired = weighted_pair(plan, input.weight, &name);
+    let mut changes = Vec::new();
+    for r in &current {
+        let wanted = desired.iter().any(|w| w.set_identifier == r.set_identifier);
+        if !r.is_weighted() || !wanted {
+            // A simple record cannot live beside weighted ones: delete it in the same batch.
+            changes.push(Change {
+                action: ChangeAction::Delete,
+                record: r.clone(),
+            });
+        }
+    }
+    for w in &desired {
+        // UPSERT even when already in place: the change id it returns is what we wait on.
+        changes.push(Change {
+            action: ChangeAction::Upsert,
+            record: w.clone(),
+        });
+    }
+    let comment = format!(
+        "cutover {} step {} -> green {}%",
+        input.run_id, input.index, input.weight
+    );
+    let info = deps
+        .router
+        .change(&d.hosted_zone_id, &changes, &comment)
+        .await
+        .map_err(route53_err)?;
+    let out = ShiftOutput {
+        change_id: info.id,
+        submitted_at: info.submitted_at,
+        weights: Plan::weights_for(input.weight),
+    };
+    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
+    let out = update_run(deps, &input.run_id, |rec| {
+        let kept = rec
+            .steps
+            .entry(key.clone())
+            .or_insert_with(|| stored.clone())
+            .clone();
+        rec.weights = Some(out.weights);
+        rec.phase = format!("shifting:{}", input.weight);
+        kept
+    })
+    .await?;
+    let out: ShiftOutput =
+        serde_json::from_value(out).map_err(|e| StepError::invalid(e.to_string()))?;
+    let mut ev = event(
+        &input.run_id,
+        &key,
+        "ShiftTrafficWeight",
+        "weights-changed",
+        deps.clock.now(),
+    );
+    ev.weights = Some(out.weights);
+    ev.message = format!("change {} submitted", out.change_id);
+    audit(deps, ev).await?;
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckSyncInput {
+    pub run_id: String,
+    pub change_id: String,
+    pub submitted_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOutput {
+    pub in_sync: bool,
+    pub synced_at: Option<DateTime<Utc>>,
+}
+
+pub async fn check_dns_sync(input: CheckSyncInput, deps: &Deps) -> Result<SyncOutput, StepError> {
+    check_run_id(&input.run_id)?;
+    let info = deps
+        .router
+        .change_status(&input.change_id)
+        .await
+        .map_err(route53_err)?;
+    let now = deps.clock.now();
+    match info.status {
+        ChangeStatus::Insync => {
+            let mut ev = event(
+                &input.run_id,
+                format!("sync#{}", input.change_id),
+                "CheckDnsSync",
+                "dns-in-sync",
+                now,
+            );
+            ev.message = format!("change {} is INSYNC", input.change_id);
+            audit(deps, ev).await?;
+            Ok(SyncOutput {
+                in_sync: true,
+                synced_at: Some(now),
+            })
+        }
+        ChangeStatus::Pending
+            if now - input.submitted_at > Duration::seconds(SYNC_DEADLINE_SECONDS) =>
+        {
+            Err(StepError::TrafficShiftFailed(format!(
+                "change {} still PENDING after {SYNC_DEADLINE_SECONDS}s",
+                input.change_id
+            )))
+        }
+        ChangeStatus::Pending => Ok(SyncOutput {
+            in_sync: false,
+            synced_at: None,
+        }),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackInput {
+    pub run_id: String,
+    pub plan: Plan,
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackOutput {
+    pub traffic_moved: bool,
+    pub change_id: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+}
+
+const ROLLBACK_KEY: &str = "rollback";
+
+/// Restores exactly the snapshot in one batch. Never touches replication.
+pub async fn rollback_cutover(
+    input: RollbackInput,
+    deps: &Deps,
+) -> Result<RollbackOutput, StepError> {
+    check_run_id(&input.run_id)?;
+    let run = load_run(deps, &input.run_id).await?;
+    if let Some(done) = run.steps.get(ROLLBACK_KEY) {
+        return serde_json::from_value(done.clone())
+            .map_err(|e| StepError::invalid(format!("stored rollback result: {e}")));
+    }
+    let d = &input.plan.dns;
+    let rb_err = |e: crate::ports::PortError| {
+        StepError::from_port(e, |e| StepError::RollbackFailed(e.to_string()))
+    };
+    let current = deps
+        .router
+        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
+        .await
+        .map_err(rb_err)?;
+    let snapshot = &run.snapshot;
+    let mut changes: Vec<Change> = current
+        .iter()
+        .filter(|r| !snapshot.contains(r))
+        .map(|r| Change {
+            action: ChangeAction::Delete,
+            record: r.clone(),
+        })
+        .collect();
+    changes.extend(
+        snapshot
+            .iter()
+            .filter(|r| !current.contains(r))
+            .map(|r| Change {
+                action: ChangeAction::Create,
+                record: r.clone(),
+            }),
+    );
+    let reason = input
+        .error
+        .as_ref()
+        .map(|e| e.error.clone())
+        .unwrap_or_else(|| "requested".into());
+    let now = deps.clock.now();
+    let out = if changes.is_empty() {
+        RollbackOutput {
+            traffic_moved: run.traffic_moved(),
+            change_id: None,
+            submitted_at: None,
+        }
+    } else {
+        let comment = format!("cutover {} rollback ({reason})", input.run_id);
+        let info = match deps
+            .router
+            .change(&d.hosted_zone_id, &changes, &comment)
+            .await
+        {
+            Ok(i) => i,
+            Err(e) if e.kind == PortErrorKind::Invalid => {
+                return Err(StepError::RollbackFailed(format!(
+                    "Route 53 refused the restore batch: {e}"
+                )));
+            }
+            Err(e) => return Err(rb_err(e)),
+        };
+        RollbackOutput {
+            traffic_moved: true,
+            change_id: Some(info.id),
+            submitted_at: Some(info.submitted_at),
+        }
+    };
+    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
+    let kept = update_run(deps, &input.run_id, |rec| {
+        let kept = rec
+            .steps
+            .entry(ROLLBACK_KEY.into())
+            .or_insert_with(|| stored.clone())
+            .clone();
+        rec.phase = "rolling-back".into();
+        if out.traffic_moved {
+            rec.weights = Some(Weights {
+                blue: 100,
+                green: 0,
+            });
+        }
+        kept
+    })
+    .await?;
+    let out: RollbackOutput =
+        serde_json::from_value(kept).map_err(|e| StepError::invalid(e.to_string()))?;
+    let mut ev = event(
+        &input.run_id,
+        ROLLBACK_KEY,
+        "RollbackCutover",
+        "rollback-submitted",
+        now,
+    );
+    ev.message = match &out.change_id {
+        Some(id) => format!(
+            "restoring {} snapshot record set(s) after {reason}; change {id}",
+            snapshot.len()
+        ),
+        None => format!("DNS already matches the snapshot after {reason}"),
+    };
+    audit(deps, ev).await?;
+    Ok(out)
+}

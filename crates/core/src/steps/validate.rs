@@ -1,0 +1,274 @@
+//! ValidateCutover: plan, live pre-flight, run lock and the DNS snapshot rollback restores.
+
+use super::{audit, check_plan, check_run_id, event, store_err, Deps};
+use crate::error::StepError;
+use crate::model::{normalize_name, AlarmState, RecordSet, RunRecord};
+use crate::plan::{Plan, ReplicationKind};
+use crate::ports::{LockOutcome, PortErrorKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValidateInput {
+    pub run_id: String,
+    pub plan: Plan,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateOutput {
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub snapshot: Vec<RecordSet>,
+    pub finalize: bool,
+}
+
+pub async fn validate_cutover(
+    input: ValidateInput,
+    deps: &Deps,
+) -> Result<ValidateOutput, StepError> {
+    let ValidateInput { run_id, plan } = input;
+    check_run_id(&run_id)?;
+    check_plan(&plan)?;
+
+    // A redelivery after the snapshot was taken must return that snapshot, never a new one:
+    // by then DNS may already carry weights.
+    if let Some(rec) = deps.store.load_run(&run_id).await.map_err(store_err)? {
+        if rec.application != plan.application {
+            return Err(StepError::invalid(format!(
+                "run {run_id} belongs to application {}",
+                rec.application
+            )));
+        }
+        return Ok(ValidateOutput {
+            run_id,
+            started_at: rec.started_at,
+            snapshot: rec.snapshot,
+            finalize: plan.finalize.enabled,
+        });
+    }
+
+    let mut problems = Vec::new();
+    preflight_replication(&plan, deps, &mut problems).await?;
+    let current = preflight_dns(&plan, deps, &mut problems).await?;
+    preflight_health(&plan, deps, &mut problems).await?;
+    if !problems.is_empty() {
+        return Err(StepError::ValidationFailed(problems));
+    }
+
+    let now = deps.clock.now();
+    match deps
+        .store
+        .acquire_lock(&plan.application, &run_id, now)
+        .await
+        .map_err(store_err)?
+    {
+        LockOutcome::Acquired | LockOutcome::AlreadyHeld => {}
+        LockOutcome::HeldBy(holder) => {
+            return Err(StepError::RunInProgress {
+                application: plan.application.clone(),
+                holder,
+            })
+        }
+    }
+    let mut rec = RunRecord::new(&run_id, &plan.application, now);
+    rec.snapshot = current.clone();
+    match deps.store.save_run(&rec).await {
+        Ok(()) => {}
+        // Another delivery of this step won the race; use what it stored.
+        Err(e) if e.kind == PortErrorKind::Conflict => {
+            let stored = super::load_run(deps, &run_id).await?;
+            return Ok(ValidateOutput {
+                run_id,
+                started_at: stored.started_at,
+                snapshot: stored.snapshot,
+                finalize: plan.finalize.enabled,
+            });
+        }
+        Err(e) => return Err(store_err(e)),
+    }
+    let mut ev = event(&run_id, "validate", "ValidateCutover", "validated", now);
+    ev.message = format!(
+        "snapshot of {} record set(s) for {} {}",
+        current.len(),
+        plan.dns.record_name,
+        plan.dns.record_type
+    );
+    audit(deps, ev).await?;
+    Ok(ValidateOutput {
+        run_id,
+        started_at: now,
+        snapshot: current,
+        finalize: plan.finalize.enabled,
+    })
+}
+
+async fn preflight_replication(
+    plan: &Plan,
+    deps: &Deps,
+    problems: &mut Vec<String>,
+) -> Result<(), StepError> {
+    let r = &plan.replication;
+    match r.kind {
+        ReplicationKind::Dms => {
+            let arn = r.task_arn.as_deref().unwrap_or_default();
+            match deps.replication.dms_task(arn).await {
+                Ok(t) => {
+                    let startable = ["ready", "stopped", "running", "starting"];
+                    if !startable.contains(&t.status.as_str()) {
+                        problems.push(format!(
+                            "replication.taskArn: DMS task is '{}', not ready, stopped or running",
+                            t.status
+                        ));
+                    }
+                }
+                Err(e) if e.kind == PortErrorKind::NotFound => {
+                    problems.push(format!("replication.taskArn: no DMS task {arn}"))
+                }
+                Err(e) => {
+                    return Err(StepError::from_port(e, |e| {
+                        StepError::invalid(format!("replication.taskArn: {e}"))
+                    }))
+                }
+            }
+        }
+        ReplicationKind::Mgn => {
+            let id = r.source_server_id.as_deref().unwrap_or_default();
+            match deps.replication.mgn_server(id).await {
+                Ok(s) => {
+                    if !["READY_FOR_CUTOVER", "CUTTING_OVER"].contains(&s.lifecycle.as_str()) {
+                        problems.push(format!(
+                            "replication.sourceServerId: MGN server is '{}', not READY_FOR_CUTOVER",
+                            s.lifecycle
+                        ));
+                    }
+                    if ["DISCONNECTED", "STOPPED", "STALLED"]
+                        .contains(&s.replication_state.as_str())
+                    {
+                        problems.push(format!(
+                            "replication.sourceServerId: MGN replication is '{}'",
+                            s.replication_state
+                        ));
+                    }
+                }
+                Err(e) if e.kind == PortErrorKind::NotFound => problems.push(format!(
+                    "replication.sourceServerId: no MGN source server {id}"
+                )),
+                Err(e) => {
+                    return Err(StepError::from_port(e, |e| {
+                        StepError::invalid(format!("replication.sourceServerId: {e}"))
+                    }))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads what DNS serves now and checks it is the plan's blue: a simple record with the blue
+/// value, or a weighted pair at blue 100 / green 0 left by an earlier, rolled-back run.
+async fn preflight_dns(
+    plan: &Plan,
+    deps: &Deps,
+    problems: &mut Vec<String>,
+) -> Result<Vec<RecordSet>, StepError> {
+    let d = &plan.dns;
+    let records = match deps
+        .router
+        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) if e.kind == PortErrorKind::NotFound => {
+            problems.push(format!(
+                "dns.hostedZoneId: no hosted zone {}",
+                d.hosted_zone_id
+            ));
+            return Ok(vec![]);
+        }
+        Err(e) => {
+            return Err(StepError::from_port(e, |e| {
+                StepError::invalid(format!("dns: {e}"))
+            }))
+        }
+    };
+    let same = |a: &str, b: &str| normalize_name(a) == normalize_name(b);
+    match records.as_slice() {
+        [] => problems.push(format!(
+            "dns.recordName: no {} record {} in zone {}",
+            d.record_type, d.record_name, d.hosted_zone_id
+        )),
+        [only] if !only.is_weighted() => {
+            if !(only.values.len() == 1 && same(&only.values[0], &d.blue.value)) {
+                problems.push(format!(
+                    "dns.blue.value: DNS serves {:?}, not the plan's blue '{}'",
+                    only.values, d.blue.value
+                ));
+            }
+        }
+        many => {
+            let find = |id: &str| {
+                many.iter()
+                    .find(|r| r.set_identifier.as_deref() == Some(id))
+            };
+            let blue = find(&d.blue.set_identifier);
+            let green = find(&d.green.set_identifier);
+            let ok = many.len() == 2
+                && blue.is_some_and(|b| {
+                    b.values.len() == 1
+                        && same(&b.values[0], &d.blue.value)
+                        && b.weight.unwrap_or(0) > 0
+                })
+                && green.is_some_and(|g| {
+                    g.values.len() == 1 && same(&g.values[0], &d.green.value) && g.weight == Some(0)
+                });
+            if !ok {
+                problems.push(format!(
+                    "dns.recordName: {} serves {} weighted record(s) that are not the plan's blue (weight > 0) and green (weight 0)",
+                    d.record_name,
+                    many.len()
+                ));
+            }
+        }
+    }
+    Ok(records)
+}
+
+async fn preflight_health(
+    plan: &Plan,
+    deps: &Deps,
+    problems: &mut Vec<String>,
+) -> Result<(), StepError> {
+    for (i, c) in plan.health.http.iter().enumerate() {
+        let r = deps.probe.probe(c).await;
+        if !r.ok {
+            problems.push(format!(
+                "health.http[{i}]: green is not healthy before the cutover: {}",
+                r.detail
+            ));
+        }
+    }
+    if !plan.health.alarms.is_empty() {
+        match deps.metrics.alarm_states(&plan.health.alarms).await {
+            Ok(states) => {
+                for (name, s) in states {
+                    if s == AlarmState::Alarm {
+                        problems.push(format!(
+                            "health.alarms: alarm {name} is in ALARM before the cutover"
+                        ));
+                    }
+                }
+            }
+            Err(e) if e.kind == PortErrorKind::NotFound => {
+                problems.push(format!("health.alarms: {}", e.message))
+            }
+            Err(e) => {
+                return Err(StepError::from_port(e, |e| {
+                    StepError::invalid(format!("health.alarms: {e}"))
+                }))
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,538 @@
+//! The world file: parsed strictly and validated as a whole, every problem named by its field.
+
+use cutover_core::model::{normalize_name, RecordSet};
+use cutover_core::plan::{from_value, parse_document, PlanError, Violation};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorldSpec {
+    /// Wall-clock time at t = 0 (RFC 3339); a fixed default keeps runs reproducible.
+    #[serde(default = "default_start")]
+    pub start_time: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    pub route53: Route53Spec,
+    #[serde(default)]
+    pub dms: DmsSpec,
+    #[serde(default)]
+    pub mgn: MgnSpec,
+    /// URL -> [[from second, status]]; a status holds until the next entry.
+    #[serde(default)]
+    pub http: BTreeMap<String, Vec<(f64, u16)>>,
+    /// Alarm name -> [[from second, OK | ALARM | INSUFFICIENT_DATA]].
+    #[serde(default)]
+    pub alarms: BTreeMap<String, Vec<(f64, String)>>,
+    #[serde(default)]
+    pub approvals: Vec<ApprovalSpec>,
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+}
+
+fn default_start() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-12-05T02:00:00Z")
+        .expect("constant")
+        .into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route53Spec {
+    #[serde(default = "default_rps")]
+    pub requests_per_second: u32,
+    #[serde(default = "default_propagation")]
+    pub propagation_seconds: u64,
+    #[serde(default)]
+    pub zones: Vec<ZoneSpec>,
+}
+
+impl Default for Route53Spec {
+    fn default() -> Self {
+        Route53Spec {
+            requests_per_second: default_rps(),
+            propagation_seconds: default_propagation(),
+            zones: vec![],
+        }
+    }
+}
+
+fn default_rps() -> u32 {
+    5
+}
+fn default_propagation() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ZoneSpec {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub records: Vec<RecordSet>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DmsSpec {
+    #[serde(default)]
+    pub tasks: Vec<DmsTaskSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DmsTaskSpec {
+    pub arn: String,
+    #[serde(default = "default_migration_type")]
+    pub migration_type: String,
+    pub status: String,
+    /// [[seconds since the task started, total lag seconds]], linear in between.
+    pub lag: Vec<(f64, f64)>,
+    /// Optional share of the lag on the target side (CDCLatencyTarget); the rest is source.
+    #[serde(default)]
+    pub target_lag: Vec<(f64, f64)>,
+    /// The task fails this many seconds after it starts.
+    #[serde(default)]
+    pub fail_after_seconds: Option<f64>,
+    #[serde(default)]
+    pub tables: Vec<TableSpec>,
+}
+
+fn default_migration_type() -> String {
+    "full-load-and-cdc".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TableSpec {
+    pub name: String,
+    #[serde(default = "default_table_state")]
+    pub state: String,
+    #[serde(default = "default_validation")]
+    pub validation_state: String,
+}
+
+fn default_table_state() -> String {
+    "Table completed".into()
+}
+fn default_validation() -> String {
+    "Validated".into()
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MgnSpec {
+    #[serde(default)]
+    pub servers: Vec<MgnServerSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MgnServerSpec {
+    pub id: String,
+    pub lifecycle: String,
+    pub replication_state: String,
+    /// [[seconds since t = 0, lag seconds]], linear in between.
+    pub lag: Vec<(f64, f64)>,
+    /// Seconds a cutover launch job takes.
+    #[serde(default = "default_launch")]
+    pub launch_seconds: f64,
+}
+
+fn default_launch() -> f64 {
+    120.0
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalSpec {
+    pub gate: String,
+    pub decision: String,
+    pub by: String,
+    /// Seconds after the gate opens that the human answers.
+    #[serde(default)]
+    pub after_seconds: f64,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultSpec {
+    pub operation: String,
+    pub error: String,
+    pub times: u32,
+    /// Faults start at this t (seconds); before it calls succeed.
+    #[serde(default)]
+    pub after_seconds: f64,
+}
+
+/// Operations a fault can target, with the error codes each may raise.
+pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
+    (
+        "route53.ChangeResourceRecordSets",
+        &[
+            "Throttling",
+            "PriorRequestNotComplete",
+            "ServiceUnavailable",
+            "InvalidChangeBatch",
+        ],
+    ),
+    ("route53.GetChange", &["Throttling", "ServiceUnavailable"]),
+    (
+        "route53.ListResourceRecordSets",
+        &["Throttling", "ServiceUnavailable"],
+    ),
+    (
+        "dms.DescribeReplicationTasks",
+        &["ThrottlingException", "ServiceUnavailable"],
+    ),
+    (
+        "dms.StartReplicationTask",
+        &[
+            "ThrottlingException",
+            "InvalidResourceStateFault",
+            "ServiceUnavailable",
+        ],
+    ),
+    (
+        "cloudwatch.GetMetricData",
+        &["Throttling", "ServiceUnavailable"],
+    ),
+    (
+        "cloudwatch.DescribeAlarms",
+        &["Throttling", "ServiceUnavailable"],
+    ),
+    (
+        "mgn.DescribeSourceServers",
+        &["ThrottlingException", "ServiceUnavailable"],
+    ),
+    (
+        "mgn.StartCutover",
+        &[
+            "ThrottlingException",
+            "ConflictException",
+            "ServiceUnavailable",
+        ],
+    ),
+    ("http.Probe", &["ConnectionRefused", "Timeout"]),
+];
+
+pub type WorldError = PlanError;
+
+const DMS_STATUSES: &[&str] = &[
+    "ready",
+    "stopped",
+    "running",
+    "failed",
+    "starting",
+    "stopping",
+    "creating",
+    "modifying",
+];
+const MGN_LIFECYCLES: &[&str] = &[
+    "STOPPED",
+    "NOT_READY",
+    "READY_FOR_TEST",
+    "TESTING",
+    "READY_FOR_CUTOVER",
+    "CUTTING_OVER",
+    "CUTOVER",
+    "DISCONNECTED",
+    "DISCOVERED",
+    "PENDING_INSTALLATION",
+];
+const MGN_REPLICATION: &[&str] = &[
+    "STOPPED",
+    "INITIATING",
+    "INITIAL_SYNC",
+    "BACKLOG",
+    "CREATING_SNAPSHOT",
+    "CONTINUOUS",
+    "PAUSED",
+    "RESCAN",
+    "STALLED",
+    "DISCONNECTED",
+    "PENDING_SNAPSHOT_SHIPPING",
+    "SHIPPING_SNAPSHOT",
+];
+
+impl WorldSpec {
+    pub fn parse(text: &str, json: bool) -> Result<WorldSpec, WorldError> {
+        let spec: WorldSpec = from_value(parse_document(text, json)?)?;
+        let v = spec.violations();
+        if v.is_empty() {
+            Ok(spec)
+        } else {
+            Err(PlanError::Invalid(v))
+        }
+    }
+
+    pub fn violations(&self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let mut bad = |field: String, message: String| out.push(Violation { field, message });
+        if self.route53.requests_per_second == 0 {
+            bad(
+                "route53.requestsPerSecond".into(),
+                "must be at least 1".into(),
+            );
+        }
+        for (zi, z) in self.route53.zones.iter().enumerate() {
+            if !z.id.starts_with('Z') {
+                bad(
+                    format!("route53.zones[{zi}].id"),
+                    format!("'{}' is not a hosted zone id", z.id),
+                );
+            }
+            let zone = normalize_name(&z.name);
+            for (ri, r) in z.records.iter().enumerate() {
+                let name = normalize_name(&r.name);
+                if name != zone && !name.ends_with(&format!(".{zone}")) {
+                    bad(
+                        format!("route53.zones[{zi}].records[{ri}].name"),
+                        format!("'{}' is not in zone {}", r.name, z.name),
+                    );
+                }
+                if r.values.is_empty() {
+                    bad(
+                        format!("route53.zones[{zi}].records[{ri}].values"),
+                        "needs at least one value".into(),
+                    );
+                }
+                if r.weight.is_some() != r.set_identifier.is_some() {
+                    bad(
+                        format!("route53.zones[{zi}].records[{ri}]"),
+                        "weight and setIdentifier go together".into(),
+                    );
+                }
+                if r.weight.is_some_and(|w| w > 255) {
+                    bad(
+                        format!("route53.zones[{zi}].records[{ri}].weight"),
+                        "must be 0..=255".into(),
+                    );
+                }
+            }
+        }
+        for (i, t) in self.dms.tasks.iter().enumerate() {
+            if !DMS_STATUSES.contains(&t.status.as_str()) {
+                bad(
+                    format!("dms.tasks[{i}].status"),
+                    format!("'{}' is not one of {}", t.status, DMS_STATUSES.join(", ")),
+                );
+            }
+            if !["full-load", "cdc", "full-load-and-cdc"].contains(&t.migration_type.as_str()) {
+                bad(
+                    format!("dms.tasks[{i}].migrationType"),
+                    format!(
+                        "'{}' is not full-load, cdc or full-load-and-cdc",
+                        t.migration_type
+                    ),
+                );
+            }
+            curve(&t.lag, &format!("dms.tasks[{i}].lag"), true, &mut bad);
+            if !t.target_lag.is_empty() {
+                curve(
+                    &t.target_lag,
+                    &format!("dms.tasks[{i}].targetLag"),
+                    false,
+                    &mut bad,
+                );
+            }
+        }
+        for (i, s) in self.mgn.servers.iter().enumerate() {
+            if !MGN_LIFECYCLES.contains(&s.lifecycle.as_str()) {
+                bad(
+                    format!("mgn.servers[{i}].lifecycle"),
+                    format!("'{}' is not an MGN lifecycle state", s.lifecycle),
+                );
+            }
+            if !MGN_REPLICATION.contains(&s.replication_state.as_str()) {
+                bad(
+                    format!("mgn.servers[{i}].replicationState"),
+                    format!("'{}' is not an MGN replication state", s.replication_state),
+                );
+            }
+            curve(&s.lag, &format!("mgn.servers[{i}].lag"), true, &mut bad);
+        }
+        for (url, points) in &self.http {
+            if url::Url::parse(url).is_err() {
+                bad(format!("http.{url}"), "is not a URL".into());
+            }
+            steps(points.iter().map(|p| p.0), &format!("http.{url}"), &mut bad);
+            for (t, s) in points {
+                if !(100..=599).contains(s) {
+                    bad(
+                        format!("http.{url}"),
+                        format!("status {s} at t={t} is not an HTTP status"),
+                    );
+                }
+            }
+        }
+        for (name, points) in &self.alarms {
+            steps(
+                points.iter().map(|p| p.0),
+                &format!("alarms.{name}"),
+                &mut bad,
+            );
+            for (t, s) in points {
+                if !["OK", "ALARM", "INSUFFICIENT_DATA"].contains(&s.as_str()) {
+                    bad(
+                        format!("alarms.{name}"),
+                        format!("state '{s}' at t={t} is not OK, ALARM or INSUFFICIENT_DATA"),
+                    );
+                }
+            }
+        }
+        for (i, a) in self.approvals.iter().enumerate() {
+            if a.decision != "approve" && a.decision != "reject" {
+                bad(
+                    format!("approvals[{i}].decision"),
+                    format!("'{}' is not approve or reject", a.decision),
+                );
+            }
+            if a.by.trim().is_empty() {
+                bad(format!("approvals[{i}].by"), "names who decides".into());
+            }
+            if !(a.after_seconds >= 0.0 && a.after_seconds.is_finite()) {
+                bad(
+                    format!("approvals[{i}].afterSeconds"),
+                    "must be zero or more".into(),
+                );
+            }
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            match FAULT_OPERATIONS.iter().find(|(op, _)| *op == f.operation) {
+                None => bad(
+                    format!("faults[{i}].operation"),
+                    format!(
+                        "'{}' is not one of {}",
+                        f.operation,
+                        FAULT_OPERATIONS
+                            .iter()
+                            .map(|(o, _)| *o)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                Some((_, errors)) if !errors.contains(&f.error.as_str()) => bad(
+                    format!("faults[{i}].error"),
+                    format!(
+                        "'{}' is not one of {} for {}",
+                        f.error,
+                        errors.join(", "),
+                        f.operation
+                    ),
+                ),
+                _ => {}
+            }
+            if f.times == 0 {
+                bad(format!("faults[{i}].times"), "must be at least 1".into());
+            }
+        }
+        out
+    }
+}
+
+fn curve(points: &[(f64, f64)], field: &str, required: bool, bad: &mut impl FnMut(String, String)) {
+    if points.is_empty() && required {
+        bad(
+            field.to_string(),
+            "needs at least one [seconds, lag] point".into(),
+        );
+    }
+    steps(points.iter().map(|p| p.0), field, bad);
+    if points.iter().any(|p| !(p.1 >= 0.0 && p.1.is_finite())) {
+        bad(field.to_string(), "lag values must be zero or more".into());
+    }
+}
+
+fn steps(times: impl Iterator<Item = f64>, field: &str, bad: &mut impl FnMut(String, String)) {
+    let mut prev = f64::NEG_INFINITY;
+    for t in times {
+        if !(t >= 0.0 && t.is_finite()) || t <= prev {
+            bad(
+                field.to_string(),
+                "times must be zero or more and strictly increasing".into(),
+            );
+            return;
+        }
+        prev = t;
+    }
+}
+
+/// Linear interpolation through the points; flat before the first and after the last.
+pub fn interpolate(points: &[(f64, f64)], t: f64) -> f64 {
+    match points {
+        [] => 0.0,
+        [only] => only.1,
+        _ => {
+            if t <= points[0].0 {
+                return points[0].1;
+            }
+            for w in points.windows(2) {
+                let ((t0, v0), (t1, v1)) = (w[0], w[1]);
+                if t <= t1 {
+                    return v0 + (v1 - v0) * (t - t0) / (t1 - t0);
+                }
+            }
+            points[points.len() - 1].1
+        }
+    }
+}
+
+/// The value in force at t: the last entry whose time is at or before t.
+pub fn step_value<T: Clone>(points: &[(f64, T)], t: f64) -> Option<T> {
+    points
+        .iter()
+        .rev()
+        .find(|(from, _)| *from <= t)
+        .map(|(_, v)| v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolates_and_steps() {
+        let pts = [(0.0, 900.0), (600.0, 40.0), (900.0, 3.0)];
+        assert_eq!(interpolate(&pts, 0.0), 900.0);
+        assert_eq!(interpolate(&pts, 300.0), 470.0);
+        assert_eq!(interpolate(&pts, 5000.0), 3.0);
+        assert_eq!(step_value(&[(0.0, 200), (1800.0, 503)], 1799.0), Some(200));
+        assert_eq!(step_value(&[(0.0, 200), (1800.0, 503)], 1800.0), Some(503));
+    }
+
+    #[test]
+    fn names_every_bad_field() {
+        let text = r#"
+route53: {zones: [{id: Z1, name: example.com., records: [{name: x.other.com., type: CNAME, ttl: 60, values: [a.example.com]}]}]}
+dms: {tasks: [{arn: "arn:aws:dms:us-east-1:123456789012:task:A", status: sleeping, lag: [[10, 1], [5, 2]]}]}
+alarms: {a: [[0, RED]]}
+faults: [{operation: route53.Nope, error: Throttling, times: 0}]
+"#;
+        let fields: Vec<String> = WorldSpec::parse(text, false)
+            .unwrap_err()
+            .violations()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        for f in [
+            "route53.zones[0].records[0].name",
+            "dms.tasks[0].status",
+            "dms.tasks[0].lag",
+            "alarms.a",
+            "faults[0].operation",
+            "faults[0].times",
+        ] {
+            assert!(fields.iter().any(|x| x == f), "missing {f} in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_world_field_is_named() {
+        let e = WorldSpec::parse("route53: {requestPerSecond: 5}", false).unwrap_err();
+        assert_eq!(e.violations()[0].field, "route53");
+        assert!(e.to_string().contains("requestPerSecond"));
+    }
+}

@@ -1,0 +1,198 @@
+//! In-memory run store with the same conditional-write rules as the DynamoDB table.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cutover_core::model::{ApprovalRecord, AuditEvent, RunRecord};
+use cutover_core::ports::{LockOutcome, PortError, PortErrorKind, RunStore};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Tables {
+    locks: HashMap<String, (String, DateTime<Utc>)>,
+    runs: HashMap<String, RunRecord>,
+    events: HashMap<String, Vec<AuditEvent>>,
+    approvals: BTreeMap<(String, String), ApprovalRecord>,
+    writes: u64,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    t: Mutex<Tables>,
+}
+
+fn conflict(msg: impl Into<String>) -> PortError {
+    PortError::new(
+        "dynamodb",
+        PortErrorKind::Conflict,
+        "ConditionalCheckFailedException",
+        msg,
+    )
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.t.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Who holds the application now, if anyone.
+    pub fn lock_holder(&self, application: &str) -> Option<String> {
+        self.lock().locks.get(application).map(|(r, _)| r.clone())
+    }
+
+    /// Successful writes, for tests that count side effects.
+    pub fn writes(&self) -> u64 {
+        self.lock().writes
+    }
+}
+
+#[async_trait]
+impl RunStore for MemoryStore {
+    async fn acquire_lock(
+        &self,
+        application: &str,
+        run_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<LockOutcome, PortError> {
+        let mut t = self.lock();
+        match t.locks.get(application) {
+            Some((holder, _)) if holder == run_id => Ok(LockOutcome::AlreadyHeld),
+            Some((holder, _)) => Ok(LockOutcome::HeldBy(holder.clone())),
+            None => {
+                t.locks
+                    .insert(application.to_string(), (run_id.to_string(), at));
+                t.writes += 1;
+                Ok(LockOutcome::Acquired)
+            }
+        }
+    }
+
+    async fn release_lock(&self, application: &str, run_id: &str) -> Result<(), PortError> {
+        let mut t = self.lock();
+        if t.locks.get(application).is_some_and(|(h, _)| h == run_id) {
+            t.locks.remove(application);
+            t.writes += 1;
+        }
+        Ok(())
+    }
+
+    async fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>, PortError> {
+        Ok(self.lock().runs.get(run_id).cloned())
+    }
+
+    async fn save_run(&self, record: &RunRecord) -> Result<(), PortError> {
+        let mut t = self.lock();
+        let stored = t.runs.get(&record.run_id).map(|r| r.version).unwrap_or(0);
+        let exists = t.runs.contains_key(&record.run_id);
+        if (record.version == 0 && exists) || (record.version != 0 && stored != record.version) {
+            return Err(conflict(format!(
+                "run {} is at version {stored}, not {}",
+                record.run_id, record.version
+            )));
+        }
+        let mut r = record.clone();
+        r.version = stored + 1;
+        t.runs.insert(r.run_id.clone(), r);
+        t.writes += 1;
+        Ok(())
+    }
+
+    async fn append_event(&self, event: &AuditEvent) -> Result<bool, PortError> {
+        let mut t = self.lock();
+        let list = t.events.entry(event.run_id.clone()).or_default();
+        if list.iter().any(|e| e.key == event.key) {
+            return Ok(false);
+        }
+        list.push(event.clone());
+        t.writes += 1;
+        Ok(true)
+    }
+
+    async fn events(&self, run_id: &str) -> Result<Vec<AuditEvent>, PortError> {
+        Ok(self.lock().events.get(run_id).cloned().unwrap_or_default())
+    }
+
+    async fn save_approval(
+        &self,
+        approval: &ApprovalRecord,
+        expect_undecided: bool,
+    ) -> Result<(), PortError> {
+        let mut t = self.lock();
+        let key = (approval.run_id.clone(), approval.gate.clone());
+        if expect_undecided && t.approvals.get(&key).is_some_and(|a| a.decision.is_some()) {
+            return Err(conflict(format!(
+                "gate {} was decided already",
+                approval.gate
+            )));
+        }
+        t.approvals.insert(key, approval.clone());
+        t.writes += 1;
+        Ok(())
+    }
+
+    async fn load_approval(
+        &self,
+        run_id: &str,
+        gate: &str,
+    ) -> Result<Option<ApprovalRecord>, PortError> {
+        Ok(self
+            .lock()
+            .approvals
+            .get(&(run_id.to_string(), gate.to_string()))
+            .cloned())
+    }
+
+    async fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalRecord>, PortError> {
+        Ok(self
+            .lock()
+            .approvals
+            .values()
+            .filter(|a| a.run_id == run_id)
+            .cloned()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lock_and_versions_are_conditional() {
+        let s = MemoryStore::new();
+        let now = Utc::now();
+        assert_eq!(
+            s.acquire_lock("orders", "r1", now).await.unwrap(),
+            LockOutcome::Acquired
+        );
+        assert_eq!(
+            s.acquire_lock("orders", "r1", now).await.unwrap(),
+            LockOutcome::AlreadyHeld
+        );
+        assert_eq!(
+            s.acquire_lock("orders", "r2", now).await.unwrap(),
+            LockOutcome::HeldBy("r1".into())
+        );
+        s.release_lock("orders", "r2").await.unwrap();
+        assert_eq!(s.lock_holder("orders").as_deref(), Some("r1"));
+
+        let rec = RunRecord::new("r1", "orders", now);
+        s.save_run(&rec).await.unwrap();
+        assert_eq!(
+            s.save_run(&rec).await.unwrap_err().kind,
+            PortErrorKind::Conflict
+        );
+        let mut loaded = s.load_run("r1").await.unwrap().unwrap();
+        loaded.phase = "x".into();
+        s.save_run(&loaded).await.unwrap();
+        assert_eq!(
+            s.save_run(&loaded).await.unwrap_err().kind,
+            PortErrorKind::Conflict,
+            "stale version refused"
+        );
+    }
+}
