@@ -237,6 +237,8 @@ pub struct LocalRun {
     pub world: Arc<World>,
     pub store: Arc<MemoryStore>,
     pub execution: cutover_engine::Execution,
+    /// Task tokens the engine issued (for tests proving none leaked).
+    pub tokens: Vec<String>,
 }
 
 /// Runs one cutover to its end on a fresh paused runtime: hours of simulated time in milliseconds.
@@ -318,7 +320,7 @@ pub async fn run_local_async(
     let clock_fn: cutover_engine::Clock = Arc::new(move || cutover_core::ports::Clock::now(&clock));
     let engine = Engine::new(
         handler,
-        broker,
+        broker.clone(),
         clock_fn,
         Options {
             duplicate_delivery: options.duplicate_delivery,
@@ -343,5 +345,6 @@ pub async fn run_local_async(
         world,
         store: memory,
         execution,
+        tokens: broker.issued(),
     }
 }

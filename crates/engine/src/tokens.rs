@@ -24,7 +24,7 @@ pub enum TokenError {
 #[derive(Default)]
 pub struct TokenBroker {
     pending: Mutex<HashMap<String, UnboundedSender<TokenMessage>>>,
-    issued: Mutex<u64>,
+    issued: Mutex<Vec<String>>,
 }
 
 impl TokenBroker {
@@ -34,9 +34,9 @@ impl TokenBroker {
 
     /// Issues a fresh opaque token and the receiver its task waits on.
     pub fn register(&self) -> (String, UnboundedReceiver<TokenMessage>) {
-        let mut n = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        *n += 1;
-        let token = format!("AQ{}{:08x}", uuid::Uuid::new_v4().simple(), *n);
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        let token = format!("AQ{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        issued.push(token.clone());
         let (tx, rx) = unbounded_channel();
         self.pending
             .lock()
@@ -80,6 +80,11 @@ impl TokenBroker {
 
     pub fn send_heartbeat(&self, token: &str) -> Result<(), TokenError> {
         self.send(token, TokenMessage::Heartbeat, true)
+    }
+
+    /// Every token issued so far, so tests can prove none leaked into an output.
+    pub fn issued(&self) -> Vec<String> {
+        self.issued.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn pending_count(&self) -> usize {
