@@ -8,7 +8,11 @@ fn root() -> PathBuf {
 }
 
 fn cutover(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cutover")).args(args).current_dir(root()).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("runs")
 }
 
 fn temp(name: &str, text: &str) -> PathBuf {
@@ -28,13 +32,20 @@ fn plan_check_accepts_every_example() {
     for e in std::fs::read_dir(root().join("examples")).unwrap() {
         let plan = e.unwrap().path().join("plan.yaml");
         let out = cutover(&["plan", "check", plan.to_str().unwrap()]);
-        assert!(out.status.success(), "{}: {}", plan.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            plan.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn plan_check_lists_every_problem_and_exits_2() {
-    let bad = happy("plan.yaml").replace("weight: 100", "weight: 90").replace("maxLagSeconds: 30", "maxLagSeconds: -1");
+    let bad = happy("plan.yaml")
+        .replace("weight: 100", "weight: 90")
+        .replace("maxLagSeconds: 30", "maxLagSeconds: -1");
     let p = temp("bad-plan.yaml", &bad);
     let out = cutover(&["plan", "check", p.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
@@ -46,45 +57,109 @@ fn plan_check_lists_every_problem_and_exits_2() {
 
 #[test]
 fn local_run_with_a_bad_plan_names_the_field_and_runs_nothing() {
-    let p = temp("typo-plan.yaml", &happy("plan.yaml").replace("recordType: CNAME", "recordTyp: CNAME"));
-    let out = cutover(&["local", "run", "--plan", p.to_str().unwrap(), "--world", "examples/dms-happy-path/world.yaml"]);
+    let p = temp(
+        "typo-plan.yaml",
+        &happy("plan.yaml").replace("recordType: CNAME", "recordTyp: CNAME"),
+    );
+    let out = cutover(&[
+        "local",
+        "run",
+        "--plan",
+        p.to_str().unwrap(),
+        "--world",
+        "examples/dms-happy-path/world.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("typo-plan.yaml") && err.contains("dns") && err.contains("recordTyp"), "{err}");
+    assert!(
+        err.contains("typo-plan.yaml") && err.contains("dns.recordTyp"),
+        "{err}"
+    );
     assert!(!err.contains("[t+"), "nothing ran: {err}");
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn local_run_with_a_bad_world_names_the_field_and_runs_nothing() {
-    let p = temp("bad-world.yaml", &happy("world.yaml").replace("status: ready", "status: snoozing"));
-    let out = cutover(&["local", "run", "--plan", "examples/dms-happy-path/plan.yaml", "--world", p.to_str().unwrap(), "--json"]);
+    let p = temp(
+        "bad-world.yaml",
+        &happy("world.yaml").replace("status: ready", "status: snoozing"),
+    );
+    let out = cutover(&[
+        "local",
+        "run",
+        "--plan",
+        "examples/dms-happy-path/plan.yaml",
+        "--world",
+        p.to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad-world.yaml") && err.contains("dms.tasks[0].status"), "{err}");
-    assert!(out.stdout.is_empty(), "no report for a run that never started");
+    assert!(
+        err.contains("bad-world.yaml") && err.contains("dms.tasks[0].status"),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no report for a run that never started"
+    );
 }
 
 #[test]
 fn missing_file_is_an_input_error() {
-    let out = cutover(&["local", "run", "--plan", "nope.yaml", "--world", "examples/dms-happy-path/world.yaml"]);
+    let out = cutover(&[
+        "local",
+        "run",
+        "--plan",
+        "nope.yaml",
+        "--world",
+        "examples/dms-happy-path/world.yaml",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.yaml"));
 }
 
 #[test]
 fn local_run_reports_json_and_exit_codes() {
-    for (example, code, outcome) in [("dms-happy-path", 0, "completed"), ("health-failure-rollback", 3, "rolled_back"), ("lag-never-converges", 4, "aborted")] {
+    for (example, code, outcome) in [
+        ("dms-happy-path", 0, "completed"),
+        ("health-failure-rollback", 3, "rolled_back"),
+        ("lag-never-converges", 4, "aborted"),
+    ] {
         let dir = format!("examples/{example}");
-        let out = cutover(&["local", "run", "--plan", &format!("{dir}/plan.yaml"), "--world", &format!("{dir}/world.yaml"), "--json"]);
+        let out = cutover(&[
+            "local",
+            "run",
+            "--plan",
+            &format!("{dir}/plan.yaml"),
+            "--world",
+            &format!("{dir}/world.yaml"),
+            "--json",
+        ]);
         assert_eq!(out.status.code(), Some(code), "{example}");
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report on stdout");
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("JSON report on stdout");
         assert_eq!(report["outcome"], outcome);
-        for field in ["runId", "error", "dns", "stateTransitions", "simulatedSeconds", "timeline", "approvals"] {
-            assert!(report.get(field).is_some(), "{example}: report lacks {field}");
+        for field in [
+            "runId",
+            "error",
+            "dns",
+            "stateTransitions",
+            "simulatedSeconds",
+            "timeline",
+            "approvals",
+        ] {
+            assert!(
+                report.get(field).is_some(),
+                "{example}: report lacks {field}"
+            );
         }
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("[t+00:00:00] ValidateCutover"), "progress on stderr: {err}");
+        assert!(
+            err.contains("[t+00:00:00] ValidateCutover"),
+            "progress on stderr: {err}"
+        );
     }
 }
 
@@ -93,5 +168,9 @@ fn plan_in_json_is_accepted() {
     let plan: serde_json::Value = serde_yaml::from_str(&happy("plan.yaml")).unwrap();
     let p = temp("plan.json", &serde_json::to_string(&plan).unwrap());
     let out = cutover(&["plan", "check", p.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

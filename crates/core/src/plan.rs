@@ -576,8 +576,8 @@ approvals: {expiresSeconds: 3600}
         let text = GOOD.replace("maxLagSeconds: 30", "maxLagSecs: 30");
         let e = Plan::parse(&text, false).unwrap_err();
         let v = e.violations();
-        assert_eq!(v[0].field, "replication");
-        assert!(v[0].message.contains("maxLagSecs"), "{v:?}");
+        assert_eq!(v[0].field, "replication.maxLagSecs");
+        assert!(v[0].message.contains("unknown field"), "{v:?}");
     }
 
     #[test]

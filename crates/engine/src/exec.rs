@@ -663,7 +663,7 @@ impl<'e> Exec<'e> {
                                 Some(t) => {
                                     let mut c = ctx.clone();
                                     c["Map"] = json!({"Item": {"Index": i, "Value": item}});
-                                    render(t, effective, &c).map_err(|m| Failure::runtime(m))?
+                                    render(t, effective, &c).map_err(Failure::runtime)?
                                 }
                                 None => item,
                             };

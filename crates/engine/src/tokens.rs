@@ -35,7 +35,11 @@ impl TokenBroker {
     /// Issues a fresh opaque token and the receiver its task waits on.
     pub fn register(&self) -> (String, UnboundedReceiver<TokenMessage>) {
         let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        let token = format!("AQ{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let token = format!(
+            "AQ{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         issued.push(token.clone());
         let (tx, rx) = unbounded_channel();
         self.pending
@@ -84,7 +88,10 @@ impl TokenBroker {
 
     /// Every token issued so far, so tests can prove none leaked into an output.
     pub fn issued(&self) -> Vec<String> {
-        self.issued.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.issued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn pending_count(&self) -> usize {

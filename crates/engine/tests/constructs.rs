@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cutover_engine::{load, load_value, Engine, Execution, Options, Status, TaskError, TaskHandler, TokenBroker};
+use cutover_engine::{
+    load, load_value, Engine, Execution, Options, Status, TaskError, TaskHandler, TokenBroker,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,10 @@ struct Scripted {
 #[async_trait]
 impl TaskHandler for Scripted {
     async fn invoke(&self, function: &str, payload: Value) -> Result<Value, TaskError> {
-        self.calls.lock().unwrap().push((function.to_string(), payload.clone()));
+        self.calls
+            .lock()
+            .unwrap()
+            .push((function.to_string(), payload.clone()));
         if !self.sleep.is_zero() {
             tokio::time::sleep(self.sleep).await;
         }
@@ -28,7 +33,10 @@ impl TaskHandler for Scripted {
         let n = left.entry(function.to_string()).or_insert(0);
         if *n > 0 {
             *n -= 1;
-            return Err(TaskError { error: self.error.clone(), cause: "scripted failure".into() });
+            return Err(TaskError {
+                error: self.error.clone(),
+                cause: "scripted failure".into(),
+            });
         }
         Ok(json!({"echo": payload}))
     }
@@ -42,56 +50,88 @@ fn epoch() -> DateTime<Utc> {
 
 fn engine(handler: Arc<dyn TaskHandler>, broker: Arc<TokenBroker>, options: Options) -> Engine {
     let base = tokio::time::Instant::now();
-    let clock = Arc::new(move || epoch() + chrono::Duration::from_std(tokio::time::Instant::now() - base).unwrap());
+    let clock = Arc::new(move || {
+        epoch() + chrono::Duration::from_std(tokio::time::Instant::now() - base).unwrap()
+    });
     Engine::new(handler, broker, clock, options)
 }
 
 async fn run(def: Value, input: Value, handler: Arc<dyn TaskHandler>) -> Execution {
     let sm = load_value(&def).expect("loads");
-    engine(handler, Arc::new(TokenBroker::new()), Options::default()).execute(&sm, "sm", "exec", input).await
+    engine(handler, Arc::new(TokenBroker::new()), Options::default())
+        .execute(&sm, "sm", "exec", input)
+        .await
 }
 
 fn seconds_of(exec: &Execution, kind: &str) -> Vec<f64> {
-    exec.history.iter().filter(|e| e.kind == kind).map(|e| (e.timestamp - epoch()).num_milliseconds() as f64 / 1000.0).collect()
+    exec.history
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| (e.timestamp - epoch()).num_milliseconds() as f64 / 1000.0)
+        .collect()
 }
 
 const FN: &str = "arn:aws:lambda:us-east-1:123456789012:function:step";
 
 #[tokio::test(start_paused = true)]
 async fn retry_backs_off_on_the_virtual_clock() {
-    let h = Arc::new(Scripted { error: "Retryable".into(), ..Default::default() });
+    let h = Arc::new(Scripted {
+        error: "Retryable".into(),
+        ..Default::default()
+    });
     h.fail_times.lock().unwrap().insert(FN.into(), 3);
     let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true,
         "Retry": [{"ErrorEquals": ["Retryable"], "IntervalSeconds": 2, "BackoffRate": 3, "MaxAttempts": 3}]}}});
     let exec = run(def, json!({}), h.clone()).await;
     assert_eq!(exec.status, Status::Succeeded);
     // Attempts at 0, +2, +6, +18.
-    assert_eq!(seconds_of(&exec, "LambdaFunctionScheduled"), vec![0.0, 2.0, 8.0, 26.0]);
+    assert_eq!(
+        seconds_of(&exec, "LambdaFunctionScheduled"),
+        vec![0.0, 2.0, 8.0, 26.0]
+    );
     assert_eq!(exec.state_transitions, 4, "one entry plus three retries");
 }
 
 #[tokio::test(start_paused = true)]
 async fn retry_caps_delays_and_gives_up_after_max_attempts() {
-    let h = Arc::new(Scripted { error: "Retryable".into(), ..Default::default() });
+    let h = Arc::new(Scripted {
+        error: "Retryable".into(),
+        ..Default::default()
+    });
     h.fail_times.lock().unwrap().insert(FN.into(), 10);
     let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true,
         "Retry": [{"ErrorEquals": ["Retryable"], "IntervalSeconds": 10, "BackoffRate": 4, "MaxAttempts": 3, "MaxDelaySeconds": 30}]}}});
     let exec = run(def, json!({}), h).await;
     assert_eq!(exec.status, Status::Failed);
     assert_eq!(exec.error.as_deref(), Some("Retryable"));
-    assert_eq!(seconds_of(&exec, "LambdaFunctionScheduled"), vec![0.0, 10.0, 40.0, 70.0]);
+    assert_eq!(
+        seconds_of(&exec, "LambdaFunctionScheduled"),
+        vec![0.0, 10.0, 40.0, 70.0]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn full_jitter_stays_under_the_computed_delay_and_is_seeded() {
     let mut times = Vec::new();
     for _ in 0..2 {
-        let h = Arc::new(Scripted { error: "Retryable".into(), ..Default::default() });
+        let h = Arc::new(Scripted {
+            error: "Retryable".into(),
+            ..Default::default()
+        });
         h.fail_times.lock().unwrap().insert(FN.into(), 3);
         let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true,
             "Retry": [{"ErrorEquals": ["Retryable"], "IntervalSeconds": 10, "BackoffRate": 2, "MaxAttempts": 3, "JitterStrategy": "FULL"}]}}});
         let sm = load_value(&def).unwrap();
-        let exec = engine(h, Arc::new(TokenBroker::new()), Options { seed: 42, ..Default::default() }).execute(&sm, "sm", "e", json!({})).await;
+        let exec = engine(
+            h,
+            Arc::new(TokenBroker::new()),
+            Options {
+                seed: 42,
+                ..Default::default()
+            },
+        )
+        .execute(&sm, "sm", "e", json!({}))
+        .await;
         let t = seconds_of(&exec, "LambdaFunctionScheduled");
         let gaps: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
         for (gap, max) in gaps.iter().zip([10.0, 20.0, 40.0]) {
@@ -104,7 +144,10 @@ async fn full_jitter_stays_under_the_computed_delay_and_is_seeded() {
 
 #[tokio::test(start_paused = true)]
 async fn catch_routes_by_error_name_and_keeps_the_input() {
-    let h = Arc::new(Scripted { error: "HealthCheckFailed".into(), ..Default::default() });
+    let h = Arc::new(Scripted {
+        error: "HealthCheckFailed".into(),
+        ..Default::default()
+    });
     h.fail_times.lock().unwrap().insert(FN.into(), 1);
     let def = json!({"StartAt": "T", "States": {
         "T": {"Type": "Task", "Resource": FN, "ResultPath": "$.out", "Next": "Done",
@@ -135,10 +178,19 @@ async fn states_all_does_not_catch_runtime_errors() {
 async fn map_never_exceeds_max_concurrency() {
     let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "End": true,
         "ItemProcessor": {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 10, "End": true}}}}}});
-    let exec = run(def, json!({"items": [1, 2, 3, 4, 5]}), Arc::new(Scripted::default())).await;
+    let exec = run(
+        def,
+        json!({"items": [1, 2, 3, 4, 5]}),
+        Arc::new(Scripted::default()),
+    )
+    .await;
     assert_eq!(exec.status, Status::Succeeded);
     assert_eq!(exec.output, Some(json!([1, 2, 3, 4, 5])));
-    assert_eq!((exec.stopped - exec.started).num_seconds(), 30, "5 items of 10 s, 2 at a time");
+    assert_eq!(
+        (exec.stopped - exec.started).num_seconds(),
+        30,
+        "5 items of 10 s, 2 at a time"
+    );
     let mut running: i32 = 0;
     let mut peak = 0;
     for e in &exec.history {
@@ -157,8 +209,16 @@ async fn map_item_selector_reads_the_context_item() {
     let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items", "End": true,
         "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index", "c.$": "$.constant"},
         "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}});
-    let exec = run(def, json!({"items": ["a", "b"], "constant": 7}), Arc::new(Scripted::default())).await;
-    assert_eq!(exec.output, Some(json!([{"v": "a", "i": 0, "c": 7}, {"v": "b", "i": 1, "c": 7}])));
+    let exec = run(
+        def,
+        json!({"items": ["a", "b"], "constant": 7}),
+        Arc::new(Scripted::default()),
+    )
+    .await;
+    assert_eq!(
+        exec.output,
+        Some(json!([{"v": "a", "i": 0, "c": 7}, {"v": "b", "i": 1, "c": 7}]))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -176,7 +236,12 @@ async fn timestamp_waits_until_the_instant() {
     let def = json!({"StartAt": "W", "States": {
         "W": {"Type": "Wait", "Timestamp": "2026-01-01T01:00:00Z", "Next": "W2"},
         "W2": {"Type": "Wait", "TimestampPath": "$.at", "End": true}}});
-    let exec = run(def, json!({"at": "2026-01-01T01:30:00+00:00"}), Arc::new(Scripted::default())).await;
+    let exec = run(
+        def,
+        json!({"at": "2026-01-01T01:30:00+00:00"}),
+        Arc::new(Scripted::default()),
+    )
+    .await;
     assert_eq!(exec.status, Status::Succeeded);
     assert_eq!(seconds_of(&exec, "WaitStateExited"), vec![3600.0, 5400.0]);
 }
@@ -192,7 +257,10 @@ async fn seconds_path_waits_and_rejects_negative_values() {
 
 #[tokio::test(start_paused = true)]
 async fn task_timeout_fails_with_states_timeout() {
-    let h = Arc::new(Scripted { sleep: Duration::from_secs(120), ..Default::default() });
+    let h = Arc::new(Scripted {
+        sleep: Duration::from_secs(120),
+        ..Default::default()
+    });
     let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "TimeoutSeconds": 60, "End": true}}});
     let exec = run(def, json!({}), h).await;
     assert_eq!(exec.error.as_deref(), Some("States.Timeout"));
@@ -220,9 +288,17 @@ async fn wait_for_task_token_resumes_on_success() {
         let (h, broker) = (h.clone(), broker.clone());
         async move {
             tokio::time::sleep(Duration::from_secs(100)).await;
-            let token = h.calls.lock().unwrap()[0].1["token"].as_str().unwrap().to_string();
-            broker.send_success(&token, json!({"decision": "approve"})).unwrap();
-            assert!(broker.send_success(&token, json!({})).is_err(), "a token answers once");
+            let token = h.calls.lock().unwrap()[0].1["token"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            broker
+                .send_success(&token, json!({"decision": "approve"}))
+                .unwrap();
+            assert!(
+                broker.send_success(&token, json!({})).is_err(),
+                "a token answers once"
+            );
         }
     };
     let (exec, ()) = tokio::join!(e.execute(&sm, "sm", "e", json!({})), answer);
@@ -230,7 +306,19 @@ async fn wait_for_task_token_resumes_on_success() {
     assert_eq!(exec.output, Some(json!({"decision": "approve"})));
     assert_eq!((exec.stopped - exec.started).num_seconds(), 100);
     let kinds: Vec<&str> = exec.history.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskSubmitted", "TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]);
+    assert_eq!(
+        kinds,
+        [
+            "ExecutionStarted",
+            "TaskStateEntered",
+            "TaskScheduled",
+            "TaskStarted",
+            "TaskSubmitted",
+            "TaskSucceeded",
+            "TaskStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
     assert_eq!(broker.pending_count(), 0);
 }
 
@@ -238,14 +326,22 @@ async fn wait_for_task_token_resumes_on_success() {
 async fn wait_for_task_token_failure_and_timeout() {
     let h = Arc::new(Scripted::default());
     let broker = Arc::new(TokenBroker::new());
-    let sm = load_value(&callback_machine(json!({"TimeoutSecondsPath": "$.expires"}))).unwrap();
+    let sm = load_value(&callback_machine(
+        json!({"TimeoutSecondsPath": "$.expires"}),
+    ))
+    .unwrap();
     let e = engine(h.clone(), broker.clone(), Options::default());
     let reject = {
         let (h, broker) = (h.clone(), broker.clone());
         async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            let token = h.calls.lock().unwrap()[0].1["token"].as_str().unwrap().to_string();
-            broker.send_failure(&token, "ApprovalRejected", "no").unwrap();
+            let token = h.calls.lock().unwrap()[0].1["token"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            broker
+                .send_failure(&token, "ApprovalRejected", "no")
+                .unwrap();
         }
     };
     let (exec, ()) = tokio::join!(e.execute(&sm, "sm", "e", json!({"expires": 600})), reject);
@@ -260,7 +356,13 @@ async fn wait_for_task_token_failure_and_timeout() {
 #[tokio::test(start_paused = true)]
 async fn heartbeat_timeout_without_heartbeats() {
     let sm = load_value(&callback_machine(json!({"HeartbeatSeconds": 30}))).unwrap();
-    let exec = engine(Arc::new(Scripted::default()), Arc::new(TokenBroker::new()), Options::default()).execute(&sm, "sm", "e", json!({})).await;
+    let exec = engine(
+        Arc::new(Scripted::default()),
+        Arc::new(TokenBroker::new()),
+        Options::default(),
+    )
+    .execute(&sm, "sm", "e", json!({}))
+    .await;
     assert_eq!(exec.error.as_deref(), Some("States.HeartbeatTimeout"));
     assert_eq!((exec.stopped - exec.started).num_seconds(), 30);
 }
@@ -268,11 +370,19 @@ async fn heartbeat_timeout_without_heartbeats() {
 #[tokio::test(start_paused = true)]
 async fn duplicate_delivery_invokes_twice() {
     let h = Arc::new(Scripted::default());
-    let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true}}});
+    let def =
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true}}});
     let sm = load_value(&def).unwrap();
-    let exec = engine(h.clone(), Arc::new(TokenBroker::new()), Options { duplicate_delivery: true, ..Default::default() })
-        .execute(&sm, "sm", "e", json!({"a": 1}))
-        .await;
+    let exec = engine(
+        h.clone(),
+        Arc::new(TokenBroker::new()),
+        Options {
+            duplicate_delivery: true,
+            ..Default::default()
+        },
+    )
+    .execute(&sm, "sm", "e", json!({"a": 1}))
+    .await;
     assert_eq!(exec.status, Status::Succeeded);
     assert_eq!(h.calls.lock().unwrap().len(), 2);
 }
@@ -288,17 +398,50 @@ async fn lambda_invoke_wraps_the_payload() {
 #[test]
 fn unsupported_constructs_are_refused_at_load() {
     let cases = [
-        (json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Assign": {"x": 1}, "End": true}}}), "Assign"),
-        (json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}), "JSONata"),
-        (json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Output": 1, "End": true}}}), "Output"),
-        (json!({"StartAt": "P", "States": {"P": {"Type": "Banana", "End": true}}}), "Banana"),
-        (json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "End": true}}}), "sqs"),
-        (json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemReader": {}, "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}), "ItemReader"),
-        (json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}), "DISTRIBUTED"),
-        (json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"x.$": "States.Nope()"}, "End": true}}}), "States.Nope"),
-        (json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Next": "Nowhere"}}}), "Nowhere"),
-        (json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true, "Retry": [{"ErrorEquals": ["X"], "JitterStrategy": "SOME"}]}}}), "JitterStrategy"),
-        (json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.a", "NumericEquals": "1", "Next": "C"}]}}}), "wrong type"),
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Assign": {"x": 1}, "End": true}}}),
+            "Assign",
+        ),
+        (
+            json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}),
+            "JSONata",
+        ),
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Output": 1, "End": true}}}),
+            "Output",
+        ),
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Banana", "End": true}}}),
+            "Banana",
+        ),
+        (
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "End": true}}}),
+            "sqs",
+        ),
+        (
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemReader": {}, "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}),
+            "ItemReader",
+        ),
+        (
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}}}),
+            "DISTRIBUTED",
+        ),
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"x.$": "States.Nope()"}, "End": true}}}),
+            "States.Nope",
+        ),
+        (
+            json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Next": "Nowhere"}}}),
+            "Nowhere",
+        ),
+        (
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": FN, "End": true, "Retry": [{"ErrorEquals": ["X"], "JitterStrategy": "SOME"}]}}}),
+            "JitterStrategy",
+        ),
+        (
+            json!({"StartAt": "C", "States": {"C": {"Type": "Choice", "Choices": [{"Variable": "$.a", "NumericEquals": "1", "Next": "C"}]}}}),
+            "wrong type",
+        ),
     ];
     for (def, word) in cases {
         let e = load_value(&def).expect_err(word);
@@ -309,7 +452,10 @@ fn unsupported_constructs_are_refused_at_load() {
 #[test]
 fn substitutions_must_all_be_defined() {
     let text = r#"{"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "${StepArn}", "End": true}}}"#;
-    assert!(load(text, &HashMap::new()).unwrap_err().to_string().contains("StepArn"));
+    assert!(load(text, &HashMap::new())
+        .unwrap_err()
+        .to_string()
+        .contains("StepArn"));
     let subs = HashMap::from([("StepArn".to_string(), FN.to_string())]);
     assert!(load(text, &subs).is_ok());
 }

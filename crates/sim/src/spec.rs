@@ -532,7 +532,7 @@ faults: [{operation: route53.Nope, error: Throttling, times: 0}]
     #[test]
     fn unknown_world_field_is_named() {
         let e = WorldSpec::parse("route53: {requestPerSecond: 5}", false).unwrap_err();
-        assert_eq!(e.violations()[0].field, "route53");
+        assert_eq!(e.violations()[0].field, "route53.requestPerSecond");
         assert!(e.to_string().contains("requestPerSecond"));
     }
 }

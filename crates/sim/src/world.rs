@@ -880,8 +880,8 @@ route53:
             }
         }
         assert_eq!(
-            throttled, 3,
-            "5 requests per second pass, the rest are throttled"
+            throttled, 4,
+            "5 requests per second pass (the GetChange above was one), the rest are throttled"
         );
     }
 

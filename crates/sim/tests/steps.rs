@@ -1,0 +1,650 @@
+//! Step handlers over the simulated world: GIVEN a world, WHEN a step runs, THEN what changed.
+
+use chrono::Utc;
+use cutover_core::model::{ChangeAction, Decision, RecordType};
+use cutover_core::plan::Plan;
+use cutover_core::ports::{PortError, RunStore, TaskCallbacks, TrafficRouter};
+use cutover_core::steps::*;
+use cutover_core::StepError;
+use cutover_sim::{MemoryStore, SimClock, World, WorldSpec};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const PLAN: &str = r#"
+application: orders
+replication: {kind: dms, taskArn: "arn:aws:dms:us-east-1:123456789012:task:ORDERS", maxLagSeconds: 30, stableSamples: 2, sampleIntervalSeconds: 60, deadlineSeconds: 600}
+dns:
+  hostedZoneId: Z0123456789
+  recordName: orders.example.com
+  recordType: CNAME
+  ttl: 60
+  blue:  {setIdentifier: blue,  value: blue-lb.example.com}
+  green: {setIdentifier: green, value: green-lb.example.com}
+traffic: {steps: [{weight: 10, bakeSeconds: 60}, {weight: 100, bakeSeconds: 60}]}
+health: {intervalSeconds: 30, failureThreshold: 2, http: [{url: "https://green.example.com/health"}], alarms: [green-5xx]}
+approvals: {expiresSeconds: 600}
+"#;
+
+const WORLD: &str = r#"
+route53:
+  zones: [{id: Z0123456789, name: example.com., records: [{name: orders.example.com., type: CNAME, ttl: 300, values: [blue-lb.example.com]}]}]
+dms: {tasks: [{arn: "arn:aws:dms:us-east-1:123456789012:task:ORDERS", status: ready, lag: [[0, 100], [100, 0]]}]}
+http: {"https://green.example.com/health": [[0, 200], [300, 500]]}
+alarms: {green-5xx: [[0, OK]]}
+"#;
+
+#[derive(Default)]
+struct RecordedCallbacks(Mutex<Vec<(String, Value)>>);
+
+#[async_trait::async_trait]
+impl TaskCallbacks for RecordedCallbacks {
+    async fn send_success(&self, token: &str, output: Value) -> Result<(), PortError> {
+        self.0.lock().unwrap().push((token.into(), output));
+        Ok(())
+    }
+    async fn send_failure(&self, token: &str, error: &str, cause: &str) -> Result<(), PortError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((token.into(), json!({"error": error, "cause": cause})));
+        Ok(())
+    }
+}
+
+struct Given {
+    deps: Deps,
+    world: Arc<World>,
+    store: Arc<MemoryStore>,
+    callbacks: Arc<RecordedCallbacks>,
+    plan: Plan,
+}
+
+fn given(world: &str) -> Given {
+    let clock = SimClock::start(Utc::now());
+    let world = Arc::new(World::new(
+        WorldSpec::parse(world, false).expect("world"),
+        clock,
+    ));
+    let store = Arc::new(MemoryStore::new());
+    let callbacks = Arc::new(RecordedCallbacks::default());
+    let deps = Deps {
+        clock: Arc::new(clock),
+        store: store.clone(),
+        router: world.clone(),
+        replication: world.clone(),
+        metrics: world.clone(),
+        probe: world.clone(),
+        notifier: world.clone(),
+        callbacks: callbacks.clone(),
+    };
+    Given {
+        deps,
+        world,
+        store,
+        callbacks,
+        plan: Plan::parse(PLAN, false).expect("plan"),
+    }
+}
+
+async fn validated(g: &Given, run: &str) -> ValidateOutput {
+    validate_cutover(
+        ValidateInput {
+            run_id: run.into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .expect("validates")
+}
+
+#[tokio::test(start_paused = true)]
+async fn validate_refuses_a_blue_that_dns_does_not_serve_and_changes_nothing() {
+    let g = given(&WORLD.replace(
+        "values: [blue-lb.example.com]",
+        "values: [other-lb.example.com]",
+    ));
+    let e = validate_cutover(
+        ValidateInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "ValidationFailed");
+    assert!(e.to_string().contains("dns.blue.value"), "{e}");
+    assert_eq!(g.store.lock_holder("orders"), None);
+    assert_eq!(g.store.writes(), 0, "nothing written");
+}
+
+#[tokio::test(start_paused = true)]
+async fn validate_lists_every_preflight_problem() {
+    let g = given(
+        &WORLD
+            .replace("status: ready", "status: failed")
+            .replace("[[0, OK]]", "[[0, ALARM]]")
+            .replace("[[0, 200], [300, 500]]", "[[0, 503]]"),
+    );
+    let StepError::ValidationFailed(problems) = validate_cutover(
+        ValidateInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap_err() else {
+        panic!("not a validation failure")
+    };
+    assert_eq!(problems.len(), 3, "{problems:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_run_of_the_same_application_is_refused() {
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    let e = validate_cutover(
+        ValidateInput {
+            run_id: "r2".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e,
+        StepError::RunInProgress {
+            application: "orders".into(),
+            holder: "r1".into()
+        }
+    );
+    // r2's close must not free r1's lock.
+    close_run(
+        CloseRunInput {
+            run_id: "r2".into(),
+            plan: g.plan.clone(),
+            outcome: None,
+            error: None,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    assert_eq!(g.store.lock_holder("orders").as_deref(), Some("r1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redelivered_validate_returns_the_first_snapshot() {
+    let g = given(WORLD);
+    let first = validated(&g, "r1").await;
+    start_replication(
+        StartReplicationInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    shift_traffic(
+        ShiftInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            index: 0,
+            weight: 10,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    let again = validated(&g, "r1").await;
+    assert_eq!(
+        again, first,
+        "the snapshot is the pre-cutover DNS, not the weighted records now served"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_replication_picks_the_start_type_and_runs_once() {
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    let input = StartReplicationInput {
+        run_id: "r1".into(),
+        plan: g.plan.clone(),
+    };
+    let out = start_replication(input.clone(), &g.deps).await.unwrap();
+    assert_eq!(out.action, "start-replication");
+    assert_eq!(start_replication(input, &g.deps).await.unwrap(), out);
+    assert_eq!(g.world.counters().dms_starts, 1);
+
+    let g = given(&WORLD.replace("status: ready", "status: stopped"));
+    validated(&g, "r1").await;
+    let out = start_replication(
+        StartReplicationInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.action, "resume-processing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn lag_gate_needs_consecutive_samples_and_stops_at_the_deadline() {
+    let g = given(WORLD);
+    let v = validated(&g, "r1").await;
+    start_replication(
+        StartReplicationInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    let mut gate = LagGate::default();
+    let mut seen = vec![];
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        gate = check_replication_lag(
+            CheckLagInput {
+                run_id: "r1".into(),
+                plan: g.plan.clone(),
+                gate,
+                started_at: v.started_at,
+            },
+            &g.deps,
+        )
+        .await
+        .unwrap();
+        seen.push((gate.lag_seconds, gate.consecutive, gate.converged));
+    }
+    // Lag 100 -> 0 over 100 s from the task's start: 40 s at t = 60, 0 after.
+    assert_eq!(
+        seen,
+        vec![
+            (Some(40.0), 0, false),
+            (Some(0.0), 1, false),
+            (Some(0.0), 2, true)
+        ]
+    );
+
+    let g = given(&WORLD.replace("lag: [[0, 100], [100, 0]]", "lag: [[0, 100]]"));
+    let v = validated(&g, "r1").await;
+    start_replication(
+        StartReplicationInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let e = check_replication_lag(
+        CheckLagInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            gate: LagGate::default(),
+            started_at: v.started_at,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "LagNotConverged");
+}
+
+#[tokio::test(start_paused = true)]
+async fn table_errors_keep_the_lag_gate_shut() {
+    let g = given(&WORLD.replace(
+        "lag: [[0, 100], [100, 0]]",
+        "lag: [[0, 0]], tables: [{name: s.t, validationState: Mismatched records}]",
+    ));
+    let v = validated(&g, "r1").await;
+    start_replication(
+        StartReplicationInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let gate = check_replication_lag(
+        CheckLagInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            gate: LagGate::default(),
+            started_at: v.started_at,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    assert_eq!((gate.lag_seconds, gate.consecutive), (Some(0.0), 0));
+    assert!(
+        gate.reasons[0].contains("Mismatched records"),
+        "{:?}",
+        gate.reasons
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shift_converts_a_simple_record_in_one_batch_and_is_idempotent() {
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    let input = ShiftInput {
+        run_id: "r1".into(),
+        plan: g.plan.clone(),
+        index: 0,
+        weight: 10,
+    };
+    let out = shift_traffic(input.clone(), &g.deps).await.unwrap();
+    assert_eq!(shift_traffic(input, &g.deps).await.unwrap(), out);
+    assert_eq!(
+        g.world.counters().calls["route53.ChangeResourceRecordSets"],
+        1
+    );
+    let dns = g
+        .world
+        .dns("Z0123456789", "orders.example.com", RecordType::CNAME);
+    let weights: Vec<(Option<String>, Option<u32>, u64)> = dns
+        .iter()
+        .map(|r| (r.set_identifier.clone(), r.weight, r.ttl))
+        .collect();
+    assert_eq!(
+        weights,
+        vec![
+            (Some("blue".into()), Some(90), 60),
+            (Some("green".into()), Some(10), 60)
+        ]
+    );
+    let e = shift_traffic(
+        ShiftInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            index: 1,
+            weight: 50,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("differs"),
+        "the weight must be the plan's: {e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_restores_the_snapshot_and_is_idempotent() {
+    let g = given(WORLD);
+    let v = validated(&g, "r1").await;
+    shift_traffic(
+        ShiftInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            index: 0,
+            weight: 10,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let input = RollbackInput {
+        run_id: "r1".into(),
+        plan: g.plan.clone(),
+        error: None,
+    };
+    let out = rollback_cutover(input.clone(), &g.deps).await.unwrap();
+    assert!(out.traffic_moved && out.change_id.is_some());
+    assert_eq!(rollback_cutover(input, &g.deps).await.unwrap(), out);
+    assert_eq!(
+        g.world
+            .dns("Z0123456789", "orders.example.com", RecordType::CNAME),
+        v.snapshot
+    );
+    assert_eq!(g.world.counters().dns_changes_applied, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_before_any_shift_changes_nothing() {
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    let out = rollback_cutover(
+        RollbackInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            error: None,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    assert_eq!((out.traffic_moved, out.change_id), (false, None));
+    assert_eq!(
+        g.world
+            .counters()
+            .calls
+            .get("route53.ChangeResourceRecordSets"),
+        None
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_turns_unhealthy_after_the_threshold_and_honours_abort() {
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    let mut bake = BakeState {
+        started_at: Utc::now(),
+        samples: 0,
+        consecutive_failures: 0,
+        healthy: None,
+        reasons: vec![],
+        complete: false,
+    };
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    bake = run_health_check(
+        HealthInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            index: 0,
+            bake,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    assert_eq!((bake.healthy, bake.consecutive_failures), (Some(false), 1));
+    let e = run_health_check(
+        HealthInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            index: 0,
+            bake: bake.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "HealthCheckFailed");
+    assert!(e.to_string().contains("HTTP 500"), "{e}");
+
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    request_abort("r1", "operator saw errors", &g.deps)
+        .await
+        .unwrap();
+    let e = run_health_check(
+        HealthInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            index: 0,
+            bake,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "Aborted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn approvals_decide_once_and_expire() {
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    let req = RequestApprovalInput {
+        run_id: "r1".into(),
+        plan: g.plan.clone(),
+        gate: "g1".into(),
+        task_token: "secret-token".into(),
+        weight: Some(50),
+    };
+    request_approval(req.clone(), &g.deps).await.unwrap();
+    request_approval(req, &g.deps).await.unwrap();
+    assert_eq!(
+        g.world.notices().len(),
+        1,
+        "a redelivered request notifies once"
+    );
+    assert!(!serde_json::to_string(&g.world.notices())
+        .unwrap()
+        .contains("secret-token"));
+
+    let approve = || DecideApproval {
+        decision: Decision::Approve,
+        reason: None,
+    };
+    let e = decide_approval("r1", "nope", approve(), "alice", &g.deps)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ApprovalError::NotFound { .. }));
+    assert!(matches!(
+        decide_approval("r1", "g1", approve(), " ", &g.deps)
+            .await
+            .unwrap_err(),
+        ApprovalError::Invalid(_)
+    ));
+    decide_approval("r1", "g1", approve(), "alice", &g.deps)
+        .await
+        .unwrap();
+    assert_eq!(g.callbacks.0.lock().unwrap()[0].0, "secret-token");
+    assert_eq!(
+        decide_approval("r1", "g1", approve(), "bob", &g.deps)
+            .await
+            .unwrap_err(),
+        ApprovalError::AlreadyDecided("g1".into())
+    );
+
+    let req = RequestApprovalInput {
+        run_id: "r1".into(),
+        plan: g.plan.clone(),
+        gate: "g2".into(),
+        task_token: "t2".into(),
+        weight: None,
+    };
+    request_approval(req, &g.deps).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(601)).await;
+    assert_eq!(
+        decide_approval("r1", "g2", approve(), "alice", &g.deps)
+            .await
+            .unwrap_err(),
+        ApprovalError::Expired("g2".into())
+    );
+    assert_eq!(g.callbacks.0.lock().unwrap().len(), 1);
+    let stored = g.store.load_approval("r1", "g1").await.unwrap().unwrap();
+    assert!(
+        !serde_json::to_string(&stored)
+            .unwrap()
+            .contains("secret-token"),
+        "the token never serializes"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_are_checked_at_the_boundary() {
+    let g = given(WORLD);
+    let e = dispatch(
+        "shift-traffic",
+        json!({"runId": "r1", "plan": {}, "index": 0, "weight": 10}),
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "ValidationFailed");
+    assert!(e.to_string().contains("plan"), "{e}");
+    let e = dispatch(
+        "check-dns-sync",
+        json!({"runId": "r1", "changeId": "C1", "submittedAt": "2026-01-01T00:00:00Z", "extra": 1}),
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("extra"), "{e}");
+    let e = dispatch(
+        "check-dns-sync",
+        json!({"runId": "bad id!", "changeId": "C1", "submittedAt": "2026-01-01T00:00:00Z"}),
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("runId"), "{e}");
+    assert!(dispatch("no-such-step", json!({}), &g.deps).await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn mgn_lag_comes_from_lag_duration_and_cutover_launches_once() {
+    let world = r#"
+route53:
+  zones: [{id: Z0123456789, name: example.com., records: [{name: orders.example.com., type: CNAME, ttl: 300, values: [blue-lb.example.com]}]}]
+mgn: {servers: [{id: s-0123456789abcdef0, lifecycle: READY_FOR_CUTOVER, replicationState: CONTINUOUS, lag: [[0, 95]]}]}
+http: {"https://green.example.com/health": [[0, 200]]}
+alarms: {green-5xx: [[0, OK]]}
+"#;
+    let mut g = given(world);
+    g.plan.replication.kind = cutover_core::plan::ReplicationKind::Mgn;
+    g.plan.replication.task_arn = None;
+    g.plan.replication.source_server_id = Some("s-0123456789abcdef0".into());
+    let v = validated(&g, "r1").await;
+    let input = StartReplicationInput {
+        run_id: "r1".into(),
+        plan: g.plan.clone(),
+    };
+    assert_eq!(
+        start_replication(input.clone(), &g.deps)
+            .await
+            .unwrap()
+            .action,
+        "start-cutover"
+    );
+    start_replication(input, &g.deps).await.unwrap();
+    assert_eq!(g.world.counters().mgn_cutovers, 1);
+    let gate = check_replication_lag(
+        CheckLagInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            gate: LagGate::default(),
+            started_at: v.started_at,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    assert_eq!(gate.lag_seconds, Some(95.0));
+    let _ = (
+        ChangeAction::Upsert,
+        g.world
+            .records("Z0123456789", "orders.example.com", RecordType::CNAME)
+            .await
+            .unwrap(),
+    );
+}
