@@ -4,7 +4,9 @@ use crate::report::{build_report, Report};
 use async_trait::async_trait;
 use cutover_core::model::{ApprovalNotice, AuditEvent, Decision};
 use cutover_core::plan::{Plan, PlanError};
-use cutover_core::ports::{PortError, PortErrorKind, RunStore, TaskCallbacks};
+use cutover_core::ports::{
+    PortError, PortErrorKind, Replication, RunStore, TaskCallbacks, TrafficRouter,
+};
 use cutover_core::steps::{self, DecideApproval, Deps};
 use cutover_engine::{
     lambda_error, Engine, Options, TaskError, TaskHandler, TokenBroker, TokenError,
@@ -18,20 +20,6 @@ use std::time::Duration;
 
 /// The definition SAM deploys, compiled in so a local run always uses the real file.
 pub const CUTOVER_ASL: &str = include_str!("../../../statemachines/cutover.asl.json");
-
-/// `DefinitionSubstitutions` keys of the cutover machine and the step each one names.
-pub const FUNCTION_SUBSTITUTIONS: &[(&str, &str)] = &[
-    ("ValidateCutoverFunctionArn", "validate-cutover"),
-    ("StartReplicationFunctionArn", "start-replication"),
-    ("CheckReplicationLagFunctionArn", "check-replication-lag"),
-    ("ShiftTrafficFunctionArn", "shift-traffic"),
-    ("CheckDnsSyncFunctionArn", "check-dns-sync"),
-    ("RunHealthCheckFunctionArn", "run-health-check"),
-    ("RollbackCutoverFunctionArn", "rollback-cutover"),
-    ("RequestApprovalFunctionArn", "request-approval"),
-    ("FinalizeCutoverFunctionArn", "finalize-cutover"),
-    ("CloseRunFunctionArn", "close-run"),
-];
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -82,6 +70,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Defaults to `<application>-<world start time>`.
     pub run_id: Option<String>,
+    /// Run store, Route 53 and DMS through the SDK adapters at this endpoint (e.g. moto);
+    /// lag, health, alarms, approvals and MGN stay simulated.
+    pub aws_endpoint_url: Option<String>,
 }
 
 /// Dispatches Lambda ARNs to the step functions, as the deployed functions would run them.
@@ -138,7 +129,7 @@ impl TaskCallbacks for BrokerCallbacks {
 
 /// A run store that also prints each new audit event as a progress line.
 struct ProgressStore {
-    inner: Arc<MemoryStore>,
+    inner: Arc<dyn RunStore>,
     clock: SimClock,
 }
 
@@ -220,9 +211,9 @@ impl RunStore for ProgressStore {
 }
 
 pub fn substitutions() -> HashMap<String, String> {
-    FUNCTION_SUBSTITUTIONS
+    steps::FUNCTIONS
         .iter()
-        .map(|(k, f)| {
+        .map(|(f, k)| {
             (
                 k.to_string(),
                 format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{f}"),
@@ -230,6 +221,14 @@ pub fn substitutions() -> HashMap<String, String> {
         })
         .collect()
 }
+
+/// The plan as run and the ports that differ between simulated and `--aws-endpoint-url` runs.
+type Wiring = (
+    Plan,
+    Arc<dyn RunStore>,
+    Arc<dyn TrafficRouter>,
+    Arc<dyn Replication>,
+);
 
 /// Everything a finished local run leaves behind, for the report and for tests.
 pub struct LocalRun {
@@ -242,9 +241,13 @@ pub struct LocalRun {
 }
 
 /// Runs one cutover to its end on a fresh paused runtime: hours of simulated time in milliseconds.
-pub fn run_local(plan: &Plan, world: &WorldSpec, options: &RunOptions) -> LocalRun {
+pub fn run_local(
+    plan: &Plan,
+    world: &WorldSpec,
+    options: &RunOptions,
+) -> Result<LocalRun, crate::aws_mode::SeedError> {
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .start_paused(true)
         .build()
         .expect("tokio runtime");
@@ -256,24 +259,46 @@ pub async fn run_local_async(
     plan: &Plan,
     world_spec: &WorldSpec,
     options: &RunOptions,
-) -> LocalRun {
+) -> Result<LocalRun, crate::aws_mode::SeedError> {
     let clock = SimClock::start(world_spec.start_time);
     let world = Arc::new(World::new(world_spec.clone(), clock));
     let memory = Arc::new(MemoryStore::new());
+    let run_id = options.run_id.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            plan.application,
+            world_spec.start_time.format("%Y%m%dT%H%M%SZ")
+        )
+    });
+    let (plan, base_store, router, replication): Wiring = match &options.aws_endpoint_url {
+        None => (plan.clone(), memory.clone(), world.clone(), world.clone()),
+        Some(endpoint) => {
+            let ports =
+                crate::aws_mode::seed(endpoint, world_spec, world.clone(), plan, &run_id).await?;
+            if options.progress {
+                eprintln!(
+                    "AWS endpoint {endpoint}: run table {}, hosted zone {}",
+                    ports.table, ports.plan.dns.hosted_zone_id
+                );
+            }
+            (ports.plan, ports.store, ports.router, ports.replication)
+        }
+    };
+    let plan = &plan;
     let store: Arc<dyn RunStore> = if options.progress {
         Arc::new(ProgressStore {
-            inner: memory.clone(),
+            inner: base_store.clone(),
             clock,
         })
     } else {
-        memory.clone()
+        base_store.clone()
     };
     let broker = Arc::new(TokenBroker::new());
     let deps = Deps {
         clock: Arc::new(clock),
         store,
-        router: world.clone(),
-        replication: world.clone(),
+        router: router.clone(),
+        replication,
         metrics: world.clone(),
         probe: world.clone(),
         notifier: world.clone(),
@@ -329,22 +354,23 @@ pub async fn run_local_async(
             region: REGION.into(),
         },
     );
-    let run_id = options.run_id.clone().unwrap_or_else(|| {
-        format!(
-            "{}-{}",
-            plan.application,
-            world_spec.start_time.format("%Y%m%dT%H%M%SZ")
-        )
-    });
     let input = json!({ "plan": plan });
     let execution = engine.execute(&machine, "cutover", &run_id, input).await;
     approver.abort();
-    let report = build_report(plan, &run_id, &execution, &world, memory.as_ref()).await;
-    LocalRun {
+    let d = &plan.dns;
+    let dns = router
+        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("warning: final DNS unreadable: {e}");
+            vec![]
+        });
+    let report = build_report(plan, &run_id, &execution, &world, base_store.as_ref(), dns).await;
+    Ok(LocalRun {
         report,
         world,
         store: memory,
         execution,
         tokens: broker.issued(),
-    }
+    })
 }

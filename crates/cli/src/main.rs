@@ -69,6 +69,10 @@ enum LocalCommand {
         /// Run id (the execution name); defaults to <application>-<world start time>.
         #[arg(long)]
         run_id: Option<String>,
+        /// Send the run store, Route 53 and DMS calls through the SDK adapters to this endpoint
+        /// (e.g. a moto server); lag, health, alarms, approvals and MGN stay simulated.
+        #[arg(long, value_name = "URL")]
+        aws_endpoint_url: Option<String>,
     },
 }
 
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
                     duplicate_delivery,
                     seed,
                     run_id,
+                    aws_endpoint_url,
                 },
         } => {
             let (plan_v, world_v) = match (load_plan(&plan), load_world(&world)) {
@@ -122,8 +127,15 @@ fn main() -> ExitCode {
                 seed,
                 progress: !quiet,
                 run_id,
+                aws_endpoint_url,
             };
-            let run = run_local(&plan_v, &world_v, &opts);
+            let run = match run_local(&plan_v, &world_v, &opts) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(4);
+                }
+            };
             let r = &run.report;
             if json {
                 match serde_json::to_string_pretty(r) {
@@ -183,11 +195,11 @@ fn fmt_secs(s: f64) -> String {
 /// Runs the plan `iterations` times after a warm-up and prints wall-time statistics.
 fn bench(plan: &cutover_core::Plan, world: &cutover_sim::WorldSpec, iterations: u32) {
     let opts = RunOptions::default();
-    let warm = run_local(plan, world, &opts);
+    let warm = run_local(plan, world, &opts).expect("a simulated run needs no endpoint");
     let mut walls = Vec::with_capacity(iterations as usize);
     for _ in 0..iterations {
         let t = std::time::Instant::now();
-        let run = run_local(plan, world, &opts);
+        let run = run_local(plan, world, &opts).expect("a simulated run needs no endpoint");
         walls.push(t.elapsed().as_secs_f64());
         assert_eq!(
             run.report.outcome, warm.report.outcome,

@@ -73,6 +73,7 @@ pub async fn build_report(
     exec: &Execution,
     world: &World,
     store: &dyn RunStore,
+    dns: Vec<RecordSet>,
 ) -> Report {
     let start = exec.started;
     let secs = |t: chrono::DateTime<chrono::Utc>| (t - start).num_milliseconds() as f64 / 1000.0;
@@ -124,11 +125,7 @@ pub async fn build_report(
         outcome,
         error: exec.error.clone(),
         cause: exec.cause.clone(),
-        dns: world.dns(
-            &plan.dns.hosted_zone_id,
-            &plan.dns.record_name,
-            plan.dns.record_type,
-        ),
+        dns,
         state_transitions: exec.state_transitions,
         simulated_seconds: secs(exec.stopped),
         timeline,

@@ -25,6 +25,7 @@ fn run(name: &str, duplicate_delivery: bool) -> LocalRun {
             ..Default::default()
         },
     )
+    .expect("a simulated run needs no endpoint")
 }
 
 fn weighted(name: &str, ty: RecordType, id: &str, w: u32, value: &str) -> RecordSet {

@@ -339,11 +339,11 @@ impl Plan {
         }
 
         let d = &self.dns;
-        if !re(&ZONE_RE, r"^Z[A-Z0-9]{1,31}$").is_match(&d.hosted_zone_id) {
+        if !re(&ZONE_RE, r"^[A-Z0-9]{2,32}$").is_match(&d.hosted_zone_id) {
             bad(
                 "dns.hostedZoneId",
                 format!(
-                    "'{}' is not a hosted zone id (Z and upper-case letters or digits)",
+                    "'{}' is not a hosted zone id (2-32 upper-case letters or digits, without /hostedzone/)",
                     d.hosted_zone_id
                 ),
             );

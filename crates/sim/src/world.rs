@@ -178,6 +178,16 @@ impl World {
         self.clock.elapsed_seconds()
     }
 
+    /// Starts a DMS task's lag curve now, for runs where the task itself lives elsewhere
+    /// (`--aws-endpoint-url`): its lag stays simulated.
+    pub fn assume_dms_started(&self, task_arn: &str) {
+        let t = self.t();
+        if let Some(s) = self.st().dms.get_mut(task_arn) {
+            s.status = "running".into();
+            s.started_at = Some(t);
+        }
+    }
+
     pub fn counters(&self) -> Counters {
         self.st().counters.clone()
     }

@@ -46,18 +46,19 @@ pub struct Deps {
     pub callbacks: Arc<dyn TaskCallbacks>,
 }
 
-/// The step functions by their Lambda names.
-pub const FUNCTIONS: &[&str] = &[
-    "validate-cutover",
-    "start-replication",
-    "check-replication-lag",
-    "shift-traffic",
-    "check-dns-sync",
-    "run-health-check",
-    "rollback-cutover",
-    "request-approval",
-    "finalize-cutover",
-    "close-run",
+/// The step functions by their Lambda names, with the `DefinitionSubstitutions` key under which
+/// the state machines reference each one.
+pub const FUNCTIONS: &[(&str, &str)] = &[
+    ("validate-cutover", "ValidateCutoverFunctionArn"),
+    ("start-replication", "StartReplicationFunctionArn"),
+    ("check-replication-lag", "CheckReplicationLagFunctionArn"),
+    ("shift-traffic", "ShiftTrafficFunctionArn"),
+    ("check-dns-sync", "CheckDnsSyncFunctionArn"),
+    ("run-health-check", "RunHealthCheckFunctionArn"),
+    ("rollback-cutover", "RollbackCutoverFunctionArn"),
+    ("request-approval", "RequestApprovalFunctionArn"),
+    ("finalize-cutover", "FinalizeCutoverFunctionArn"),
+    ("close-run", "CloseRunFunctionArn"),
 ];
 
 /// Runs the named step on a JSON payload. Payloads are checked strictly at this boundary.

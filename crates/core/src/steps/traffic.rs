@@ -222,7 +222,9 @@ pub struct RollbackOutput {
 
 const ROLLBACK_KEY: &str = "rollback";
 
-/// Restores exactly the snapshot in one batch. Never touches replication.
+/// Restores exactly the snapshot in one batch: DELETE what is not in it, UPSERT what is missing
+/// (UPSERT rather than CREATE, so a retried restore cannot trip over its own records).
+/// Never touches replication.
 pub async fn rollback_cutover(
     input: RollbackInput,
     deps: &Deps,
@@ -256,7 +258,7 @@ pub async fn rollback_cutover(
             .iter()
             .filter(|r| !current.contains(r))
             .map(|r| Change {
-                action: ChangeAction::Create,
+                action: ChangeAction::Upsert,
                 record: r.clone(),
             }),
     );

@@ -1,0 +1,23 @@
+//! Cutover's ports over the AWS SDK for Rust: DynamoDB run store, Route 53 router, DMS and MGN
+//! replication, CloudWatch metrics and alarms, Step Functions callbacks, SNS notices, HTTP probes.
+//! Each adapter maps the service's errors to `PortError` keeping the service's own error code.
+
+pub mod callbacks;
+pub mod clock;
+pub mod errors;
+pub mod metrics;
+pub mod moto_compat;
+pub mod notifier;
+pub mod probe;
+pub mod replication;
+pub mod route53;
+pub mod store;
+
+pub use callbacks::SfnCallbacks;
+pub use clock::SystemClock;
+pub use metrics::CloudWatchMetrics;
+pub use notifier::SnsNotifier;
+pub use probe::HttpProbe;
+pub use replication::AwsReplication;
+pub use route53::{RateLimiter, Route53Router};
+pub use store::DynamoStore;

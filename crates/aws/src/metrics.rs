@@ -1,0 +1,231 @@
+//! CloudWatch: DMS lag from GetMetricData and alarm states from DescribeAlarms.
+//!
+//! DMS publishes task metrics in namespace `AWS/DMS` with the dimensions
+//! `ReplicationInstanceIdentifier` and `ReplicationTaskIdentifier` (CHAP_Monitoring, "Replication
+//! task metrics"). The task dimension carries the task's resource id — the last part of its ARN —
+//! and the instance dimension the instance's identifier, which is resolved from the task's
+//! `ReplicationInstanceArn` with DescribeReplicationInstances. Lag is CDCLatencySource +
+//! CDCLatencyTarget, in seconds; the newest datapoint of the last 10 minutes at 60 s resolution is used.
+
+use crate::errors::map_sdk_error;
+use crate::replication::AwsReplication;
+use async_trait::async_trait;
+use aws_sdk_cloudwatch::types::{
+    Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StateValue,
+};
+use aws_sdk_databasemigration::types::Filter;
+use cutover_core::model::AlarmState;
+use cutover_core::ports::{Metrics, PortError, PortErrorKind};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+const SERVICE: &str = "cloudwatch";
+
+pub struct CloudWatchMetrics {
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    replication: AwsReplication,
+    dms: aws_sdk_databasemigration::Client,
+    /// Task ARN -> (instance identifier, task resource id), resolved once per sandbox.
+    dimensions: Mutex<HashMap<String, (String, String)>>,
+}
+
+fn cw_err<E, R>(e: aws_sdk_cloudwatch::error::SdkError<E, R>) -> PortError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug,
+{
+    map_sdk_error(
+        SERVICE,
+        e,
+        &["InvalidParameterValue", "InvalidParameterCombination"],
+        &["ResourceNotFound"],
+        &[],
+    )
+}
+
+/// The task's resource id: the last `:`-separated part of its ARN.
+pub fn task_resource_id(task_arn: &str) -> &str {
+    task_arn.rsplit(':').next().unwrap_or(task_arn)
+}
+
+impl CloudWatchMetrics {
+    pub fn new(
+        cloudwatch: aws_sdk_cloudwatch::Client,
+        replication: AwsReplication,
+        dms: aws_sdk_databasemigration::Client,
+    ) -> Self {
+        CloudWatchMetrics {
+            cloudwatch,
+            replication,
+            dms,
+            dimensions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Pins the dimensions of a task (tests, or callers that already know them).
+    pub fn with_dimensions(self, task_arn: &str, instance_identifier: &str) -> Self {
+        self.dimensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                task_arn.to_string(),
+                (
+                    instance_identifier.to_string(),
+                    task_resource_id(task_arn).to_string(),
+                ),
+            );
+        self
+    }
+
+    async fn dimensions_of(&self, task_arn: &str) -> Result<(String, String), PortError> {
+        if let Some(d) = self
+            .dimensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(task_arn)
+        {
+            return Ok(d.clone());
+        }
+        let task = self.replication.describe_task(task_arn).await?;
+        let instance_arn = task
+            .replication_instance_arn()
+            .unwrap_or_default()
+            .to_string();
+        let filter = Filter::builder()
+            .name("replication-instance-arn")
+            .values(&instance_arn)
+            .build()
+            .map_err(|e| crate::errors::build_err("dms", e))?;
+        let resp = self
+            .dms
+            .describe_replication_instances()
+            .filters(filter)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error("dms", e, &[], &["ResourceNotFoundFault"], &[]))?;
+        let instance = resp
+            .replication_instances()
+            .first()
+            .and_then(|i| i.replication_instance_identifier())
+            .ok_or_else(|| {
+                PortError::new(
+                    "dms",
+                    PortErrorKind::NotFound,
+                    "ResourceNotFoundFault",
+                    format!("no replication instance {instance_arn}"),
+                )
+            })?
+            .to_string();
+        let dims = (instance, task_resource_id(task_arn).to_string());
+        self.dimensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task_arn.to_string(), dims.clone());
+        Ok(dims)
+    }
+}
+
+fn query(id: &str, metric: &str, instance: &str, task: &str) -> MetricDataQuery {
+    let metric = Metric::builder()
+        .namespace("AWS/DMS")
+        .metric_name(metric)
+        .dimensions(
+            Dimension::builder()
+                .name("ReplicationInstanceIdentifier")
+                .value(instance)
+                .build(),
+        )
+        .dimensions(
+            Dimension::builder()
+                .name("ReplicationTaskIdentifier")
+                .value(task)
+                .build(),
+        )
+        .build();
+    MetricDataQuery::builder()
+        .id(id)
+        .metric_stat(
+            MetricStat::builder()
+                .metric(metric)
+                .period(60)
+                .stat("Average")
+                .build(),
+        )
+        .return_data(true)
+        .build()
+}
+
+#[async_trait]
+impl Metrics for CloudWatchMetrics {
+    async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<(f64, f64)>, PortError> {
+        let (instance, task) = self.dimensions_of(task_arn).await?;
+        let now = std::time::SystemTime::now();
+        let start = now - std::time::Duration::from_secs(600);
+        let resp = self
+            .cloudwatch
+            .get_metric_data()
+            .metric_data_queries(query("source", "CDCLatencySource", &instance, &task))
+            .metric_data_queries(query("target", "CDCLatencyTarget", &instance, &task))
+            .start_time(start.into())
+            .end_time(now.into())
+            .scan_by(ScanBy::TimestampDescending)
+            .send()
+            .await
+            .map_err(cw_err)?;
+        let newest = |id: &str| {
+            resp.metric_data_results()
+                .iter()
+                .find(|r| r.id() == Some(id))
+                .and_then(|r| r.values().first().copied())
+        };
+        Ok(match (newest("source"), newest("target")) {
+            (Some(s), Some(t)) => Some((s, t)),
+            _ => None,
+        })
+    }
+
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<(String, AlarmState)>, PortError> {
+        let resp = self
+            .cloudwatch
+            .describe_alarms()
+            .set_alarm_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(cw_err)?;
+        let mut found: HashMap<String, AlarmState> = HashMap::new();
+        let state = |s: Option<&StateValue>| match s {
+            Some(StateValue::Alarm) => AlarmState::Alarm,
+            Some(StateValue::Ok) => AlarmState::Ok,
+            _ => AlarmState::InsufficientData,
+        };
+        for a in resp.metric_alarms() {
+            found.insert(
+                a.alarm_name().unwrap_or_default().to_string(),
+                state(a.state_value()),
+            );
+        }
+        for a in resp.composite_alarms() {
+            found.insert(
+                a.alarm_name().unwrap_or_default().to_string(),
+                state(a.state_value()),
+            );
+        }
+        names
+            .iter()
+            .map(|n| {
+                found.get(n).map(|s| (n.clone(), *s)).ok_or_else(|| {
+                    PortError::new(
+                        SERVICE,
+                        PortErrorKind::NotFound,
+                        "ResourceNotFound",
+                        format!("alarm {n} does not exist"),
+                    )
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,328 @@
+//! The run store on one DynamoDB table (pk, sk):
+//! `RUN#<id>`/`STATE` (versioned), `RUN#<id>`/`EVENT#<key>` (append-only, one per key),
+//! `RUN#<id>`/`APPROVAL#<gate>` (with the task token, server side only), `APP#<app>`/`LOCK`.
+
+use crate::errors::{build_err, map_sdk_error};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use cutover_core::model::{ApprovalRecord, AuditEvent, RunRecord};
+use cutover_core::ports::{LockOutcome, PortError, PortErrorKind, RunStore};
+use std::collections::HashMap;
+
+const SERVICE: &str = "dynamodb";
+const CONDITION_FAILED: &[&str] = &[
+    "ConditionalCheckFailedException",
+    "TransactionConflictException",
+];
+const NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
+const INVALID: &[&str] = &["ValidationException"];
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+fn err<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> PortError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug,
+{
+    map_sdk_error(SERVICE, e, INVALID, NOT_FOUND, CONDITION_FAILED)
+}
+
+fn to_item<T: serde::Serialize>(v: &T, pk: &str, sk: &str) -> Result<Item, PortError> {
+    let mut item: Item = serde_dynamo::to_item(v).map_err(|e| build_err(SERVICE, e))?;
+    item.insert("pk".into(), s(pk));
+    item.insert("sk".into(), s(sk));
+    Ok(item)
+}
+
+fn from_item<T: serde::de::DeserializeOwned>(mut item: Item) -> Result<T, PortError> {
+    item.remove("pk");
+    item.remove("sk");
+    item.remove("taskToken");
+    serde_dynamo::from_item(item)
+        .map_err(|e| PortError::new(SERVICE, PortErrorKind::Other, "Decode", e.to_string()))
+}
+
+fn run_pk(run_id: &str) -> String {
+    format!("RUN#{run_id}")
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// All items of one partition, every page.
+    async fn partition(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, PortError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":p", s(sk_prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(err)?;
+            out.extend(resp.items.unwrap_or_default());
+            match resp.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// A cheap read to open the connection during init, so the first real call skips the TLS handshake.
+    pub async fn warm_up(&self) {
+        let _ = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("WARMUP"))
+            .key("sk", s("WARMUP"))
+            .send()
+            .await;
+    }
+}
+
+#[async_trait]
+impl RunStore for DynamoStore {
+    async fn acquire_lock(
+        &self,
+        application: &str,
+        run_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<LockOutcome, PortError> {
+        let pk = format!("APP#{application}");
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("sk", s("LOCK"))
+            .item("runId", s(run_id))
+            .item("acquiredAt", s(&at.to_rfc3339()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(LockOutcome::Acquired),
+            Err(e) => {
+                let e = err(e);
+                if e.kind != PortErrorKind::Conflict {
+                    return Err(e);
+                }
+                let held = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&pk))
+                    .key("sk", s("LOCK"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                let holder = held
+                    .item
+                    .and_then(|i| i.get("runId").and_then(|v| v.as_s().ok().cloned()))
+                    .unwrap_or_default();
+                Ok(if holder == run_id {
+                    LockOutcome::AlreadyHeld
+                } else {
+                    LockOutcome::HeldBy(holder)
+                })
+            }
+        }
+    }
+
+    async fn release_lock(&self, application: &str, run_id: &str) -> Result<(), PortError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("APP#{application}")))
+            .key("sk", s("LOCK"))
+            .condition_expression("runId = :run")
+            .expression_attribute_values(":run", s(run_id))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Not ours (or gone already): leave it alone.
+            Err(e) => match err(e) {
+                e if e.kind == PortErrorKind::Conflict => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>, PortError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&run_pk(run_id)))
+            .key("sk", s("STATE"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?;
+        resp.item.map(from_item).transpose()
+    }
+
+    async fn save_run(&self, record: &RunRecord) -> Result<(), PortError> {
+        let mut next = record.clone();
+        next.version = record.version + 1;
+        let item = to_item(&next, &run_pk(&record.run_id), "STATE")?;
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let req = if record.version == 0 {
+            req.condition_expression("attribute_not_exists(pk)")
+        } else {
+            req.condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(record.version.to_string()))
+        };
+        req.send().await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn append_event(&self, event: &AuditEvent) -> Result<bool, PortError> {
+        let mut item = to_item(
+            event,
+            &run_pk(&event.run_id),
+            &format!("EVENT#{}", event.key),
+        )?;
+        // Append order breaks ties between events of the same instant.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        item.insert("appendedNanos".into(), AttributeValue::N(nanos.to_string()));
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(sk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) => match err(e) {
+                e if e.kind == PortErrorKind::Conflict => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn events(&self, run_id: &str) -> Result<Vec<AuditEvent>, PortError> {
+        let mut events: Vec<(AuditEvent, u128)> = self
+            .partition(&run_pk(run_id), "EVENT#")
+            .await?
+            .into_iter()
+            .map(|item| {
+                let seq = item
+                    .get("appendedNanos")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse::<u128>().ok())
+                    .unwrap_or(0);
+                from_item(item).map(|e| (e, seq))
+            })
+            .collect::<Result<_, _>>()?;
+        // Items come back in key order; the trail reads in time order, then append order.
+        events.sort_by_key(|e| (e.0.at, e.1));
+        let events: Vec<AuditEvent> = events.into_iter().map(|(e, _)| e).collect();
+        Ok(events)
+    }
+
+    async fn save_approval(
+        &self,
+        approval: &ApprovalRecord,
+        expect_undecided: bool,
+    ) -> Result<(), PortError> {
+        let mut item = to_item(
+            approval,
+            &run_pk(&approval.run_id),
+            &format!("APPROVAL#{}", approval.gate),
+        )?;
+        // The token is not part of the serialized record; it is stored beside it and read only here.
+        item.insert("taskToken".into(), s(&approval.task_token));
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let req = if expect_undecided {
+            req.condition_expression(
+                "attribute_not_exists(decision) OR attribute_type(decision, :null)",
+            )
+            .expression_attribute_values(":null", s("NULL"))
+        } else {
+            req
+        };
+        req.send().await.map_err(err)?;
+        Ok(())
+    }
+
+    async fn load_approval(
+        &self,
+        run_id: &str,
+        gate: &str,
+    ) -> Result<Option<ApprovalRecord>, PortError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&run_pk(run_id)))
+            .key("sk", s(&format!("APPROVAL#{gate}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?;
+        let Some(item) = resp.item else {
+            return Ok(None);
+        };
+        let token = item
+            .get("taskToken")
+            .and_then(|v| v.as_s().ok().cloned())
+            .unwrap_or_default();
+        let mut rec: ApprovalRecord = from_item(item)?;
+        rec.task_token = token;
+        Ok(Some(rec))
+    }
+
+    async fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalRecord>, PortError> {
+        // Listed for reports and the API: tokens stay in the table.
+        self.partition(&run_pk(run_id), "APPROVAL#")
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+}

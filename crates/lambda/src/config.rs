@@ -1,0 +1,104 @@
+//! The functions' configuration, read from the environment once, with errors naming the variable.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// TABLE_NAME: the run table.
+    pub table_name: String,
+    /// TOPIC_ARN: where approval notices go (request-approval only).
+    pub topic_arn: Option<String>,
+    /// ROUTE53_REQUESTS_PER_SECOND: client-side rate limit (default 4; the quota is 5 per account).
+    pub route53_requests_per_second: f64,
+    /// HTTP_TIMEOUT_SECONDS: per health probe (default 5).
+    pub http_timeout: Duration,
+    /// DMS_TABLE_STATISTICS: read DescribeTableStatistics (default true).
+    pub dms_table_statistics: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name}: {message}")]
+    Invalid { name: &'static str, message: String },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table_name = get("TABLE_NAME")
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let number = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n > 0.0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name,
+                        message: format!("'{v}' is not a positive number"),
+                    }),
+            }
+        };
+        let dms_table_statistics = match get("DMS_TABLE_STATISTICS").as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    name: "DMS_TABLE_STATISTICS",
+                    message: format!("'{v}' is not true or false"),
+                })
+            }
+        };
+        Ok(Config {
+            table_name,
+            topic_arn: get("TOPIC_ARN").filter(|s| !s.is_empty()),
+            route53_requests_per_second: number("ROUTE53_REQUESTS_PER_SECOND", 4.0)?,
+            http_timeout: Duration::from_secs_f64(number("HTTP_TIMEOUT_SECONDS", 5.0)?),
+            dms_table_statistics,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn names_the_missing_or_bad_variable() {
+        assert_eq!(
+            Config::from_lookup(env(&[])).unwrap_err(),
+            ConfigError::Missing("TABLE_NAME")
+        );
+        let e = Config::from_lookup(env(&[
+            ("TABLE_NAME", "t"),
+            ("ROUTE53_REQUESTS_PER_SECOND", "fast"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains("ROUTE53_REQUESTS_PER_SECOND"), "{e}");
+        let c = Config::from_lookup(env(&[("TABLE_NAME", "t")])).unwrap();
+        assert_eq!(
+            (
+                c.route53_requests_per_second,
+                c.http_timeout,
+                c.dms_table_statistics
+            ),
+            (4.0, Duration::from_secs(5), true)
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! The adapter for a port a step does not use: every call is refused, naming the step.
+
+use async_trait::async_trait;
+use cutover_core::model::*;
+use cutover_core::plan::HttpCheck;
+use cutover_core::ports::*;
+use serde_json::Value;
+
+pub struct Unconfigured(pub String);
+
+impl Unconfigured {
+    fn refuse(&self, port: &'static str) -> PortError {
+        PortError::new(
+            port,
+            PortErrorKind::Denied,
+            "NotConfigured",
+            format!("{port} is not available to the {} function", self.0),
+        )
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for Unconfigured {
+    async fn records(&self, _: &str, _: &str, _: RecordType) -> Result<Vec<RecordSet>, PortError> {
+        Err(self.refuse("route53"))
+    }
+    async fn change(&self, _: &str, _: &[Change], _: &str) -> Result<ChangeInfo, PortError> {
+        Err(self.refuse("route53"))
+    }
+    async fn change_status(&self, _: &str) -> Result<ChangeInfo, PortError> {
+        Err(self.refuse("route53"))
+    }
+}
+
+#[async_trait]
+impl Replication for Unconfigured {
+    async fn dms_task(&self, _: &str) -> Result<DmsTask, PortError> {
+        Err(self.refuse("dms"))
+    }
+    async fn start_dms_task(&self, _: &str, _: DmsStartType) -> Result<(), PortError> {
+        Err(self.refuse("dms"))
+    }
+    async fn stop_dms_task(&self, _: &str) -> Result<(), PortError> {
+        Err(self.refuse("dms"))
+    }
+    async fn mgn_server(&self, _: &str) -> Result<MgnServer, PortError> {
+        Err(self.refuse("mgn"))
+    }
+    async fn start_mgn_cutover(&self, _: &str) -> Result<String, PortError> {
+        Err(self.refuse("mgn"))
+    }
+    async fn finalize_mgn_cutover(&self, _: &str) -> Result<(), PortError> {
+        Err(self.refuse("mgn"))
+    }
+}
+
+#[async_trait]
+impl Metrics for Unconfigured {
+    async fn dms_cdc_latency(&self, _: &str) -> Result<Option<(f64, f64)>, PortError> {
+        Err(self.refuse("cloudwatch"))
+    }
+    async fn alarm_states(&self, _: &[String]) -> Result<Vec<(String, AlarmState)>, PortError> {
+        Err(self.refuse("cloudwatch"))
+    }
+}
+
+#[async_trait]
+impl HealthProbe for Unconfigured {
+    async fn probe(&self, _: &HttpCheck) -> ProbeResult {
+        ProbeResult {
+            ok: false,
+            status: None,
+            detail: format!("http probes are not available to the {} function", self.0),
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for Unconfigured {
+    async fn approval_requested(&self, _: &ApprovalNotice) -> Result<(), PortError> {
+        Err(self.refuse("sns"))
+    }
+}
+
+#[async_trait]
+impl TaskCallbacks for Unconfigured {
+    async fn send_success(&self, _: &str, _: Value) -> Result<(), PortError> {
+        Err(self.refuse("states"))
+    }
+    async fn send_failure(&self, _: &str, _: &str, _: &str) -> Result<(), PortError> {
+        Err(self.refuse("states"))
+    }
+}

@@ -1,0 +1,126 @@
+//! Every sample event in `events/` (the ones `cargo lambda invoke --data-file` uses) goes through
+//! the deployed handler, in the order a run would send them, over the simulated world.
+
+use cutover_core::steps::Deps;
+use cutover_lambda::{handle, needs, Unconfigured};
+use cutover_sim::{MemoryStore, SimClock, World, WorldSpec};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn event(name: &str) -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(format!("{name}.json"));
+    serde_json::from_str(
+        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .expect("event JSON")
+}
+
+fn deps() -> (Deps, Arc<World>) {
+    let root =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/dms-happy-path/world.yaml");
+    let spec = WorldSpec::parse(&std::fs::read_to_string(root).unwrap(), false).unwrap();
+    let clock = SimClock::start(spec.start_time);
+    let world = Arc::new(World::new(spec, clock));
+    let deps = Deps {
+        clock: Arc::new(clock),
+        store: Arc::new(MemoryStore::new()),
+        router: world.clone(),
+        replication: world.clone(),
+        metrics: world.clone(),
+        probe: world.clone(),
+        notifier: world.clone(),
+        callbacks: Arc::new(Unconfigured("tests".into())),
+    };
+    (deps, world)
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_sample_event_runs_through_its_handler() {
+    let (deps, world) = deps();
+    let ok = |name: &str, out: &Result<Value, lambda_runtime::Diagnostic>| {
+        assert!(
+            out.is_ok(),
+            "{name}: {:?}",
+            out.as_ref()
+                .err()
+                .map(|d| (&d.error_type, &d.error_message))
+        );
+    };
+    let out = handle("validate-cutover", event("validate-cutover"), &deps).await;
+    ok("validate-cutover", &out);
+    assert_eq!(out.unwrap()["snapshot"].as_array().unwrap().len(), 1);
+
+    let out = handle("start-replication", event("start-replication"), &deps).await;
+    ok("start-replication", &out);
+    assert_eq!(out.unwrap()["action"], "start-replication");
+
+    tokio::time::sleep(Duration::from_secs(13 * 60)).await;
+    let out = handle(
+        "check-replication-lag",
+        event("check-replication-lag"),
+        &deps,
+    )
+    .await;
+    ok("check-replication-lag", &out);
+    assert_eq!(
+        out.unwrap()["converged"],
+        true,
+        "the event carried 2 good samples; the third opens the gate"
+    );
+
+    let out = handle("shift-traffic", event("shift-traffic"), &deps).await;
+    ok("shift-traffic", &out);
+    assert_eq!(
+        out.unwrap()["changeId"],
+        event("check-dns-sync")["changeId"]
+    );
+
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let out = handle("check-dns-sync", event("check-dns-sync"), &deps).await;
+    ok("check-dns-sync", &out);
+    assert_eq!(out.unwrap()["inSync"], true);
+
+    let out = handle("run-health-check", event("run-health-check"), &deps).await;
+    ok("run-health-check", &out);
+    assert_eq!(out.unwrap()["healthy"], true);
+
+    let out = handle("request-approval", event("request-approval"), &deps).await;
+    ok("request-approval", &out);
+    assert_eq!(world.notices().len(), 1);
+    assert!(!serde_json::to_string(&world.notices())
+        .unwrap()
+        .contains("EXAMPLE-TASK-TOKEN"));
+
+    let out = handle("finalize-cutover", event("finalize-cutover"), &deps).await;
+    ok("finalize-cutover", &out);
+    assert_eq!(world.counters().dms_stops, 1);
+
+    let out = handle("rollback-cutover", event("rollback-cutover"), &deps).await;
+    ok("rollback-cutover", &out);
+    assert_eq!(out.unwrap()["trafficMoved"], true);
+
+    let out = handle("close-run", event("close-run"), &deps).await;
+    ok("close-run", &out);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_event_fails_with_the_stable_error_name() {
+    let (deps, _) = deps();
+    let mut e = event("shift-traffic");
+    e["weight"] = Value::from("ten");
+    let d = handle("shift-traffic", e, &deps).await.unwrap_err();
+    assert_eq!(d.error_type, "ValidationFailed");
+    assert!(d.error_message.contains("weight"), "{}", d.error_message);
+}
+
+#[test]
+fn each_function_declares_only_the_ports_it_uses() {
+    let n = needs("close-run");
+    assert!(!(n.router || n.replication || n.metrics || n.probe || n.notifier || n.callbacks));
+    assert!(needs("shift-traffic").router && !needs("shift-traffic").replication);
+    assert!(needs("request-approval").notifier && !needs("request-approval").router);
+}

@@ -1,0 +1,277 @@
+//! Static checks of `template.yaml` against the code: substitutions, functions and their crates,
+//! sample events, and least privilege (no mutating action on `Resource: "*"` but the documented
+//! exceptions; record-level Route 53 conditions; tag conditions on DMS and MGN mutations).
+
+use cutover_core::steps::FUNCTIONS;
+use serde_yaml::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn template() -> Value {
+    serde_yaml::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap())
+        .expect("template.yaml parses")
+}
+
+/// `!GetAtt X.Arn` (a tagged scalar) -> "X".
+fn get_att_target(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) if t.tag == "!GetAtt" => t
+            .value
+            .as_str()
+            .and_then(|s| s.strip_suffix(".Arn"))
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+fn resources(t: &Value) -> Vec<(String, Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone()))
+        .collect()
+}
+
+fn functions(t: &Value) -> Vec<(String, String)> {
+    resources(t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, r)| (id, r["Properties"]["CodeUri"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn asl_substitutions_match_the_template_both_ways() {
+    let t = template();
+    for (_, sm) in resources(&t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::StateMachine")
+    {
+        let uri = sm["Properties"]["DefinitionUri"].as_str().unwrap();
+        let asl = std::fs::read_to_string(root().join(uri)).unwrap();
+        let used: BTreeSet<String> = asl
+            .split("${")
+            .skip(1)
+            .filter_map(|s| s.split('}').next())
+            .map(str::to_string)
+            .collect();
+        let subs = sm["Properties"]["DefinitionSubstitutions"]
+            .as_mapping()
+            .unwrap();
+        let defined: BTreeSet<String> = subs
+            .keys()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            used, defined,
+            "{uri}: ${{…}} used vs DefinitionSubstitutions defined"
+        );
+        let fns: BTreeSet<String> = functions(&t).into_iter().map(|(id, _)| id).collect();
+        for (k, v) in subs {
+            let target =
+                get_att_target(v).unwrap_or_else(|| panic!("{k:?} must be !GetAtt <Function>.Arn"));
+            assert!(
+                fns.contains(&target),
+                "{k:?} names {target}, which is not a function of the template"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_function_has_its_crate_bin_and_sample_event() {
+    let t = template();
+    let fns = functions(&t);
+    let mut names = BTreeSet::new();
+    for (id, code_uri) in &fns {
+        let dir = root().join(code_uri);
+        let cargo = std::fs::read_to_string(dir.join("Cargo.toml"))
+            .unwrap_or_else(|_| panic!("{id}: no crate at {code_uri}"));
+        let name = code_uri
+            .strip_prefix("functions/")
+            .unwrap_or_else(|| panic!("{id}: CodeUri must be functions/<name>"));
+        assert!(
+            cargo.contains(&format!("name = \"{name}\"")),
+            "{id}: the bin of {code_uri} must be named {name}"
+        );
+        assert!(
+            root().join("events").join(format!("{name}.json")).is_file(),
+            "{id}: events/{name}.json is missing"
+        );
+        assert!(
+            names.insert(name.to_string()),
+            "bin names are unique: {name}"
+        );
+    }
+    let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(
+        names, expected,
+        "template functions vs the steps the core defines"
+    );
+    // The substitution key each step is known by leads to that step's function.
+    let subs = &resources(&t)
+        .into_iter()
+        .find(|(id, _)| id == "CutoverStateMachine")
+        .unwrap()
+        .1["Properties"]["DefinitionSubstitutions"];
+    for (step, key) in FUNCTIONS {
+        let target = get_att_target(&subs[*key]).unwrap();
+        let code_uri = &fns.iter().find(|(id, _)| *id == target).unwrap().1;
+        assert_eq!(
+            code_uri,
+            &format!("functions/{step}"),
+            "{key} must point at the {step} function"
+        );
+    }
+}
+
+/// AWS offers no resource-level permissions for these; each is explained where it is granted.
+const DOCUMENTED_STAR_EXCEPTIONS: &[&str] = &[
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+];
+
+fn is_read_only(action: &str) -> bool {
+    let verb = action.split(':').nth(1).unwrap_or_default();
+    ["Describe", "Get", "List"]
+        .iter()
+        .any(|p| verb.starts_with(p))
+}
+
+fn statements(t: &Value) -> Vec<(String, Value)> {
+    let mut out = vec![];
+    for (id, r) in resources(t) {
+        for p in r["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            for s in p["Statement"].as_sequence().into_iter().flatten() {
+                out.push((id.clone(), s.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn actions(s: &Value) -> Vec<String> {
+    match &s["Action"] {
+        Value::String(a) => vec![a.clone()],
+        Value::Sequence(v) => v.iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+        other => panic!("Action must be a string or a list: {other:?}"),
+    }
+}
+
+#[test]
+fn no_mutating_action_on_every_resource_but_the_documented_exceptions() {
+    let t = template();
+    let all = statements(&t);
+    assert!(all.len() > 20, "the template's policies were found");
+    for (id, s) in &all {
+        assert_eq!(s["Effect"], "Allow", "{id}: only Allow statements");
+        for a in actions(s) {
+            assert!(!a.contains('*'), "{id}: wildcard action {a}");
+            if s["Resource"] == "*" {
+                assert!(
+                    is_read_only(&a) || DOCUMENTED_STAR_EXCEPTIONS.contains(&a.as_str()),
+                    "{id}: mutating {a} on Resource \"*\""
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn mutations_are_scoped_by_condition_keys() {
+    let t = template();
+    for (id, s) in statements(&t) {
+        let acts = actions(&s);
+        if acts.iter().any(|a| a == "route53:ChangeResourceRecordSets") {
+            let c = &s["Condition"]["ForAllValues:StringEquals"];
+            for key in [
+                "route53:ChangeResourceRecordSetsNormalizedRecordNames",
+                "route53:ChangeResourceRecordSetsRecordTypes",
+                "route53:ChangeResourceRecordSetsActions",
+            ] {
+                assert!(
+                    !c[key].is_null(),
+                    "{id}: ChangeResourceRecordSets without {key}"
+                );
+            }
+            assert!(
+                !c["route53:ChangeResourceRecordSetsActions"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a == "CREATE"),
+                "{id}: needs only DELETE and UPSERT"
+            );
+        }
+        if acts.iter().any(|a| {
+            [
+                "dms:StartReplicationTask",
+                "dms:StopReplicationTask",
+                "mgn:StartCutover",
+                "mgn:FinalizeCutover",
+            ]
+            .contains(&a.as_str())
+        }) {
+            assert!(
+                !s["Condition"]["StringEquals"]["aws:ResourceTag/cutover"].is_null(),
+                "{id}: {acts:?} without the cutover tag condition"
+            );
+        }
+        if acts.iter().any(|a| a.starts_with("dynamodb:")) {
+            assert_eq!(
+                get_att_target(&s["Resource"]).as_deref(),
+                Some("RunTable"),
+                "{id}: DynamoDB only on the run table"
+            );
+        }
+    }
+}
+
+#[test]
+fn stateful_resources_are_kept_and_logs_hold_no_execution_data() {
+    let t = template();
+    let r = &t["Resources"];
+    assert_eq!(r["RunTable"]["DeletionPolicy"], "Retain");
+    assert_eq!(
+        r["RunTable"]["Properties"]["BillingMode"],
+        "PAY_PER_REQUEST"
+    );
+    assert_eq!(
+        r["RunTable"]["Properties"]["PointInTimeRecoverySpecification"]
+            ["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(
+        r["RunTable"]["Properties"]["SSESpecification"]["SSEEnabled"],
+        true
+    );
+    assert_eq!(
+        r["CutoverStateMachine"]["Properties"]["Logging"]["IncludeExecutionData"], false,
+        "task tokens must not reach the logs"
+    );
+    assert_eq!(
+        r["CutoverStateMachine"]["Properties"]["Tracing"]["Enabled"],
+        true
+    );
+    assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
+    assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
+}
