@@ -317,6 +317,33 @@ impl RunStore for DynamoStore {
         Ok(Some(rec))
     }
 
+    async fn wave_frozen(&self, wave: &str) -> Result<Option<String>, PortError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("WAVE#{wave}")))
+            .key("sk", s("FREEZE"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(resp.item.and_then(|i| i.get("reason").and_then(|v| v.as_s().ok().cloned())))
+    }
+
+    async fn set_wave_frozen(&self, wave: &str, reason: Option<&str>) -> Result<(), PortError> {
+        let pk = format!("WAVE#{wave}");
+        match reason {
+            Some(r) => {
+                self.client.put_item().table_name(&self.table).item("pk", s(&pk)).item("sk", s("FREEZE")).item("reason", s(r)).send().await.map_err(err)?;
+            }
+            None => {
+                self.client.delete_item().table_name(&self.table).key("pk", s(&pk)).key("sk", s("FREEZE")).send().await.map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalRecord>, PortError> {
         // Listed for reports and the API: tokens stay in the table.
         self.partition(&run_pk(run_id), "APPROVAL#")

@@ -118,6 +118,14 @@ impl RunStore for Real<DynamoStore> {
         let r = r.to_string();
         real_call!(self, |i| i.approvals(&r).await)
     }
+    async fn wave_frozen(&self, w: &str) -> Result<Option<String>, PortError> {
+        let w = w.to_string();
+        real_call!(self, |i| i.wave_frozen(&w).await)
+    }
+    async fn set_wave_frozen(&self, w: &str, r: Option<&str>) -> Result<(), PortError> {
+        let (w, r) = (w.to_string(), r.map(str::to_string));
+        real_call!(self, |i| i.set_wave_frozen(&w, r.as_deref()).await)
+    }
 }
 
 #[async_trait]

@@ -4,6 +4,7 @@
 pub mod aws_mode;
 pub mod local;
 pub mod report;
+pub mod wave;
 
 pub use local::{load_plan, load_world, run_local, InputError, RunOptions};
 pub use report::Report;

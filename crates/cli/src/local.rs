@@ -20,6 +20,8 @@ use std::time::Duration;
 
 /// The definition SAM deploys, compiled in so a local run always uses the real file.
 pub const CUTOVER_ASL: &str = include_str!("../../../statemachines/cutover.asl.json");
+/// The wave machine, likewise.
+pub const WAVE_ASL: &str = include_str!("../../../statemachines/wave.asl.json");
 
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
@@ -208,27 +210,28 @@ impl RunStore for ProgressStore {
     ) -> Result<Vec<cutover_core::model::ApprovalRecord>, PortError> {
         self.inner.approvals(r).await
     }
+    async fn wave_frozen(&self, w: &str) -> Result<Option<String>, PortError> {
+        self.inner.wave_frozen(w).await
+    }
+    async fn set_wave_frozen(&self, w: &str, r: Option<&str>) -> Result<(), PortError> {
+        self.inner.set_wave_frozen(w, r).await
+    }
 }
 
+/// `DefinitionSubstitutions` for both machines: each step's function ARN, and the cutover
+/// machine's ARN for the wave machine's child executions.
 pub fn substitutions() -> HashMap<String, String> {
-    steps::FUNCTIONS
+    let mut subs: HashMap<String, String> = steps::FUNCTIONS
         .iter()
-        .map(|(f, k)| {
-            (
-                k.to_string(),
-                format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{f}"),
-            )
-        })
-        .collect()
+        .chain(steps::WAVE_FUNCTIONS)
+        .map(|(f, k)| (k.to_string(), format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{f}")))
+        .collect();
+    subs.insert("CutoverStateMachineArn".into(), format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:cutover"));
+    subs
 }
 
 /// The plan as run and the ports that differ between simulated and `--aws-endpoint-url` runs.
-type Wiring = (
-    Plan,
-    Arc<dyn RunStore>,
-    Arc<dyn TrafficRouter>,
-    Arc<dyn Replication>,
-);
+type Wiring = (Plan, Arc<dyn RunStore>, Arc<dyn TrafficRouter>, Arc<dyn Replication>);
 
 /// Everything a finished local run leaves behind, for the report and for tests.
 pub struct LocalRun {
@@ -241,136 +244,105 @@ pub struct LocalRun {
 }
 
 /// Runs one cutover to its end on a fresh paused runtime: hours of simulated time in milliseconds.
-pub fn run_local(
-    plan: &Plan,
-    world: &WorldSpec,
-    options: &RunOptions,
-) -> Result<LocalRun, crate::aws_mode::SeedError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(run_local_async(plan, world, options))
+pub fn run_local(plan: &Plan, world: &WorldSpec, options: &RunOptions) -> Result<LocalRun, crate::aws_mode::SeedError> {
+    paused_runtime().block_on(run_local_async(plan, world, options))
 }
 
-/// The same, inside a runtime whose clock is already paused.
-pub async fn run_local_async(
-    plan: &Plan,
-    world_spec: &WorldSpec,
-    options: &RunOptions,
-) -> Result<LocalRun, crate::aws_mode::SeedError> {
-    let clock = SimClock::start(world_spec.start_time);
-    let world = Arc::new(World::new(world_spec.clone(), clock));
-    let memory = Arc::new(MemoryStore::new());
-    let run_id = options.run_id.clone().unwrap_or_else(|| {
-        format!(
-            "{}-{}",
-            plan.application,
-            world_spec.start_time.format("%Y%m%dT%H%M%SZ")
-        )
-    });
-    let (plan, base_store, router, replication): Wiring = match &options.aws_endpoint_url {
-        None => (plan.clone(), memory.clone(), world.clone(), world.clone()),
-        Some(endpoint) => {
-            let ports =
-                crate::aws_mode::seed(endpoint, world_spec, world.clone(), plan, &run_id).await?;
-            if options.progress {
-                eprintln!(
-                    "AWS endpoint {endpoint}: run table {}, hosted zone {}",
-                    ports.table, ports.plan.dns.hosted_zone_id
-                );
-            }
-            (ports.plan, ports.store, ports.router, ports.replication)
-        }
-    };
-    let plan = &plan;
-    let store: Arc<dyn RunStore> = if options.progress {
-        Arc::new(ProgressStore {
-            inner: base_store.clone(),
-            clock,
-        })
-    } else {
-        base_store.clone()
-    };
+pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("tokio runtime")
+}
+
+/// The engine with both machines, the step handlers over one world, and the simulated approvers.
+pub(crate) struct Setup {
+    pub engine: Engine,
+    pub world: Arc<World>,
+    pub memory: Arc<MemoryStore>,
+    pub broker: Arc<TokenBroker>,
+    pub approver: tokio::task::JoinHandle<()>,
+}
+
+pub(crate) fn setup(world: Arc<World>, world_spec: &WorldSpec, memory: Arc<MemoryStore>, wiring: &Wiring, options: &RunOptions) -> Setup {
+    let clock = world.clock();
+    let (_, base_store, router, replication) = wiring;
+    let store: Arc<dyn RunStore> =
+        if options.progress { Arc::new(ProgressStore { inner: base_store.clone(), clock }) } else { base_store.clone() };
     let broker = Arc::new(TokenBroker::new());
     let deps = Deps {
         clock: Arc::new(clock),
         store,
         router: router.clone(),
-        replication,
+        replication: replication.clone(),
         metrics: world.clone(),
         probe: world.clone(),
         notifier: world.clone(),
         callbacks: Arc::new(BrokerCallbacks(broker.clone())),
     };
 
-    // The simulated humans: each notice gets the world's scripted answer, if it has one.
+    // The simulated humans: each notice gets the world's scripted answer for its gate, if any.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ApprovalNotice>();
     world.subscribe_notices(tx);
     let approver_deps = deps.clone();
     let script = world_spec.approvals.clone();
     let approver = tokio::spawn(async move {
         while let Some(notice) = rx.recv().await {
-            let Some(answer) = script.iter().find(|a| a.gate == notice.gate).cloned() else {
-                continue;
-            };
+            let Some(answer) = script.iter().find(|a| a.gate == notice.gate).cloned() else { continue };
             let deps = approver_deps.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs_f64(answer.after_seconds)).await;
-                let decision = if answer.decision == "approve" {
-                    Decision::Approve
-                } else {
-                    Decision::Reject
-                };
-                let d = DecideApproval {
-                    decision,
-                    reason: answer.reason.clone(),
-                };
-                if let Err(e) =
-                    steps::decide_approval(&notice.run_id, &notice.gate, d, &answer.by, &deps).await
-                {
-                    eprintln!(
-                        "simulated approver: gate {} of {}: {e}",
-                        notice.gate, notice.run_id
-                    );
+                let decision = if answer.decision == "approve" { Decision::Approve } else { Decision::Reject };
+                let d = DecideApproval { decision, reason: answer.reason.clone() };
+                if let Err(e) = steps::decide_approval(&notice.run_id, &notice.gate, d, &answer.by, &deps).await {
+                    eprintln!("simulated approver: gate {} of {}: {e}", notice.gate, notice.run_id);
                 }
             });
         }
     });
 
-    let machine = cutover_engine::load(CUTOVER_ASL, &substitutions())
-        .expect("statemachines/cutover.asl.json loads");
+    let subs = substitutions();
+    let cutover = cutover_engine::load(CUTOVER_ASL, &subs).expect("statemachines/cutover.asl.json loads");
+    let wave = cutover_engine::load(WAVE_ASL, &subs).expect("statemachines/wave.asl.json loads");
     let handler = Arc::new(LocalHandler { deps: deps.clone() });
     let clock_fn: cutover_engine::Clock = Arc::new(move || cutover_core::ports::Clock::now(&clock));
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         handler,
         broker.clone(),
         clock_fn,
-        Options {
-            duplicate_delivery: options.duplicate_delivery,
-            seed: options.seed,
-            account: ACCOUNT.into(),
-            region: REGION.into(),
-        },
+        Options { duplicate_delivery: options.duplicate_delivery, seed: options.seed, account: ACCOUNT.into(), region: REGION.into() },
     );
-    let input = json!({ "plan": plan });
-    let execution = engine.execute(&machine, "cutover", &run_id, input).await;
-    approver.abort();
+    engine.register("cutover", cutover);
+    engine.register("wave", wave);
+    Setup { engine, world, memory, broker, approver }
+}
+
+/// The same, inside a runtime whose clock is already paused.
+pub async fn run_local_async(plan: &Plan, world_spec: &WorldSpec, options: &RunOptions) -> Result<LocalRun, crate::aws_mode::SeedError> {
+    let clock = SimClock::start(world_spec.start_time);
+    let world = Arc::new(World::new(world_spec.clone(), clock));
+    let memory = Arc::new(MemoryStore::new());
+    let run_id = options
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", plan.application, world_spec.start_time.format("%Y%m%dT%H%M%SZ")));
+    let wiring: Wiring = match &options.aws_endpoint_url {
+        None => (plan.clone(), memory.clone(), world.clone(), world.clone()),
+        Some(endpoint) => {
+            let ports = crate::aws_mode::seed(endpoint, world_spec, world.clone(), plan, &run_id).await?;
+            if options.progress {
+                eprintln!("AWS endpoint {endpoint}: run table {}, hosted zone {}", ports.table, ports.plan.dns.hosted_zone_id);
+            }
+            (ports.plan, ports.store, ports.router, ports.replication)
+        }
+    };
+    let s = setup(world, world_spec, memory, &wiring, options);
+    let (plan, base_store, router, _) = &wiring;
+    let machine = cutover_engine::load(CUTOVER_ASL, &substitutions()).expect("statemachines/cutover.asl.json loads");
+    let execution = s.engine.execute(&machine, "cutover", &run_id, json!({ "plan": plan })).await;
+    s.approver.abort();
     let d = &plan.dns;
-    let dns = router
-        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
-        .await
-        .unwrap_or_else(|e| {
-            eprintln!("warning: final DNS unreadable: {e}");
-            vec![]
-        });
-    let report = build_report(plan, &run_id, &execution, &world, base_store.as_ref(), dns).await;
-    Ok(LocalRun {
-        report,
-        world,
-        store: memory,
-        execution,
-        tokens: broker.issued(),
-    })
+    let dns = router.records(&d.hosted_zone_id, &d.record_name, d.record_type).await.unwrap_or_else(|e| {
+        eprintln!("warning: final DNS unreadable: {e}");
+        vec![]
+    });
+    let report = build_report(plan, &run_id, &execution, &s.world, base_store.as_ref(), dns).await;
+    Ok(LocalRun { report, world: s.world, store: s.memory, execution, tokens: s.broker.issued() })
 }

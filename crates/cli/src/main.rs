@@ -28,6 +28,11 @@ enum Command {
         #[command(subcommand)]
         command: LocalCommand,
     },
+    /// Waves: plan them from a portfolio.
+    Waves {
+        #[command(subcommand)]
+        command: WavesCommand,
+    },
     /// Time local runs of a plan and world (wall time per run, transitions, simulated time).
     Bench {
         #[arg(long, default_value = "examples/dms-happy-path/plan.yaml")]
@@ -41,6 +46,18 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum WavesCommand {
+    /// Propose waves from a portfolio: dependencies in earlier waves, a size cap, one application
+    /// per team per wave. Cycles are reported (exit 2), never broken.
+    Plan {
+        portfolio: PathBuf,
+        /// Write one wave file per wave here (wave-1.yaml, …); without it, print them.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum PlanCommand {
     /// Validate a plan: exit 0, or 2 with every problem named by its field.
     Check { plan: PathBuf },
@@ -48,6 +65,22 @@ enum PlanCommand {
 
 #[derive(Subcommand)]
 enum LocalCommand {
+    /// Run a wave locally. Exit 0 all completed, 2 invalid input, 5 some application did not complete.
+    Wave {
+        #[arg(long)]
+        wave: PathBuf,
+        #[arg(long)]
+        world: PathBuf,
+        /// Print the wave report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
+        /// Seed for retry jitter.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Exit 0 completed, 2 invalid input, 3 rolled back, 4 failed or aborted.
     Run {
         #[arg(long)]
@@ -166,6 +199,87 @@ fn main() -> ExitCode {
                 );
             }
             ExitCode::from(r.exit_code() as u8)
+        }
+        Command::Local { command: LocalCommand::Wave { wave, world, json, quiet, seed } } => {
+            let (spec, world_v) = match (cutover_cli::wave::load_wave(&wave), load_world(&world)) {
+                (Ok(s), Ok(w)) => (s, w),
+                (s, w) => {
+                    for e in [s.err(), w.err()].into_iter().flatten() {
+                        eprintln!("error: {e}");
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = RunOptions { seed, progress: !quiet, ..Default::default() };
+            let run = cutover_cli::wave::run_wave_local(&spec, &world_v, &opts);
+            let r = &run.report;
+            if json {
+                match serde_json::to_string_pretty(r) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("error: report: {e}"),
+                }
+            }
+            if !quiet {
+                for a in &r.applications {
+                    eprintln!("  {:<20} {:<12} {}", a.application, a.outcome, a.error.clone().unwrap_or_default());
+                }
+                eprintln!(
+                    "{}: {} after {} simulated; at most {} of {} applications at once; {} state transitions{}",
+                    r.wave,
+                    r.outcome,
+                    fmt_secs(r.simulated_seconds),
+                    r.max_concurrent_applications,
+                    r.max_concurrency,
+                    r.state_transitions,
+                    r.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+                );
+            }
+            if r.error.is_some() && r.applications.is_empty() {
+                // The wave refused to start (window, graph): nothing ran.
+                return ExitCode::from(2);
+            }
+            ExitCode::from(r.exit_code() as u8)
+        }
+        Command::Waves { command: WavesCommand::Plan { portfolio, out } } => {
+            let text = match std::fs::read_to_string(&portfolio) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", portfolio.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let json = portfolio.extension().is_some_and(|e| e == "json");
+            let p = match cutover_core::waves::Portfolio::parse(&text, json) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {}:", portfolio.display());
+                    for v in e.violations() {
+                        eprintln!("  {v}");
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            for w in p.plan() {
+                let yaml = match serde_yaml::to_string(&w.wave) {
+                    Ok(y) => y,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                match &out {
+                    Some(dir) => {
+                        let path = dir.join(format!("{}.yaml", w.wave.wave));
+                        if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, &yaml)) {
+                            eprintln!("error: {}: {e}", path.display());
+                            return ExitCode::from(2);
+                        }
+                        println!("{}: {}", path.display(), w.names.join(", "));
+                    }
+                    None => println!("---\n{yaml}"),
+                }
+            }
+            ExitCode::SUCCESS
         }
         Command::Bench {
             plan,

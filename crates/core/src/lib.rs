@@ -7,6 +7,7 @@ pub mod model;
 pub mod plan;
 pub mod ports;
 pub mod steps;
+pub mod waves;
 
 pub use error::{ErrorInfo, StepError};
 pub use plan::{Plan, PlanError, Violation};

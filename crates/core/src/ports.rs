@@ -94,6 +94,9 @@ pub trait RunStore: Send + Sync {
         gate: &str,
     ) -> Result<Option<ApprovalRecord>, PortError>;
     async fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalRecord>, PortError>;
+    /// The wave's freeze flag: Some(reason) stops new applications of the wave from starting.
+    async fn wave_frozen(&self, wave: &str) -> Result<Option<String>, PortError>;
+    async fn set_wave_frozen(&self, wave: &str, reason: Option<&str>) -> Result<(), PortError>;
 }
 
 #[async_trait]

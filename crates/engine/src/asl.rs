@@ -787,6 +787,7 @@ pub const SUPPORTED_RESOURCES: &[&str] = &[
     "arn:aws:lambda:…:function:…",
     "arn:aws:states:::lambda:invoke",
     "arn:aws:states:::lambda:invoke.waitForTaskToken",
+    "arn:aws:states:::states:startExecution.sync:2",
 ];
 
 fn task_resource(o: &Map<String, Value>, name: &str) -> Result<String, LoadError> {
@@ -795,10 +796,7 @@ fn task_resource(o: &Map<String, Value>, name: &str) -> Result<String, LoadError
         .and_then(Value::as_str)
         .ok_or_else(|| err(name, "Resource is required"))?;
     let lambda_arn = r.starts_with("arn:aws:lambda:") && r.contains(":function:");
-    if lambda_arn
-        || r == "arn:aws:states:::lambda:invoke"
-        || r == "arn:aws:states:::lambda:invoke.waitForTaskToken"
-    {
+    if lambda_arn || SUPPORTED_RESOURCES[1..].contains(&r) {
         Ok(r.to_string())
     } else {
         Err(err(

@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -120,6 +121,11 @@ pub struct Engine {
     clock: Clock,
     options: Options,
     observer: Option<Observer>,
+    /// State machines a `states:startExecution.sync:2` task may start, by ARN.
+    machines: HashMap<String, (String, Arc<StateMachine>)>,
+    /// Executions started by tasks, by (state machine ARN, name): a name starts once.
+    children: Mutex<Vec<(String, Execution)>>,
+    started_names: Mutex<HashSet<(String, String)>>,
 }
 
 struct Exec<'e> {
@@ -143,7 +149,27 @@ impl Engine {
             clock,
             options,
             observer: None,
+            machines: HashMap::new(),
+            children: Mutex::new(Vec::new()),
+            started_names: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The ARN a machine registered under `name` gets.
+    pub fn machine_arn(&self, name: &str) -> String {
+        format!("arn:aws:states:{}:{}:stateMachine:{name}", self.options.region, self.options.account)
+    }
+
+    /// Makes `machine` startable by `states:startExecution.sync:2` tasks; returns its ARN.
+    pub fn register(&mut self, name: &str, machine: StateMachine) -> String {
+        let arn = self.machine_arn(name);
+        self.machines.insert(arn.clone(), (name.to_string(), Arc::new(machine)));
+        arn
+    }
+
+    /// Child executions started by tasks so far, with the ARN of their machine.
+    pub fn children(&self) -> Vec<(String, Execution)> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn with_observer(mut self, observer: Observer) -> Self {
@@ -675,7 +701,7 @@ impl<'e> Exec<'e> {
                                         Some(&st.name),
                                         json!({"index": i}),
                                     );
-                                    Ok(v)
+                                    Ok((i, v))
                                 }
                                 Err(f) => {
                                     self.event(
@@ -688,8 +714,11 @@ impl<'e> Exec<'e> {
                             }
                         }
                     })
-                    .buffered(cap);
-                let results: Vec<Value> = iterations.try_collect().await?;
+                    .buffer_unordered(cap);
+                // A slot frees as soon as any iteration ends, as on AWS; results keep the items' order.
+                let mut results: Vec<(usize, Value)> = iterations.try_collect().await?;
+                results.sort_by_key(|(i, _)| *i);
+                let results: Vec<Value> = results.into_iter().map(|(_, v)| v).collect();
                 self.event("MapStateSucceeded", Some(&st.name), Value::Null);
                 let mut result = Value::Array(results);
                 if let Some(t) = &st.result_selector {
@@ -712,6 +741,9 @@ impl<'e> Exec<'e> {
     ) -> Result<Value, Failure> {
         let name = Some(st.name.as_str());
         let work = async {
+            if resource == "arn:aws:states:::states:startExecution.sync:2" {
+                return self.start_child(st, params).await;
+            }
             if let Some(callback) = resource.strip_prefix("arn:aws:states:::lambda:invoke") {
                 let function = params
                     .get("FunctionName")
@@ -813,6 +845,53 @@ impl<'e> Exec<'e> {
                     ))
                 }
             },
+        }
+    }
+
+    /// `states:startExecution.sync:2`: runs the child to its end; the output is parsed JSON.
+    async fn start_child(&self, st: &State, params: Value) -> Result<Value, Failure> {
+        let name = Some(st.name.as_str());
+        let arn = params.get("StateMachineArn").and_then(Value::as_str).unwrap_or_default().to_string();
+        let exec_name = params.get("Name").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let input = params.get("Input").cloned().unwrap_or_else(|| json!({}));
+        self.event("TaskScheduled", name, json!({"resource": "states:startExecution.sync:2", "stateMachineArn": arn, "name": exec_name}));
+        let Some((machine_name, machine)) = self.engine.machines.get(&arn).cloned() else {
+            let f = Failure::new("StepFunctions.StateMachineDoesNotExistException", format!("State Machine Does Not Exist: '{arn}'"));
+            self.event("TaskStartFailed", name, json!({"error": f.error, "cause": f.cause}));
+            return Err(f);
+        };
+        let fresh = self.engine.started_names.lock().unwrap_or_else(|p| p.into_inner()).insert((arn.clone(), exec_name.clone()));
+        if !fresh {
+            // An execution name starts once (for 90 days on AWS): a restarted parent never reruns it.
+            let f = Failure::new("StepFunctions.ExecutionAlreadyExistsException", format!("Execution Already Exists: '{exec_name}'"));
+            self.event("TaskStartFailed", name, json!({"error": f.error, "cause": f.cause}));
+            return Err(f);
+        }
+        self.event("TaskStarted", name, json!({"name": exec_name}));
+        self.event("TaskSubmitted", name, Value::Null);
+        let child = Box::pin(self.engine.execute(&machine, &machine_name, &exec_name, input)).await;
+        let exec_arn = format!("arn:aws:states:{}:{}:execution:{machine_name}:{exec_name}", self.engine.options.region, self.engine.options.account);
+        self.engine.children.lock().unwrap_or_else(|p| p.into_inner()).push((arn.clone(), child.clone()));
+        let ms = |t: DateTime<Utc>| t.timestamp_millis();
+        match child.status {
+            Status::Succeeded => {
+                let out = json!({
+                    "ExecutionArn": exec_arn, "StateMachineArn": arn, "Name": exec_name, "Status": "SUCCEEDED",
+                    "StartDate": ms(child.started), "StopDate": ms(child.stopped), "Output": child.output,
+                });
+                self.event("TaskSucceeded", name, json!({"output": out}));
+                Ok(out)
+            }
+            status => {
+                let cause = json!({
+                    "ExecutionArn": exec_arn, "StateMachineArn": arn, "Name": exec_name,
+                    "Status": if status == Status::TimedOut { "TIMED_OUT" } else { "FAILED" },
+                    "StartDate": ms(child.started), "StopDate": ms(child.stopped), "Error": child.error, "Cause": child.cause,
+                });
+                let f = Failure::new("States.TaskFailed", cause.to_string());
+                self.event("TaskFailed", name, json!({"error": f.error, "cause": f.cause}));
+                Err(f)
+            }
         }
     }
 

@@ -42,6 +42,10 @@ pub struct Route53Spec {
     pub requests_per_second: u32,
     #[serde(default = "default_propagation")]
     pub propagation_seconds: u64,
+    /// How long a change keeps its zone busy: further changes to the zone meanwhile get
+    /// PriorRequestNotComplete.
+    #[serde(default = "default_busy")]
+    pub busy_seconds: u64,
     #[serde(default)]
     pub zones: Vec<ZoneSpec>,
 }
@@ -51,6 +55,7 @@ impl Default for Route53Spec {
         Route53Spec {
             requests_per_second: default_rps(),
             propagation_seconds: default_propagation(),
+            busy_seconds: default_busy(),
             zones: vec![],
         }
     }
@@ -61,6 +66,9 @@ fn default_rps() -> u32 {
 }
 fn default_propagation() -> u64 {
     30
+}
+fn default_busy() -> u64 {
+    2
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ struct Tables {
     runs: HashMap<String, RunRecord>,
     events: HashMap<String, Vec<AuditEvent>>,
     approvals: BTreeMap<(String, String), ApprovalRecord>,
+    frozen: HashMap<String, String>,
     writes: u64,
 }
 
@@ -52,6 +53,20 @@ impl MemoryStore {
 
 #[async_trait]
 impl RunStore for MemoryStore {
+    async fn wave_frozen(&self, wave: &str) -> Result<Option<String>, PortError> {
+        Ok(self.lock().frozen.get(wave).cloned())
+    }
+
+    async fn set_wave_frozen(&self, wave: &str, reason: Option<&str>) -> Result<(), PortError> {
+        let mut t = self.lock();
+        match reason {
+            Some(r) => t.frozen.insert(wave.to_string(), r.to_string()),
+            None => t.frozen.remove(wave),
+        };
+        t.writes += 1;
+        Ok(())
+    }
+
     async fn acquire_lock(
         &self,
         application: &str,

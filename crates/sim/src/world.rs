@@ -396,10 +396,9 @@ impl TrafficRouter for World {
     ) -> Result<ChangeInfo, PortError> {
         let mut st = self.st();
         self.route53_enter(&mut st, "ChangeResourceRecordSets")?;
-        let busy = st
-            .changes
-            .values()
-            .any(|(at, z)| z == zone_id && self.change_status_at(*at) == ChangeStatus::Pending);
+        let now = self.clock.now();
+        let busy_for = chrono::Duration::seconds(self.spec.route53.busy_seconds as i64);
+        let busy = st.changes.values().any(|(at, z)| z == zone_id && now - *at < busy_for);
         if busy {
             return Err(err(
                 "route53",

@@ -7,6 +7,7 @@ mod health;
 mod replication;
 mod traffic;
 mod validate;
+mod wave;
 
 pub use approval::{
     decide_approval, request_approval, ApprovalError, DecideApproval, RequestApprovalInput,
@@ -26,6 +27,10 @@ pub use traffic::{
     ShiftInput, ShiftOutput, SyncOutput,
 };
 pub use validate::{validate_cutover, ValidateInput, ValidateOutput};
+pub use wave::{
+    close_wave, next_wave_round, start_wave, CloseWaveInput, NextRoundInput, NextRoundOutput, ReadyApp, RoundResult, StartWaveInput, WaveApp,
+    WaveAppReport, WaveProgress, WaveReport, WaveSpec,
+};
 
 use crate::error::StepError;
 use crate::model::{AuditEvent, RunRecord};
@@ -61,6 +66,13 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
     ("close-run", "CloseRunFunctionArn"),
 ];
 
+/// The wave machine's steps, with their `DefinitionSubstitutions` keys.
+pub const WAVE_FUNCTIONS: &[(&str, &str)] = &[
+    ("start-wave", "StartWaveFunctionArn"),
+    ("next-wave-round", "NextWaveRoundFunctionArn"),
+    ("close-wave", "CloseWaveFunctionArn"),
+];
+
 /// Runs the named step on a JSON payload. Payloads are checked strictly at this boundary.
 pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Value, StepError> {
     fn input<T: serde::de::DeserializeOwned>(function: &str, v: Value) -> Result<T, StepError> {
@@ -85,6 +97,9 @@ pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Val
         "request-approval" => output(request_approval(input(function, payload)?, deps).await?),
         "finalize-cutover" => output(finalize_cutover(input(function, payload)?, deps).await?),
         "close-run" => output(close_run(input(function, payload)?, deps).await?),
+        "start-wave" => output(start_wave(input(function, payload)?, deps).await?),
+        "next-wave-round" => output(next_wave_round(input(function, payload)?, deps).await?),
+        "close-wave" => output(close_wave(input(function, payload)?, deps).await?),
         other => Err(StepError::invalid(format!("no step named '{other}'"))),
     }
 }

@@ -1,0 +1,168 @@
+//! `cutover local wave`: a wave file's applications, each a child execution of the cutover
+//! machine, run by the real wave machine in the local engine over one simulated world.
+
+use crate::local::{load_plan, paused_runtime, setup, InputError, RunOptions};
+use chrono::{DateTime, Utc};
+use cutover_core::steps::{WaveApp, WaveReport, WaveSpec};
+use cutover_core::waves::{check_graph, WaveFile};
+use cutover_sim::{MemoryStore, SimClock, World, WorldSpec};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The wave report (contract): `wave`, `outcome`, `applications` with simulated seconds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaveRunReport {
+    pub wave: String,
+    /// completed | partial | failed
+    pub outcome: String,
+    pub applications: Vec<AppEntry>,
+    /// The most child executions that ran at once, read from the wave's execution history.
+    pub max_concurrent_applications: usize,
+    pub max_concurrency: u32,
+    pub state_transitions: u64,
+    pub simulated_seconds: f64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppEntry {
+    pub application: String,
+    /// completed | rolled_back | failed | aborted | blocked
+    pub outcome: String,
+    pub run_id: String,
+    pub started_at: Option<f64>,
+    pub ended_at: Option<f64>,
+    pub error: Option<String>,
+}
+
+impl WaveRunReport {
+    /// 0 every application completed, 5 some did not.
+    pub fn exit_code(&self) -> i32 {
+        if self.outcome == "completed" {
+            0
+        } else {
+            5
+        }
+    }
+}
+
+/// A run id (execution name) for an application of a wave: letters, digits, '-' and '_', ≤ 80.
+pub fn run_id_for(wave: &str, application: &str) -> String {
+    let raw = format!("{wave}-{application}");
+    raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).take(80).collect()
+}
+
+/// Reads a wave file and every plan it names; unknown dependencies and cycles are errors.
+pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| InputError { file: file.clone(), problems: vec![e.to_string()] })?;
+    let json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let w = WaveFile::parse(&text, json).map_err(|e| InputError { file: file.clone(), problems: e.violations().iter().map(|v| v.to_string()).collect() })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut problems = Vec::new();
+    let mut apps = Vec::new();
+    for (i, a) in w.applications.iter().enumerate() {
+        match load_plan(&dir.join(&a.plan)) {
+            Ok(plan) => apps.push(WaveApp {
+                application: plan.application.clone(),
+                run_id: run_id_for(&w.wave, &plan.application),
+                depends_on: a.depends_on.clone(),
+                plan,
+            }),
+            Err(e) => problems.push(format!("applications[{i}].plan: {e}")),
+        }
+    }
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (i, a) in apps.iter().enumerate() {
+        if graph.insert(a.application.clone(), a.depends_on.clone()).is_some() {
+            problems.push(format!("applications[{i}]: application {} appears twice", a.application));
+        }
+    }
+    if problems.is_empty() {
+        let index: BTreeMap<&str, usize> = apps.iter().enumerate().map(|(i, a)| (a.application.as_str(), i)).collect();
+        problems.extend(
+            check_graph(&graph, &|n| format!("applications[{}].dependsOn", index.get(n).copied().unwrap_or(0))).iter().map(|v| v.to_string()),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(InputError { file, problems });
+    }
+    Ok(WaveSpec { wave: w.wave, max_concurrency: w.max_concurrency, window: w.window, applications: apps })
+}
+
+pub struct WaveRun {
+    pub report: WaveRunReport,
+    pub execution: cutover_engine::Execution,
+    pub children: Vec<cutover_engine::Execution>,
+    pub world: Arc<World>,
+    pub store: Arc<MemoryStore>,
+    pub tokens: Vec<String>,
+}
+
+/// The most `RunApplicationCutover` tasks in flight at once in a wave's history.
+pub fn max_concurrent(history: &[cutover_engine::HistoryEvent]) -> usize {
+    let (mut now, mut peak) = (0usize, 0usize);
+    for e in history.iter().filter(|e| e.state.as_deref() == Some("RunApplicationCutover")) {
+        match e.kind.as_str() {
+            "TaskStarted" => {
+                now += 1;
+                peak = peak.max(now);
+            }
+            "TaskSucceeded" | "TaskFailed" => now = now.saturating_sub(1),
+            _ => {}
+        }
+    }
+    peak
+}
+
+pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOptions) -> WaveRun {
+    paused_runtime().block_on(async {
+        let clock = SimClock::start(world_spec.start_time);
+        let world = Arc::new(World::new(world_spec.clone(), clock));
+        let memory = Arc::new(MemoryStore::new());
+        let plan = spec.applications.first().map(|a| a.plan.clone()).expect("a wave has applications");
+        let wiring = (plan, memory.clone() as Arc<dyn cutover_core::ports::RunStore>, world.clone() as _, world.clone() as _);
+        let s = setup(world, world_spec, memory, &wiring, options);
+        let wave_machine = cutover_engine::load(crate::local::WAVE_ASL, &crate::local::substitutions()).expect("wave.asl.json loads");
+        let wave_run_id = run_id_for(&spec.wave, &world_spec.start_time.format("%Y%m%dT%H%M%SZ").to_string());
+        let execution = s.engine.execute(&wave_machine, "wave", &wave_run_id, json!({ "wave": spec })).await;
+        s.approver.abort();
+        let start = execution.started;
+        let secs = |t: DateTime<Utc>| (t - start).num_milliseconds() as f64 / 1000.0;
+        let parsed: Option<WaveReport> = execution.output.clone().and_then(|o| serde_json::from_value(o).ok());
+        let (outcome, applications) = match &parsed {
+            Some(r) => (
+                r.outcome.clone(),
+                r.applications
+                    .iter()
+                    .map(|a| AppEntry {
+                        application: a.application.clone(),
+                        outcome: a.outcome.clone(),
+                        run_id: a.run_id.clone(),
+                        started_at: a.started_at.map(secs),
+                        ended_at: a.ended_at.map(secs),
+                        error: a.error.clone(),
+                    })
+                    .collect(),
+            ),
+            None => ("failed".to_string(), vec![]),
+        };
+        let report = WaveRunReport {
+            wave: spec.wave.clone(),
+            outcome,
+            applications,
+            max_concurrent_applications: max_concurrent(&execution.history),
+            max_concurrency: spec.max_concurrency,
+            state_transitions: execution.state_transitions,
+            simulated_seconds: secs(execution.stopped),
+            error: execution.error.clone(),
+        };
+        let children = s.engine.children().into_iter().map(|(_, e)| e).collect();
+        WaveRun { report, execution, children, world: s.world, store: s.memory, tokens: s.broker.issued() }
+    })
+}
