@@ -328,17 +328,34 @@ impl RunStore for DynamoStore {
             .send()
             .await
             .map_err(err)?;
-        Ok(resp.item.and_then(|i| i.get("reason").and_then(|v| v.as_s().ok().cloned())))
+        Ok(resp
+            .item
+            .and_then(|i| i.get("reason").and_then(|v| v.as_s().ok().cloned())))
     }
 
     async fn set_wave_frozen(&self, wave: &str, reason: Option<&str>) -> Result<(), PortError> {
         let pk = format!("WAVE#{wave}");
         match reason {
             Some(r) => {
-                self.client.put_item().table_name(&self.table).item("pk", s(&pk)).item("sk", s("FREEZE")).item("reason", s(r)).send().await.map_err(err)?;
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("pk", s(&pk))
+                    .item("sk", s("FREEZE"))
+                    .item("reason", s(r))
+                    .send()
+                    .await
+                    .map_err(err)?;
             }
             None => {
-                self.client.delete_item().table_name(&self.table).key("pk", s(&pk)).key("sk", s("FREEZE")).send().await.map_err(err)?;
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&pk))
+                    .key("sk", s("FREEZE"))
+                    .send()
+                    .await
+                    .map_err(err)?;
             }
         }
         Ok(())

@@ -205,6 +205,8 @@ async fn dynamodb_approval_token_stays_server_side() {
         decided_at: None,
         reason: None,
         evidence: json!({"lagSeconds": 3.0}),
+        required_approvals: 1,
+        approvals: vec![],
     };
     s.save_approval(&a, true).await.unwrap();
     let loaded = s.load_approval("r1", "g").await.unwrap().unwrap();

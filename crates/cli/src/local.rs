@@ -224,14 +224,27 @@ pub fn substitutions() -> HashMap<String, String> {
     let mut subs: HashMap<String, String> = steps::FUNCTIONS
         .iter()
         .chain(steps::WAVE_FUNCTIONS)
-        .map(|(f, k)| (k.to_string(), format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{f}")))
+        .map(|(f, k)| {
+            (
+                k.to_string(),
+                format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{f}"),
+            )
+        })
         .collect();
-    subs.insert("CutoverStateMachineArn".into(), format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:cutover"));
+    subs.insert(
+        "CutoverStateMachineArn".into(),
+        format!("arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:cutover"),
+    );
     subs
 }
 
 /// The plan as run and the ports that differ between simulated and `--aws-endpoint-url` runs.
-type Wiring = (Plan, Arc<dyn RunStore>, Arc<dyn TrafficRouter>, Arc<dyn Replication>);
+type Wiring = (
+    Plan,
+    Arc<dyn RunStore>,
+    Arc<dyn TrafficRouter>,
+    Arc<dyn Replication>,
+);
 
 /// Everything a finished local run leaves behind, for the report and for tests.
 pub struct LocalRun {
@@ -244,12 +257,20 @@ pub struct LocalRun {
 }
 
 /// Runs one cutover to its end on a fresh paused runtime: hours of simulated time in milliseconds.
-pub fn run_local(plan: &Plan, world: &WorldSpec, options: &RunOptions) -> Result<LocalRun, crate::aws_mode::SeedError> {
+pub fn run_local(
+    plan: &Plan,
+    world: &WorldSpec,
+    options: &RunOptions,
+) -> Result<LocalRun, crate::aws_mode::SeedError> {
     paused_runtime().block_on(run_local_async(plan, world, options))
 }
 
 pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("tokio runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("tokio runtime")
 }
 
 /// The engine with both machines, the step handlers over one world, and the simulated approvers.
@@ -261,11 +282,23 @@ pub(crate) struct Setup {
     pub approver: tokio::task::JoinHandle<()>,
 }
 
-pub(crate) fn setup(world: Arc<World>, world_spec: &WorldSpec, memory: Arc<MemoryStore>, wiring: &Wiring, options: &RunOptions) -> Setup {
+pub(crate) fn setup(
+    world: Arc<World>,
+    world_spec: &WorldSpec,
+    memory: Arc<MemoryStore>,
+    wiring: &Wiring,
+    options: &RunOptions,
+) -> Setup {
     let clock = world.clock();
     let (_, base_store, router, replication) = wiring;
-    let store: Arc<dyn RunStore> =
-        if options.progress { Arc::new(ProgressStore { inner: base_store.clone(), clock }) } else { base_store.clone() };
+    let store: Arc<dyn RunStore> = if options.progress {
+        Arc::new(ProgressStore {
+            inner: base_store.clone(),
+            clock,
+        })
+    } else {
+        base_store.clone()
+    };
     let broker = Arc::new(TokenBroker::new());
     let deps = Deps {
         clock: Arc::new(clock),
@@ -285,21 +318,36 @@ pub(crate) fn setup(world: Arc<World>, world_spec: &WorldSpec, memory: Arc<Memor
     let script = world_spec.approvals.clone();
     let approver = tokio::spawn(async move {
         while let Some(notice) = rx.recv().await {
-            let Some(answer) = script.iter().find(|a| a.gate == notice.gate).cloned() else { continue };
+            let Some(answer) = script.iter().find(|a| a.gate == notice.gate).cloned() else {
+                continue;
+            };
             let deps = approver_deps.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs_f64(answer.after_seconds)).await;
-                let decision = if answer.decision == "approve" { Decision::Approve } else { Decision::Reject };
-                let d = DecideApproval { decision, reason: answer.reason.clone() };
-                if let Err(e) = steps::decide_approval(&notice.run_id, &notice.gate, d, &answer.by, &deps).await {
-                    eprintln!("simulated approver: gate {} of {}: {e}", notice.gate, notice.run_id);
+                let decision = if answer.decision == "approve" {
+                    Decision::Approve
+                } else {
+                    Decision::Reject
+                };
+                let d = DecideApproval {
+                    decision,
+                    reason: answer.reason.clone(),
+                };
+                if let Err(e) =
+                    steps::decide_approval(&notice.run_id, &notice.gate, d, &answer.by, &deps).await
+                {
+                    eprintln!(
+                        "simulated approver: gate {} of {}: {e}",
+                        notice.gate, notice.run_id
+                    );
                 }
             });
         }
     });
 
     let subs = substitutions();
-    let cutover = cutover_engine::load(CUTOVER_ASL, &subs).expect("statemachines/cutover.asl.json loads");
+    let cutover =
+        cutover_engine::load(CUTOVER_ASL, &subs).expect("statemachines/cutover.asl.json loads");
     let wave = cutover_engine::load(WAVE_ASL, &subs).expect("statemachines/wave.asl.json loads");
     let handler = Arc::new(LocalHandler { deps: deps.clone() });
     let clock_fn: cutover_engine::Clock = Arc::new(move || cutover_core::ports::Clock::now(&clock));
@@ -307,42 +355,85 @@ pub(crate) fn setup(world: Arc<World>, world_spec: &WorldSpec, memory: Arc<Memor
         handler,
         broker.clone(),
         clock_fn,
-        Options { duplicate_delivery: options.duplicate_delivery, seed: options.seed, account: ACCOUNT.into(), region: REGION.into() },
+        Options {
+            duplicate_delivery: options.duplicate_delivery,
+            seed: options.seed,
+            account: ACCOUNT.into(),
+            region: REGION.into(),
+        },
     );
     engine.register("cutover", cutover);
     engine.register("wave", wave);
-    Setup { engine, world, memory, broker, approver }
+    Setup {
+        engine,
+        world,
+        memory,
+        broker,
+        approver,
+    }
 }
 
 /// The same, inside a runtime whose clock is already paused.
-pub async fn run_local_async(plan: &Plan, world_spec: &WorldSpec, options: &RunOptions) -> Result<LocalRun, crate::aws_mode::SeedError> {
+pub async fn run_local_async(
+    plan: &Plan,
+    world_spec: &WorldSpec,
+    options: &RunOptions,
+) -> Result<LocalRun, crate::aws_mode::SeedError> {
     let clock = SimClock::start(world_spec.start_time);
     let world = Arc::new(World::new(world_spec.clone(), clock));
     let memory = Arc::new(MemoryStore::new());
-    let run_id = options
-        .run_id
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", plan.application, world_spec.start_time.format("%Y%m%dT%H%M%SZ")));
+    let run_id = options.run_id.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            plan.application,
+            world_spec.start_time.format("%Y%m%dT%H%M%SZ")
+        )
+    });
     let wiring: Wiring = match &options.aws_endpoint_url {
         None => (plan.clone(), memory.clone(), world.clone(), world.clone()),
         Some(endpoint) => {
-            let ports = crate::aws_mode::seed(endpoint, world_spec, world.clone(), plan, &run_id).await?;
+            let ports =
+                crate::aws_mode::seed(endpoint, world_spec, world.clone(), plan, &run_id).await?;
             if options.progress {
-                eprintln!("AWS endpoint {endpoint}: run table {}, hosted zone {}", ports.table, ports.plan.dns.hosted_zone_id);
+                eprintln!(
+                    "AWS endpoint {endpoint}: run table {}, hosted zone {}",
+                    ports.table, ports.plan.dns.hosted_zone_id
+                );
             }
             (ports.plan, ports.store, ports.router, ports.replication)
         }
     };
     let s = setup(world, world_spec, memory, &wiring, options);
     let (plan, base_store, router, _) = &wiring;
-    let machine = cutover_engine::load(CUTOVER_ASL, &substitutions()).expect("statemachines/cutover.asl.json loads");
-    let execution = s.engine.execute(&machine, "cutover", &run_id, json!({ "plan": plan })).await;
+    let machine = cutover_engine::load(CUTOVER_ASL, &substitutions())
+        .expect("statemachines/cutover.asl.json loads");
+    let execution = s
+        .engine
+        .execute(&machine, "cutover", &run_id, json!({ "plan": plan }))
+        .await;
     s.approver.abort();
     let d = &plan.dns;
-    let dns = router.records(&d.hosted_zone_id, &d.record_name, d.record_type).await.unwrap_or_else(|e| {
-        eprintln!("warning: final DNS unreadable: {e}");
-        vec![]
-    });
-    let report = build_report(plan, &run_id, &execution, &s.world, base_store.as_ref(), dns).await;
-    Ok(LocalRun { report, world: s.world, store: s.memory, execution, tokens: s.broker.issued() })
+    let dns = router
+        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("warning: final DNS unreadable: {e}");
+            vec![]
+        });
+    let report = build_report(
+        plan,
+        &run_id,
+        &execution,
+        &s.world,
+        base_store.as_ref(),
+        dns,
+    )
+    .await;
+    Ok(LocalRun {
+        report,
+        world: s.world,
+        store: s.memory,
+        execution,
+        tokens: s.broker.issued(),
+    })
 }

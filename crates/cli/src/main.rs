@@ -200,7 +200,16 @@ fn main() -> ExitCode {
             }
             ExitCode::from(r.exit_code() as u8)
         }
-        Command::Local { command: LocalCommand::Wave { wave, world, json, quiet, seed } } => {
+        Command::Local {
+            command:
+                LocalCommand::Wave {
+                    wave,
+                    world,
+                    json,
+                    quiet,
+                    seed,
+                },
+        } => {
             let (spec, world_v) = match (cutover_cli::wave::load_wave(&wave), load_world(&world)) {
                 (Ok(s), Ok(w)) => (s, w),
                 (s, w) => {
@@ -210,7 +219,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let opts = RunOptions { seed, progress: !quiet, ..Default::default() };
+            let opts = RunOptions {
+                seed,
+                progress: !quiet,
+                ..Default::default()
+            };
             let run = cutover_cli::wave::run_wave_local(&spec, &world_v, &opts);
             let r = &run.report;
             if json {
@@ -221,7 +234,12 @@ fn main() -> ExitCode {
             }
             if !quiet {
                 for a in &r.applications {
-                    eprintln!("  {:<20} {:<12} {}", a.application, a.outcome, a.error.clone().unwrap_or_default());
+                    eprintln!(
+                        "  {:<20} {:<12} {}",
+                        a.application,
+                        a.outcome,
+                        a.error.clone().unwrap_or_default()
+                    );
                 }
                 eprintln!(
                     "{}: {} after {} simulated; at most {} of {} applications at once; {} state transitions{}",
@@ -240,7 +258,9 @@ fn main() -> ExitCode {
             }
             ExitCode::from(r.exit_code() as u8)
         }
-        Command::Waves { command: WavesCommand::Plan { portfolio, out } } => {
+        Command::Waves {
+            command: WavesCommand::Plan { portfolio, out },
+        } => {
             let text = match std::fs::read_to_string(&portfolio) {
                 Ok(t) => t,
                 Err(e) => {
@@ -270,7 +290,9 @@ fn main() -> ExitCode {
                 match &out {
                     Some(dir) => {
                         let path = dir.join(format!("{}.yaml", w.wave.wave));
-                        if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, &yaml)) {
+                        if let Err(e) =
+                            std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, &yaml))
+                        {
                             eprintln!("error: {}: {e}", path.display());
                             return ExitCode::from(2);
                         }

@@ -54,15 +54,32 @@ impl WaveRunReport {
 /// A run id (execution name) for an application of a wave: letters, digits, '-' and '_', ≤ 80.
 pub fn run_id_for(wave: &str, application: &str) -> String {
     let raw = format!("{wave}-{application}");
-    raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).take(80).collect()
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(80)
+        .collect()
 }
 
 /// Reads a wave file and every plan it names; unknown dependencies and cycles are errors.
 pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| InputError { file: file.clone(), problems: vec![e.to_string()] })?;
-    let json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let w = WaveFile::parse(&text, json).map_err(|e| InputError { file: file.clone(), problems: e.violations().iter().map(|v| v.to_string()).collect() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| InputError {
+        file: file.clone(),
+        problems: vec![e.to_string()],
+    })?;
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let w = WaveFile::parse(&text, json).map_err(|e| InputError {
+        file: file.clone(),
+        problems: e.violations().iter().map(|v| v.to_string()).collect(),
+    })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
     let mut apps = Vec::new();
@@ -79,20 +96,42 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
     }
     let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, a) in apps.iter().enumerate() {
-        if graph.insert(a.application.clone(), a.depends_on.clone()).is_some() {
-            problems.push(format!("applications[{i}]: application {} appears twice", a.application));
+        if graph
+            .insert(a.application.clone(), a.depends_on.clone())
+            .is_some()
+        {
+            problems.push(format!(
+                "applications[{i}]: application {} appears twice",
+                a.application
+            ));
         }
     }
     if problems.is_empty() {
-        let index: BTreeMap<&str, usize> = apps.iter().enumerate().map(|(i, a)| (a.application.as_str(), i)).collect();
+        let index: BTreeMap<&str, usize> = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.application.as_str(), i))
+            .collect();
         problems.extend(
-            check_graph(&graph, &|n| format!("applications[{}].dependsOn", index.get(n).copied().unwrap_or(0))).iter().map(|v| v.to_string()),
+            check_graph(&graph, &|n| {
+                format!(
+                    "applications[{}].dependsOn",
+                    index.get(n).copied().unwrap_or(0)
+                )
+            })
+            .iter()
+            .map(|v| v.to_string()),
         );
     }
     if !problems.is_empty() {
         return Err(InputError { file, problems });
     }
-    Ok(WaveSpec { wave: w.wave, max_concurrency: w.max_concurrency, window: w.window, applications: apps })
+    Ok(WaveSpec {
+        wave: w.wave,
+        max_concurrency: w.max_concurrency,
+        window: w.window,
+        applications: apps,
+    })
 }
 
 pub struct WaveRun {
@@ -107,7 +146,10 @@ pub struct WaveRun {
 /// The most `RunApplicationCutover` tasks in flight at once in a wave's history.
 pub fn max_concurrent(history: &[cutover_engine::HistoryEvent]) -> usize {
     let (mut now, mut peak) = (0usize, 0usize);
-    for e in history.iter().filter(|e| e.state.as_deref() == Some("RunApplicationCutover")) {
+    for e in history
+        .iter()
+        .filter(|e| e.state.as_deref() == Some("RunApplicationCutover"))
+    {
         match e.kind.as_str() {
             "TaskStarted" => {
                 now += 1;
@@ -125,16 +167,36 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
         let clock = SimClock::start(world_spec.start_time);
         let world = Arc::new(World::new(world_spec.clone(), clock));
         let memory = Arc::new(MemoryStore::new());
-        let plan = spec.applications.first().map(|a| a.plan.clone()).expect("a wave has applications");
-        let wiring = (plan, memory.clone() as Arc<dyn cutover_core::ports::RunStore>, world.clone() as _, world.clone() as _);
+        let plan = spec
+            .applications
+            .first()
+            .map(|a| a.plan.clone())
+            .expect("a wave has applications");
+        let wiring = (
+            plan,
+            memory.clone() as Arc<dyn cutover_core::ports::RunStore>,
+            world.clone() as _,
+            world.clone() as _,
+        );
         let s = setup(world, world_spec, memory, &wiring, options);
-        let wave_machine = cutover_engine::load(crate::local::WAVE_ASL, &crate::local::substitutions()).expect("wave.asl.json loads");
-        let wave_run_id = run_id_for(&spec.wave, &world_spec.start_time.format("%Y%m%dT%H%M%SZ").to_string());
-        let execution = s.engine.execute(&wave_machine, "wave", &wave_run_id, json!({ "wave": spec })).await;
+        let wave_machine =
+            cutover_engine::load(crate::local::WAVE_ASL, &crate::local::substitutions())
+                .expect("wave.asl.json loads");
+        let wave_run_id = run_id_for(
+            &spec.wave,
+            &world_spec.start_time.format("%Y%m%dT%H%M%SZ").to_string(),
+        );
+        let execution = s
+            .engine
+            .execute(&wave_machine, "wave", &wave_run_id, json!({ "wave": spec }))
+            .await;
         s.approver.abort();
         let start = execution.started;
         let secs = |t: DateTime<Utc>| (t - start).num_milliseconds() as f64 / 1000.0;
-        let parsed: Option<WaveReport> = execution.output.clone().and_then(|o| serde_json::from_value(o).ok());
+        let parsed: Option<WaveReport> = execution
+            .output
+            .clone()
+            .and_then(|o| serde_json::from_value(o).ok());
         let (outcome, applications) = match &parsed {
             Some(r) => (
                 r.outcome.clone(),
@@ -163,6 +225,13 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             error: execution.error.clone(),
         };
         let children = s.engine.children().into_iter().map(|(_, e)| e).collect();
-        WaveRun { report, execution, children, world: s.world, store: s.memory, tokens: s.broker.issued() }
+        WaveRun {
+            report,
+            execution,
+            children,
+            world: s.world,
+            store: s.memory,
+            tokens: s.broker.issued(),
+        }
     })
 }

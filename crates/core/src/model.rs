@@ -185,6 +185,23 @@ pub struct ApprovalRecord {
     pub reason: Option<String>,
     #[serde(default)]
     pub evidence: Value,
+    /// 2 under the two-person rule.
+    #[serde(default = "one")]
+    pub required_approvals: u8,
+    /// Approvals given so far (the first of two, under the two-person rule).
+    #[serde(default)]
+    pub approvals: Vec<Approver>,
+}
+
+fn one() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approver {
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 impl std::fmt::Debug for ApprovalRecord {

@@ -131,12 +131,16 @@ fn default_status() -> u16 {
 pub struct ApprovalsPlan {
     #[serde(default = "default_expiry")]
     pub expires_seconds: u64,
+    /// Gates that need two distinct approvers (a rejection by anyone still ends the gate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub two_person_gates: Vec<String>,
 }
 
 impl Default for ApprovalsPlan {
     fn default() -> Self {
         ApprovalsPlan {
             expires_seconds: default_expiry(),
+            two_person_gates: vec![],
         }
     }
 }
@@ -487,6 +491,20 @@ impl Plan {
                 bad(
                     &format!("health.alarms[{i}]"),
                     "must be an alarm name of 1-255 characters".into(),
+                );
+            }
+        }
+        for (i, g) in self.approvals.two_person_gates.iter().enumerate() {
+            let known = g == FINALIZE_GATE
+                || self
+                    .traffic
+                    .steps
+                    .iter()
+                    .any(|s| s.approval.as_deref() == Some(g.as_str()));
+            if !known {
+                bad(
+                    &format!("approvals.twoPersonGates[{i}]"),
+                    format!("'{g}' is not a gate of this plan"),
                 );
             }
         }

@@ -50,19 +50,31 @@ impl WaveFile {
         let w: WaveFile = from_value(parse_document(text, json)?)?;
         let mut v = Vec::new();
         if w.wave.trim().is_empty() || w.wave.len() > 64 {
-            v.push(Violation { field: "wave".into(), message: "must be 1-64 characters".into() });
+            v.push(Violation {
+                field: "wave".into(),
+                message: "must be 1-64 characters".into(),
+            });
         }
         if w.max_concurrency == 0 || w.max_concurrency > 40 {
             // Inline Map runs at most 40 iterations at once.
-            v.push(Violation { field: "maxConcurrency".into(), message: format!("{} is outside 1..=40", w.max_concurrency) });
+            v.push(Violation {
+                field: "maxConcurrency".into(),
+                message: format!("{} is outside 1..=40", w.max_concurrency),
+            });
         }
         if let Some(win) = &w.window {
             if win.not_after <= win.not_before {
-                v.push(Violation { field: "window.notAfter".into(), message: "must be after window.notBefore".into() });
+                v.push(Violation {
+                    field: "window.notAfter".into(),
+                    message: "must be after window.notBefore".into(),
+                });
             }
         }
         if w.applications.is_empty() {
-            v.push(Violation { field: "applications".into(), message: "needs at least one application".into() });
+            v.push(Violation {
+                field: "applications".into(),
+                message: "needs at least one application".into(),
+            });
         }
         if v.is_empty() {
             Ok(w)
@@ -74,19 +86,31 @@ impl WaveFile {
 
 /// Checks a dependency graph given as name -> dependencies: every name known, no cycle.
 /// Returns every problem, each naming the applications involved.
-pub fn check_graph(deps: &BTreeMap<String, Vec<String>>, field: &dyn Fn(&str) -> String) -> Vec<Violation> {
+pub fn check_graph(
+    deps: &BTreeMap<String, Vec<String>>,
+    field: &dyn Fn(&str) -> String,
+) -> Vec<Violation> {
     let mut out = Vec::new();
     for (app, ds) in deps {
         for d in ds {
             if !deps.contains_key(d) {
-                out.push(Violation { field: field(app), message: format!("depends on unknown application '{d}'") });
+                out.push(Violation {
+                    field: field(app),
+                    message: format!("depends on unknown application '{d}'"),
+                });
             } else if d == app {
-                out.push(Violation { field: field(app), message: "depends on itself".into() });
+                out.push(Violation {
+                    field: field(app),
+                    message: "depends on itself".into(),
+                });
             }
         }
     }
     for cycle in cycles(deps) {
-        out.push(Violation { field: field(&cycle[0]), message: format!("dependency cycle: {}", cycle.join(" -> ")) });
+        out.push(Violation {
+            field: field(&cycle[0]),
+            message: format!("dependency cycle: {}", cycle.join(" -> ")),
+        });
     }
     out
 }
@@ -99,7 +123,13 @@ pub fn cycles(deps: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> {
         Open,
         Done,
     }
-    fn visit(n: &str, deps: &BTreeMap<String, Vec<String>>, mark: &mut BTreeMap<String, Mark>, stack: &mut Vec<String>, found: &mut BTreeSet<Vec<String>>) {
+    fn visit(
+        n: &str,
+        deps: &BTreeMap<String, Vec<String>>,
+        mark: &mut BTreeMap<String, Mark>,
+        stack: &mut Vec<String>,
+        found: &mut BTreeSet<Vec<String>>,
+    ) {
         mark.insert(n.to_string(), Mark::Open);
         stack.push(n.to_string());
         for d in deps.get(n).into_iter().flatten() {
@@ -111,7 +141,12 @@ pub fn cycles(deps: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> {
                 Mark::Open => {
                     let start = stack.iter().position(|s| s == d).unwrap_or(0);
                     let mut cyc: Vec<String> = stack[start..].to_vec();
-                    let min = cyc.iter().enumerate().min_by(|a, b| a.1.cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+                    let min = cyc
+                        .iter()
+                        .enumerate()
+                        .min_by(|a, b| a.1.cmp(b.1))
+                        .map(|(i, _)| i)
+                        .unwrap_or(0);
                     cyc.rotate_left(min);
                     let first = cyc[0].clone();
                     cyc.push(first);
@@ -216,20 +251,43 @@ impl Portfolio {
         let p: Portfolio = from_value(parse_document(text, json)?)?;
         let mut v = Vec::new();
         if p.max_wave_size == 0 {
-            v.push(Violation { field: "maxWaveSize".into(), message: "must be at least 1".into() });
+            v.push(Violation {
+                field: "maxWaveSize".into(),
+                message: "must be at least 1".into(),
+            });
         }
         if p.max_concurrency == 0 || p.max_concurrency > 40 {
-            v.push(Violation { field: "maxConcurrency".into(), message: format!("{} is outside 1..=40", p.max_concurrency) });
+            v.push(Violation {
+                field: "maxConcurrency".into(),
+                message: format!("{} is outside 1..=40", p.max_concurrency),
+            });
         }
         let mut seen = BTreeSet::new();
         for (i, a) in p.applications.iter().enumerate() {
             if !seen.insert(a.name.clone()) {
-                v.push(Violation { field: format!("applications[{i}].name"), message: format!("'{}' appears twice", a.name) });
+                v.push(Violation {
+                    field: format!("applications[{i}].name"),
+                    message: format!("'{}' appears twice", a.name),
+                });
             }
         }
-        let deps: BTreeMap<String, Vec<String>> = p.applications.iter().map(|a| (a.name.clone(), a.depends_on.clone())).collect();
-        let index: BTreeMap<String, usize> = p.applications.iter().enumerate().map(|(i, a)| (a.name.clone(), i)).collect();
-        v.extend(check_graph(&deps, &|n| format!("applications[{}].dependsOn", index.get(n).copied().unwrap_or(0))));
+        let deps: BTreeMap<String, Vec<String>> = p
+            .applications
+            .iter()
+            .map(|a| (a.name.clone(), a.depends_on.clone()))
+            .collect();
+        let index: BTreeMap<String, usize> = p
+            .applications
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.name.clone(), i))
+            .collect();
+        v.extend(check_graph(&deps, &|n| {
+            format!(
+                "applications[{}].dependsOn",
+                index.get(n).copied().unwrap_or(0)
+            )
+        }));
         if v.is_empty() {
             Ok(p)
         } else {
@@ -242,19 +300,40 @@ impl Portfolio {
     /// first; among equals, lower criticality first (learn on what hurts least), then by name.
     /// `retain` applications are not migrated and get no wave.
     pub fn plan(&self) -> Vec<ProposedWave> {
-        let apps: BTreeMap<&str, &PortfolioApp> =
-            self.applications.iter().filter(|a| a.strategy != Strategy::Retain).map(|a| (a.name.as_str(), a)).collect();
-        let deps: BTreeMap<String, Vec<String>> = self.applications.iter().map(|a| (a.name.clone(), a.depends_on.clone())).collect();
+        let apps: BTreeMap<&str, &PortfolioApp> = self
+            .applications
+            .iter()
+            .filter(|a| a.strategy != Strategy::Retain)
+            .map(|a| (a.name.as_str(), a))
+            .collect();
+        let deps: BTreeMap<String, Vec<String>> = self
+            .applications
+            .iter()
+            .map(|a| (a.name.clone(), a.depends_on.clone()))
+            .collect();
         let unblocks = |n: &str| dependants(&deps, n).len();
-        let mut placed: BTreeSet<&str> = self.applications.iter().filter(|a| a.strategy == Strategy::Retain).map(|a| a.name.as_str()).collect();
+        let mut placed: BTreeSet<&str> = self
+            .applications
+            .iter()
+            .filter(|a| a.strategy == Strategy::Retain)
+            .map(|a| a.name.as_str())
+            .collect();
         let mut waves = Vec::new();
         while placed.len() < self.applications.len() {
             let mut ready: Vec<&PortfolioApp> = apps
                 .values()
-                .filter(|a| !placed.contains(a.name.as_str()) && a.depends_on.iter().all(|d| placed.contains(d.as_str())))
+                .filter(|a| {
+                    !placed.contains(a.name.as_str())
+                        && a.depends_on.iter().all(|d| placed.contains(d.as_str()))
+                })
                 .copied()
                 .collect();
-            ready.sort_by(|a, b| unblocks(&b.name).cmp(&unblocks(&a.name)).then(a.criticality.cmp(&b.criticality)).then(a.name.cmp(&b.name)));
+            ready.sort_by(|a, b| {
+                unblocks(&b.name)
+                    .cmp(&unblocks(&a.name))
+                    .then(a.criticality.cmp(&b.criticality))
+                    .then(a.name.cmp(&b.name))
+            });
             let mut teams = BTreeSet::new();
             let mut wave: Vec<&PortfolioApp> = Vec::new();
             for a in ready {
@@ -276,11 +355,22 @@ impl Portfolio {
                 .iter()
                 .map(|n| {
                     let a = apps[n.as_str()];
-                    WaveApplication { plan: a.plan.clone().unwrap_or_else(|| format!("plans/{}.yaml", a.name)), depends_on: vec![] }
+                    WaveApplication {
+                        plan: a
+                            .plan
+                            .clone()
+                            .unwrap_or_else(|| format!("plans/{}.yaml", a.name)),
+                        depends_on: vec![],
+                    }
                 })
                 .collect();
             waves.push(ProposedWave {
-                wave: WaveFile { wave: format!("{}-{n}", self.wave_prefix), max_concurrency: self.max_concurrency, window: None, applications },
+                wave: WaveFile {
+                    wave: format!("{}-{n}", self.wave_prefix),
+                    max_concurrency: self.max_concurrency,
+                    window: None,
+                    applications,
+                },
                 names,
             });
         }
@@ -293,22 +383,45 @@ mod tests {
     use super::*;
 
     fn graph(edges: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
-        edges.iter().map(|(a, ds)| (a.to_string(), ds.iter().map(|d| d.to_string()).collect())).collect()
+        edges
+            .iter()
+            .map(|(a, ds)| (a.to_string(), ds.iter().map(|d| d.to_string()).collect()))
+            .collect()
     }
 
     #[test]
     fn names_unknown_dependencies_and_cycles() {
-        let g = graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &["ghost"])]);
+        let g = graph(&[
+            ("a", &["b"]),
+            ("b", &["c"]),
+            ("c", &["a"]),
+            ("d", &["ghost"]),
+        ]);
         let v = check_graph(&g, &|n| n.to_string());
         let msgs: Vec<String> = v.iter().map(|x| x.to_string()).collect();
-        assert!(msgs.iter().any(|m| m.contains("unknown application 'ghost'")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("a -> b -> c -> a")), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("unknown application 'ghost'")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("a -> b -> c -> a")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
     fn transitive_dependants() {
-        let g = graph(&[("db", &[]), ("api", &["db"]), ("web", &["api"]), ("batch", &[])]);
-        assert_eq!(dependants(&g, "db"), ["api", "web"].iter().map(|s| s.to_string()).collect());
+        let g = graph(&[
+            ("db", &[]),
+            ("api", &["db"]),
+            ("web", &["api"]),
+            ("batch", &[]),
+        ]);
+        assert_eq!(
+            dependants(&g, "db"),
+            ["api", "web"].iter().map(|s| s.to_string()).collect()
+        );
         assert!(dependants(&g, "batch").is_empty());
     }
 
@@ -333,7 +446,10 @@ applications:
         for w in &waves {
             assert!(w.len() <= 2);
         }
-        assert!(!waves.iter().flatten().any(|n| n == "mainframe"), "retained apps are not migrated");
+        assert!(
+            !waves.iter().flatten().any(|n| n == "mainframe"),
+            "retained apps are not migrated"
+        );
         assert_eq!(waves.iter().map(Vec::len).sum::<usize>(), 5);
         // db and cache share a team: never in one wave.
         assert_ne!(wave_of("db"), wave_of("cache"));

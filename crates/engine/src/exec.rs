@@ -16,8 +16,8 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -157,19 +157,26 @@ impl Engine {
 
     /// The ARN a machine registered under `name` gets.
     pub fn machine_arn(&self, name: &str) -> String {
-        format!("arn:aws:states:{}:{}:stateMachine:{name}", self.options.region, self.options.account)
+        format!(
+            "arn:aws:states:{}:{}:stateMachine:{name}",
+            self.options.region, self.options.account
+        )
     }
 
     /// Makes `machine` startable by `states:startExecution.sync:2` tasks; returns its ARN.
     pub fn register(&mut self, name: &str, machine: StateMachine) -> String {
         let arn = self.machine_arn(name);
-        self.machines.insert(arn.clone(), (name.to_string(), Arc::new(machine)));
+        self.machines
+            .insert(arn.clone(), (name.to_string(), Arc::new(machine)));
         arn
     }
 
     /// Child executions started by tasks so far, with the ARN of their machine.
     pub fn children(&self) -> Vec<(String, Execution)> {
-        self.children.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn with_observer(mut self, observer: Observer) -> Self {
@@ -851,27 +858,65 @@ impl<'e> Exec<'e> {
     /// `states:startExecution.sync:2`: runs the child to its end; the output is parsed JSON.
     async fn start_child(&self, st: &State, params: Value) -> Result<Value, Failure> {
         let name = Some(st.name.as_str());
-        let arn = params.get("StateMachineArn").and_then(Value::as_str).unwrap_or_default().to_string();
-        let exec_name = params.get("Name").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let arn = params
+            .get("StateMachineArn")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let exec_name = params
+            .get("Name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let input = params.get("Input").cloned().unwrap_or_else(|| json!({}));
         self.event("TaskScheduled", name, json!({"resource": "states:startExecution.sync:2", "stateMachineArn": arn, "name": exec_name}));
         let Some((machine_name, machine)) = self.engine.machines.get(&arn).cloned() else {
-            let f = Failure::new("StepFunctions.StateMachineDoesNotExistException", format!("State Machine Does Not Exist: '{arn}'"));
-            self.event("TaskStartFailed", name, json!({"error": f.error, "cause": f.cause}));
+            let f = Failure::new(
+                "StepFunctions.StateMachineDoesNotExistException",
+                format!("State Machine Does Not Exist: '{arn}'"),
+            );
+            self.event(
+                "TaskStartFailed",
+                name,
+                json!({"error": f.error, "cause": f.cause}),
+            );
             return Err(f);
         };
-        let fresh = self.engine.started_names.lock().unwrap_or_else(|p| p.into_inner()).insert((arn.clone(), exec_name.clone()));
+        let fresh = self
+            .engine
+            .started_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((arn.clone(), exec_name.clone()));
         if !fresh {
             // An execution name starts once (for 90 days on AWS): a restarted parent never reruns it.
-            let f = Failure::new("StepFunctions.ExecutionAlreadyExistsException", format!("Execution Already Exists: '{exec_name}'"));
-            self.event("TaskStartFailed", name, json!({"error": f.error, "cause": f.cause}));
+            let f = Failure::new(
+                "StepFunctions.ExecutionAlreadyExistsException",
+                format!("Execution Already Exists: '{exec_name}'"),
+            );
+            self.event(
+                "TaskStartFailed",
+                name,
+                json!({"error": f.error, "cause": f.cause}),
+            );
             return Err(f);
         }
         self.event("TaskStarted", name, json!({"name": exec_name}));
         self.event("TaskSubmitted", name, Value::Null);
-        let child = Box::pin(self.engine.execute(&machine, &machine_name, &exec_name, input)).await;
-        let exec_arn = format!("arn:aws:states:{}:{}:execution:{machine_name}:{exec_name}", self.engine.options.region, self.engine.options.account);
-        self.engine.children.lock().unwrap_or_else(|p| p.into_inner()).push((arn.clone(), child.clone()));
+        let child = Box::pin(
+            self.engine
+                .execute(&machine, &machine_name, &exec_name, input),
+        )
+        .await;
+        let exec_arn = format!(
+            "arn:aws:states:{}:{}:execution:{machine_name}:{exec_name}",
+            self.engine.options.region, self.engine.options.account
+        );
+        self.engine
+            .children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((arn.clone(), child.clone()));
         let ms = |t: DateTime<Utc>| t.timestamp_millis();
         match child.status {
             Status::Succeeded => {
@@ -889,7 +934,11 @@ impl<'e> Exec<'e> {
                     "StartDate": ms(child.started), "StopDate": ms(child.stopped), "Error": child.error, "Cause": child.cause,
                 });
                 let f = Failure::new("States.TaskFailed", cause.to_string());
-                self.event("TaskFailed", name, json!({"error": f.error, "cause": f.cause}));
+                self.event(
+                    "TaskFailed",
+                    name,
+                    json!({"error": f.error, "cause": f.cause}),
+                );
                 Err(f)
             }
         }

@@ -459,3 +459,55 @@ fn substitutions_must_all_be_defined() {
     let subs = HashMap::from([("StepArn".to_string(), FN.to_string())]);
     assert!(load(text, &subs).is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn child_executions_run_to_their_end_and_a_name_starts_once() {
+    let child = load_value(&json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 100, "Next": "F"},
+        "F": {"Type": "Choice", "Choices": [{"Variable": "$.fail", "BooleanEquals": true, "Next": "Boom"}], "Default": "Ok"},
+        "Boom": {"Type": "Fail", "Error": "ChildFailed", "Cause": "asked to"}, "Ok": {"Type": "Succeed"}}}))
+    .unwrap();
+    let mut e = engine(
+        Arc::new(Scripted::default()),
+        Arc::new(TokenBroker::new()),
+        Options::default(),
+    );
+    let arn = e.register("child", child);
+    let parent = load_value(&json!({"StartAt": "Run", "States": {"Run": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+        "Parameters": {"StateMachineArn": arn, "Name.$": "$.name", "Input": {"fail.$": "$.fail"}}, "ResultSelector": {"out.$": "$.Output", "status.$": "$.Status"}, "End": true}}}))
+    .unwrap();
+    let ok = e
+        .execute(
+            &parent,
+            "parent",
+            "p1",
+            json!({"name": "c1", "fail": false}),
+        )
+        .await;
+    assert_eq!(
+        ok.output,
+        Some(json!({"out": {"fail": false}, "status": "SUCCEEDED"}))
+    );
+    assert_eq!(
+        (ok.stopped - ok.started).num_seconds(),
+        100,
+        "the parent waited for the child"
+    );
+    let failed = e
+        .execute(&parent, "parent", "p2", json!({"name": "c2", "fail": true}))
+        .await;
+    assert_eq!(failed.error.as_deref(), Some("States.TaskFailed"));
+    assert!(failed.cause.unwrap().contains("ChildFailed"));
+    let again = e
+        .execute(
+            &parent,
+            "parent",
+            "p3",
+            json!({"name": "c1", "fail": false}),
+        )
+        .await;
+    assert_eq!(
+        again.error.as_deref(),
+        Some("StepFunctions.ExecutionAlreadyExistsException")
+    );
+    assert_eq!(e.children().len(), 2, "c1 ran once");
+}

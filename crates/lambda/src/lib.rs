@@ -8,7 +8,9 @@ mod unconfigured;
 pub use config::{Config, ConfigError};
 pub use unconfigured::Unconfigured;
 
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use cutover_aws::*;
+use cutover_core::api::{handle_api, ApiRequest, ApiResponse};
 use cutover_core::steps::{dispatch, Deps};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -59,7 +61,8 @@ pub fn needs(step: &str) -> Needs {
     }
 }
 
-/// Builds the ports for `step` from one SDK config.
+/// Builds the ports for `step` from one SDK config. A port the function was built without
+/// (see the crate's features) is `Unconfigured`, so its SDK client is not linked in at all.
 pub async fn build_deps(
     step: &str,
     sdk: &aws_config::SdkConfig,
@@ -69,61 +72,131 @@ pub async fn build_deps(
     let none = Arc::new(Unconfigured(step.to_string()));
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
     store.warm_up().await;
-    let replication = AwsReplication::new(
-        aws_sdk_databasemigration::Client::new(sdk),
-        aws_sdk_mgn::Client::new(sdk),
-    );
-    let replication = if config.dms_table_statistics {
-        replication
-    } else {
-        replication.without_table_statistics()
-    };
     Ok(Deps {
         clock: Arc::new(SystemClock),
         store: Arc::new(store),
         router: if n.router {
-            Arc::new(Route53Router::new(
-                aws_sdk_route53::Client::new(sdk),
-                config.route53_requests_per_second,
-            ))
+            ports::router(sdk, config).unwrap_or(none.clone())
         } else {
             none.clone()
         },
         replication: if n.replication {
-            Arc::new(replication.clone())
+            ports::replication(sdk, config).unwrap_or(none.clone())
         } else {
             none.clone()
         },
         metrics: if n.metrics {
-            Arc::new(CloudWatchMetrics::new(
-                aws_sdk_cloudwatch::Client::new(sdk),
-                replication,
-                aws_sdk_databasemigration::Client::new(sdk),
-            ))
+            ports::metrics(sdk, config).unwrap_or(none.clone())
         } else {
             none.clone()
         },
         probe: if n.probe {
-            Arc::new(
-                HttpProbe::new(config.http_timeout).map_err(|e| ConfigError::Invalid {
-                    name: "HTTP_TIMEOUT_SECONDS",
-                    message: e.to_string(),
-                })?,
-            )
+            ports::probe(config)?.unwrap_or(none.clone())
         } else {
             none.clone()
         },
-        notifier: match (&config.topic_arn, n.notifier) {
-            (Some(t), true) => Arc::new(SnsNotifier::new(aws_sdk_sns::Client::new(sdk), t)),
-            (None, true) => return Err(ConfigError::Missing("TOPIC_ARN")),
-            _ => none.clone(),
+        notifier: if n.notifier {
+            let topic = config
+                .topic_arn
+                .as_deref()
+                .ok_or(ConfigError::Missing("TOPIC_ARN"))?;
+            ports::notifier(sdk, topic).unwrap_or(none.clone())
+        } else {
+            none.clone()
         },
         callbacks: if n.callbacks {
-            Arc::new(SfnCallbacks::new(aws_sdk_sfn::Client::new(sdk)))
+            ports::callbacks(sdk).unwrap_or(none)
         } else {
             none
         },
     })
+}
+
+/// One constructor per port, each compiled only with its feature.
+mod ports {
+    use super::*;
+    use cutover_core::ports::*;
+
+    #[cfg(feature = "route53")]
+    pub fn router(sdk: &aws_config::SdkConfig, c: &Config) -> Option<Arc<dyn TrafficRouter>> {
+        Some(Arc::new(Route53Router::new(
+            aws_sdk_route53::Client::new(sdk),
+            c.route53_requests_per_second,
+        )))
+    }
+    #[cfg(not(feature = "route53"))]
+    pub fn router(_: &aws_config::SdkConfig, _: &Config) -> Option<Arc<dyn TrafficRouter>> {
+        None
+    }
+
+    #[cfg(any(feature = "replication", feature = "metrics"))]
+    fn aws_replication(sdk: &aws_config::SdkConfig, c: &Config) -> AwsReplication {
+        let r = AwsReplication::new(
+            aws_sdk_databasemigration::Client::new(sdk),
+            aws_sdk_mgn::Client::new(sdk),
+        );
+        if c.dms_table_statistics {
+            r
+        } else {
+            r.without_table_statistics()
+        }
+    }
+
+    #[cfg(feature = "replication")]
+    pub fn replication(sdk: &aws_config::SdkConfig, c: &Config) -> Option<Arc<dyn Replication>> {
+        Some(Arc::new(aws_replication(sdk, c)))
+    }
+    #[cfg(not(feature = "replication"))]
+    pub fn replication(_: &aws_config::SdkConfig, _: &Config) -> Option<Arc<dyn Replication>> {
+        None
+    }
+
+    #[cfg(feature = "metrics")]
+    pub fn metrics(sdk: &aws_config::SdkConfig, c: &Config) -> Option<Arc<dyn Metrics>> {
+        Some(Arc::new(CloudWatchMetrics::new(
+            aws_sdk_cloudwatch::Client::new(sdk),
+            aws_replication(sdk, c),
+            aws_sdk_databasemigration::Client::new(sdk),
+        )))
+    }
+    #[cfg(not(feature = "metrics"))]
+    pub fn metrics(_: &aws_config::SdkConfig, _: &Config) -> Option<Arc<dyn Metrics>> {
+        None
+    }
+
+    #[cfg(feature = "probe")]
+    pub fn probe(c: &Config) -> Result<Option<Arc<dyn HealthProbe>>, ConfigError> {
+        let p = HttpProbe::new(c.http_timeout).map_err(|e| ConfigError::Invalid {
+            name: "HTTP_TIMEOUT_SECONDS",
+            message: e.to_string(),
+        })?;
+        Ok(Some(Arc::new(p)))
+    }
+    #[cfg(not(feature = "probe"))]
+    pub fn probe(_: &Config) -> Result<Option<Arc<dyn HealthProbe>>, ConfigError> {
+        Ok(None)
+    }
+
+    #[cfg(feature = "notifier")]
+    pub fn notifier(sdk: &aws_config::SdkConfig, topic: &str) -> Option<Arc<dyn Notifier>> {
+        Some(Arc::new(SnsNotifier::new(
+            aws_sdk_sns::Client::new(sdk),
+            topic,
+        )))
+    }
+    #[cfg(not(feature = "notifier"))]
+    pub fn notifier(_: &aws_config::SdkConfig, _: &str) -> Option<Arc<dyn Notifier>> {
+        None
+    }
+
+    #[cfg(feature = "callbacks")]
+    pub fn callbacks(sdk: &aws_config::SdkConfig) -> Option<Arc<dyn TaskCallbacks>> {
+        Some(Arc::new(SfnCallbacks::new(aws_sdk_sfn::Client::new(sdk))))
+    }
+    #[cfg(not(feature = "callbacks"))]
+    pub fn callbacks(_: &aws_config::SdkConfig) -> Option<Arc<dyn TaskCallbacks>> {
+        None
+    }
 }
 
 /// Runs the step on one event. The payload is never logged: it may carry a task token.
@@ -159,4 +232,71 @@ pub async fn serve(step: &'static str) -> Result<(), lambda_runtime::Error> {
         async move { handle(step, event.payload, deps).await }
     }))
     .await
+}
+
+/// The approval API's sandbox: API Gateway HTTP API (payload 2.0) events to `handle_api`.
+pub async fn serve_api() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_target(false)
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = Config::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = build_deps("approval-api", &sdk, &config).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
+        let deps = &deps;
+        async move {
+            Ok::<_, lambda_runtime::Error>(api_response(
+                handle_api(&api_request(event.payload), deps).await,
+            ))
+        }
+    }))
+    .await
+}
+
+/// The caller: the IAM caller ARN (SigV4), or the JWT subject when the token carries the
+/// required scope (`cutover/approve`). Anything else is no identity (403).
+pub fn api_request(e: ApiGatewayV2httpRequest) -> ApiRequest {
+    let auth = e.request_context.authorizer.as_ref();
+    let iam = auth
+        .and_then(|a| a.iam.as_ref())
+        .and_then(|i| i.user_arn.clone());
+    let jwt = auth.and_then(|a| a.jwt.as_ref()).and_then(|j| {
+        let scoped = j
+            .scopes
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|x| x == REQUIRED_SCOPE))
+            || j.claims
+                .get("scope")
+                .is_some_and(|s| s.split(' ').any(|x| x == REQUIRED_SCOPE));
+        if scoped {
+            j.claims.get("sub").cloned()
+        } else {
+            None
+        }
+    });
+    ApiRequest {
+        method: e.request_context.http.method.to_string(),
+        path: e.raw_path.unwrap_or_default(),
+        body: e.body,
+        identity: iam.or(jwt),
+    }
+}
+
+pub const REQUIRED_SCOPE: &str = "cutover/approve";
+
+pub fn api_response(r: ApiResponse) -> ApiGatewayV2httpResponse {
+    let mut headers = aws_lambda_events::http::HeaderMap::new();
+    headers.insert(
+        "content-type",
+        aws_lambda_events::http::HeaderValue::from_static("application/json"),
+    );
+    ApiGatewayV2httpResponse {
+        status_code: i64::from(r.status),
+        headers,
+        body: Some(aws_lambda_events::encodings::Body::Text(r.body.to_string())),
+        ..Default::default()
+    }
 }

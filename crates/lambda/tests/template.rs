@@ -2,7 +2,7 @@
 //! sample events, and least privilege (no mutating action on `Resource: "*"` but the documented
 //! exceptions; record-level Route 53 conditions; tag conditions on DMS and MGN mutations).
 
-use cutover_core::steps::FUNCTIONS;
+use cutover_core::steps::{FUNCTIONS, WAVE_FUNCTIONS};
 use serde_yaml::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,13 @@ fn functions(t: &Value) -> Vec<(String, String)> {
 #[test]
 fn asl_substitutions_match_the_template_both_ways() {
     let t = template();
+    let fns: BTreeSet<String> = functions(&t).into_iter().map(|(id, _)| id).collect();
+    let machines: BTreeSet<String> = resources(&t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::StateMachine")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(machines.len(), 2, "the cutover and the wave machine");
     for (_, sm) in resources(&t)
         .into_iter()
         .filter(|(_, r)| r["Type"] == "AWS::Serverless::StateMachine")
@@ -71,14 +78,20 @@ fn asl_substitutions_match_the_template_both_ways() {
             used, defined,
             "{uri}: ${{…}} used vs DefinitionSubstitutions defined"
         );
-        let fns: BTreeSet<String> = functions(&t).into_iter().map(|(id, _)| id).collect();
         for (k, v) in subs {
-            let target =
-                get_att_target(v).unwrap_or_else(|| panic!("{k:?} must be !GetAtt <Function>.Arn"));
-            assert!(
-                fns.contains(&target),
-                "{k:?} names {target}, which is not a function of the template"
-            );
+            match (get_att_target(v), v) {
+                (Some(target), _) => assert!(
+                    fns.contains(&target),
+                    "{k:?} names {target}, which is not a function of the template"
+                ),
+                (None, Value::Tagged(t)) if t.tag == "!Ref" => {
+                    assert!(
+                        machines.contains(t.value.as_str().unwrap()),
+                        "{k:?} must reference a state machine of the template"
+                    )
+                }
+                _ => panic!("{k:?} must be !GetAtt <Function>.Arn or !Ref <StateMachine>"),
+            }
         }
     }
 }
@@ -108,25 +121,40 @@ fn every_function_has_its_crate_bin_and_sample_event() {
             "bin names are unique: {name}"
         );
     }
-    let expected: BTreeSet<String> = FUNCTIONS.iter().map(|(f, _)| f.to_string()).collect();
+    let mut expected: BTreeSet<String> = FUNCTIONS
+        .iter()
+        .chain(WAVE_FUNCTIONS)
+        .map(|(f, _)| f.to_string())
+        .collect();
+    expected.insert("approval-api".into());
     assert_eq!(
         names, expected,
         "template functions vs the steps the core defines"
     );
     // The substitution key each step is known by leads to that step's function.
-    let subs = &resources(&t)
-        .into_iter()
-        .find(|(id, _)| id == "CutoverStateMachine")
-        .unwrap()
-        .1["Properties"]["DefinitionSubstitutions"];
-    for (step, key) in FUNCTIONS {
-        let target = get_att_target(&subs[*key]).unwrap();
-        let code_uri = &fns.iter().find(|(id, _)| *id == target).unwrap().1;
-        assert_eq!(
-            code_uri,
-            &format!("functions/{step}"),
-            "{key} must point at the {step} function"
-        );
+    let subs_of = |machine: &str| {
+        resources(&t)
+            .into_iter()
+            .find(|(id, _)| id == machine)
+            .unwrap()
+            .1["Properties"]["DefinitionSubstitutions"]
+            .clone()
+    };
+    for (machine, list) in [
+        ("CutoverStateMachine", FUNCTIONS),
+        ("WaveStateMachine", WAVE_FUNCTIONS),
+    ] {
+        let subs = subs_of(machine);
+        for (step, key) in list {
+            let target =
+                get_att_target(&subs[*key]).unwrap_or_else(|| panic!("{machine}: {key} missing"));
+            let code_uri = &fns.iter().find(|(id, _)| *id == target).unwrap().1;
+            assert_eq!(
+                code_uri,
+                &format!("functions/{step}"),
+                "{key} must point at the {step} function"
+            );
+        }
     }
 }
 
@@ -144,6 +172,8 @@ const DOCUMENTED_STAR_EXCEPTIONS: &[&str] = &[
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
     "xray:GetSamplingTargets",
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
 ];
 
 fn is_read_only(action: &str) -> bool {

@@ -398,7 +398,10 @@ impl TrafficRouter for World {
         self.route53_enter(&mut st, "ChangeResourceRecordSets")?;
         let now = self.clock.now();
         let busy_for = chrono::Duration::seconds(self.spec.route53.busy_seconds as i64);
-        let busy = st.changes.values().any(|(at, z)| z == zone_id && now - *at < busy_for);
+        let busy = st
+            .changes
+            .values()
+            .any(|(at, z)| z == zone_id && now - *at < busy_for);
         if busy {
             return Err(err(
                 "route53",

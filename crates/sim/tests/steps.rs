@@ -648,3 +648,86 @@ alarms: {green-5xx: [[0, OK]]}
             .unwrap(),
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_frozen_wave_starts_nothing_new() {
+    let g = given(WORLD);
+    let app = |name: &str, deps: &[&str]| {
+        let mut plan = g.plan.clone();
+        plan.application = name.into();
+        WaveApp {
+            application: name.into(),
+            run_id: format!("w-{name}"),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            plan,
+        }
+    };
+    let wave = WaveSpec {
+        wave: "w".into(),
+        max_concurrency: 2,
+        window: None,
+        applications: vec![app("a", &[]), app("b", &["a"]), app("c", &[])],
+    };
+    let first = next_wave_round(
+        NextRoundInput {
+            wave_run_id: "w1".into(),
+            wave: wave.clone(),
+            progress: Default::default(),
+            last_round: vec![],
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first
+            .ready
+            .iter()
+            .map(|r| r.application.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "c"]
+    );
+    for (run, app) in [("w-a", "a"), ("w-c", "c")] {
+        let mut rec = cutover_core::model::RunRecord::new(run, app, Utc::now());
+        rec.outcome = Some("completed".into());
+        g.deps.store.save_run(&rec).await.unwrap();
+    }
+    g.deps
+        .store
+        .set_wave_frozen("w", Some("change freeze"))
+        .await
+        .unwrap();
+    let results = vec![
+        RoundResult {
+            application: "a".into(),
+            run_id: "w-a".into(),
+            error: None,
+        },
+        RoundResult {
+            application: "c".into(),
+            run_id: "w-c".into(),
+            error: None,
+        },
+    ];
+    let next = next_wave_round(
+        NextRoundInput {
+            wave_run_id: "w1".into(),
+            wave,
+            progress: first.progress,
+            last_round: results,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    assert!(next.finished && next.ready.is_empty());
+    assert_eq!(
+        next.progress.blocked.get("b").map(String::as_str),
+        Some("wave frozen: change freeze")
+    );
+    assert_eq!(
+        next.progress.completed,
+        ["a", "c"],
+        "outcomes come from the run records"
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::{audit, check_run_id, event, store_err, Deps};
 use crate::error::StepError;
-use crate::model::{ApprovalNotice, ApprovalRecord, Decision};
+use crate::model::{ApprovalNotice, ApprovalRecord, Approver, Decision};
 use crate::plan::Plan;
 use crate::ports::PortErrorKind;
 use chrono::{DateTime, Duration, Utc};
@@ -79,6 +79,12 @@ pub async fn request_approval(
         decided_at: None,
         reason: None,
         evidence: evidence.clone(),
+        required_approvals: if input.plan.approvals.two_person_gates.contains(&input.gate) {
+            2
+        } else {
+            1
+        },
+        approvals: vec![],
     };
     deps.store
         .save_approval(&record, true)
@@ -131,16 +137,26 @@ pub enum ApprovalError {
     Invalid(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0} approved this gate already; the two-person rule needs someone else")]
+    SameApprover(String),
 }
 
-/// Records a human decision and answers the waiting task. A second decision is refused.
+/// What a decision did: ended the gate, or (two-person rule) recorded the first of two approvals.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecisionOutcome {
+    Decided(ApprovalRecord),
+    WaitingForSecondApprover(ApprovalRecord),
+}
+
+/// Records a human decision and answers the waiting task. A second decision is refused; under
+/// the two-person rule the second approval must come from someone else.
 pub async fn decide_approval(
     run_id: &str,
     gate: &str,
     decision: DecideApproval,
     actor: &str,
     deps: &Deps,
-) -> Result<ApprovalRecord, ApprovalError> {
+) -> Result<DecisionOutcome, ApprovalError> {
     if actor.trim().is_empty() {
         return Err(ApprovalError::Invalid(
             "an approver identity is required".into(),
@@ -163,8 +179,49 @@ pub async fn decide_approval(
     if now >= rec.expires_at {
         return Err(ApprovalError::Expired(gate.into()));
     }
+    if decision.decision == Decision::Approve
+        && (rec.approvals.len() + 1) < usize::from(rec.required_approvals)
+    {
+        if rec.approvals.iter().any(|a| a.by == actor) {
+            return Err(ApprovalError::SameApprover(actor.into()));
+        }
+        rec.approvals.push(Approver {
+            by: actor.into(),
+            at: now,
+        });
+        deps.store
+            .save_approval(&rec, true)
+            .await
+            .map_err(|e| match e.kind {
+                PortErrorKind::Conflict => ApprovalError::AlreadyDecided(gate.into()),
+                _ => unavailable(e),
+            })?;
+        let mut ev = event(
+            run_id,
+            format!("approval#{gate}#first"),
+            "ApprovalDecision",
+            "first-approval",
+            now,
+        );
+        ev.actor = Some(actor.to_string());
+        deps.store.append_event(&ev).await.map_err(unavailable)?;
+        return Ok(DecisionOutcome::WaitingForSecondApprover(rec));
+    }
+    if decision.decision == Decision::Approve && rec.approvals.iter().any(|a| a.by == actor) {
+        return Err(ApprovalError::SameApprover(actor.into()));
+    }
+    rec.approvals.push(Approver {
+        by: actor.into(),
+        at: now,
+    });
+    let deciders: Vec<String> = rec.approvals.iter().map(|a| a.by.clone()).collect();
+    let actor_all = if decision.decision == Decision::Approve {
+        deciders.join(", ")
+    } else {
+        actor.to_string()
+    };
     rec.decision = Some(decision.decision);
-    rec.decided_by = Some(actor.to_string());
+    rec.decided_by = Some(actor_all.clone());
     rec.decided_at = Some(now);
     rec.reason = decision.reason.clone();
     match deps.store.save_approval(&rec, true).await {
@@ -179,7 +236,7 @@ pub async fn decide_approval(
             deps.callbacks
                 .send_success(
                     &rec.task_token,
-                    json!({"gate": gate, "decision": "approve", "by": actor, "at": now}),
+                    json!({"gate": gate, "decision": "approve", "by": actor_all, "at": now}),
                 )
                 .await
         }
@@ -208,8 +265,8 @@ pub async fn decide_approval(
         kind,
         now,
     );
-    ev.actor = Some(actor.to_string());
+    ev.actor = Some(actor_all);
     ev.message = decision.reason.unwrap_or_default();
     deps.store.append_event(&ev).await.map_err(unavailable)?;
-    Ok(rec)
+    Ok(DecisionOutcome::Decided(rec))
 }

@@ -10,8 +10,8 @@ mod validate;
 mod wave;
 
 pub use approval::{
-    decide_approval, request_approval, ApprovalError, DecideApproval, RequestApprovalInput,
-    RequestApprovalOutput,
+    decide_approval, request_approval, ApprovalError, DecideApproval, DecisionOutcome,
+    RequestApprovalInput, RequestApprovalOutput,
 };
 pub use close::{
     close_run, finalize_cutover, request_abort, CloseRunInput, CloseRunOutput, FinalizeInput,
@@ -28,8 +28,9 @@ pub use traffic::{
 };
 pub use validate::{validate_cutover, ValidateInput, ValidateOutput};
 pub use wave::{
-    close_wave, next_wave_round, start_wave, CloseWaveInput, NextRoundInput, NextRoundOutput, ReadyApp, RoundResult, StartWaveInput, WaveApp,
-    WaveAppReport, WaveProgress, WaveReport, WaveSpec,
+    close_wave, next_wave_round, start_wave, CloseWaveInput, NextRoundInput, NextRoundOutput,
+    ReadyApp, RoundResult, StartWaveInput, WaveApp, WaveAppReport, WaveProgress, WaveReport,
+    WaveSpec,
 };
 
 use crate::error::StepError;

@@ -68,22 +68,41 @@ pub async fn start_wave(input: StartWaveInput, deps: &Deps) -> Result<WaveProgre
     check_run_id(&input.wave_run_id)?;
     let w = &input.wave;
     let mut problems: Vec<String> = Vec::new();
-    let graph: BTreeMap<String, Vec<String>> = w.applications.iter().map(|a| (a.application.clone(), a.depends_on.clone())).collect();
+    let graph: BTreeMap<String, Vec<String>> = w
+        .applications
+        .iter()
+        .map(|a| (a.application.clone(), a.depends_on.clone()))
+        .collect();
     if graph.len() != w.applications.len() {
         problems.push("applications: an application appears twice".into());
     }
-    problems.extend(check_graph(&graph, &|n| format!("applications.{n}.dependsOn")).iter().map(|v| v.to_string()));
+    problems.extend(
+        check_graph(&graph, &|n| format!("applications.{n}.dependsOn"))
+            .iter()
+            .map(|v| v.to_string()),
+    );
     for (i, a) in w.applications.iter().enumerate() {
-        check_run_id(&a.run_id).map_err(|e| StepError::invalid(format!("applications[{i}].runId: {e}")))?;
+        check_run_id(&a.run_id)
+            .map_err(|e| StepError::invalid(format!("applications[{i}].runId: {e}")))?;
         if a.plan.application != a.application {
-            problems.push(format!("applications[{i}]: plan is for '{}', not '{}'", a.plan.application, a.application));
+            problems.push(format!(
+                "applications[{i}]: plan is for '{}', not '{}'",
+                a.plan.application, a.application
+            ));
         }
         if let Err(e) = a.plan.validate() {
-            problems.extend(e.violations().iter().map(|v| format!("applications[{i}].plan.{v}")));
+            problems.extend(
+                e.violations()
+                    .iter()
+                    .map(|v| format!("applications[{i}].plan.{v}")),
+            );
         }
     }
     if w.max_concurrency == 0 || w.max_concurrency > 40 {
-        problems.push(format!("maxConcurrency: {} is outside 1..=40", w.max_concurrency));
+        problems.push(format!(
+            "maxConcurrency: {} is outside 1..=40",
+            w.max_concurrency
+        ));
     }
     if !problems.is_empty() {
         return Err(StepError::ValidationFailed(problems));
@@ -144,7 +163,10 @@ fn child_error(e: &ErrorInfo) -> String {
         .unwrap_or_else(|| e.error.clone())
 }
 
-pub async fn next_wave_round(input: NextRoundInput, deps: &Deps) -> Result<NextRoundOutput, StepError> {
+pub async fn next_wave_round(
+    input: NextRoundInput,
+    deps: &Deps,
+) -> Result<NextRoundOutput, StepError> {
     check_run_id(&input.wave_run_id)?;
     let mut p = input.progress.clone();
     // Outcomes come from the run records the cutovers wrote; the Map result only fills gaps.
@@ -158,21 +180,40 @@ pub async fn next_wave_round(input: NextRoundInput, deps: &Deps) -> Result<NextR
                 }
             }
             (o, err) => {
-                let error = rec.as_ref().and_then(|x| x.error.clone()).or_else(|| err.as_ref().map(child_error));
-                p.failed.insert(r.application.clone(), AppResult { outcome: o.unwrap_or("failed").to_string(), error });
+                let error = rec
+                    .as_ref()
+                    .and_then(|x| x.error.clone())
+                    .or_else(|| err.as_ref().map(child_error));
+                p.failed.insert(
+                    r.application.clone(),
+                    AppResult {
+                        outcome: o.unwrap_or("failed").to_string(),
+                        error,
+                    },
+                );
             }
         }
     }
-    let graph: BTreeMap<String, Vec<String>> =
-        input.wave.applications.iter().map(|a| (a.application.clone(), a.depends_on.clone())).collect();
+    let graph: BTreeMap<String, Vec<String>> = input
+        .wave
+        .applications
+        .iter()
+        .map(|a| (a.application.clone(), a.depends_on.clone()))
+        .collect();
     for f in p.failed.keys().cloned().collect::<Vec<_>>() {
         for d in dependants(&graph, &f) {
             if !p.started.contains(&d) {
-                p.blocked.entry(d).or_insert_with(|| format!("depends on {f}, which did not complete"));
+                p.blocked
+                    .entry(d)
+                    .or_insert_with(|| format!("depends on {f}, which did not complete"));
             }
         }
     }
-    let frozen = deps.store.wave_frozen(&input.wave.wave).await.map_err(store_err)?;
+    let frozen = deps
+        .store
+        .wave_frozen(&input.wave.wave)
+        .await
+        .map_err(store_err)?;
     let done: BTreeSet<&String> = p.completed.iter().collect();
     let mut ready = Vec::new();
     for a in &input.wave.applications {
@@ -181,11 +222,16 @@ pub async fn next_wave_round(input: NextRoundInput, deps: &Deps) -> Result<NextR
             continue;
         }
         if let Some(reason) = &frozen {
-            p.blocked.insert(name.clone(), format!("wave frozen: {reason}"));
+            p.blocked
+                .insert(name.clone(), format!("wave frozen: {reason}"));
             continue;
         }
         if a.depends_on.iter().all(|d| done.contains(d)) {
-            ready.push(ReadyApp { application: name.clone(), run_id: a.run_id.clone(), plan: a.plan.clone() });
+            ready.push(ReadyApp {
+                application: name.clone(),
+                run_id: a.run_id.clone(),
+                plan: a.plan.clone(),
+            });
         }
     }
     for r in &ready {
@@ -195,7 +241,11 @@ pub async fn next_wave_round(input: NextRoundInput, deps: &Deps) -> Result<NextR
         p.rounds += 1;
     }
     let finished = ready.is_empty();
-    Ok(NextRoundOutput { progress: p, ready, finished })
+    Ok(NextRoundOutput {
+        progress: p,
+        ready,
+        finished,
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -235,7 +285,14 @@ pub async fn close_wave(input: CloseWaveInput, deps: &Deps) -> Result<WaveReport
         let name = &a.application;
         let rec = deps.store.load_run(&a.run_id).await.map_err(store_err)?;
         let ended_at = if rec.is_some() {
-            deps.store.events(&a.run_id).await.map_err(store_err)?.iter().rev().find(|e| e.event == "run-closed").map(|e| e.at)
+            deps.store
+                .events(&a.run_id)
+                .await
+                .map_err(store_err)?
+                .iter()
+                .rev()
+                .find(|e| e.event == "run-closed")
+                .map(|e| e.at)
         } else {
             None
         };
@@ -265,5 +322,9 @@ pub async fn close_wave(input: CloseWaveInput, deps: &Deps) -> Result<WaveReport
     } else {
         "failed"
     };
-    Ok(WaveReport { wave: input.wave.wave.clone(), outcome: outcome.into(), applications: apps })
+    Ok(WaveReport {
+        wave: input.wave.wave.clone(),
+        outcome: outcome.into(),
+        applications: apps,
+    })
 }

@@ -1,0 +1,188 @@
+//! Waves end to end on the real wave and cutover machines: dependency order, the concurrency cap
+//! read back from the execution history, blocked dependants, the window, bad wave files.
+
+use cutover_cli::wave::{load_wave, run_wave_local};
+use cutover_cli::{load_world, RunOptions};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wave-12")
+}
+
+#[test]
+fn a_failure_blocks_exactly_its_transitive_dependants() {
+    let spec = load_wave(&example().join("wave.yaml")).expect("wave");
+    assert_eq!(spec.applications.len(), 12);
+    let world = load_world(&example().join("world.yaml")).expect("world");
+    let run = run_wave_local(&spec, &world, &RunOptions::default());
+    let r = &run.report;
+    let outcomes: BTreeMap<&str, &str> = r
+        .applications
+        .iter()
+        .map(|a| (a.application.as_str(), a.outcome.as_str()))
+        .collect();
+    assert_eq!(outcomes["inventory"], "rolled_back");
+    for blocked in ["orders", "shipping", "reporting"] {
+        assert_eq!(
+            outcomes[blocked], "blocked",
+            "{blocked} depends on inventory"
+        );
+    }
+    let completed: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, o)| **o == "completed")
+        .map(|(a, _)| *a)
+        .collect();
+    assert_eq!(
+        completed,
+        [
+            "catalog",
+            "db-core",
+            "identity",
+            "notifications",
+            "payments",
+            "pricing",
+            "search",
+            "support"
+        ]
+    );
+    assert_eq!(r.outcome, "partial");
+    assert_eq!(r.exit_code(), 5);
+
+    // The cap held, and was used.
+    assert_eq!(r.max_concurrency, 3);
+    assert_eq!(
+        r.max_concurrent_applications, 3,
+        "read from the wave's execution history"
+    );
+
+    // Dependencies ran first: each application started after all it depends on ended.
+    let by_name: BTreeMap<&str, _> = r
+        .applications
+        .iter()
+        .map(|a| (a.application.as_str(), a))
+        .collect();
+    for app in &spec.applications {
+        let Some(start) = by_name[app.application.as_str()].started_at else {
+            continue;
+        };
+        for d in &app.depends_on {
+            let end = by_name[d.as_str()]
+                .ended_at
+                .expect("a dependency of a started application ended");
+            assert!(
+                end <= start,
+                "{} started at {start} before {d} ended at {end}",
+                app.application
+            );
+        }
+    }
+    // Blocked applications never started: one child execution per started application.
+    assert_eq!(run.children.len(), 9);
+    assert!(r
+        .applications
+        .iter()
+        .filter(|a| a.outcome == "blocked")
+        .all(|a| a.started_at.is_none()));
+    // Each child ended with its run closed and its lock released.
+    for a in &spec.applications {
+        assert_eq!(run.store.lock_holder(&a.application), None);
+    }
+}
+
+#[test]
+fn outside_its_window_a_wave_starts_nothing() {
+    let mut spec = load_wave(&example().join("wave.yaml")).unwrap();
+    let world = load_world(&example().join("world.yaml")).unwrap();
+    spec.window = Some(cutover_core::waves::Window {
+        not_before: "2026-12-06T02:00:00Z".parse().unwrap(),
+        not_after: "2026-12-06T06:00:00Z".parse().unwrap(),
+    });
+    let run = run_wave_local(&spec, &world, &RunOptions::default());
+    assert_eq!(run.report.error.as_deref(), Some("ValidationFailed"));
+    assert!(run.children.is_empty(), "no application started");
+    assert_eq!(run.world.counters().dns_changes_applied, 0);
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn unknown_dependencies_and_cycles_are_named_and_nothing_starts() {
+    let dir = std::env::temp_dir().join(format!("cutover-waves-{}", std::process::id()));
+    let plans = example().join("plans");
+    let p = |n: &str| plans.join(format!("{n}.yaml")).display().to_string();
+    let unknown = write(
+        &dir,
+        "unknown.yaml",
+        &format!(
+            "wave: w\napplications:\n  - {{plan: {}, dependsOn: [ghost]}}\n",
+            p("db-core")
+        ),
+    );
+    let e = load_wave(&unknown).unwrap_err().to_string();
+    assert!(
+        e.contains("applications[0].dependsOn") && e.contains("ghost"),
+        "{e}"
+    );
+    let cycle = write(
+        &dir,
+        "cycle.yaml",
+        &format!("wave: w\napplications:\n  - {{plan: {}, dependsOn: [identity]}}\n  - {{plan: {}, dependsOn: [db-core]}}\n", p("db-core"), p("identity")),
+    );
+    let e = load_wave(&cycle).unwrap_err().to_string();
+    assert!(e.contains("db-core -> identity -> db-core"), "{e}");
+    let bad_cap = write(
+        &dir,
+        "cap.yaml",
+        &format!(
+            "wave: w\nmaxConcurrency: 0\napplications:\n  - {{plan: {}}}\n",
+            p("db-core")
+        ),
+    );
+    assert!(load_wave(&bad_cap)
+        .unwrap_err()
+        .to_string()
+        .contains("maxConcurrency"));
+}
+
+#[test]
+fn the_cli_plans_waves_from_a_portfolio() {
+    let dir = std::env::temp_dir().join(format!("cutover-portfolio-{}", std::process::id()));
+    let portfolio = write(
+        &dir,
+        "portfolio.yaml",
+        "maxWaveSize: 2\napplications:\n  - {name: db, team: data, criticality: high, strategy: replatform}\n  - {name: api, team: core, criticality: high, strategy: rehost, dependsOn: [db]}\n  - {name: web, team: web, criticality: low, strategy: rehost, dependsOn: [api]}\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "waves",
+            "plan",
+            portfolio.to_str().unwrap(),
+            "--out",
+            dir.join("waves").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (n, app) in [(1, "db"), (2, "api"), (3, "web")] {
+        let w = std::fs::read_to_string(dir.join("waves").join(format!("wave-{n}.yaml"))).unwrap();
+        assert!(w.contains(&format!("plans/{app}.yaml")), "wave-{n}: {w}");
+    }
+    let cyclic = write(&dir, "cyclic.yaml", "applications:\n  - {name: a, team: t, criticality: low, strategy: rehost, dependsOn: [b]}\n  - {name: b, team: u, criticality: low, strategy: rehost, dependsOn: [a]}\n");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["waves", "plan", cyclic.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a -> b -> a"));
+}

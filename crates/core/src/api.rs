@@ -1,0 +1,208 @@
+//! The approval HTTP API, over the same ports as the steps:
+//! `GET /runs/{runId}`, `POST /runs/{runId}/approvals/{gate}`, `POST /runs/{runId}/abort`.
+//! The caller's identity comes from the authorizer (IAM caller ARN or JWT subject); without one,
+//! every route answers 403. No response ever carries a task token.
+
+use crate::model::Decision;
+use crate::steps::{
+    decide_approval, request_abort, ApprovalError, DecideApproval, DecisionOutcome, Deps,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    pub body: Option<String>,
+    /// Who is calling, from the authorizer; None when no identity reached the function.
+    pub identity: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn error(status: u16, message: impl Into<String>) -> ApiResponse {
+    ApiResponse {
+        status,
+        body: json!({ "error": message.into() }),
+    }
+}
+
+fn bad_field(field: &str, message: impl Into<String>) -> ApiResponse {
+    ApiResponse {
+        status: 400,
+        body: json!({ "error": message.into(), "field": field }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: Decision,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AbortBody {
+    reason: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Option<String>) -> Result<T, ApiResponse> {
+    let text = body.as_deref().unwrap_or("");
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| bad_field("(body)", format!("not JSON: {e}")))?;
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // A missing field is reported at its parent; name the field itself.
+        let field = if path == "." {
+            inner.split('`').nth(1).unwrap_or("(body)").to_string()
+        } else {
+            path
+        };
+        bad_field(&field, inner)
+    })
+}
+
+fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 80
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+pub async fn handle_api(req: &ApiRequest, deps: &Deps) -> ApiResponse {
+    let Some(identity) = req.identity.as_deref().filter(|i| !i.trim().is_empty()) else {
+        return error(403, "no caller identity reached the API");
+    };
+    let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    match (req.method.as_str(), parts.as_slice()) {
+        ("GET", ["runs", run]) if valid_segment(run) => get_run(run, deps).await,
+        ("POST", ["runs", run, "approvals", gate]) if valid_segment(run) && valid_segment(gate) => {
+            let body: DecisionBody = match parse(&req.body) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if body.reason.as_ref().is_some_and(|r| r.len() > 1000) {
+                return bad_field("reason", "at most 1000 characters");
+            }
+            match deps.store.load_run(run).await {
+                Ok(None) => return error(404, format!("run {run} not found")),
+                Err(e) => return error(503, e.to_string()),
+                Ok(Some(_)) => {}
+            }
+            match decide_approval(
+                run,
+                gate,
+                DecideApproval {
+                    decision: body.decision,
+                    reason: body.reason,
+                },
+                identity,
+                deps,
+            )
+            .await
+            {
+                Ok(DecisionOutcome::Decided(a)) => ApiResponse {
+                    status: 200,
+                    body: json!({ "runId": run, "gate": gate, "decision": a.decision, "by": a.decided_by, "at": a.decided_at }),
+                },
+                Ok(DecisionOutcome::WaitingForSecondApprover(a)) => ApiResponse {
+                    status: 202,
+                    body: json!({ "runId": run, "gate": gate, "approvedBy": a.approvals, "waitingFor": "a second, different approver" }),
+                },
+                Err(ApprovalError::NotFound { .. }) => {
+                    error(404, format!("run {run} has no gate {gate}"))
+                }
+                Err(e @ (ApprovalError::AlreadyDecided(_) | ApprovalError::SameApprover(_))) => {
+                    error(409, e.to_string())
+                }
+                Err(e @ ApprovalError::Expired(_)) => error(410, e.to_string()),
+                Err(ApprovalError::Invalid(m)) => bad_field("(identity)", m),
+                Err(ApprovalError::Unavailable(m)) => error(503, m),
+            }
+        }
+        ("POST", ["runs", run, "abort"]) if valid_segment(run) => {
+            let body: AbortBody = match parse(&req.body) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if body.reason.trim().is_empty() || body.reason.len() > 1000 {
+                return bad_field("reason", "1-1000 characters");
+            }
+            match deps.store.load_run(run).await {
+                Ok(None) => return error(404, format!("run {run} not found")),
+                Err(e) => return error(503, e.to_string()),
+                Ok(Some(_)) => {}
+            }
+            let reason = format!("{identity}: {}", body.reason);
+            if let Err(e) = request_abort(run, &reason, deps).await {
+                return error(503, e.to_string());
+            }
+            // A pending gate fails at once, so an abort never waits for a human.
+            let mut failed = vec![];
+            if let Ok(approvals) = deps.store.approvals(run).await {
+                for a in approvals.into_iter().filter(|a| a.decision.is_none()) {
+                    if let Ok(Some(full)) = deps.store.load_approval(run, &a.gate).await {
+                        if deps
+                            .callbacks
+                            .send_failure(&full.task_token, "Aborted", &reason)
+                            .await
+                            .is_ok()
+                        {
+                            failed.push(a.gate);
+                        }
+                    }
+                }
+            }
+            ApiResponse {
+                status: 202,
+                body: json!({ "runId": run, "abortRequested": reason, "gatesFailed": failed }),
+            }
+        }
+        (_, ["runs", ..]) => error(404, format!("no route {} {}", req.method, req.path)),
+        _ => error(404, format!("no route {} {}", req.method, req.path)),
+    }
+}
+
+async fn get_run(run: &str, deps: &Deps) -> ApiResponse {
+    let rec = match deps.store.load_run(run).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return error(404, format!("run {run} not found")),
+        Err(e) => return error(503, e.to_string()),
+    };
+    let approvals = deps.store.approvals(run).await.unwrap_or_default();
+    let events = deps.store.events(run).await.unwrap_or_default();
+    let recent: Vec<&crate::model::AuditEvent> = events
+        .iter()
+        .rev()
+        .take(20)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let last_health = events.iter().rev().find_map(|e| e.healthy);
+    ApiResponse {
+        status: 200,
+        body: json!({
+            "runId": rec.run_id,
+            "application": rec.application,
+            "phase": rec.phase,
+            "outcome": rec.outcome,
+            "error": rec.error,
+            "weights": rec.weights,
+            "lagSeconds": rec.last_lag_seconds,
+            "healthy": last_health,
+            "abortRequested": rec.abort_requested,
+            "pendingGates": approvals.iter().filter(|a| a.decision.is_none()).map(|a| json!({"gate": a.gate, "expiresAt": a.expires_at, "approvedBy": a.approvals})).collect::<Vec<_>>(),
+            "approvals": approvals,
+            "recentEvents": recent,
+        }),
+    }
+}

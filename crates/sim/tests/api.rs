@@ -1,0 +1,366 @@
+//! Every route and error code of the approval API, over the simulated world.
+
+use chrono::Utc;
+use cutover_core::api::{handle_api, ApiRequest, ApiResponse};
+use cutover_core::plan::Plan;
+use cutover_core::ports::{PortError, TaskCallbacks};
+use cutover_core::steps::*;
+use cutover_sim::{MemoryStore, SimClock, World, WorldSpec};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const WORLD: &str = r#"
+route53:
+  zones: [{id: Z0123456789, name: example.com., records: [{name: orders.example.com., type: CNAME, ttl: 300, values: [blue-lb.example.com]}]}]
+dms: {tasks: [{arn: "arn:aws:dms:us-east-1:123456789012:task:ORDERS", status: ready, lag: [[0, 1]]}]}
+http: {"https://green.example.com/health": [[0, 200]]}
+"#;
+
+const PLAN: &str = r#"
+application: orders
+replication: {kind: dms, taskArn: "arn:aws:dms:us-east-1:123456789012:task:ORDERS", maxLagSeconds: 30}
+dns: {hostedZoneId: Z0123456789, recordName: orders.example.com, recordType: CNAME, blue: {setIdentifier: blue, value: blue-lb.example.com}, green: {setIdentifier: green, value: green-lb.example.com}}
+traffic: {steps: [{weight: 10, bakeSeconds: 60, approval: g1}, {weight: 50, bakeSeconds: 60, approval: g2}, {weight: 100, bakeSeconds: 60, approval: g3}]}
+health: {http: [{url: "https://green.example.com/health"}]}
+approvals: {expiresSeconds: 600, twoPersonGates: [g2]}
+"#;
+
+#[derive(Default)]
+struct Callbacks(Mutex<Vec<(String, String)>>);
+
+#[async_trait::async_trait]
+impl TaskCallbacks for Callbacks {
+    async fn send_success(&self, token: &str, _: Value) -> Result<(), PortError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((token.into(), "success".into()));
+        Ok(())
+    }
+    async fn send_failure(&self, token: &str, error: &str, _: &str) -> Result<(), PortError> {
+        self.0.lock().unwrap().push((token.into(), error.into()));
+        Ok(())
+    }
+}
+
+struct Given {
+    deps: Deps,
+    callbacks: Arc<Callbacks>,
+    responses: Mutex<Vec<String>>,
+}
+
+impl Given {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        who: Option<&str>,
+    ) -> ApiResponse {
+        let req = ApiRequest {
+            method: method.into(),
+            path: path.into(),
+            body: body.map(|b| b.to_string()),
+            identity: who.map(str::to_string),
+        };
+        let r = handle_api(&req, &self.deps).await;
+        self.responses.lock().unwrap().push(r.body.to_string());
+        r
+    }
+}
+
+async fn given() -> Given {
+    let clock = SimClock::start(Utc::now());
+    let world = Arc::new(World::new(WorldSpec::parse(WORLD, false).unwrap(), clock));
+    let callbacks = Arc::new(Callbacks::default());
+    let deps = Deps {
+        clock: Arc::new(clock),
+        store: Arc::new(MemoryStore::new()),
+        router: world.clone(),
+        replication: world.clone(),
+        metrics: world.clone(),
+        probe: world.clone(),
+        notifier: world.clone(),
+        callbacks: callbacks.clone(),
+    };
+    let plan = Plan::parse(PLAN, false).unwrap();
+    validate_cutover(
+        ValidateInput {
+            run_id: "r1".into(),
+            plan: plan.clone(),
+        },
+        &deps,
+    )
+    .await
+    .unwrap();
+    for (gate, token) in [
+        ("g1", "TOKEN-ONE"),
+        ("g2", "TOKEN-TWO"),
+        ("g3", "TOKEN-THREE"),
+    ] {
+        request_approval(
+            RequestApprovalInput {
+                run_id: "r1".into(),
+                plan: plan.clone(),
+                gate: gate.into(),
+                task_token: token.into(),
+                weight: None,
+            },
+            &deps,
+        )
+        .await
+        .unwrap();
+    }
+    Given {
+        deps,
+        callbacks,
+        responses: Mutex::new(vec![]),
+    }
+}
+
+const ALICE: Option<&str> = Some("arn:aws:iam::123456789012:user/alice");
+const BOB: Option<&str> = Some("arn:aws:iam::123456789012:user/bob");
+
+#[tokio::test(start_paused = true)]
+async fn get_run_shows_phase_gates_and_events() {
+    let g = given().await;
+    let r = g.call("GET", "/runs/r1", None, ALICE).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["application"], "orders");
+    assert_eq!(r.body["pendingGates"].as_array().unwrap().len(), 3);
+    assert!(r.body["recentEvents"].as_array().unwrap().len() >= 4);
+    assert_eq!(g.call("GET", "/runs/nope", None, ALICE).await.status, 404);
+    assert_eq!(
+        g.call("GET", "/runs/r1", None, None).await.status,
+        403,
+        "no identity"
+    );
+    assert_eq!(g.call("DELETE", "/runs/r1", None, ALICE).await.status, 404);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_decision_is_recorded_once_with_its_approver() {
+    let g = given().await;
+    let approve = json!({"decision": "approve", "reason": "lag 3s, no 5xx"});
+    assert_eq!(
+        g.call("POST", "/runs/r1/approvals/g1", Some(approve.clone()), None)
+            .await
+            .status,
+        403
+    );
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g1",
+            Some(approve.clone()),
+            ALICE,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["by"], ALICE.unwrap());
+    assert_eq!(
+        g.callbacks.0.lock().unwrap().as_slice(),
+        [("TOKEN-ONE".to_string(), "success".to_string())]
+    );
+    let replay = g
+        .call("POST", "/runs/r1/approvals/g1", Some(approve.clone()), BOB)
+        .await;
+    assert_eq!(replay.status, 409, "a replayed decision");
+    assert_eq!(
+        g.callbacks.0.lock().unwrap().len(),
+        1,
+        "the task was answered once"
+    );
+    let events = g.deps.store.events("r1").await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event == "approved" && e.actor.as_deref() == ALICE),
+        "the approver is in the audit trail"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_runs_and_gates_are_404_and_bad_bodies_name_the_field() {
+    let g = given().await;
+    let approve = json!({"decision": "approve"});
+    assert_eq!(
+        g.call(
+            "POST",
+            "/runs/nope/approvals/g1",
+            Some(approve.clone()),
+            ALICE
+        )
+        .await
+        .status,
+        404,
+        "wrong run"
+    );
+    assert_eq!(
+        g.call("POST", "/runs/r1/approvals/nope", Some(approve), ALICE)
+            .await
+            .status,
+        404,
+        "unknown gate"
+    );
+    for (body, field) in [
+        (json!({"decision": "maybe"}), "decision"),
+        (json!({"reason": "x"}), "decision"),
+        (json!({"decision": "approve", "extra": 1}), "extra"),
+    ] {
+        let r = g
+            .call("POST", "/runs/r1/approvals/g1", Some(body.clone()), ALICE)
+            .await;
+        assert_eq!(r.status, 400, "{body}");
+        assert!(
+            r.body["field"].as_str().unwrap().contains(field)
+                || r.body["error"].as_str().unwrap().contains(field),
+            "{body} -> {}",
+            r.body
+        );
+    }
+    let r = handle_api(
+        &ApiRequest {
+            method: "POST".into(),
+            path: "/runs/r1/approvals/g1".into(),
+            body: Some("{not json".into()),
+            identity: ALICE.map(str::to_string),
+        },
+        &g.deps,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        g.callbacks.0.lock().unwrap().is_empty(),
+        "nothing was decided by bad requests"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_gate_is_410() {
+    let g = given().await;
+    tokio::time::sleep(Duration::from_secs(601)).await;
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g1",
+            Some(json!({"decision": "approve"})),
+            ALICE,
+        )
+        .await;
+    assert_eq!(r.status, 410);
+    assert!(g.callbacks.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_two_person_rule_needs_two_distinct_approvers() {
+    let g = given().await;
+    let approve = json!({"decision": "approve"});
+    let first = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g2",
+            Some(approve.clone()),
+            ALICE,
+        )
+        .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    assert!(
+        g.callbacks.0.lock().unwrap().is_empty(),
+        "one approval does not open a two-person gate"
+    );
+    assert_eq!(
+        g.call(
+            "POST",
+            "/runs/r1/approvals/g2",
+            Some(approve.clone()),
+            ALICE
+        )
+        .await
+        .status,
+        409,
+        "the same person twice"
+    );
+    let second = g
+        .call("POST", "/runs/r1/approvals/g2", Some(approve), BOB)
+        .await;
+    assert_eq!(second.status, 200);
+    assert_eq!(
+        second.body["by"],
+        format!("{}, {}", ALICE.unwrap(), BOB.unwrap())
+    );
+    assert_eq!(
+        g.callbacks.0.lock().unwrap().as_slice(),
+        [("TOKEN-TWO".to_string(), "success".to_string())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_sets_the_flag_and_fails_pending_gates() {
+    let g = given().await;
+    assert_eq!(
+        g.call("POST", "/runs/r1/abort", Some(json!({})), ALICE)
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        g.call(
+            "POST",
+            "/runs/nope/abort",
+            Some(json!({"reason": "x"})),
+            ALICE
+        )
+        .await
+        .status,
+        404
+    );
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/abort",
+            Some(json!({"reason": "5xx on green"})),
+            ALICE,
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let rec = g.deps.store.load_run("r1").await.unwrap().unwrap();
+    assert!(rec.abort_requested.unwrap().contains("5xx on green"));
+    let calls = g.callbacks.0.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3, "every pending gate failed");
+    assert!(calls.iter().all(|(_, e)| e == "Aborted"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_response_carries_a_task_token() {
+    let g = given().await;
+    g.call("GET", "/runs/r1", None, ALICE).await;
+    g.call(
+        "POST",
+        "/runs/r1/approvals/g1",
+        Some(json!({"decision": "reject", "reason": "no"})),
+        ALICE,
+    )
+    .await;
+    g.call(
+        "POST",
+        "/runs/r1/approvals/g2",
+        Some(json!({"decision": "approve"})),
+        ALICE,
+    )
+    .await;
+    g.call("GET", "/runs/r1", None, ALICE).await;
+    g.call(
+        "POST",
+        "/runs/r1/abort",
+        Some(json!({"reason": "done"})),
+        ALICE,
+    )
+    .await;
+    let all = g.responses.lock().unwrap().join("\n");
+    assert!(all.contains("pendingGates"), "the responses were captured");
+    for t in ["TOKEN-ONE", "TOKEN-TWO", "TOKEN-THREE"] {
+        assert!(!all.contains(t), "{t} leaked");
+    }
+}
