@@ -146,14 +146,8 @@ fn main() -> ExitCode {
                     aws_endpoint_url,
                 },
         } => {
-            let (plan_v, world_v) = match (load_plan(&plan), load_world(&world)) {
-                (Ok(p), Ok(w)) => (p, w),
-                (p, w) => {
-                    for e in [p.err(), w.err()].into_iter().flatten() {
-                        eprintln!("error: {e}");
-                    }
-                    return ExitCode::from(2);
-                }
+            let Some((plan_v, world_v)) = load_inputs(&plan, &world) else {
+                return ExitCode::from(2);
             };
             let opts = RunOptions {
                 duplicate_delivery,
@@ -308,17 +302,27 @@ fn main() -> ExitCode {
             world,
             iterations,
         } => {
-            let (plan_v, world_v) = match (load_plan(&plan), load_world(&world)) {
-                (Ok(p), Ok(w)) => (p, w),
-                (p, w) => {
-                    for e in [p.err(), w.err()].into_iter().flatten() {
-                        eprintln!("error: {e}");
-                    }
-                    return ExitCode::from(2);
-                }
+            let Some((plan_v, world_v)) = load_inputs(&plan, &world) else {
+                return ExitCode::from(2);
             };
             bench(&plan_v, &world_v, iterations.max(1));
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Both input files, or every error of both printed (the caller exits 2 and runs nothing).
+fn load_inputs(
+    plan: &std::path::Path,
+    world: &std::path::Path,
+) -> Option<(cutover_core::Plan, cutover_sim::WorldSpec)> {
+    match (load_plan(plan), load_world(world)) {
+        (Ok(p), Ok(w)) => Some((p, w)),
+        (p, w) => {
+            for e in [p.err(), w.err()].into_iter().flatten() {
+                eprintln!("error: {e}");
+            }
+            None
         }
     }
 }

@@ -29,8 +29,20 @@ fn happy(file: &str) -> String {
 
 #[test]
 fn plan_check_accepts_every_example() {
+    let mut plans = vec![];
     for e in std::fs::read_dir(root().join("examples")).unwrap() {
-        let plan = e.unwrap().path().join("plan.yaml");
+        let dir = e.unwrap().path();
+        plans.extend([dir.join("plan.yaml")].into_iter().filter(|p| p.is_file()));
+        if let Ok(more) = std::fs::read_dir(dir.join("plans")) {
+            plans.extend(more.map(|m| m.unwrap().path()));
+        }
+    }
+    assert!(
+        plans.len() >= 18,
+        "six single-run examples and twelve wave plans, found {}",
+        plans.len()
+    );
+    for plan in plans {
         let out = cutover(&["plan", "check", plan.to_str().unwrap()]);
         assert!(
             out.status.success(),
