@@ -11,6 +11,7 @@ pub mod notifier;
 pub mod probe;
 pub mod replication;
 pub mod route53;
+pub mod schedules;
 pub mod store;
 
 pub use callbacks::SfnCallbacks;
@@ -20,4 +21,5 @@ pub use notifier::SnsNotifier;
 pub use probe::HttpProbe;
 pub use replication::AwsReplication;
 pub use route53::{RateLimiter, Route53Router};
+pub use schedules::{ConfiguredWaveSchedules, OneTimeSchedule, WaveScheduler};
 pub use store::DynamoStore;

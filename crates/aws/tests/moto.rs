@@ -432,3 +432,35 @@ async fn sfn_callbacks_reach_the_service() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn scheduler_creates_a_one_time_wave_schedule() {
+    let Some(sdk) = sdk().await else { return };
+    let s = cutover_aws::WaveScheduler::new(aws_sdk_scheduler::Client::new(&sdk));
+    let sched = cutover_aws::OneTimeSchedule {
+        name: unique("wave-7"),
+        at: Utc::now() + chrono::Duration::days(2),
+        state_machine_arn: "arn:aws:states:us-east-1:123456789012:stateMachine:cutover-dev-wave"
+            .into(),
+        role_arn: "arn:aws:iam::123456789012:role/cutover-wave-scheduler".into(),
+        input: json!({"wave": {"wave": "wave-7"}}).to_string(),
+    };
+    let arn = s.create(&sched).await.unwrap();
+    assert!(arn.contains(&sched.name), "{arn}");
+    let (expr, target) = s.describe(&sched.name).await.unwrap();
+    assert_eq!(expr, sched.expression());
+    assert!(expr.starts_with("at(") && !expr.contains('+'), "{expr}");
+    assert_eq!(target, sched.state_machine_arn);
+
+    let mut past = sched.clone();
+    past.name = unique("late");
+    past.at = Utc::now() - chrono::Duration::hours(1);
+    past.input = "x".repeat(9000);
+    let e = s.create(&past).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::Invalid);
+    assert!(
+        e.message.contains("at:") && e.message.contains("input:"),
+        "{e}"
+    );
+    assert!(s.describe(&past.name).await.is_err(), "nothing was created");
+}

@@ -411,3 +411,23 @@ async fn seed_on(
     }
     Ok((store, router, repl, plan, table))
 }
+
+/// Creates a one-time wave schedule, at `endpoint` or in the environment's AWS account.
+pub fn create_schedule(
+    s: &cutover_aws::OneTimeSchedule,
+    endpoint: Option<&str>,
+) -> Result<String, PortError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PortError::new("scheduler", PortErrorKind::Other, "Runtime", e.to_string()))?;
+    rt.block_on(async {
+        let sdk = match endpoint {
+            Some(ep) => sdk_config(ep).await,
+            None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+        };
+        cutover_aws::WaveScheduler::new(aws_sdk_scheduler::Client::new(&sdk))
+            .create(s)
+            .await
+    })
+}

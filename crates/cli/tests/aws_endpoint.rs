@@ -100,3 +100,51 @@ fn rollback_restores_the_exact_record(ep: &str) {
         }]
     );
 }
+
+#[test]
+fn a_wave_is_scheduled_inside_its_window() {
+    let Some(ep) = endpoint() else { return };
+    let dir = std::env::temp_dir().join(format!("cutover-schedule-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wave-12/plans/db-core.yaml");
+    let wave = dir.join("wave.yaml");
+    std::fs::write(
+        &wave,
+        format!("wave: {}\nwindow: {{notBefore: \"2030-01-05T02:00:00Z\", notAfter: \"2030-01-05T06:00:00Z\"}}\napplications:\n  - {{plan: {}}}\n", unique("w"), plan.display()),
+    )
+    .unwrap();
+    let run = |at: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args([
+                "waves",
+                "schedule",
+                "--wave",
+                wave.to_str().unwrap(),
+                "--at",
+                at,
+            ])
+            .args([
+                "--state-machine-arn",
+                "arn:aws:states:us-east-1:123456789012:stateMachine:cutover-dev-wave",
+            ])
+            .args([
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/cutover-wave-scheduler",
+                "--aws-endpoint-url",
+                &ep,
+            ])
+            .output()
+            .unwrap()
+    };
+    let ok = run("2030-01-05T02:30:00Z");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("at(2030-01-05T02:30:00)"));
+    let outside = run("2030-01-05T07:00:00Z");
+    assert_eq!(outside.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&outside.stderr).contains("outside the wave's window"));
+}

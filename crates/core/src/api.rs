@@ -4,6 +4,7 @@
 //! every route answers 403. No response ever carries a task token.
 
 use crate::model::Decision;
+use crate::ports::WaveSchedules;
 use crate::steps::{
     decide_approval, request_abort, ApprovalError, DecideApproval, DecisionOutcome, Deps,
 };
@@ -78,6 +79,22 @@ fn valid_segment(s: &str) -> bool {
 }
 
 pub async fn handle_api(req: &ApiRequest, deps: &Deps) -> ApiResponse {
+    handle_api_with(req, deps, None).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ScheduleBody {
+    at: chrono::DateTime<chrono::Utc>,
+    wave: crate::steps::WaveSpec,
+}
+
+/// All routes, with `POST /waves/{wave}/schedule` served when a scheduler is configured.
+pub async fn handle_api_with(
+    req: &ApiRequest,
+    deps: &Deps,
+    schedules: Option<&dyn WaveSchedules>,
+) -> ApiResponse {
     let Some(identity) = req.identity.as_deref().filter(|i| !i.trim().is_empty()) else {
         return error(403, "no caller identity reached the API");
     };
@@ -164,6 +181,61 @@ pub async fn handle_api(req: &ApiRequest, deps: &Deps) -> ApiResponse {
             ApiResponse {
                 status: 202,
                 body: json!({ "runId": run, "abortRequested": reason, "gatesFailed": failed }),
+            }
+        }
+        ("POST", ["waves", wave, "schedule"]) if valid_segment(wave) => {
+            let Some(schedules) = schedules else {
+                return error(404, "scheduling is not configured for this API");
+            };
+            let body: ScheduleBody = match parse(&req.body) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if body.wave.wave != *wave {
+                return bad_field(
+                    "wave.wave",
+                    format!("'{}' differs from the path's '{wave}'", body.wave.wave),
+                );
+            }
+            let now = deps.clock.now();
+            if body.at <= now {
+                return bad_field("at", "must be in the future");
+            }
+            if let Some(w) = &body.wave.window {
+                if !w.contains(body.at) {
+                    return bad_field(
+                        "at",
+                        format!(
+                            "outside the wave's window ({} to {})",
+                            w.not_before, w.not_after
+                        ),
+                    );
+                }
+            }
+            // The same checks the wave's first step makes, before anything is scheduled.
+            let check = crate::steps::StartWaveInput {
+                wave_run_id: "schedule-check".into(),
+                wave: crate::steps::WaveSpec {
+                    window: None,
+                    ..body.wave.clone()
+                },
+            };
+            if let Err(e) = crate::steps::start_wave(check, deps).await {
+                return bad_field("wave", e.to_string());
+            }
+            let input = json!({ "wave": body.wave }).to_string();
+            match schedules.schedule_wave(wave, body.at, &input).await {
+                Ok(arn) => ApiResponse {
+                    status: 201,
+                    body: json!({ "wave": wave, "scheduleArn": arn, "at": body.at, "requestedBy": identity }),
+                },
+                Err(e) if e.kind == crate::ports::PortErrorKind::Invalid => {
+                    bad_field("(schedule)", e.to_string())
+                }
+                Err(e) if e.kind == crate::ports::PortErrorKind::Conflict => {
+                    error(409, e.to_string())
+                }
+                Err(e) => error(503, e.to_string()),
             }
         }
         (_, ["runs", ..]) => error(404, format!("no route {} {}", req.method, req.path)),

@@ -163,3 +163,15 @@ pub trait TaskCallbacks: Send + Sync {
         cause: &str,
     ) -> Result<(), PortError>;
 }
+
+/// One-time schedules that start the wave machine (EventBridge Scheduler).
+#[async_trait]
+pub trait WaveSchedules: Send + Sync {
+    /// Schedules one wave execution at `at` with `input`; returns the schedule's ARN.
+    async fn schedule_wave(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+        input: &str,
+    ) -> Result<String, PortError>;
+}

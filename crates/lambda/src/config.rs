@@ -14,6 +14,9 @@ pub struct Config {
     pub http_timeout: Duration,
     /// DMS_TABLE_STATISTICS: read DescribeTableStatistics (default true).
     pub dms_table_statistics: bool,
+    /// WAVE_STATE_MACHINE_ARN and WAVE_SCHEDULER_ROLE_ARN: what the approval API's
+    /// `POST /waves/{wave}/schedule` schedules, and as whom (both or neither).
+    pub wave_schedule: Option<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -56,7 +59,17 @@ impl Config {
                 })
             }
         };
+        let wave_schedule = match (
+            get("WAVE_STATE_MACHINE_ARN").filter(|s| !s.is_empty()),
+            get("WAVE_SCHEDULER_ROLE_ARN").filter(|s| !s.is_empty()),
+        ) {
+            (Some(m), Some(r)) => Some((m, r)),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::Missing("WAVE_SCHEDULER_ROLE_ARN")),
+            (None, Some(_)) => return Err(ConfigError::Missing("WAVE_STATE_MACHINE_ARN")),
+        };
         Ok(Config {
+            wave_schedule,
             table_name,
             topic_arn: get("TOPIC_ARN").filter(|s| !s.is_empty()),
             route53_requests_per_second: number("ROUTE53_REQUESTS_PER_SECOND", 4.0)?,

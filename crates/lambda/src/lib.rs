@@ -10,7 +10,7 @@ pub use unconfigured::Unconfigured;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use cutover_aws::*;
-use cutover_core::api::{handle_api, ApiRequest, ApiResponse};
+use cutover_core::api::{handle_api_with, ApiRequest, ApiResponse};
 use cutover_core::steps::{dispatch, Deps};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -245,15 +245,38 @@ pub async fn serve_api() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = build_deps("approval-api", &sdk, &config).await?;
+    let schedules = wave_schedules(&sdk, &config);
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
-        let deps = &deps;
+        let (deps, schedules) = (&deps, schedules.as_deref());
         async move {
+            let request = api_request(event.payload);
             Ok::<_, lambda_runtime::Error>(api_response(
-                handle_api(&api_request(event.payload), deps).await,
+                handle_api_with(&request, deps, schedules).await,
             ))
         }
     }))
     .await
+}
+
+#[cfg(feature = "scheduler")]
+fn wave_schedules(
+    sdk: &aws_config::SdkConfig,
+    c: &Config,
+) -> Option<Box<dyn cutover_core::ports::WaveSchedules>> {
+    let (machine, role) = c.wave_schedule.clone()?;
+    Some(Box::new(ConfiguredWaveSchedules {
+        scheduler: WaveScheduler::new(aws_sdk_scheduler::Client::new(sdk)),
+        state_machine_arn: machine,
+        role_arn: role,
+    }))
+}
+
+#[cfg(not(feature = "scheduler"))]
+fn wave_schedules(
+    _: &aws_config::SdkConfig,
+    _: &Config,
+) -> Option<Box<dyn cutover_core::ports::WaveSchedules>> {
+    None
 }
 
 /// The caller: the IAM caller ARN (SigV4), or the JWT subject when the token carries the

@@ -364,3 +364,95 @@ async fn no_response_carries_a_task_token() {
         assert!(!all.contains(t), "{t} leaked");
     }
 }
+
+#[derive(Default)]
+struct Schedules(Mutex<Vec<(String, chrono::DateTime<Utc>, String)>>);
+
+#[async_trait::async_trait]
+impl cutover_core::ports::WaveSchedules for Schedules {
+    async fn schedule_wave(
+        &self,
+        name: &str,
+        at: chrono::DateTime<Utc>,
+        input: &str,
+    ) -> Result<String, PortError> {
+        self.0.lock().unwrap().push((name.into(), at, input.into()));
+        Ok(format!(
+            "arn:aws:scheduler:us-east-1:123456789012:schedule/default/{name}"
+        ))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wave_is_scheduled_through_the_api_inside_its_window() {
+    let g = given().await;
+    let plan: Value = serde_json::to_value(Plan::parse(PLAN, false).unwrap()).unwrap();
+    let wave = |name: &str, deps: Value| {
+        json!({"wave": name, "maxConcurrency": 2, "window": {"notBefore": "2030-01-05T02:00:00Z", "notAfter": "2030-01-05T06:00:00Z"},
+               "applications": [{"application": "orders", "runId": "w7-orders", "dependsOn": deps, "plan": plan}]})
+    };
+    let s = Schedules::default();
+    let call = |path: &str, body: Value| {
+        let req = ApiRequest {
+            method: "POST".into(),
+            path: path.into(),
+            body: Some(body.to_string()),
+            identity: ALICE.map(str::to_string),
+        };
+        let (deps, s) = (&g.deps, &s);
+        async move { cutover_core::api::handle_api_with(&req, deps, Some(s)).await }
+    };
+    let ok = call(
+        "/waves/w7/schedule",
+        json!({"at": "2030-01-05T02:30:00Z", "wave": wave("w7", json!([]))}),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    assert!(ok.body["scheduleArn"].as_str().unwrap().ends_with("/w7"));
+    for (path, body, field) in [
+        (
+            "/waves/w7/schedule",
+            json!({"at": "2030-01-05T07:00:00Z", "wave": wave("w7", json!([]))}),
+            "at",
+        ),
+        (
+            "/waves/w7/schedule",
+            json!({"at": "2020-01-05T02:30:00Z", "wave": wave("w7", json!([]))}),
+            "at",
+        ),
+        (
+            "/waves/w8/schedule",
+            json!({"at": "2030-01-05T02:30:00Z", "wave": wave("w7", json!([]))}),
+            "wave.wave",
+        ),
+        (
+            "/waves/w7/schedule",
+            json!({"at": "2030-01-05T02:30:00Z", "wave": wave("w7", json!(["ghost"]))}),
+            "wave",
+        ),
+    ] {
+        let r = call(path, body).await;
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some(field)),
+            "{}",
+            r.body
+        );
+    }
+    assert_eq!(
+        s.0.lock().unwrap().len(),
+        1,
+        "only the valid request scheduled anything"
+    );
+    let not_configured = handle_api(
+        &ApiRequest {
+            method: "POST".into(),
+            path: "/waves/w7/schedule".into(),
+            body: Some("{}".into()),
+            identity: ALICE.map(str::to_string),
+        },
+        &g.deps,
+    )
+    .await;
+    assert_eq!(not_configured.status, 404);
+}
