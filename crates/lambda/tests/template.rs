@@ -305,3 +305,29 @@ fn stateful_resources_are_kept_and_logs_hold_no_execution_data() {
     assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
     assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
 }
+
+#[test]
+fn every_api_route_is_authenticated() {
+    let t = template();
+    let routes: Vec<(String, Value)> = resources(&t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"] == "AWS::ApiGatewayV2::Route")
+        .collect();
+    assert_eq!(routes.len(), 4, "runs, approvals, abort, schedule");
+    for (id, r) in routes {
+        let auth = &r["Properties"]["AuthorizationType"];
+        let Value::Tagged(tag) = auth else {
+            panic!("{id}: AuthorizationType must choose between AWS_IAM and JWT")
+        };
+        assert_eq!(tag.tag, "!If");
+        let options: Vec<&str> = tag.value.as_sequence().unwrap()[1..]
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(options, ["JWT", "AWS_IAM"], "{id}: never NONE");
+        assert!(
+            !r["Properties"]["AuthorizationScopes"].is_null(),
+            "{id}: a JWT must carry the scope"
+        );
+    }
+}
