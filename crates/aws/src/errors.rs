@@ -97,6 +97,31 @@ pub fn classify(
     }
 }
 
+/// A service's own error codes by kind: one value per service replaces a wrapper per service.
+#[derive(Debug, Clone, Copy)]
+pub struct Codes {
+    pub service: &'static str,
+    pub invalid: &'static [&'static str],
+    pub not_found: &'static [&'static str],
+    pub conflict: &'static [&'static str],
+}
+
+impl Codes {
+    pub fn map<E, R>(&self, err: aws_sdk_dynamodb::error::SdkError<E, R>) -> PortError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        map_sdk_error(
+            self.service,
+            err,
+            self.invalid,
+            self.not_found,
+            self.conflict,
+        )
+    }
+}
+
 /// Converts the SDK's timestamp.
 pub fn to_chrono(t: &aws_smithy_types::DateTime) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()).unwrap_or_default()

@@ -7,7 +7,7 @@
 //! `ReplicationInstanceArn` with DescribeReplicationInstances. Lag is CDCLatencySource +
 //! CDCLatencyTarget, in seconds; the newest datapoint of the last 10 minutes at 60 s resolution is used.
 
-use crate::errors::map_sdk_error;
+use crate::errors::{map_sdk_error, Codes};
 use crate::replication::AwsReplication;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{
@@ -20,6 +20,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 const SERVICE: &str = "cloudwatch";
+const CODES: Codes = Codes {
+    service: SERVICE,
+    invalid: &["InvalidParameterValue", "InvalidParameterCombination"],
+    not_found: &["ResourceNotFound"],
+    conflict: &[],
+};
 
 pub struct CloudWatchMetrics {
     cloudwatch: aws_sdk_cloudwatch::Client,
@@ -27,24 +33,6 @@ pub struct CloudWatchMetrics {
     dms: aws_sdk_databasemigration::Client,
     /// Task ARN -> (instance identifier, task resource id), resolved once per sandbox.
     dimensions: Mutex<HashMap<String, (String, String)>>,
-}
-
-fn cw_err<E, R>(e: aws_sdk_cloudwatch::error::SdkError<E, R>) -> PortError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-    R: std::fmt::Debug,
-{
-    map_sdk_error(
-        SERVICE,
-        e,
-        &["InvalidParameterValue", "InvalidParameterCombination"],
-        &["ResourceNotFound"],
-        &[],
-    )
 }
 
 /// The task's resource id: the last `:`-separated part of its ARN.
@@ -175,7 +163,7 @@ impl Metrics for CloudWatchMetrics {
             .scan_by(ScanBy::TimestampDescending)
             .send()
             .await
-            .map_err(cw_err)?;
+            .map_err(|e| CODES.map(e))?;
         let newest = |id: &str| {
             resp.metric_data_results()
                 .iter()
@@ -195,7 +183,7 @@ impl Metrics for CloudWatchMetrics {
             .set_alarm_names(Some(names.to_vec()))
             .send()
             .await
-            .map_err(cw_err)?;
+            .map_err(|e| CODES.map(e))?;
         let mut found: HashMap<String, AlarmState> = HashMap::new();
         let state = |s: Option<&StateValue>| match s {
             Some(StateValue::Alarm) => AlarmState::Alarm,

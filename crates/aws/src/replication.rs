@@ -1,7 +1,7 @@
 //! DMS and MGN over the SDK: task status, the start types the task's state allows, table
 //! statistics and validation states; MGN source servers, cutover launch and finalize.
 
-use crate::errors::map_sdk_error;
+use crate::errors::Codes;
 use async_trait::async_trait;
 use aws_sdk_databasemigration::types::{Filter, StartReplicationTaskTypeValue};
 use aws_sdk_mgn::types::DescribeSourceServersRequestFilters;
@@ -18,6 +18,18 @@ const DMS_INVALID: &[&str] = &[
 const DMS_NOT_FOUND: &[&str] = &["ResourceNotFoundFault"];
 const MGN_INVALID: &[&str] = &["ConflictException", "ValidationException"];
 const MGN_NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
+const DMS_CODES: Codes = Codes {
+    service: DMS,
+    invalid: DMS_INVALID,
+    not_found: DMS_NOT_FOUND,
+    conflict: &[],
+};
+const MGN_CODES: Codes = Codes {
+    service: MGN,
+    invalid: MGN_INVALID,
+    not_found: MGN_NOT_FOUND,
+    conflict: &[],
+};
 
 #[derive(Clone)]
 pub struct AwsReplication {
@@ -25,30 +37,6 @@ pub struct AwsReplication {
     mgn: aws_sdk_mgn::Client,
     /// DescribeTableStatistics is read unless turned off (moto does not implement it).
     table_statistics: bool,
-}
-
-fn dms_err<E, R>(e: aws_sdk_databasemigration::error::SdkError<E, R>) -> PortError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-    R: std::fmt::Debug,
-{
-    map_sdk_error(DMS, e, DMS_INVALID, DMS_NOT_FOUND, &[])
-}
-
-fn mgn_err<E, R>(e: aws_sdk_mgn::error::SdkError<E, R>) -> PortError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-    R: std::fmt::Debug,
-{
-    map_sdk_error(MGN, e, MGN_INVALID, MGN_NOT_FOUND, &[])
 }
 
 impl AwsReplication {
@@ -82,7 +70,7 @@ impl AwsReplication {
             .without_settings(true)
             .send()
             .await
-            .map_err(dms_err)?;
+            .map_err(|e| DMS_CODES.map(e))?;
         resp.replication_tasks()
             .iter()
             .find(|t| t.replication_task_arn() == Some(task_arn))
@@ -108,7 +96,7 @@ impl AwsReplication {
                 .set_marker(marker.take())
                 .send()
                 .await
-                .map_err(dms_err)?;
+                .map_err(|e| DMS_CODES.map(e))?;
             for t in resp.table_statistics() {
                 out.push(TableStatus {
                     name: format!(
@@ -164,7 +152,7 @@ impl Replication for AwsReplication {
             .start_replication_task_type(t)
             .send()
             .await
-            .map_err(dms_err)?;
+            .map_err(|e| DMS_CODES.map(e))?;
         Ok(())
     }
 
@@ -174,7 +162,7 @@ impl Replication for AwsReplication {
             .replication_task_arn(task_arn)
             .send()
             .await
-            .map_err(dms_err)?;
+            .map_err(|e| DMS_CODES.map(e))?;
         Ok(())
     }
 
@@ -188,7 +176,7 @@ impl Replication for AwsReplication {
             .filters(filters)
             .send()
             .await
-            .map_err(mgn_err)?;
+            .map_err(|e| MGN_CODES.map(e))?;
         let s = resp
             .items()
             .iter()
@@ -224,7 +212,7 @@ impl Replication for AwsReplication {
             .source_server_ids(server_id)
             .send()
             .await
-            .map_err(mgn_err)?;
+            .map_err(|e| MGN_CODES.map(e))?;
         Ok(resp
             .job()
             .map(|j| j.job_id())
@@ -238,7 +226,7 @@ impl Replication for AwsReplication {
             .source_server_id(server_id)
             .send()
             .await
-            .map_err(mgn_err)?;
+            .map_err(|e| MGN_CODES.map(e))?;
         Ok(())
     }
 }

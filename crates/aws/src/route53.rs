@@ -2,7 +2,7 @@
 //! a client-side rate limit and retries with back-off and full jitter on Throttling and
 //! PriorRequestNotComplete.
 
-use crate::errors::{build_err, map_sdk_error, to_chrono};
+use crate::errors::{build_err, to_chrono, Codes};
 use async_trait::async_trait;
 use aws_sdk_route53::types::{
     Change as R53Change, ChangeAction as R53Action, ChangeBatch, ChangeStatus as R53Status,
@@ -21,6 +21,12 @@ use tokio::time::Instant;
 const SERVICE: &str = "route53";
 const INVALID: &[&str] = &["InvalidChangeBatch", "InvalidInput"];
 const NOT_FOUND: &[&str] = &["NoSuchHostedZone", "NoSuchChange"];
+const CODES: Codes = Codes {
+    service: SERVICE,
+    invalid: INVALID,
+    not_found: NOT_FOUND,
+    conflict: &[],
+};
 
 /// Spaces calls evenly: at most `per_second` starts per second. Route 53's quota is five requests
 /// per second per account, so the default of 4 leaves room for other callers.
@@ -98,18 +104,6 @@ pub struct Route53Router {
     client: Client,
     limiter: Arc<RateLimiter>,
     backoff: Backoff,
-}
-
-fn err<E, R>(e: aws_sdk_route53::error::SdkError<E, R>) -> PortError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-    R: std::fmt::Debug,
-{
-    map_sdk_error(SERVICE, e, INVALID, NOT_FOUND, &[])
 }
 
 fn rr_type(t: RecordType) -> RrType {
@@ -237,7 +231,7 @@ impl TrafficRouter for Route53Router {
                         .set_start_record_name(nn.clone())
                         .set_start_record_type(nt.clone())
                         .set_start_record_identifier(ni.clone());
-                    async move { req.send().await.map_err(err) }
+                    async move { req.send().await.map_err(|e| CODES.map(e)) }
                 })
                 .await?;
             let mut past = false;
@@ -295,7 +289,7 @@ impl TrafficRouter for Route53Router {
                     .change_batch(batch.clone())
                     .send()
                     .await
-                    .map_err(err)
+                    .map_err(|e| CODES.map(e))
             })
             .await?;
         resp.change_info().map(change_info).ok_or_else(|| {
@@ -316,7 +310,7 @@ impl TrafficRouter for Route53Router {
                     .id(change_id)
                     .send()
                     .await
-                    .map_err(err)
+                    .map_err(|e| CODES.map(e))
             })
             .await?;
         resp.change_info().map(change_info).ok_or_else(|| {

@@ -2,7 +2,7 @@
 //! `RUN#<id>`/`STATE` (versioned), `RUN#<id>`/`EVENT#<key>` (append-only, one per key),
 //! `RUN#<id>`/`APPROVAL#<gate>` (with the task token, server side only), `APP#<app>`/`LOCK`.
 
-use crate::errors::{build_err, map_sdk_error};
+use crate::errors::{build_err, Codes};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -18,6 +18,12 @@ const CONDITION_FAILED: &[&str] = &[
 ];
 const NOT_FOUND: &[&str] = &["ResourceNotFoundException"];
 const INVALID: &[&str] = &["ValidationException"];
+const CODES: Codes = Codes {
+    service: SERVICE,
+    invalid: INVALID,
+    not_found: NOT_FOUND,
+    conflict: CONDITION_FAILED,
+};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -29,18 +35,6 @@ pub struct DynamoStore {
 
 fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_string())
-}
-
-fn err<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> PortError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-    R: std::fmt::Debug,
-{
-    map_sdk_error(SERVICE, e, INVALID, NOT_FOUND, CONDITION_FAILED)
 }
 
 fn to_item<T: serde::Serialize>(v: &T, pk: &str, sk: &str) -> Result<Item, PortError> {
@@ -86,7 +80,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(err)?;
+                .map_err(|e| CODES.map(e))?;
             out.extend(resp.items.unwrap_or_default());
             match resp.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -131,7 +125,7 @@ impl RunStore for DynamoStore {
         match put {
             Ok(_) => Ok(LockOutcome::Acquired),
             Err(e) => {
-                let e = err(e);
+                let e = CODES.map(e);
                 if e.kind != PortErrorKind::Conflict {
                     return Err(e);
                 }
@@ -144,7 +138,7 @@ impl RunStore for DynamoStore {
                     .consistent_read(true)
                     .send()
                     .await
-                    .map_err(err)?;
+                    .map_err(|e| CODES.map(e))?;
                 let holder = held
                     .item
                     .and_then(|i| i.get("runId").and_then(|v| v.as_s().ok().cloned()))
@@ -172,7 +166,7 @@ impl RunStore for DynamoStore {
         match res {
             Ok(_) => Ok(()),
             // Not ours (or gone already): leave it alone.
-            Err(e) => match err(e) {
+            Err(e) => match CODES.map(e) {
                 e if e.kind == PortErrorKind::Conflict => Ok(()),
                 e => Err(e),
             },
@@ -189,7 +183,7 @@ impl RunStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(err)?;
+            .map_err(|e| CODES.map(e))?;
         resp.item.map(from_item).transpose()
     }
 
@@ -208,7 +202,7 @@ impl RunStore for DynamoStore {
             req.condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(record.version.to_string()))
         };
-        req.send().await.map_err(err)?;
+        req.send().await.map_err(|e| CODES.map(e))?;
         Ok(())
     }
 
@@ -234,7 +228,7 @@ impl RunStore for DynamoStore {
             .await;
         match res {
             Ok(_) => Ok(true),
-            Err(e) => match err(e) {
+            Err(e) => match CODES.map(e) {
                 e if e.kind == PortErrorKind::Conflict => Ok(false),
                 e => Err(e),
             },
@@ -286,7 +280,7 @@ impl RunStore for DynamoStore {
         } else {
             req
         };
-        req.send().await.map_err(err)?;
+        req.send().await.map_err(|e| CODES.map(e))?;
         Ok(())
     }
 
@@ -304,7 +298,7 @@ impl RunStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(err)?;
+            .map_err(|e| CODES.map(e))?;
         let Some(item) = resp.item else {
             return Ok(None);
         };
@@ -327,7 +321,7 @@ impl RunStore for DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(err)?;
+            .map_err(|e| CODES.map(e))?;
         Ok(resp
             .item
             .and_then(|i| i.get("reason").and_then(|v| v.as_s().ok().cloned())))
@@ -345,7 +339,7 @@ impl RunStore for DynamoStore {
                     .item("reason", s(r))
                     .send()
                     .await
-                    .map_err(err)?;
+                    .map_err(|e| CODES.map(e))?;
             }
             None => {
                 self.client
@@ -355,7 +349,7 @@ impl RunStore for DynamoStore {
                     .key("sk", s("FREEZE"))
                     .send()
                     .await
-                    .map_err(err)?;
+                    .map_err(|e| CODES.map(e))?;
             }
         }
         Ok(())
