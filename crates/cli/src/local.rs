@@ -276,6 +276,9 @@ pub(crate) fn paused_runtime() -> tokio::runtime::Runtime {
 /// The engine with both machines, the step handlers over one world, and the simulated approvers.
 pub(crate) struct Setup {
     pub engine: Engine,
+    /// The loaded machines, registered with the engine too (the wave starts cutovers by ARN).
+    pub cutover: cutover_engine::StateMachine,
+    pub wave: cutover_engine::StateMachine,
     pub world: Arc<World>,
     pub memory: Arc<MemoryStore>,
     pub broker: Arc<TokenBroker>,
@@ -362,10 +365,12 @@ pub(crate) fn setup(
             region: REGION.into(),
         },
     );
-    engine.register("cutover", cutover);
-    engine.register("wave", wave);
+    engine.register("cutover", cutover.clone());
+    engine.register("wave", wave.clone());
     Setup {
         engine,
+        cutover,
+        wave,
         world,
         memory,
         broker,
@@ -405,11 +410,9 @@ pub async fn run_local_async(
     };
     let s = setup(world, world_spec, memory, &wiring, options);
     let (plan, base_store, router, _) = &wiring;
-    let machine = cutover_engine::load(CUTOVER_ASL, &substitutions())
-        .expect("statemachines/cutover.asl.json loads");
     let execution = s
         .engine
-        .execute(&machine, "cutover", &run_id, json!({ "plan": plan }))
+        .execute(&s.cutover, "cutover", &run_id, json!({ "plan": plan }))
         .await;
     s.approver.abort();
     let d = &plan.dns;

@@ -179,16 +179,13 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             world.clone() as _,
         );
         let s = setup(world, world_spec, memory, &wiring, options);
-        let wave_machine =
-            cutover_engine::load(crate::local::WAVE_ASL, &crate::local::substitutions())
-                .expect("wave.asl.json loads");
         let wave_run_id = run_id_for(
             &spec.wave,
             &world_spec.start_time.format("%Y%m%dT%H%M%SZ").to_string(),
         );
         let execution = s
             .engine
-            .execute(&wave_machine, "wave", &wave_run_id, json!({ "wave": spec }))
+            .execute(&s.wave, "wave", &wave_run_id, json!({ "wave": spec }))
             .await;
         s.approver.abort();
         let start = execution.started;

@@ -216,8 +216,8 @@ pub async fn handle(step: &str, payload: Value, deps: &Deps) -> Result<Value, Di
     }
 }
 
-/// The whole life of a step function's sandbox.
-pub async fn serve(step: &'static str) -> Result<(), lambda_runtime::Error> {
+/// Sandbox start-up shared by every function: JSON logs, the config, the SDK config.
+async fn init() -> Result<(Config, aws_config::SdkConfig), ConfigError> {
     tracing_subscriber::fmt()
         .json()
         .with_target(false)
@@ -225,7 +225,15 @@ pub async fn serve(step: &'static str) -> Result<(), lambda_runtime::Error> {
         .without_time()
         .init();
     let config = Config::from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok((
+        config,
+        aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    ))
+}
+
+/// The whole life of a step function's sandbox.
+pub async fn serve(step: &'static str) -> Result<(), lambda_runtime::Error> {
+    let (config, sdk) = init().await?;
     let deps = build_deps(step, &sdk, &config).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
@@ -236,14 +244,7 @@ pub async fn serve(step: &'static str) -> Result<(), lambda_runtime::Error> {
 
 /// The approval API's sandbox: API Gateway HTTP API (payload 2.0) events to `handle_api`.
 pub async fn serve_api() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_target(false)
-        .with_current_span(false)
-        .without_time()
-        .init();
-    let config = Config::from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let (config, sdk) = init().await?;
     let deps = build_deps("approval-api", &sdk, &config).await?;
     let schedules = wave_schedules(&sdk, &config);
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {

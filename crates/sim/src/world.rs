@@ -276,6 +276,16 @@ impl World {
     }
 }
 
+fn mgn_server_mut<'a>(st: &'a mut State, server_id: &str) -> Result<&'a mut MgnState, PortError> {
+    st.mgn.get_mut(server_id).ok_or_else(|| {
+        err(
+            "mgn",
+            "ResourceNotFoundException",
+            format!("Source server {server_id} not found"),
+        )
+    })
+}
+
 fn key(r: &RecordSet) -> (String, RecordType, Option<String>) {
     (r.name.clone(), r.record_type, r.set_identifier.clone())
 }
@@ -576,13 +586,7 @@ impl Replication for World {
     async fn start_mgn_cutover(&self, server_id: &str) -> Result<String, PortError> {
         let mut st = self.st();
         self.enter(&mut st, "mgn", "StartCutover")?;
-        let s = st.mgn.get_mut(server_id).ok_or_else(|| {
-            err(
-                "mgn",
-                "ResourceNotFoundException",
-                format!("Source server {server_id} not found"),
-            )
-        })?;
+        let s = mgn_server_mut(&mut st, server_id)?;
         if s.lifecycle != "READY_FOR_CUTOVER" {
             return Err(err(
                 "mgn",
@@ -598,13 +602,7 @@ impl Replication for World {
     async fn finalize_mgn_cutover(&self, server_id: &str) -> Result<(), PortError> {
         let mut st = self.st();
         self.enter(&mut st, "mgn", "FinalizeCutover")?;
-        let s = st.mgn.get_mut(server_id).ok_or_else(|| {
-            err(
-                "mgn",
-                "ResourceNotFoundException",
-                format!("Source server {server_id} not found"),
-            )
-        })?;
+        let s = mgn_server_mut(&mut st, server_id)?;
         if s.lifecycle != "CUTTING_OVER" {
             return Err(err(
                 "mgn",
