@@ -4,17 +4,24 @@
 //! `ReplicationInstanceIdentifier` and `ReplicationTaskIdentifier` (CHAP_Monitoring, "Replication
 //! task metrics"). The task dimension carries the task's resource id — the last part of its ARN —
 //! and the instance dimension the instance's identifier, which is resolved from the task's
-//! `ReplicationInstanceArn` with DescribeReplicationInstances. Lag is CDCLatencySource +
-//! CDCLatencyTarget, in seconds; the newest datapoint of the last 10 minutes at 60 s resolution is used.
+//! `ReplicationInstanceArn` with DescribeReplicationInstances. Both CDCLatencySource and
+//! CDCLatencyTarget are read, newest datapoint of the last 10 minutes at 60 s resolution, with the
+//! datapoint's timestamp so the caller can refuse a stale one. Target latency already includes
+//! the source's delay, so the step takes the larger of the two, never their sum.
+//!
+//! Alarms: DescribeAlarms returns only metric alarms unless `AlarmTypes` names composite alarms
+//! too (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html),
+//! so both types are asked for; reading composite alarms needs `cloudwatch:DescribeAlarms` on
+//! `*` (same page), which the template grants.
 
 use crate::errors::{map_sdk_error, Codes};
 use crate::replication::AwsReplication;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{
-    Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StateValue,
+    AlarmType, Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StateValue,
 };
 use aws_sdk_databasemigration::types::Filter;
-use cutover_core::model::AlarmState;
+use cutover_core::model::{AlarmState, DmsLatency, DMS_METRIC_PERIOD_SECONDS};
 use cutover_core::ports::{Metrics, PortError, PortErrorKind};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -139,7 +146,7 @@ fn query(id: &str, metric: &str, instance: &str, task: &str) -> MetricDataQuery 
         .metric_stat(
             MetricStat::builder()
                 .metric(metric)
-                .period(60)
+                .period(DMS_METRIC_PERIOD_SECONDS as i32)
                 .stat("Average")
                 .build(),
         )
@@ -149,7 +156,7 @@ fn query(id: &str, metric: &str, instance: &str, task: &str) -> MetricDataQuery 
 
 #[async_trait]
 impl Metrics for CloudWatchMetrics {
-    async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<(f64, f64)>, PortError> {
+    async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<DmsLatency>, PortError> {
         let (instance, task) = self.dimensions_of(task_arn).await?;
         let now = std::time::SystemTime::now();
         let start = now - std::time::Duration::from_secs(600);
@@ -168,39 +175,60 @@ impl Metrics for CloudWatchMetrics {
             resp.metric_data_results()
                 .iter()
                 .find(|r| r.id() == Some(id))
-                .and_then(|r| r.values().first().copied())
+                .and_then(|r| {
+                    let v = r.values().first().copied()?;
+                    let at = r.timestamps().first().map(crate::errors::to_chrono)?;
+                    v.is_finite().then_some((v, at))
+                })
         };
         Ok(match (newest("source"), newest("target")) {
-            (Some(s), Some(t)) => Some((s, t)),
+            (Some((s, s_at)), Some((t, t_at))) => Some(DmsLatency {
+                source_seconds: s.max(0.0),
+                target_seconds: t.max(0.0),
+                at: s_at.min(t_at),
+            }),
             _ => None,
         })
     }
 
     async fn alarm_states(&self, names: &[String]) -> Result<Vec<(String, AlarmState)>, PortError> {
-        let resp = self
-            .cloudwatch
-            .describe_alarms()
-            .set_alarm_names(Some(names.to_vec()))
-            .send()
-            .await
-            .map_err(|e| CODES.map(e))?;
-        let mut found: HashMap<String, AlarmState> = HashMap::new();
         let state = |s: Option<&StateValue>| match s {
             Some(StateValue::Alarm) => AlarmState::Alarm,
             Some(StateValue::Ok) => AlarmState::Ok,
             _ => AlarmState::InsufficientData,
         };
-        for a in resp.metric_alarms() {
-            found.insert(
-                a.alarm_name().unwrap_or_default().to_string(),
-                state(a.state_value()),
-            );
-        }
-        for a in resp.composite_alarms() {
-            found.insert(
-                a.alarm_name().unwrap_or_default().to_string(),
-                state(a.state_value()),
-            );
+        let mut found: HashMap<String, AlarmState> = HashMap::new();
+        // AlarmNames takes at most 100 names per call.
+        for chunk in names.chunks(100) {
+            let mut next: Option<String> = None;
+            loop {
+                let resp = self
+                    .cloudwatch
+                    .describe_alarms()
+                    .set_alarm_names(Some(chunk.to_vec()))
+                    .alarm_types(AlarmType::MetricAlarm)
+                    .alarm_types(AlarmType::CompositeAlarm)
+                    .set_next_token(next.take())
+                    .send()
+                    .await
+                    .map_err(|e| CODES.map(e))?;
+                for a in resp.metric_alarms() {
+                    found.insert(
+                        a.alarm_name().unwrap_or_default().to_string(),
+                        state(a.state_value()),
+                    );
+                }
+                for a in resp.composite_alarms() {
+                    found.insert(
+                        a.alarm_name().unwrap_or_default().to_string(),
+                        state(a.state_value()),
+                    );
+                }
+                match resp.next_token() {
+                    Some(t) if !t.is_empty() => next = Some(t.to_string()),
+                    _ => break,
+                }
+            }
         }
         names
             .iter()

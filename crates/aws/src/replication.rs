@@ -4,8 +4,10 @@
 use crate::errors::Codes;
 use async_trait::async_trait;
 use aws_sdk_databasemigration::types::{Filter, StartReplicationTaskTypeValue};
-use aws_sdk_mgn::types::DescribeSourceServersRequestFilters;
-use cutover_core::model::{DmsStartType, DmsTask, MgnServer, TableStatus};
+use aws_sdk_mgn::types::{DescribeJobsRequestFilters, DescribeSourceServersRequestFilters};
+use cutover_core::model::{
+    DmsStartType, DmsTask, LaunchedInstance, MgnJob, MgnServer, TableStatus,
+};
 use cutover_core::ports::{PortError, PortErrorKind, Replication};
 
 const DMS: &str = "dms";
@@ -202,6 +204,55 @@ impl Replication for AwsReplication {
                 .map(|st| st.as_str().to_string())
                 .unwrap_or_else(|| "UNKNOWN".into()),
             lag_duration: info.and_then(|i| i.lag_duration()).map(str::to_string),
+            launched_instance: s.launched_instance().map(|l| LaunchedInstance {
+                ec2_instance_id: l.ec2_instance_id().map(str::to_string),
+                job_id: l.job_id().map(str::to_string),
+                first_boot: l
+                    .first_boot()
+                    .map(|f| f.as_str().to_string())
+                    .unwrap_or_else(|| "UNKNOWN".into()),
+            }),
+        })
+    }
+
+    /// DescribeJobs filtered by the job id (MGN API reference, DescribeJobs,
+    /// https://docs.aws.amazon.com/mgn/latest/APIReference/API_DescribeJobs.html).
+    async fn mgn_job(&self, job_id: &str, server_id: &str) -> Result<MgnJob, PortError> {
+        let resp = self
+            .mgn
+            .describe_jobs()
+            .filters(
+                DescribeJobsRequestFilters::builder()
+                    .job_ids(job_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| MGN_CODES.map(e))?;
+        let job = resp
+            .items()
+            .iter()
+            .find(|j| j.job_id() == job_id)
+            .ok_or_else(|| {
+                PortError::new(
+                    MGN,
+                    PortErrorKind::NotFound,
+                    "ResourceNotFoundException",
+                    format!("no MGN job {job_id}"),
+                )
+            })?;
+        Ok(MgnJob {
+            id: job_id.to_string(),
+            status: job
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "UNKNOWN".into()),
+            launch_status: job
+                .participating_servers()
+                .iter()
+                .find(|p| p.source_server_id() == server_id)
+                .and_then(|p| p.launch_status())
+                .map(|l| l.as_str().to_string()),
         })
     }
 

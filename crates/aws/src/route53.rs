@@ -5,12 +5,13 @@
 use crate::errors::{build_err, to_chrono, Codes};
 use async_trait::async_trait;
 use aws_sdk_route53::types::{
-    Change as R53Change, ChangeAction as R53Action, ChangeBatch, ChangeStatus as R53Status,
-    ResourceRecord, ResourceRecordSet, RrType,
+    AliasTarget as SdkAliasTarget, Change as R53Change, ChangeAction as R53Action, ChangeBatch,
+    ChangeStatus as R53Status, ResourceRecord, ResourceRecordSet, RrType,
 };
 use aws_sdk_route53::Client;
 use cutover_core::model::{
-    normalize_name, Change, ChangeAction, ChangeInfo, ChangeStatus, RecordSet, RecordType,
+    normalize_name, AliasTarget, Change, ChangeAction, ChangeInfo, ChangeStatus, RecordSet,
+    RecordType,
 };
 use cutover_core::ports::{PortError, PortErrorKind, TrafficRouter};
 use std::sync::Arc;
@@ -114,6 +115,8 @@ fn rr_type(t: RecordType) -> RrType {
     }
 }
 
+/// Reads a record exactly, alias target and health check included: a DELETE built from it must
+/// match what Route 53 holds, and a rollback must restore both.
 fn to_record(r: &ResourceRecordSet) -> Option<RecordSet> {
     let record_type = match r.r#type() {
         RrType::A => RecordType::A,
@@ -126,30 +129,53 @@ fn to_record(r: &ResourceRecordSet) -> Option<RecordSet> {
         record_type,
         set_identifier: r.set_identifier().map(str::to_string),
         weight: r.weight().and_then(|w| u32::try_from(w).ok()),
-        ttl: r.ttl().and_then(|t| u64::try_from(t).ok()).unwrap_or(0),
+        ttl: r.ttl().and_then(|t| u64::try_from(t).ok()),
         values: r
             .resource_records()
             .iter()
             .map(|v| v.value().to_string())
             .collect(),
+        alias_target: r.alias_target().map(|a| AliasTarget {
+            hosted_zone_id: a.hosted_zone_id().to_string(),
+            dns_name: a.dns_name().to_string(),
+            evaluate_target_health: a.evaluate_target_health(),
+        }),
+        health_check_id: r.health_check_id().map(str::to_string),
     })
 }
 
+/// An alias record is written without TTL and resource records (ResourceRecordSet,
+/// https://docs.aws.amazon.com/Route53/latest/APIReference/API_ResourceRecordSet.html).
 fn to_sdk_record(r: &RecordSet) -> Result<ResourceRecordSet, PortError> {
     let mut b = ResourceRecordSet::builder()
         .name(&r.name)
         .r#type(rr_type(r.record_type))
-        .ttl(r.ttl as i64);
+        .set_health_check_id(r.health_check_id.clone());
     if let (Some(id), Some(w)) = (&r.set_identifier, r.weight) {
         b = b.set_identifier(id).weight(i64::from(w));
     }
-    for v in &r.values {
-        b = b.resource_records(
-            ResourceRecord::builder()
-                .value(v)
-                .build()
-                .map_err(|e| build_err(SERVICE, e))?,
-        );
+    match &r.alias_target {
+        Some(a) => {
+            b = b.alias_target(
+                SdkAliasTarget::builder()
+                    .hosted_zone_id(&a.hosted_zone_id)
+                    .dns_name(&a.dns_name)
+                    .evaluate_target_health(a.evaluate_target_health)
+                    .build()
+                    .map_err(|e| build_err(SERVICE, e))?,
+            );
+        }
+        None => {
+            b = b.set_ttl(r.ttl.map(|t| t as i64));
+            for v in &r.values {
+                b = b.resource_records(
+                    ResourceRecord::builder()
+                        .value(v)
+                        .build()
+                        .map_err(|e| build_err(SERVICE, e))?,
+                );
+            }
+        }
     }
     b.build().map_err(|e| build_err(SERVICE, e))
 }

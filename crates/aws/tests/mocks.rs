@@ -211,18 +211,37 @@ async fn cloudwatch_dms_lag_uses_the_published_dimensions() {
                         .id("source")
                         .values(12.0)
                         .values(40.0)
+                        .timestamps(aws_smithy_types::DateTime::from_secs(1_800_000_060))
+                        .timestamps(aws_smithy_types::DateTime::from_secs(1_800_000_000))
                         .build(),
                 )
-                .metric_data_results(MetricDataResult::builder().id("target").values(3.0).build())
+                .metric_data_results(
+                    MetricDataResult::builder()
+                        .id("target")
+                        .values(30.0)
+                        .timestamps(aws_smithy_types::DateTime::from_secs(1_800_000_000))
+                        .build(),
+                )
                 .build()
         });
     let cw = mock_client!(aws_sdk_cloudwatch, [&data]);
     let m = CloudWatchMetrics::new(cw, AwsReplication::new(no_dms(), no_mgn()), no_dms())
         .with_dimensions(TASK, "inst-1");
+    let sample = m.dms_cdc_latency(TASK).await.unwrap().expect("datapoints");
     assert_eq!(
-        m.dms_cdc_latency(TASK).await.unwrap(),
-        Some((12.0, 3.0)),
+        (sample.source_seconds, sample.target_seconds),
+        (12.0, 30.0),
         "the newest datapoint of each"
+    );
+    assert_eq!(
+        sample.at.timestamp(),
+        1_800_000_000,
+        "stamped with the older of the two, so staleness is never understated"
+    );
+    assert_eq!(
+        sample.end_to_end(),
+        30.0,
+        "target latency includes the source's: never summed"
     );
     assert_eq!(data.num_calls(), 1);
 }
@@ -243,33 +262,53 @@ async fn cloudwatch_without_datapoints_has_no_lag() {
 
 #[tokio::test]
 async fn cloudwatch_alarm_states_and_missing_alarms() {
-    let alarms = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_output(|| {
-        aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput::builder()
-            .metric_alarms(
-                MetricAlarm::builder()
-                    .alarm_name("green-5xx")
-                    .state_value(StateValue::Alarm)
-                    .build(),
-            )
-            .metric_alarms(
-                MetricAlarm::builder()
-                    .alarm_name("green-latency")
-                    .state_value(StateValue::Ok)
-                    .build(),
-            )
-            .build()
-    });
+    // Without AlarmTypes, DescribeAlarms answers with metric alarms only.
+    let alarms = mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .match_requests(|r| {
+            r.alarm_types()
+                == [
+                    aws_sdk_cloudwatch::types::AlarmType::MetricAlarm,
+                    aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm,
+                ]
+        })
+        .then_output(|| {
+            aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput::builder()
+                .metric_alarms(
+                    MetricAlarm::builder()
+                        .alarm_name("green-5xx")
+                        .state_value(StateValue::Alarm)
+                        .build(),
+                )
+                .metric_alarms(
+                    MetricAlarm::builder()
+                        .alarm_name("green-latency")
+                        .state_value(StateValue::Ok)
+                        .build(),
+                )
+                .composite_alarms(
+                    aws_sdk_cloudwatch::types::CompositeAlarm::builder()
+                        .alarm_name("green-composite")
+                        .state_value(StateValue::Alarm)
+                        .build(),
+                )
+                .build()
+        });
     let cw = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&alarms]);
     let m = CloudWatchMetrics::new(cw, AwsReplication::new(no_dms(), no_mgn()), no_dms());
     let states = m
-        .alarm_states(&["green-5xx".into(), "green-latency".into()])
+        .alarm_states(&[
+            "green-5xx".into(),
+            "green-latency".into(),
+            "green-composite".into(),
+        ])
         .await
         .unwrap();
     assert_eq!(
         states,
         vec![
             ("green-5xx".into(), AlarmState::Alarm),
-            ("green-latency".into(), AlarmState::Ok)
+            ("green-latency".into(), AlarmState::Ok),
+            ("green-composite".into(), AlarmState::Alarm)
         ]
     );
     let e = m
@@ -306,8 +345,10 @@ fn upsert() -> Vec<Change> {
             record_type: RecordType::CNAME,
             set_identifier: Some("green".into()),
             weight: Some(10),
-            ttl: 60,
+            ttl: Some(60),
             values: vec!["g.example.com".into()],
+            alias_target: None,
+            health_check_id: None,
         },
     }]
 }

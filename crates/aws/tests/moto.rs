@@ -123,8 +123,10 @@ async fn dynamodb_run_record_has_optimistic_versions() {
         record_type: RecordType::CNAME,
         set_identifier: None,
         weight: None,
-        ttl: 300,
+        ttl: Some(300),
         values: vec!["blue".into()],
+        alias_target: None,
+        health_check_id: None,
     }];
     s.save_run(&rec).await.unwrap();
     let e = s.save_run(&rec).await.unwrap_err();
@@ -207,6 +209,7 @@ async fn dynamodb_approval_token_stays_server_side() {
         evidence: json!({"lagSeconds": 3.0}),
         required_approvals: 1,
         approvals: vec![],
+        callback_sent: false,
     };
     s.save_approval(&a, true).await.unwrap();
     let loaded = s.load_approval("r1", "g").await.unwrap().unwrap();
@@ -251,8 +254,10 @@ fn rec(name: &str, id: Option<&str>, w: Option<u32>, ttl: u64, v: &str) -> Recor
         record_type: RecordType::CNAME,
         set_identifier: id.map(str::to_string),
         weight: w,
-        ttl,
+        ttl: Some(ttl),
         values: vec![v.into()],
+        alias_target: None,
+        health_check_id: None,
     }
 }
 
@@ -329,6 +334,135 @@ async fn route53_reads_exact_records_and_converts_simple_to_weighted_atomically(
             .map(|x| (x.set_identifier.clone().unwrap(), x.weight.unwrap()))
             .collect::<Vec<_>>(),
         [("blue".into(), 90), ("green".into(), 10)]
+    );
+}
+
+fn alias(name: &str, id: Option<&str>, w: Option<u32>, lb: &str, check: Option<&str>) -> RecordSet {
+    RecordSet {
+        name: name.into(),
+        record_type: RecordType::A,
+        set_identifier: id.map(str::to_string),
+        weight: w,
+        ttl: None,
+        values: vec![],
+        alias_target: Some(AliasTarget {
+            hosted_zone_id: "Z35SXDOTRQ7X7K".into(),
+            dns_name: lb.into(),
+            evaluate_target_health: true,
+        }),
+        health_check_id: check.map(str::to_string),
+    }
+}
+
+/// An alias record with a health check travels exactly: read, converted to a weighted alias
+/// pair in one batch (the DELETE must match, health check included), and restored.
+#[tokio::test]
+async fn route53_alias_targets_and_health_checks_round_trip() {
+    let Some(sdk) = sdk().await else { return };
+    let (client, zone_id) = zone(&sdk).await;
+    let check = client
+        .create_health_check()
+        .caller_reference(unique("hc"))
+        .health_check_config(
+            aws_sdk_route53::types::HealthCheckConfig::builder()
+                .r#type(aws_sdk_route53::types::HealthCheckType::Https)
+                .fully_qualified_domain_name("blue.example.com")
+                .resource_path("/health")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("health check")
+        .health_check()
+        .unwrap()
+        .id()
+        .to_string();
+    let r = Route53Router::new(client, 50.0);
+    let original = alias(
+        "shop.example.com.",
+        None,
+        None,
+        "blue-123.us-east-1.elb.amazonaws.com.",
+        Some(&check),
+    );
+    r.change(
+        &zone_id,
+        &[Change {
+            action: ChangeAction::Create,
+            record: original.clone(),
+        }],
+        "seed",
+    )
+    .await
+    .unwrap();
+    let read = r
+        .records(&zone_id, "shop.example.com", RecordType::A)
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(
+        read[0].alias_target, original.alias_target,
+        "alias target read back"
+    );
+    assert_eq!(read[0].health_check_id.as_deref(), Some(check.as_str()));
+    assert_eq!(read[0].ttl, None, "an alias record has no TTL");
+
+    let pair = [
+        alias(
+            "shop.example.com.",
+            Some("blue"),
+            Some(90),
+            "blue-123.us-east-1.elb.amazonaws.com.",
+            Some(&check),
+        ),
+        alias(
+            "shop.example.com.",
+            Some("green"),
+            Some(10),
+            "green-456.us-east-1.elb.amazonaws.com.",
+            None,
+        ),
+    ];
+    let mut batch = vec![Change {
+        action: ChangeAction::Delete,
+        record: read[0].clone(),
+    }];
+    batch.extend(pair.iter().map(|p| Change {
+        action: ChangeAction::Upsert,
+        record: p.clone(),
+    }));
+    r.change(&zone_id, &batch, "shift").await.unwrap();
+    let now = r
+        .records(&zone_id, "shop.example.com", RecordType::A)
+        .await
+        .unwrap();
+    let mut now_sorted = now.clone();
+    now_sorted.sort_by(|a, b| a.set_identifier.cmp(&b.set_identifier));
+    assert_eq!(
+        now_sorted,
+        pair.to_vec(),
+        "weighted alias pair, blue keeps its check"
+    );
+
+    let mut restore: Vec<Change> = now
+        .iter()
+        .map(|x| Change {
+            action: ChangeAction::Delete,
+            record: x.clone(),
+        })
+        .collect();
+    restore.push(Change {
+        action: ChangeAction::Upsert,
+        record: read[0].clone(),
+    });
+    r.change(&zone_id, &restore, "rollback").await.unwrap();
+    assert_eq!(
+        r.records(&zone_id, "shop.example.com", RecordType::A)
+            .await
+            .unwrap(),
+        read,
+        "restored exactly"
     );
 }
 

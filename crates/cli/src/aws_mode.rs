@@ -173,6 +173,9 @@ impl Replication for HybridReplication {
     async fn start_mgn_cutover(&self, id: &str) -> Result<String, PortError> {
         self.world.start_mgn_cutover(id).await
     }
+    async fn mgn_job(&self, job: &str, id: &str) -> Result<MgnJob, PortError> {
+        self.world.mgn_job(job, id).await
+    }
     async fn finalize_mgn_cutover(&self, id: &str) -> Result<(), PortError> {
         self.world.finalize_mgn_cutover(id).await
     }

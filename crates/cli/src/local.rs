@@ -2,6 +2,7 @@
 
 use crate::report::{build_report, Report};
 use async_trait::async_trait;
+use cutover_core::api::{handle_api, ApiRequest};
 use cutover_core::model::{ApprovalNotice, AuditEvent, Decision};
 use cutover_core::plan::{Plan, PlanError};
 use cutover_core::ports::{
@@ -11,6 +12,7 @@ use cutover_core::steps::{self, DecideApproval, Deps};
 use cutover_engine::{
     lambda_error, Engine, Options, TaskError, TaskHandler, TokenBroker, TokenError,
 };
+use cutover_sim::spec::OperatorAction;
 use cutover_sim::{MemoryStore, SimClock, World, WorldSpec};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -221,9 +223,9 @@ impl RunStore for ProgressStore {
 /// `DefinitionSubstitutions` for both machines: each step's function ARN, and the cutover
 /// machine's ARN for the wave machine's child executions.
 pub fn substitutions() -> HashMap<String, String> {
-    let mut subs: HashMap<String, String> = steps::FUNCTIONS
-        .iter()
-        .chain(steps::WAVE_FUNCTIONS)
+    use steps::registry::{substitutions_of, Machine};
+    let mut subs: HashMap<String, String> = substitutions_of(Machine::Cutover)
+        .chain(substitutions_of(Machine::Wave))
         .map(|(f, k)| {
             (
                 k.to_string(),
@@ -283,6 +285,8 @@ pub(crate) struct Setup {
     pub memory: Arc<MemoryStore>,
     pub broker: Arc<TokenBroker>,
     pub approver: tokio::task::JoinHandle<()>,
+    /// The ports the step handlers run with (the simulated operators act through them too).
+    pub deps: Deps,
 }
 
 pub(crate) fn setup(
@@ -314,37 +318,44 @@ pub(crate) fn setup(
         callbacks: Arc::new(BrokerCallbacks(broker.clone())),
     };
 
-    // The simulated humans: each notice gets the world's scripted answer for its gate, if any.
+    // The simulated humans: each gate's scripted answers are all played, in order, each at its
+    // own delay after the gate opened (so both approvers of a two-person gate answer). A gate that
+    // is asked again (a retried request) is not answered twice.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ApprovalNotice>();
     world.subscribe_notices(tx);
     let approver_deps = deps.clone();
     let script = world_spec.approvals.clone();
     let approver = tokio::spawn(async move {
+        let mut played = std::collections::HashSet::new();
         while let Some(notice) = rx.recv().await {
-            let Some(answer) = script.iter().find(|a| a.gate == notice.gate).cloned() else {
+            if !played.insert((notice.run_id.clone(), notice.gate.clone())) {
                 continue;
-            };
-            let deps = approver_deps.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs_f64(answer.after_seconds)).await;
-                let decision = if answer.decision == "approve" {
-                    Decision::Approve
-                } else {
-                    Decision::Reject
-                };
-                let d = DecideApproval {
-                    decision,
-                    reason: answer.reason.clone(),
-                };
-                if let Err(e) =
-                    steps::decide_approval(&notice.run_id, &notice.gate, d, &answer.by, &deps).await
-                {
-                    eprintln!(
-                        "simulated approver: gate {} of {}: {e}",
-                        notice.gate, notice.run_id
-                    );
-                }
-            });
+            }
+            for answer in script.iter().filter(|a| a.gate == notice.gate).cloned() {
+                let deps = approver_deps.clone();
+                let notice = notice.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs_f64(answer.after_seconds)).await;
+                    let decision = if answer.decision == "approve" {
+                        Decision::Approve
+                    } else {
+                        Decision::Reject
+                    };
+                    let d = DecideApproval {
+                        decision,
+                        reason: answer.reason.clone(),
+                    };
+                    if let Err(e) =
+                        steps::decide_approval(&notice.run_id, &notice.gate, d, &answer.by, &deps)
+                            .await
+                    {
+                        eprintln!(
+                            "simulated approver {}: gate {} of {}: {e}",
+                            answer.by, notice.gate, notice.run_id
+                        );
+                    }
+                });
+            }
         }
     });
 
@@ -375,7 +386,84 @@ pub(crate) fn setup(
         memory,
         broker,
         approver,
+        deps,
     }
+}
+
+/// The world's operators who abort: each sends the approval API's abort at its time (which also
+/// fails any gate waiting for a human).
+fn spawn_operator_aborts(
+    world: &WorldSpec,
+    run_id: &str,
+    deps: &Deps,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    world
+        .operator
+        .iter()
+        .filter(|o| o.action == OperatorAction::Abort)
+        .cloned()
+        .map(|o| {
+            let deps = deps.clone();
+            let run_id = run_id.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs_f64(o.after_seconds)).await;
+                let request = ApiRequest {
+                    method: "POST".into(),
+                    path: format!("/runs/{run_id}/abort"),
+                    body: Some(
+                        json!({"reason": o.reason.clone().unwrap_or_else(|| "operator abort".into())})
+                            .to_string(),
+                    ),
+                    identity: Some(o.by.clone()),
+                };
+                let answer = handle_api(&request, &deps).await;
+                if answer.status >= 300 {
+                    eprintln!("simulated operator {}: abort answered {}: {}", o.by, answer.status, answer.body);
+                }
+            })
+        })
+        .collect()
+}
+
+/// The first `stop` of the world's operators, as a console StopExecution: it records who stopped
+/// the run and why, then resolves with the error and cause the execution ends with.
+async fn operator_stop(world: &WorldSpec, run_id: &str, deps: Deps) -> (String, String) {
+    let Some((i, o)) = world
+        .operator
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.action == OperatorAction::Stop)
+        .min_by(|a, b| a.1.after_seconds.total_cmp(&b.1.after_seconds))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::time::sleep(Duration::from_secs_f64(o.after_seconds)).await;
+    let reason = o
+        .reason
+        .clone()
+        .unwrap_or_else(|| "stopped from the console".into());
+    let mut ev = AuditEvent {
+        run_id: run_id.to_string(),
+        key: format!("operator#{i}#stop"),
+        at: deps.clock.now(),
+        step: "Operator".into(),
+        event: "execution-stopped".into(),
+        weights: None,
+        lag_seconds: None,
+        healthy: None,
+        actor: Some(o.by.clone()),
+        message: reason.clone(),
+    };
+    if let Ok(Some(rec)) = deps.store.load_run(run_id).await {
+        ev.weights = rec.weights;
+    }
+    if let Err(e) = deps.store.append_event(&ev).await {
+        eprintln!(
+            "simulated operator {}: the stop was not recorded: {e}",
+            o.by
+        );
+    }
+    ("Operator.Stopped".into(), format!("{}: {reason}", o.by))
 }
 
 /// The same, inside a runtime whose clock is already paused.
@@ -410,11 +498,22 @@ pub async fn run_local_async(
     };
     let s = setup(world, world_spec, memory, &wiring, options);
     let (plan, base_store, router, _) = &wiring;
+    let operators = spawn_operator_aborts(world_spec, &run_id, &s.deps);
+    let stop = operator_stop(world_spec, &run_id, s.deps.clone());
     let execution = s
         .engine
-        .execute(&s.cutover, "cutover", &run_id, json!({ "plan": plan }))
+        .execute_until(
+            &s.cutover,
+            "cutover",
+            &run_id,
+            json!({ "plan": plan }),
+            stop,
+        )
         .await;
     s.approver.abort();
+    for o in operators {
+        o.abort();
+    }
     let d = &plan.dns;
     let dns = router
         .records(&d.hosted_zone_id, &d.record_name, d.record_type)

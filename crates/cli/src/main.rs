@@ -196,8 +196,8 @@ fn main() -> ExitCode {
                     .dns
                     .iter()
                     .map(|d| match (&d.set_identifier, d.weight) {
-                        (Some(id), Some(w)) => format!("{id}={w} {}", d.values.join(",")),
-                        _ => format!("simple {}", d.values.join(",")),
+                        (Some(id), Some(w)) => format!("{id}={w} {}", d.describe()),
+                        _ => format!("simple {}", d.describe()),
                     })
                     .collect();
                 eprintln!(

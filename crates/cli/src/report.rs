@@ -83,6 +83,7 @@ pub async fn build_report(
         .and_then(|r| r.outcome.clone())
         .unwrap_or_else(|| match exec.status {
             Status::Succeeded => "completed".into(),
+            Status::Aborted => "aborted".into(),
             _ => "failed".into(),
         });
     let timeline = store

@@ -95,8 +95,10 @@ fn rollback_restores_the_exact_record(ep: &str) {
             record_type: RecordType::CNAME,
             set_identifier: None,
             weight: None,
-            ttl: 300,
-            values: vec!["blue-lb.example.com".into()]
+            ttl: Some(300),
+            values: vec!["blue-lb.example.com".into()],
+            alias_target: None,
+            health_check_id: None,
         }]
     );
 }

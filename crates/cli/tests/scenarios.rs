@@ -34,8 +34,10 @@ fn weighted(name: &str, ty: RecordType, id: &str, w: u32, value: &str) -> Record
         record_type: ty,
         set_identifier: Some(id.into()),
         weight: Some(w),
-        ttl: 60,
+        ttl: Some(60),
         values: vec![value.into()],
+        alias_target: None,
+        health_check_id: None,
     }
 }
 
@@ -45,8 +47,10 @@ fn original_orders_record() -> Vec<RecordSet> {
         record_type: RecordType::CNAME,
         set_identifier: None,
         weight: None,
-        ttl: 300,
+        ttl: Some(300),
         values: vec!["blue-lb.example.com".into()],
+        alias_target: None,
+        health_check_id: None,
     }]
 }
 
@@ -68,20 +72,21 @@ fn shifted_weights(run: &LocalRun) -> Vec<Weights> {
 }
 
 /// The audit facts that must not depend on how often a Task was delivered. With injected faults
-/// the extra deliveries also meet throttling, so only the times may differ there.
+/// the extra deliveries also meet throttling, so only the times may differ there — and with them
+/// the lag values, which are read from the CloudWatch period the sample time falls in.
 fn facts(run: &LocalRun, with_time: bool) -> Vec<String> {
     run.report
         .timeline
         .iter()
         .map(|e| {
-            let t = if with_time {
-                e.t.to_string()
+            let (t, lag) = if with_time {
+                (e.t.to_string(), format!("{:?}", e.lag_seconds))
             } else {
-                String::new()
+                (String::new(), format!("{:?}", e.lag_seconds.map(|_| "lag")))
             };
             format!(
-                "{t} {} {} {:?} {:?} {:?} {:?}",
-                e.state, e.event, e.weights, e.lag_seconds, e.healthy, e.actor
+                "{t} {} {} {:?} {lag} {:?} {:?}",
+                e.state, e.event, e.weights, e.healthy, e.actor
             )
         })
         .collect()

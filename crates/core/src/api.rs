@@ -162,25 +162,54 @@ pub async fn handle_api_with(
             if let Err(e) = request_abort(run, &reason, deps).await {
                 return error(503, e.to_string());
             }
-            // A pending gate fails at once, so an abort never waits for a human.
+            let mut ev = crate::model::AuditEvent {
+                run_id: run.to_string(),
+                key: "abort#requested".into(),
+                at: deps.clock.now(),
+                step: "AbortRun".into(),
+                event: "abort-requested".into(),
+                weights: None,
+                lag_seconds: None,
+                healthy: None,
+                actor: Some(identity.to_string()),
+                message: body.reason.clone(),
+            };
+            ev.message.truncate(1000);
+            if let Err(e) = deps.store.append_event(&ev).await {
+                return error(503, e.to_string());
+            }
+            // A pending gate fails at once, so an abort never waits for a human. A gate whose
+            // callback could not be sent is named, so the caller can try again.
             let mut failed = vec![];
-            if let Ok(approvals) = deps.store.approvals(run).await {
-                for a in approvals.into_iter().filter(|a| a.decision.is_none()) {
-                    if let Ok(Some(full)) = deps.store.load_approval(run, &a.gate).await {
-                        if deps
-                            .callbacks
-                            .send_failure(&full.task_token, "Aborted", &reason)
-                            .await
-                            .is_ok()
-                        {
-                            failed.push(a.gate);
+            let mut not_failed = vec![];
+            match deps.store.approvals(run).await {
+                Ok(approvals) => {
+                    for a in approvals.into_iter().filter(|a| a.decision.is_none()) {
+                        let sent = match deps.store.load_approval(run, &a.gate).await {
+                            Ok(Some(full)) => deps
+                                .callbacks
+                                .send_failure(&full.task_token, "Aborted", &reason)
+                                .await
+                                .map_err(|e| e.to_string()),
+                            Ok(None) => Err("the gate disappeared".into()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        match sent {
+                            Ok(()) => failed.push(a.gate),
+                            Err(e) => not_failed.push(json!({"gate": a.gate, "error": e})),
                         }
                     }
                 }
+                Err(e) => not_failed.push(json!({"gate": "*", "error": e.to_string()})),
             }
             ApiResponse {
                 status: 202,
-                body: json!({ "runId": run, "abortRequested": reason, "gatesFailed": failed }),
+                body: json!({
+                    "runId": run,
+                    "abortRequested": reason,
+                    "gatesFailed": failed,
+                    "gatesNotFailed": not_failed,
+                }),
             }
         }
         ("POST", ["waves", wave, "schedule"]) if valid_segment(wave) => {

@@ -22,7 +22,32 @@ impl std::fmt::Display for RecordType {
     }
 }
 
-/// One Route 53 record set. A weighted one carries `setIdentifier` and `weight`.
+/// Where an alias record points (a load balancer, a CloudFront distribution, another record).
+/// Route 53 API reference, AliasTarget:
+/// https://docs.aws.amazon.com/Route53/latest/APIReference/API_AliasTarget.html
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AliasTarget {
+    /// The hosted zone id of the target (for a load balancer: its canonical hosted zone id).
+    pub hosted_zone_id: String,
+    pub dns_name: String,
+    #[serde(default)]
+    pub evaluate_target_health: bool,
+}
+
+impl AliasTarget {
+    /// Route 53 compares DNS names without case and trailing dot.
+    pub fn same_as(&self, other: &AliasTarget) -> bool {
+        self.hosted_zone_id == other.hosted_zone_id
+            && normalize_name(&self.dns_name) == normalize_name(&other.dns_name)
+            && self.evaluate_target_health == other.evaluate_target_health
+    }
+}
+
+/// One Route 53 record set. A weighted one carries `setIdentifier` and `weight`. A value record
+/// has a TTL and values; an alias record has an alias target and no TTL (Route 53 answers with the
+/// target's TTL). Route 53 API reference, ResourceRecordSet:
+/// https://docs.aws.amazon.com/Route53/latest/APIReference/API_ResourceRecordSet.html
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RecordSet {
@@ -33,14 +58,46 @@ pub struct RecordSet {
     pub set_identifier: Option<String>,
     #[serde(default)]
     pub weight: Option<u32>,
-    pub ttl: u64,
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    #[serde(default)]
     pub values: Vec<String>,
+    #[serde(default)]
+    pub alias_target: Option<AliasTarget>,
+    #[serde(default)]
+    pub health_check_id: Option<String>,
 }
 
 impl RecordSet {
     pub fn is_weighted(&self) -> bool {
         self.set_identifier.is_some()
     }
+
+    /// Whether this record routes to `to` (the same single value, or the same alias target).
+    pub fn routes_to(&self, to: &Routing) -> bool {
+        match (to, &self.alias_target) {
+            (Routing::Value(v), None) => {
+                self.values.len() == 1 && normalize_name(&self.values[0]) == normalize_name(v)
+            }
+            (Routing::Alias(a), Some(mine)) => self.values.is_empty() && mine.same_as(a),
+            _ => false,
+        }
+    }
+
+    /// What a human reads: the values, or `ALIAS dns-name`.
+    pub fn describe(&self) -> String {
+        match &self.alias_target {
+            Some(a) => format!("ALIAS {}", a.dns_name),
+            None => self.values.join(","),
+        }
+    }
+}
+
+/// Where one side of the cutover points: a literal value or an alias target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    Value(String),
+    Alias(AliasTarget),
 }
 
 /// Lower-case, no trailing dot: how names compare.
@@ -191,6 +248,10 @@ pub struct ApprovalRecord {
     /// Approvals given so far (the first of two, under the two-person rule).
     #[serde(default)]
     pub approvals: Vec<Approver>,
+    /// The decision reached the waiting execution (SendTaskSuccess / SendTaskFailure answered).
+    /// A decision stored without it is sent again when the decision is repeated.
+    #[serde(default)]
+    pub callback_sent: bool,
 }
 
 fn one() -> u8 {
@@ -234,7 +295,47 @@ pub struct TableStatus {
     pub validation_state: String,
 }
 
+/// DMS table states (DescribeTableStatistics, TableStatistics.TableState,
+/// https://docs.aws.amazon.com/dms/latest/APIReference/API_TableStatistics.html).
+pub const DMS_TABLE_STATES: &[&str] = &[
+    "Table does not exist",
+    "Before load",
+    "Full load",
+    "Table completed",
+    "Table cancelled",
+    "Table error",
+    "Table is being reloaded",
+];
+
+/// DMS validation states (same page, TableStatistics.ValidationState; AWS DMS user guide,
+/// "AWS DMS data validation", https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Validating.html).
+pub const DMS_VALIDATION_STATES: &[&str] = &[
+    "Not enabled",
+    "Pending records",
+    "Mismatched records",
+    "Suspended records",
+    "No primary key",
+    "Table error",
+    "Validated",
+    "Error",
+    "Pending validation",
+    "Pending revalidation",
+];
+
 impl TableStatus {
+    /// A table still loading: users of green would see a half-loaded table.
+    pub fn loading_reason(&self) -> Option<String> {
+        ["Before load", "Full load", "Table is being reloaded"]
+            .iter()
+            .any(|s| self.state.eq_ignore_ascii_case(s))
+            .then(|| {
+                format!(
+                    "table {} is in '{}', not out of full load yet",
+                    self.name, self.state
+                )
+            })
+    }
+
     /// A table keeps the lag gate shut while it is in error or its validation found problems.
     pub fn blocking_reason(&self) -> Option<String> {
         const BAD_VALIDATION: &[&str] = &[
@@ -275,6 +376,55 @@ pub struct MgnServer {
     pub replication_state: String,
     /// ISO 8601 as MGN sends it; None when MGN has no value.
     pub lag_duration: Option<String>,
+    /// The instance the last cutover (or test) launch created, once there is one.
+    #[serde(default)]
+    pub launched_instance: Option<LaunchedInstance>,
+}
+
+/// SourceServer.launchedInstance (MGN API reference, LaunchedInstance,
+/// https://docs.aws.amazon.com/mgn/latest/APIReference/API_LaunchedInstance.html).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchedInstance {
+    pub ec2_instance_id: Option<String>,
+    pub job_id: Option<String>,
+    /// WAITING | SUCCEEDED | UNKNOWN | STOPPED
+    pub first_boot: String,
+}
+
+/// A launch job as DescribeJobs reports it, for one of its servers (MGN API reference, Job and
+/// ParticipatingServer, https://docs.aws.amazon.com/mgn/latest/APIReference/API_Job.html).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MgnJob {
+    pub id: String,
+    /// PENDING | STARTED | COMPLETED
+    pub status: String,
+    /// The server's launch in this job: PENDING | IN_PROGRESS | LAUNCHED | FAILED | TERMINATED.
+    pub launch_status: Option<String>,
+}
+
+/// The period of the DMS latency datapoints the adapter asks CloudWatch for.
+pub const DMS_METRIC_PERIOD_SECONDS: u64 = 60;
+
+/// The newest CDCLatencySource / CDCLatencyTarget datapoints of a DMS task. CDCLatencyTarget is
+/// the end-to-end lag: it is measured from the source commit time, so it already includes the
+/// source's capture delay (AWS DMS user guide, "Replication task metrics",
+/// https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Monitoring.html).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DmsLatency {
+    pub source_seconds: f64,
+    pub target_seconds: f64,
+    /// The timestamp of the older of the two datapoints.
+    pub at: DateTime<Utc>,
+}
+
+impl DmsLatency {
+    /// The lag the application sees: the larger of the two, never their sum.
+    pub fn end_to_end(&self) -> f64 {
+        self.source_seconds.max(self.target_seconds)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

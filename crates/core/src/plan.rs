@@ -1,7 +1,7 @@
 //! The cutover plan: parsed strictly (unknown fields are errors) and validated as a whole, so an
 //! operator sees every problem at once, each named by its field path.
 
-use crate::model::RecordType;
+use crate::model::{AliasTarget, RecordType, Routing};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -44,6 +44,13 @@ pub struct ReplicationPlan {
     pub sample_interval_seconds: u64,
     #[serde(default = "default_deadline")]
     pub deadline_seconds: u64,
+    /// MGN: how long the cutover instance may take to launch, boot and answer its health checks.
+    #[serde(default = "default_launch_deadline")]
+    pub launch_deadline_seconds: u64,
+}
+
+fn default_launch_deadline() -> u64 {
+    1800
 }
 
 fn default_stable_samples() -> u32 {
@@ -62,8 +69,13 @@ pub struct DnsPlan {
     pub hosted_zone_id: String,
     pub record_name: String,
     pub record_type: RecordType,
+    /// TTL of the weighted value records the cutover writes (alias records have none).
     #[serde(default = "default_ttl")]
     pub ttl: u64,
+    /// Pre-flight refuses a record whose current TTL is longer: resolvers keep the old answer
+    /// that long, so no shift or rollback would take effect before it runs out.
+    #[serde(default = "default_max_original_ttl")]
+    pub max_original_ttl_seconds: u64,
     pub blue: Target,
     pub green: Target,
 }
@@ -71,12 +83,40 @@ pub struct DnsPlan {
 fn default_ttl() -> u64 {
     60
 }
+fn default_max_original_ttl() -> u64 {
+    300
+}
 
+/// One side of the cutover: a literal `value` or an `alias` target, never both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Target {
     pub set_identifier: String,
-    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<AliasTarget>,
+    /// The Route 53 health check the weighted record carries. Blue keeps the one its record
+    /// already has; this applies where the record has none (and always to green).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_id: Option<String>,
+}
+
+impl Target {
+    /// Where this side points. Only meaningful on a validated plan (exactly one is set).
+    pub fn routing(&self) -> Routing {
+        match (&self.alias, &self.value) {
+            (Some(a), _) => Routing::Alias(a.clone()),
+            (None, v) => Routing::Value(v.clone().unwrap_or_default()),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self.routing() {
+            Routing::Value(v) => v,
+            Routing::Alias(a) => format!("ALIAS {}", a.dns_name),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +141,10 @@ pub struct HealthPlan {
     pub interval_seconds: u64,
     #[serde(default = "default_threshold")]
     pub failure_threshold: u32,
+    /// Failed rounds in one bake, consecutive or not, that make the verdict unhealthy once
+    /// reached. Default: the larger of 5 and `failureThreshold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<u32>,
     #[serde(default)]
     pub http: Vec<HttpCheck>,
     #[serde(default)]
@@ -109,6 +153,13 @@ pub struct HealthPlan {
 
 fn default_interval() -> u64 {
     30
+}
+
+impl HealthPlan {
+    pub fn failure_limit(&self) -> u32 {
+        self.failure_limit
+            .unwrap_or_else(|| self.failure_threshold.max(5))
+    }
 }
 fn default_threshold() -> u32 {
     2
@@ -156,6 +207,28 @@ pub struct FinalizePlan {
     #[serde(default)]
     pub enabled: bool,
 }
+
+/// A plan's worst-case history, by phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEstimate {
+    pub lag: u64,
+    pub launch: u64,
+    pub traffic: u64,
+    pub fixed: u64,
+}
+
+impl HistoryEstimate {
+    pub fn total(&self) -> u64 {
+        self.lag
+            .saturating_add(self.launch)
+            .saturating_add(self.traffic)
+            .saturating_add(self.fixed)
+    }
+}
+
+/// Step Functions' history limit per Standard execution.
+pub const MAX_HISTORY_EVENTS: u64 = 25_000;
 
 /// The gate name finalize asks under; traffic steps may not use it.
 pub const FINALIZE_GATE: &str = "finalize";
@@ -320,6 +393,12 @@ impl Plan {
                 ),
             );
         }
+        if !(60..=86_400).contains(&r.launch_deadline_seconds) {
+            bad(
+                "replication.launchDeadlineSeconds",
+                format!("{} is outside 60..=86400", r.launch_deadline_seconds),
+            );
+        }
         if r.stable_samples == 0 {
             bad("replication.stableSamples", "must be at least 1".into());
         }
@@ -367,23 +446,69 @@ impl Plan {
                 ),
             );
         }
+        if !(60..=604_800).contains(&d.max_original_ttl_seconds) {
+            bad(
+                "dns.maxOriginalTtlSeconds",
+                format!("{} is outside 60..=604800", d.max_original_ttl_seconds),
+            );
+        }
         for (side, t) in [("blue", &d.blue), ("green", &d.green)] {
-            if t.set_identifier.is_empty() || t.set_identifier.len() > 128 {
+            // Route 53 counts SetIdentifier in characters (1-128).
+            let len = t.set_identifier.chars().count();
+            if len == 0 || len > 128 {
                 bad(
                     &format!("dns.{side}.setIdentifier"),
                     "must be 1-128 characters".into(),
                 );
             }
-            let ok = match d.record_type {
-                RecordType::CNAME => is_hostname(&t.value),
-                RecordType::A => t.value.parse::<std::net::Ipv4Addr>().is_ok(),
-                RecordType::AAAA => t.value.parse::<std::net::Ipv6Addr>().is_ok(),
-            };
-            if !ok {
-                bad(
-                    &format!("dns.{side}.value"),
-                    format!("'{}' is not a valid {} value", t.value, d.record_type),
-                );
+            match (&t.value, &t.alias) {
+                (Some(_), Some(_)) => bad(
+                    &format!("dns.{side}"),
+                    "takes either value or alias, not both".into(),
+                ),
+                (None, None) => bad(
+                    &format!("dns.{side}"),
+                    "needs value (a literal record value) or alias {hostedZoneId, dnsName, evaluateTargetHealth}".into(),
+                ),
+                (Some(v), None) => {
+                    let ok = match d.record_type {
+                        RecordType::CNAME => is_hostname(v),
+                        RecordType::A => v.parse::<std::net::Ipv4Addr>().is_ok(),
+                        RecordType::AAAA => v.parse::<std::net::Ipv6Addr>().is_ok(),
+                    };
+                    if !ok {
+                        bad(
+                            &format!("dns.{side}.value"),
+                            format!("'{v}' is not a valid {} value", d.record_type),
+                        );
+                    }
+                }
+                (None, Some(a)) => {
+                    if !re(&ZONE_RE, r"^[A-Z0-9]{2,32}$").is_match(&a.hosted_zone_id) {
+                        bad(
+                            &format!("dns.{side}.alias.hostedZoneId"),
+                            format!(
+                                "'{}' is not a hosted zone id (the target's, e.g. a load balancer's canonical hosted zone id)",
+                                a.hosted_zone_id
+                            ),
+                        );
+                    }
+                    if !is_hostname(&a.dns_name) {
+                        bad(
+                            &format!("dns.{side}.alias.dnsName"),
+                            format!("'{}' is not a valid DNS name", a.dns_name),
+                        );
+                    }
+                }
+            }
+            if let Some(h) = &t.health_check_id {
+                // Route 53 health check ids are UUIDs (HealthCheckId: at most 64 characters).
+                if !re(&HEALTH_CHECK_RE, r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$").is_match(h) {
+                    bad(
+                        &format!("dns.{side}.healthCheckId"),
+                        format!("'{h}' is not a Route 53 health check id (a UUID)"),
+                    );
+                }
             }
         }
         if d.blue.set_identifier == d.green.set_identifier {
@@ -395,8 +520,20 @@ impl Plan {
                 ),
             );
         }
-        if d.blue.value == d.green.value {
-            bad("dns.green.value", "must differ from dns.blue.value".into());
+        let same_target = match (d.blue.routing(), d.green.routing()) {
+            (Routing::Value(b), Routing::Value(g)) => {
+                crate::model::normalize_name(&b) == crate::model::normalize_name(&g)
+            }
+            (Routing::Alias(b), Routing::Alias(g)) => b.same_as(&g),
+            _ => false,
+        };
+        if same_target && d.green.value.is_some() != d.green.alias.is_some() {
+            let (field, other) = if d.green.value.is_some() {
+                ("dns.green.value", "dns.blue.value")
+            } else {
+                ("dns.green.alias", "dns.blue.alias")
+            };
+            bad(field, format!("must differ from {other}"));
         }
 
         let steps = &self.traffic.steps;
@@ -463,6 +600,19 @@ impl Plan {
         if h.failure_threshold == 0 {
             bad("health.failureThreshold", "must be at least 1".into());
         }
+        if let Some(l) = h.failure_limit {
+            if l == 0 {
+                bad("health.failureLimit", "must be at least 1".into());
+            } else if l < h.failure_threshold {
+                bad(
+                    "health.failureLimit",
+                    format!(
+                        "{l} is below health.failureThreshold ({}): the total can never be reached before the consecutive count",
+                        h.failure_threshold
+                    ),
+                );
+            }
+        }
         if h.http.is_empty() && h.alarms.is_empty() {
             bad(
                 "health",
@@ -517,7 +667,86 @@ impl Plan {
                 ),
             );
         }
+        // Only a plan that is otherwise valid has a meaningful worst case.
+        if out.is_empty() {
+            let h = self.worst_case_history_events();
+            if h.total() > MAX_HISTORY_EVENTS {
+                let (field, why) = if h.lag >= h.traffic.max(h.launch) {
+                    (
+                        "replication.deadlineSeconds",
+                        format!(
+                            "the lag wait alone can take {} events (deadlineSeconds / sampleIntervalSeconds polls of 9 events): shorten the deadline or sample less often",
+                            h.lag
+                        ),
+                    )
+                } else if h.launch >= h.traffic {
+                    (
+                        "replication.launchDeadlineSeconds",
+                        format!("the launch wait can take {} events", h.launch),
+                    )
+                } else {
+                    (
+                        "health.intervalSeconds",
+                        format!(
+                            "the traffic steps can take {} events (bakeSeconds / intervalSeconds health rounds of 9 events each): probe less often or bake shorter",
+                            h.traffic
+                        ),
+                    )
+                };
+                out.push(Violation {
+                    field: field.into(),
+                    message: format!(
+                        "in the worst case one execution records {} history events, above Step Functions' limit of {MAX_HISTORY_EVENTS}: {why}",
+                        h.total()
+                    ),
+                });
+            }
+        }
         out
+    }
+
+    /// The most history events one execution of `cutover.asl.json` can record for this plan,
+    /// without retries: every poll loop (a Wait, a Lambda Task and a Choice: 2 + 5 + 2 events) run
+    /// to its bound. Step Functions fails a Standard execution at 25,000 events.
+    pub fn worst_case_history_events(&self) -> HistoryEstimate {
+        const POLL: u64 = 9;
+        const TASK: u64 = 5;
+        let r = &self.replication;
+        let per = |total: u64, every: u64| total / every.max(1) + 1;
+        let lag = POLL * per(r.deadline_seconds, r.sample_interval_seconds);
+        let launch = if r.kind == ReplicationKind::Mgn {
+            POLL * per(r.launch_deadline_seconds, crate::steps::LAUNCH_POLL_SECONDS)
+        } else {
+            0
+        };
+        let sync = POLL
+            * per(
+                crate::steps::SYNC_DEADLINE_SECONDS as u64,
+                crate::steps::SYNC_POLL_SECONDS,
+            );
+        let h = &self.health;
+        let original_ttl_bound = self.dns.max_original_ttl_seconds;
+        let mut traffic = 0u64;
+        for (i, s) in self.traffic.steps.iter().enumerate() {
+            let bake = if i == 0 {
+                s.bake_seconds.max(original_ttl_bound)
+            } else {
+                s.bake_seconds
+            };
+            let rounds = per(bake, h.interval_seconds) + u64::from(h.failure_limit());
+            // Iteration start/end, the approval question and gate, the shift, its sync, the bake.
+            traffic = traffic
+                .saturating_add(2 + 2 + TASK + 2 + TASK + sync + 2)
+                .saturating_add(POLL.saturating_mul(rounds));
+        }
+        // Validate, start, the finalize gate and finalize, rollback and its sync, close, ends.
+        let fixed = 3 * TASK + 2 + 3 * TASK + TASK + sync + 2 * TASK + 8;
+        HistoryEstimate {
+            lag,
+            launch,
+            traffic,
+            fixed,
+        }
     }
 
     /// Blue and green weights after shifting to `green` percent.
@@ -536,6 +765,7 @@ static MGN_RE: OnceLock<Regex> = OnceLock::new();
 static ZONE_RE: OnceLock<Regex> = OnceLock::new();
 static GATE_RE: OnceLock<Regex> = OnceLock::new();
 static HOST_RE: OnceLock<Regex> = OnceLock::new();
+static HEALTH_CHECK_RE: OnceLock<Regex> = OnceLock::new();
 
 fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("pattern is valid"))
@@ -664,5 +894,62 @@ approvals: {expiresSeconds: 3600}
             .map(|v| v.field)
             .collect();
         assert_eq!(fields, vec!["dns.blue.value", "dns.green.value"]);
+    }
+
+    #[test]
+    fn alias_targets_and_health_checks_are_checked() {
+        let text = GOOD
+            .replace("recordType: CNAME", "recordType: A")
+            .replace(
+                "blue:  {setIdentifier: blue,  value: blue-lb.example.com}",
+                "blue:  {setIdentifier: blue,  alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: blue-123.us-east-1.elb.amazonaws.com, evaluateTargetHealth: true}}",
+            )
+            .replace(
+                "green: {setIdentifier: green, value: green-lb.example.com}",
+                "green: {setIdentifier: green, alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: green-456.us-east-1.elb.amazonaws.com, evaluateTargetHealth: true}, healthCheckId: 0c9a8b9e-1b2c-4d3e-8f00-aabbccddeeff}",
+            );
+        let p = Plan::parse(&text, false).expect("alias plan is valid");
+        assert!(matches!(p.dns.blue.routing(), Routing::Alias(_)));
+        assert_eq!(p.dns.max_original_ttl_seconds, 300);
+
+        let both = text.replace(
+            "alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: blue-123",
+            "value: 192.0.2.1, alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: blue-123",
+        );
+        let fields: Vec<String> = Plan::parse(&both, false)
+            .unwrap_err()
+            .violations()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, vec!["dns.blue"]);
+
+        let bad = text
+            .replace(
+                "healthCheckId: 0c9a8b9e-1b2c-4d3e-8f00-aabbccddeeff",
+                "healthCheckId: nope",
+            )
+            .replace(
+                "dnsName: blue-123.us-east-1.elb.amazonaws.com",
+                "dnsName: 'not a name'",
+            )
+            .replace(
+                "hostedZoneId: Z35SXDOTRQ7X7K, dnsName: green",
+                "hostedZoneId: z-lower, dnsName: green",
+            );
+        let fields: Vec<String> = Plan::parse(&bad, false)
+            .unwrap_err()
+            .violations()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "dns.blue.alias.dnsName",
+                "dns.green.alias.hostedZoneId",
+                "dns.green.healthCheckId"
+            ]
+        );
     }
 }

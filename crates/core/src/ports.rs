@@ -2,8 +2,8 @@
 //! only these traits and the project's own types.
 
 use crate::model::{
-    AlarmState, ApprovalNotice, ApprovalRecord, AuditEvent, Change, ChangeInfo, DmsStartType,
-    DmsTask, MgnServer, ProbeResult, RecordSet, RecordType, RunRecord,
+    AlarmState, ApprovalNotice, ApprovalRecord, AuditEvent, Change, ChangeInfo, DmsLatency,
+    DmsStartType, DmsTask, MgnJob, MgnServer, ProbeResult, RecordSet, RecordType, RunRecord,
 };
 use crate::plan::HttpCheck;
 use async_trait::async_trait;
@@ -130,15 +130,18 @@ pub trait Replication: Send + Sync {
     async fn mgn_server(&self, server_id: &str) -> Result<MgnServer, PortError>;
     /// Launches the cutover instance (a LAUNCH job); returns the job id.
     async fn start_mgn_cutover(&self, server_id: &str) -> Result<String, PortError>;
+    /// The launch job and this server's launch status in it.
+    async fn mgn_job(&self, job_id: &str, server_id: &str) -> Result<MgnJob, PortError>;
     /// The point of no return; only the finalize step calls it.
     async fn finalize_mgn_cutover(&self, server_id: &str) -> Result<(), PortError>;
 }
 
 #[async_trait]
 pub trait Metrics: Send + Sync {
-    /// Latest CDCLatencySource and CDCLatencyTarget of a DMS task, in seconds; None without data.
-    async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<(f64, f64)>, PortError>;
-    /// States of the named alarms; an alarm that does not exist is NotFound.
+    /// Newest CDCLatencySource and CDCLatencyTarget datapoints of a DMS task; None without data.
+    async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<DmsLatency>, PortError>;
+    /// States of the named alarms, metric and composite alike; an alarm that does not exist is
+    /// NotFound.
     async fn alarm_states(&self, names: &[String]) -> Result<Vec<(String, AlarmState)>, PortError>;
 }
 

@@ -23,6 +23,12 @@ use std::time::Duration;
 
 /// The most a state may pass on, as on AWS (256 KiB).
 pub const MAX_PAYLOAD_BYTES: usize = 262_144;
+/// A Standard execution's history holds at most 25,000 events; an execution that needs more
+/// fails (Step Functions quotas, "Quotas related to state machine executions",
+/// https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html). The failure is a
+/// runtime error no Catch on `States.ALL` intercepts, so no rollback runs after it.
+pub const MAX_HISTORY_EVENTS: usize = 25_000;
+const HISTORY_RESERVE: usize = 8;
 
 /// An error raised by a task, as Step Functions sees it: a name and a cause.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,6 +87,8 @@ pub enum Status {
     Succeeded,
     Failed,
     TimedOut,
+    /// Stopped from outside (StopExecution): whatever was running is abandoned where it was.
+    Aborted,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -196,6 +204,22 @@ impl Engine {
         name: &str,
         input: Value,
     ) -> Execution {
+        self.execute_until(machine, machine_name, name, input, std::future::pending())
+            .await
+    }
+
+    /// Runs one execution until it ends or `stop` resolves, whichever comes first. A stop is a
+    /// console StopExecution: the running state is abandoned where it is, no Catch runs, and the
+    /// execution ends ABORTED with the error and cause `stop` gives (StopExecution,
+    /// https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html).
+    pub async fn execute_until(
+        &self,
+        machine: &StateMachine,
+        machine_name: &str,
+        name: &str,
+        input: Value,
+        stop: impl std::future::Future<Output = (String, String)>,
+    ) -> Execution {
         let started = (self.clock)();
         let sm_arn = format!(
             "arn:aws:states:{}:{}:stateMachine:{machine_name}",
@@ -225,15 +249,21 @@ impl Engine {
         };
         exec.event("ExecutionStarted", None, json!({"input": input}));
         let run = exec.run_machine(machine, input);
-        let result = match machine.timeout_seconds {
-            Some(t) => match tokio::time::timeout(Duration::from_secs(t), run).await {
-                Ok(r) => r.map_err(|f| (f, Status::Failed)),
-                Err(_) => Err((
-                    Failure::new("States.Timeout", "The execution timed out"),
-                    Status::TimedOut,
-                )),
-            },
-            None => run.await.map_err(|f| (f, Status::Failed)),
+        let bounded = async {
+            match machine.timeout_seconds {
+                Some(t) => match tokio::time::timeout(Duration::from_secs(t), run).await {
+                    Ok(r) => r.map_err(|f| (f, Status::Failed)),
+                    Err(_) => Err((
+                        Failure::new("States.Timeout", "The execution timed out"),
+                        Status::TimedOut,
+                    )),
+                },
+                None => run.await.map_err(|f| (f, Status::Failed)),
+            }
+        };
+        let result = tokio::select! {
+            r = bounded => r,
+            (error, cause) = stop => Err((Failure::new(&error, cause), Status::Aborted)),
         };
         let (status, output, error, cause) = match result {
             Ok(out) => {
@@ -241,10 +271,10 @@ impl Engine {
                 (Status::Succeeded, Some(out), None, None)
             }
             Err((f, status)) => {
-                let kind = if status == Status::TimedOut {
-                    "ExecutionTimedOut"
-                } else {
-                    "ExecutionFailed"
+                let kind = match status {
+                    Status::TimedOut => "ExecutionTimedOut",
+                    Status::Aborted => "ExecutionAborted",
+                    _ => "ExecutionFailed",
                 };
                 exec.event(kind, None, json!({"error": f.error, "cause": f.cause}));
                 (status, None, f.error, f.cause)
@@ -329,6 +359,15 @@ impl<'e> Exec<'e> {
             Kind::Parallel { .. } => "Parallel",
             Kind::Map { .. } => "Map",
         };
+        // Room is kept for the failure events that close the history (the enclosing Map or
+        // Parallel iterations' and ExecutionFailed).
+        let used = self.history.lock().unwrap_or_else(|p| p.into_inner()).len();
+        if used + HISTORY_RESERVE >= MAX_HISTORY_EVENTS {
+            return Err(Failure::runtime(format!(
+                "The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS}) before state '{}'.",
+                st.name
+            )));
+        }
         self.transitions.fetch_add(1, Ordering::Relaxed);
         let entered = (self.engine.clock)();
         let entered_id = self.event(

@@ -11,6 +11,6 @@ pub mod tokens;
 pub use asl::{load, load_value, LoadError, StateMachine};
 pub use exec::{
     lambda_error, Clock, Engine, Execution, HistoryEvent, Observer, Options, Status, TaskError,
-    TaskHandler,
+    TaskHandler, MAX_HISTORY_EVENTS,
 };
 pub use tokens::{TokenBroker, TokenError};

@@ -127,6 +127,7 @@ fn run_case(case: &Value) -> Verdict {
         Status::Succeeded => "SUCCEEDED",
         Status::Failed => "FAILED",
         Status::TimedOut => "TIMED_OUT",
+        Status::Aborted => "ABORTED",
     };
     if expected["status"] != status {
         return Verdict::Mismatch(format!(

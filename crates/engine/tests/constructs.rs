@@ -511,3 +511,51 @@ async fn child_executions_run_to_their_end_and_a_name_starts_once() {
     );
     assert_eq!(e.children().len(), 2, "c1 ran once");
 }
+
+/// A loop that never ends fails once its history would pass 25,000 events, as on AWS, and a
+/// Catch on States.ALL does not turn that failure into a compensation path.
+#[tokio::test(start_paused = true)]
+async fn history_limit_fails_the_execution_uncatchably() {
+    let def = json!({
+        "StartAt": "Loop",
+        "States": {
+            "Loop": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 1,
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Tick",
+                    "States": {
+                        "Tick": {"Type": "Wait", "Seconds": 1, "Next": "Again"},
+                        "Again": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": true, "Next": "Done"}], "Default": "Tick"},
+                        "Done": {"Type": "Succeed"}
+                    }
+                },
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Compensate"}],
+                "End": true
+            },
+            "Compensate": {"Type": "Pass", "End": true}
+        }
+    });
+    let exec = run(def, json!({"items": [{}]}), Arc::new(Scripted::default())).await;
+    assert_eq!(exec.status, Status::Failed);
+    assert_eq!(exec.error.as_deref(), Some("States.Runtime"));
+    assert!(
+        exec.cause.as_deref().unwrap_or_default().contains("25000"),
+        "{:?}",
+        exec.cause
+    );
+    let n = exec.history.len();
+    assert!(
+        n <= cutover_engine::MAX_HISTORY_EVENTS && n > cutover_engine::MAX_HISTORY_EVENTS - 10,
+        "{n} events"
+    );
+    assert!(
+        !exec
+            .history
+            .iter()
+            .any(|e| e.state.as_deref() == Some("Compensate")),
+        "no catch runs after the history limit"
+    );
+}

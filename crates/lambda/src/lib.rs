@@ -11,12 +11,27 @@ pub use unconfigured::Unconfigured;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use cutover_aws::*;
 use cutover_core::api::{handle_api_with, ApiRequest, ApiResponse};
+use cutover_core::steps::registry::{self, Port};
 use cutover_core::steps::{dispatch, Deps};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// The ports a step touches; the rest are `Unconfigured` (and absent from its IAM role).
+/// The ports a function touches, from the registry; the rest are `Unconfigured` (and absent
+/// from its IAM role and its cargo features, which a test checks against the same registry).
+pub fn needs(function: &str) -> Needs {
+    let f = registry::function(function);
+    let uses = |p: Port| f.is_some_and(|f| f.uses(p));
+    Needs {
+        router: uses(Port::Router),
+        replication: uses(Port::Replication),
+        metrics: uses(Port::Metrics),
+        probe: uses(Port::Probe),
+        notifier: uses(Port::Notifier),
+        callbacks: uses(Port::Callbacks),
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Needs {
     pub router: bool,
@@ -25,40 +40,6 @@ pub struct Needs {
     pub probe: bool,
     pub notifier: bool,
     pub callbacks: bool,
-}
-
-pub fn needs(step: &str) -> Needs {
-    let n = Needs::default();
-    match step {
-        "validate-cutover" => Needs {
-            router: true,
-            replication: true,
-            metrics: true,
-            probe: true,
-            ..n
-        },
-        "start-replication" | "finalize-cutover" => Needs {
-            replication: true,
-            ..n
-        },
-        "check-replication-lag" => Needs {
-            replication: true,
-            metrics: true,
-            ..n
-        },
-        "run-health-check" => Needs {
-            replication: true,
-            metrics: true,
-            probe: true,
-            ..n
-        },
-        "shift-traffic" | "check-dns-sync" | "rollback-cutover" => Needs { router: true, ..n },
-        "request-approval" => Needs {
-            notifier: true,
-            ..n
-        },
-        _ => n,
-    }
 }
 
 /// Builds the ports for `step` from one SDK config. A port the function was built without

@@ -49,6 +49,9 @@ impl Replication for Unconfigured {
     async fn start_mgn_cutover(&self, _: &str) -> Result<String, PortError> {
         Err(self.refuse("mgn"))
     }
+    async fn mgn_job(&self, _: &str, _: &str) -> Result<MgnJob, PortError> {
+        Err(self.refuse("mgn"))
+    }
     async fn finalize_mgn_cutover(&self, _: &str) -> Result<(), PortError> {
         Err(self.refuse("mgn"))
     }
@@ -56,7 +59,7 @@ impl Replication for Unconfigured {
 
 #[async_trait]
 impl Metrics for Unconfigured {
-    async fn dms_cdc_latency(&self, _: &str) -> Result<Option<(f64, f64)>, PortError> {
+    async fn dms_cdc_latency(&self, _: &str) -> Result<Option<DmsLatency>, PortError> {
         Err(self.refuse("cloudwatch"))
     }
     async fn alarm_states(&self, _: &[String]) -> Result<Vec<(String, AlarmState)>, PortError> {

@@ -2,7 +2,7 @@
 //! sample events, and least privilege (no mutating action on `Resource: "*"` but the documented
 //! exceptions; record-level Route 53 conditions; tag conditions on DMS and MGN mutations).
 
-use cutover_core::steps::{FUNCTIONS, WAVE_FUNCTIONS};
+use cutover_core::steps::registry::{substitutions_of, Machine, Port, REGISTRY};
 use serde_yaml::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -121,15 +121,10 @@ fn every_function_has_its_crate_bin_and_sample_event() {
             "bin names are unique: {name}"
         );
     }
-    let mut expected: BTreeSet<String> = FUNCTIONS
-        .iter()
-        .chain(WAVE_FUNCTIONS)
-        .map(|(f, _)| f.to_string())
-        .collect();
-    expected.insert("approval-api".into());
+    let expected: BTreeSet<String> = REGISTRY.iter().map(|f| f.name.to_string()).collect();
     assert_eq!(
         names, expected,
-        "template functions vs the steps the core defines"
+        "template functions vs the registry of functions"
     );
     // The substitution key each step is known by leads to that step's function.
     let subs_of = |machine: &str| {
@@ -140,19 +135,113 @@ fn every_function_has_its_crate_bin_and_sample_event() {
             .1["Properties"]["DefinitionSubstitutions"]
             .clone()
     };
-    for (machine, list) in [
-        ("CutoverStateMachine", FUNCTIONS),
-        ("WaveStateMachine", WAVE_FUNCTIONS),
+    for (machine, kind) in [
+        ("CutoverStateMachine", Machine::Cutover),
+        ("WaveStateMachine", Machine::Wave),
     ] {
         let subs = subs_of(machine);
-        for (step, key) in list {
+        for (step, key) in substitutions_of(kind) {
             let target =
-                get_att_target(&subs[*key]).unwrap_or_else(|| panic!("{machine}: {key} missing"));
+                get_att_target(&subs[key]).unwrap_or_else(|| panic!("{machine}: {key} missing"));
             let code_uri = &fns.iter().find(|(id, _)| *id == target).unwrap().1;
             assert_eq!(
                 code_uri,
                 &format!("functions/{step}"),
                 "{key} must point at the {step} function"
+            );
+        }
+    }
+}
+
+/// The IAM actions that show a role is built for a port: present exactly when the function uses
+/// the port. (The HTTP probe needs no IAM; DMS reads also serve the metrics port's dimension
+/// lookup, so MGN is what marks the replication port.)
+fn port_marker(port: Port) -> Option<&'static str> {
+    match port {
+        Port::Router => Some("route53:"),
+        Port::Replication => Some("mgn:"),
+        Port::Metrics => Some("cloudwatch:"),
+        Port::Probe => None,
+        Port::Notifier => Some("sns:Publish"),
+        Port::Callbacks => Some("states:SendTask"),
+        Port::Schedules => Some("scheduler:"),
+    }
+}
+
+/// What a function's code calls, what its crate links and what its role allows come from one
+/// registry: a function wired without a port it calls (or allowed one it never uses) fails here.
+#[test]
+fn wiring_features_and_iam_agree_with_the_registry() {
+    let t = template();
+    let fns = functions(&t);
+    let all = statements(&t);
+    for f in REGISTRY {
+        let cargo =
+            std::fs::read_to_string(root().join("functions").join(f.name).join("Cargo.toml"))
+                .unwrap();
+        let line = cargo
+            .lines()
+            .find(|l| l.starts_with("cutover-lambda"))
+            .unwrap_or_else(|| panic!("{}: no cutover-lambda dependency", f.name));
+        let features: BTreeSet<String> = line
+            .split("features = [")
+            .nth(1)
+            .and_then(|s| s.split(']').next())
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let wanted: BTreeSet<String> = f.ports.iter().map(|p| p.feature().to_string()).collect();
+        assert_eq!(
+            features, wanted,
+            "{}: cargo features vs registry ports",
+            f.name
+        );
+        let needs = cutover_lambda::needs(f.name);
+        assert_eq!(
+            [
+                needs.router,
+                needs.replication,
+                needs.metrics,
+                needs.probe,
+                needs.notifier,
+                needs.callbacks
+            ],
+            [
+                Port::Router,
+                Port::Replication,
+                Port::Metrics,
+                Port::Probe,
+                Port::Notifier,
+                Port::Callbacks
+            ]
+            .map(|p| f.uses(p)),
+            "{}: wiring vs registry",
+            f.name
+        );
+        let id = &fns
+            .iter()
+            .find(|(_, uri)| *uri == format!("functions/{}", f.name))
+            .unwrap_or_else(|| panic!("{}: not in the template", f.name))
+            .0;
+        let actions: Vec<String> = all
+            .iter()
+            .filter(|(sid, _)| sid == id)
+            .flat_map(|(_, s)| actions(s))
+            .collect();
+        for port in Port::ALL {
+            let Some(marker) = port_marker(port) else {
+                continue;
+            };
+            let allowed = actions.iter().any(|a| a.starts_with(marker));
+            assert_eq!(
+                allowed,
+                f.uses(port),
+                "{}: IAM {marker}* is {} but the registry says the function {} the {port:?} port",
+                f.name,
+                if allowed { "allowed" } else { "missing" },
+                if f.uses(port) { "uses" } else { "does not use" }
             );
         }
     }

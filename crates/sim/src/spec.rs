@@ -1,6 +1,6 @@
 //! The world file: parsed strictly and validated as a whole, every problem named by its field.
 
-use cutover_core::model::{normalize_name, RecordSet};
+use cutover_core::model::{normalize_name, RecordSet, DMS_TABLE_STATES, DMS_VALIDATION_STATES};
 use cutover_core::plan::{from_value, parse_document, PlanError, Violation};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,8 +25,30 @@ pub struct WorldSpec {
     pub alarms: BTreeMap<String, Vec<(f64, String)>>,
     #[serde(default)]
     pub approvals: Vec<ApprovalSpec>,
+    /// What operators do during the run, at seconds from its start.
+    #[serde(default)]
+    pub operator: Vec<OperatorSpec>,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+}
+
+/// `abort` is the approval API's abort (the run stops at its next check and rolls back if traffic
+/// moved); `stop` is a console StopExecution (the execution ends ABORTED where it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OperatorAction {
+    Abort,
+    Stop,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperatorSpec {
+    pub after_seconds: f64,
+    pub action: OperatorAction,
+    pub by: String,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 fn default_start() -> chrono::DateTime<chrono::Utc> {
@@ -80,11 +102,55 @@ pub struct ZoneSpec {
     pub records: Vec<RecordSet>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DmsSpec {
+    /// How often DMS latency datapoints are published, in seconds. A period's datapoint appears
+    /// once the period has ended, stamped with the period's start.
+    #[serde(default = "default_metric_period")]
+    pub metric_period_seconds: u64,
     #[serde(default)]
     pub tasks: Vec<DmsTaskSpec>,
+}
+
+impl Default for DmsSpec {
+    fn default() -> Self {
+        DmsSpec {
+            metric_period_seconds: default_metric_period(),
+            tasks: vec![],
+        }
+    }
+}
+
+fn default_metric_period() -> u64 {
+    60
+}
+
+/// A value that is either fixed or scripted over time: `"Table completed"` or
+/// `[[0, "Full load"], [600, "Table completed"]]` (seconds since the task started).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scripted {
+    Fixed(String),
+    Curve(Vec<(f64, String)>),
+}
+
+impl Scripted {
+    pub fn at(&self, t: f64) -> String {
+        match self {
+            Scripted::Fixed(s) => s.clone(),
+            Scripted::Curve(c) => step_value(c, t)
+                .or_else(|| c.first().map(|p| p.1.clone()))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn values(&self) -> Vec<&str> {
+        match self {
+            Scripted::Fixed(s) => vec![s.as_str()],
+            Scripted::Curve(c) => c.iter().map(|p| p.1.as_str()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,11 +160,15 @@ pub struct DmsTaskSpec {
     #[serde(default = "default_migration_type")]
     pub migration_type: String,
     pub status: String,
-    /// [[seconds since the task started, total lag seconds]], linear in between.
+    /// [[seconds since the task started, lag seconds]], linear in between: the end-to-end lag the
+    /// application sees, which is what CDCLatencyTarget reports.
     pub lag: Vec<(f64, f64)>,
-    /// Optional share of the lag on the target side (CDCLatencyTarget); the rest is source.
+    /// Optional CDCLatencySource curve (the capture delay alone, never above `lag`); absent = 0.
     #[serde(default)]
-    pub target_lag: Vec<(f64, f64)>,
+    pub source_lag: Vec<(f64, f64)>,
+    /// Replaced by `lag` (end to end) and `sourceLag`; refused with a message saying so.
+    #[serde(default, skip_serializing)]
+    pub target_lag: Option<serde_json::Value>,
     /// The task fails this many seconds after it starts.
     #[serde(default)]
     pub fail_after_seconds: Option<f64>,
@@ -110,21 +180,23 @@ fn default_migration_type() -> String {
     "full-load-and-cdc".into()
 }
 
+/// A table as DescribeTableStatistics reports it; times count from the task's start. Before the
+/// task starts every table is "Before load".
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TableSpec {
     pub name: String,
     #[serde(default = "default_table_state")]
-    pub state: String,
+    pub state: Scripted,
     #[serde(default = "default_validation")]
-    pub validation_state: String,
+    pub validation_state: Scripted,
 }
 
-fn default_table_state() -> String {
-    "Table completed".into()
+fn default_table_state() -> Scripted {
+    Scripted::Fixed("Table completed".into())
 }
-fn default_validation() -> String {
-    "Validated".into()
+fn default_validation() -> Scripted {
+    Scripted::Fixed("Not enabled".into())
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -142,9 +214,16 @@ pub struct MgnServerSpec {
     pub replication_state: String,
     /// [[seconds since t = 0, lag seconds]], linear in between.
     pub lag: Vec<(f64, f64)>,
-    /// Seconds a cutover launch job takes.
+    /// Seconds from StartCutover until the launch job has completed and the launched instance
+    /// has finished its first boot.
     #[serde(default = "default_launch")]
     pub launch_seconds: f64,
+    /// The launch fails: the job completes with this server's launch FAILED and no instance boots.
+    #[serde(default)]
+    pub launch_fails: bool,
+    /// Health URLs the launched instance serves: they refuse connections until its first boot.
+    #[serde(default)]
+    pub launched_urls: Vec<String>,
 }
 
 fn default_launch() -> f64 {
@@ -223,6 +302,10 @@ pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
             "ServiceUnavailable",
         ],
     ),
+    (
+        "mgn.DescribeJobs",
+        &["ThrottlingException", "ServiceUnavailable"],
+    ),
     ("http.Probe", &["ConnectionRefused", "Timeout"]),
 ];
 
@@ -279,6 +362,9 @@ impl WorldSpec {
     pub fn violations(&self) -> Vec<Violation> {
         let mut out = Vec::new();
         let mut bad = |field: String, message: String| out.push(Violation { field, message });
+        if !(1..=86_400).contains(&self.dms.metric_period_seconds) {
+            bad("dms.metricPeriodSeconds".into(), "must be 1..=86400".into());
+        }
         if self.route53.requests_per_second == 0 {
             bad(
                 "route53.requestsPerSecond".into(),
@@ -301,10 +387,20 @@ impl WorldSpec {
                         format!("'{}' is not in zone {}", r.name, z.name),
                     );
                 }
-                if r.values.is_empty() {
+                if r.alias_target.is_some() && (r.ttl.is_some() || !r.values.is_empty()) {
+                    bad(
+                        format!("route53.zones[{zi}].records[{ri}].aliasTarget"),
+                        "an alias record has no ttl and no values (Route 53 answers with the target's)".into(),
+                    );
+                } else if r.alias_target.is_none() && r.values.is_empty() {
                     bad(
                         format!("route53.zones[{zi}].records[{ri}].values"),
-                        "needs at least one value".into(),
+                        "needs at least one value, or an aliasTarget".into(),
+                    );
+                } else if r.alias_target.is_none() && r.ttl.is_none() {
+                    bad(
+                        format!("route53.zones[{zi}].records[{ri}].ttl"),
+                        "a value record needs a ttl".into(),
                     );
                 }
                 if r.weight.is_some() != r.set_identifier.is_some() {
@@ -338,13 +434,60 @@ impl WorldSpec {
                 );
             }
             curve(&t.lag, &format!("dms.tasks[{i}].lag"), true, &mut bad);
-            if !t.target_lag.is_empty() {
+            if t.target_lag.is_some() {
+                bad(
+                    format!("dms.tasks[{i}].targetLag"),
+                    "is no longer read: `lag` is now the end-to-end lag (what CDCLatencyTarget reports) and `sourceLag` the capture delay (CDCLatencySource, at most `lag`); move the curve".into(),
+                );
+            }
+            if !t.source_lag.is_empty() {
                 curve(
-                    &t.target_lag,
-                    &format!("dms.tasks[{i}].targetLag"),
+                    &t.source_lag,
+                    &format!("dms.tasks[{i}].sourceLag"),
                     false,
                     &mut bad,
                 );
+                let above = t
+                    .source_lag
+                    .iter()
+                    .chain(&t.lag)
+                    .map(|p| p.0)
+                    .find(|&x| interpolate(&t.source_lag, x) > interpolate(&t.lag, x) + 1e-9);
+                if let Some(x) = above {
+                    bad(
+                        format!("dms.tasks[{i}].sourceLag"),
+                        format!("is above lag at t={x}: CDCLatencyTarget includes the source's delay, so source latency is never larger"),
+                    );
+                }
+            }
+            for (ti, table) in t.tables.iter().enumerate() {
+                for (field, value, allowed) in [
+                    ("state", &table.state, DMS_TABLE_STATES),
+                    (
+                        "validationState",
+                        &table.validation_state,
+                        DMS_VALIDATION_STATES,
+                    ),
+                ] {
+                    if let Scripted::Curve(c) = value {
+                        steps(
+                            c.iter().map(|p| p.0),
+                            &format!("dms.tasks[{i}].tables[{ti}].{field}"),
+                            &mut bad,
+                        );
+                    }
+                    for v in value.values() {
+                        if !allowed.contains(&v) {
+                            bad(
+                                format!("dms.tasks[{i}].tables[{ti}].{field}"),
+                                format!(
+                                    "'{v}' is not spelled as DMS reports it: one of {}",
+                                    allowed.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                }
             }
         }
         for (i, s) in self.mgn.servers.iter().enumerate() {
@@ -361,6 +504,20 @@ impl WorldSpec {
                 );
             }
             curve(&s.lag, &format!("mgn.servers[{i}].lag"), true, &mut bad);
+            if !(s.launch_seconds.is_finite() && (1.0..=86_400.0).contains(&s.launch_seconds)) {
+                bad(
+                    format!("mgn.servers[{i}].launchSeconds"),
+                    format!("{} is outside 1..=86400", s.launch_seconds),
+                );
+            }
+            for (u, url) in s.launched_urls.iter().enumerate() {
+                if url::Url::parse(url).is_err() {
+                    bad(
+                        format!("mgn.servers[{i}].launchedUrls[{u}]"),
+                        format!("'{url}' is not a URL"),
+                    );
+                }
+            }
         }
         for (url, points) in &self.http {
             if url::Url::parse(url).is_err() {
@@ -406,6 +563,17 @@ impl WorldSpec {
                     format!("approvals[{i}].afterSeconds"),
                     "must be zero or more".into(),
                 );
+            }
+        }
+        for (i, o) in self.operator.iter().enumerate() {
+            if !(o.after_seconds >= 0.0 && o.after_seconds.is_finite()) {
+                bad(
+                    format!("operator[{i}].afterSeconds"),
+                    "must be zero or more".into(),
+                );
+            }
+            if o.by.trim().is_empty() {
+                bad(format!("operator[{i}].by"), "names who acts".into());
             }
         }
         for (i, f) in self.faults.iter().enumerate() {

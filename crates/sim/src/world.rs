@@ -44,6 +44,9 @@ struct DmsState {
 struct MgnState {
     lifecycle: String,
     replication_state: String,
+    /// When StartCutover launched the cutover instance, and its job.
+    launched_at: Option<f64>,
+    job_id: Option<String>,
 }
 
 struct State {
@@ -67,6 +70,37 @@ pub struct World {
 
 fn canonical(name: &str) -> String {
     format!("{}.", normalize_name(name))
+}
+
+/// A record as Route 53 stores it: names lower-case with a trailing dot, the alias target's too.
+fn canonical_record(mut r: RecordSet) -> RecordSet {
+    r.name = canonical(&r.name);
+    if let Some(a) = r.alias_target.as_mut() {
+        a.dns_name = canonical(&a.dns_name);
+    }
+    r
+}
+
+/// Route 53's own wording when a record is neither a value record nor an alias record
+/// (ResourceRecordSet: an alias record omits TTL and ResourceRecords).
+pub fn record_shape_error(r: &RecordSet) -> Option<String> {
+    let alias = r.alias_target.is_some();
+    let value = r.ttl.is_some() || !r.values.is_empty();
+    if alias == value || (!alias && (r.ttl.is_none() || r.values.is_empty())) {
+        let found = match (alias, r.ttl.is_some(), r.values.is_empty()) {
+            (true, _, _) => "more than one",
+            (false, false, false) => "ResourceRecords without TTL",
+            (false, true, true) => "TTL without ResourceRecords",
+            _ => "none",
+        };
+        return Some(format!(
+            "Invalid request: Expected exactly one of [AliasTarget, all of [TTL, and ResourceRecords]], but found {found} in Change with [Name={}, Type={}, SetIdentifier={}]",
+            r.name,
+            r.record_type,
+            r.set_identifier.as_deref().unwrap_or("null")
+        ));
+    }
+    None
 }
 
 fn err(service: &'static str, code: &str, message: impl Into<String>) -> PortError {
@@ -96,10 +130,7 @@ impl World {
             .zones
             .iter()
             .map(|z| {
-                let records = z.records.iter().cloned().map(|mut r| {
-                    r.name = canonical(&r.name);
-                    r
-                });
+                let records = z.records.iter().cloned().map(canonical_record);
                 (
                     z.id.clone(),
                     Zone {
@@ -134,6 +165,8 @@ impl World {
                     MgnState {
                         lifecycle: s.lifecycle.clone(),
                         replication_state: s.replication_state.clone(),
+                        launched_at: None,
+                        job_id: None,
                     },
                 )
             })
@@ -290,46 +323,74 @@ fn key(r: &RecordSet) -> (String, RecordType, Option<String>) {
     (r.name.clone(), r.record_type, r.set_identifier.clone())
 }
 
+/// Why Route 53 refuses a batch: InvalidInput for a malformed record, InvalidChangeBatch for a
+/// batch that does not fit the zone (ChangeResourceRecordSets errors,
+/// https://docs.aws.amazon.com/Route53/latest/APIReference/API_ChangeResourceRecordSets.html).
+struct BatchError {
+    code: &'static str,
+    message: String,
+}
+
+impl BatchError {
+    fn input(message: String) -> Self {
+        BatchError {
+            code: "InvalidInput",
+            message,
+        }
+    }
+    fn batch(message: String) -> Self {
+        BatchError {
+            code: "InvalidChangeBatch",
+            message,
+        }
+    }
+}
+
 /// Applies a batch to a copy of the zone's records as Route 53 would, or says why it refuses.
-fn apply_batch(zone: &Zone, changes: &[Change]) -> Result<Vec<RecordSet>, String> {
+/// The batch is transactional: all of it or none. A DELETE must name the record exactly as it is,
+/// health check and alias target included ("To delete a resource record set, you must specify all
+/// the same values that you specified when you created it").
+fn apply_batch(zone: &Zone, changes: &[Change]) -> Result<Vec<RecordSet>, BatchError> {
     if changes.is_empty() {
-        return Err("the change batch is empty".into());
+        return Err(BatchError::input("the change batch is empty".into()));
     }
     let mut records = zone.records.clone();
     for c in changes {
-        let mut r = c.record.clone();
-        r.name = canonical(&r.name);
+        let r = canonical_record(c.record.clone());
         let zone_name = &zone.name;
         if r.name != *zone_name && !r.name.ends_with(&format!(".{zone_name}")) {
-            return Err(format!(
+            return Err(BatchError::batch(format!(
                 "RRSet with DNS name {} is not permitted in zone {zone_name}",
                 r.name
-            ));
+            )));
+        }
+        if let Some(m) = record_shape_error(&r) {
+            return Err(BatchError::input(m));
         }
         if r.weight.is_some() != r.set_identifier.is_some() {
-            return Err(format!(
+            return Err(BatchError::input(format!(
                 "Invalid request: weight and SetIdentifier must be given together for {}",
                 r.name
-            ));
+            )));
         }
         if r.weight.is_some_and(|w| w > 255) {
-            return Err(format!(
+            return Err(BatchError::input(format!(
                 "Invalid weight {} for {}: weights are 0..=255",
                 r.weight.unwrap_or(0),
                 r.name
-            ));
+            )));
         }
-        if r.values.is_empty() || (r.record_type == RecordType::CNAME && r.values.len() != 1) {
-            return Err(format!(
+        if r.alias_target.is_none() && r.record_type == RecordType::CNAME && r.values.len() != 1 {
+            return Err(BatchError::batch(format!(
                 "Invalid number of values for {} {}",
                 r.name, r.record_type
-            ));
+            )));
         }
         let pos = records.iter().position(|x| key(x) == key(&r));
         match c.action {
             ChangeAction::Create => {
                 if pos.is_some() {
-                    return Err(format!("Tried to create resource record set [name='{}', type='{}'] but it already exists", r.name, r.record_type));
+                    return Err(BatchError::batch(format!("Tried to create resource record set [name='{}', type='{}'] but it already exists", r.name, r.record_type)));
                 }
                 records.push(r);
             }
@@ -338,13 +399,13 @@ fn apply_batch(zone: &Zone, changes: &[Change]) -> Result<Vec<RecordSet>, String
                     records.remove(i);
                 }
                 Some(_) => {
-                    return Err(format!(
+                    return Err(BatchError::batch(format!(
                         "Tried to delete resource record set [name='{}', type='{}'] but the values provided do not match the current values",
                         r.name, r.record_type
-                    ))
+                    )))
                 }
                 None => {
-                    return Err(format!("Tried to delete resource record set [name='{}', type='{}'] but it was not found", r.name, r.record_type))
+                    return Err(BatchError::batch(format!("Tried to delete resource record set [name='{}', type='{}'] but it was not found", r.name, r.record_type)))
                 }
             },
             ChangeAction::Upsert => match pos {
@@ -364,13 +425,14 @@ fn apply_batch(zone: &Zone, changes: &[Change]) -> Result<Vec<RecordSet>, String
     for ((name, ty), group) in groups {
         let simple = group.iter().filter(|r| !r.is_weighted()).count();
         if simple > 0 && group.len() > 1 {
-            return Err(format!(
+            return Err(BatchError::batch(format!(
                 "RRSet of type {ty} with DNS name {name} is not permitted because a conflicting RRSet of type {ty} with the same DNS name already exists"
-            ));
+            )));
         }
-        let ttls: Vec<u64> = group.iter().map(|r| r.ttl).collect();
+        // The TTL rule binds the value records of a weighted set; alias records have no TTL.
+        let ttls: Vec<u64> = group.iter().filter_map(|r| r.ttl).collect();
         if ttls.windows(2).any(|w| w[0] != w[1]) {
-            return Err(format!("All resource record sets in the weighted set {name} {ty} must have the same TTL, got {ttls:?}"));
+            return Err(BatchError::batch(format!("All resource record sets in the weighted set {name} {ty} must have the same TTL, got {ttls:?}")));
         }
     }
     Ok(records)
@@ -426,8 +488,7 @@ impl TrafficRouter for World {
                 format!("No hosted zone found with ID: {zone_id}"),
             )
         })?;
-        let records =
-            apply_batch(zone, changes).map_err(|m| err("route53", "InvalidChangeBatch", m))?;
+        let records = apply_batch(zone, changes).map_err(|e| err("route53", e.code, e.message))?;
         let mut before = zone.records.clone();
         let mut after = records.clone();
         before.sort();
@@ -487,10 +548,17 @@ impl Replication for World {
             tables: spec
                 .tables
                 .iter()
-                .map(|t| TableStatus {
-                    name: t.name.clone(),
-                    state: t.state.clone(),
-                    validation_state: t.validation_state.clone(),
+                .map(|t| match s.started_at {
+                    Some(start) => TableStatus {
+                        name: t.name.clone(),
+                        state: t.state.at(self.t() - start),
+                        validation_state: t.validation_state.at(self.t() - start),
+                    },
+                    None => TableStatus {
+                        name: t.name.clone(),
+                        state: "Before load".into(),
+                        validation_state: "Not enabled".into(),
+                    },
                 })
                 .collect(),
         })
@@ -575,11 +643,25 @@ impl Replication for World {
         };
         let lag = (s.replication_state == "CONTINUOUS")
             .then(|| format!("PT{}S", interpolate(&spec.lag, self.t()).round() as u64));
+        let launched_instance = s.launched_at.map(|at| {
+            let booted = self.t() >= at + spec.launch_seconds;
+            LaunchedInstance {
+                ec2_instance_id: (booted && !spec.launch_fails)
+                    .then(|| format!("i-{:017x}", st.counters.mgn_cutovers)),
+                job_id: s.job_id.clone(),
+                first_boot: match (booted, spec.launch_fails) {
+                    (_, true) => "UNKNOWN".into(),
+                    (true, false) => "SUCCEEDED".into(),
+                    (false, false) => "WAITING".into(),
+                },
+            }
+        });
         Ok(MgnServer {
             id: server_id.into(),
             lifecycle: s.lifecycle.clone(),
             replication_state: s.replication_state.clone(),
             lag_duration: lag,
+            launched_instance,
         })
     }
 
@@ -595,8 +677,54 @@ impl Replication for World {
             ));
         }
         s.lifecycle = "CUTTING_OVER".into();
+        let t = self.t();
         st.counters.mgn_cutovers += 1;
-        Ok(format!("mgnjob-{:017x}", st.counters.mgn_cutovers))
+        let job = format!("mgnjob-{:017x}", st.counters.mgn_cutovers);
+        let s = mgn_server_mut(&mut st, server_id)?;
+        s.launched_at = Some(t);
+        s.job_id = Some(job.clone());
+        Ok(job)
+    }
+
+    /// A launch job is PENDING for its first seconds, STARTED while the instance is created and
+    /// boots, COMPLETED after `launchSeconds` (MGN API reference, Job:
+    /// https://docs.aws.amazon.com/mgn/latest/APIReference/API_Job.html).
+    async fn mgn_job(&self, job_id: &str, server_id: &str) -> Result<MgnJob, PortError> {
+        let mut st = self.st();
+        self.enter(&mut st, "mgn", "DescribeJobs")?;
+        let spec = self.spec.mgn.servers.iter().find(|s| s.id == server_id);
+        let found = st
+            .mgn
+            .get(server_id)
+            .filter(|s| s.job_id.as_deref() == Some(job_id))
+            .and_then(|s| s.launched_at);
+        let (Some(spec), Some(at)) = (spec, found) else {
+            return Err(err(
+                "mgn",
+                "ResourceNotFoundException",
+                format!("Job {job_id} not found"),
+            ));
+        };
+        let age = self.t() - at;
+        let (status, launch) = if age >= spec.launch_seconds {
+            (
+                "COMPLETED",
+                if spec.launch_fails {
+                    "FAILED"
+                } else {
+                    "LAUNCHED"
+                },
+            )
+        } else if age >= spec.launch_seconds.min(5.0) {
+            ("STARTED", "IN_PROGRESS")
+        } else {
+            ("PENDING", "PENDING")
+        };
+        Ok(MgnJob {
+            id: job_id.into(),
+            status: status.into(),
+            launch_status: Some(launch.into()),
+        })
     }
 
     async fn finalize_mgn_cutover(&self, server_id: &str) -> Result<(), PortError> {
@@ -620,7 +748,10 @@ impl Replication for World {
 
 #[async_trait]
 impl Metrics for World {
-    async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<(f64, f64)>, PortError> {
+    /// CloudWatch holds one datapoint per period, published once the period has ended and stamped
+    /// with its start; DMS publishes only while the task replicates. The value is the latency at
+    /// the period's end: `lag` for CDCLatencyTarget, `sourceLag` for CDCLatencySource.
+    async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<DmsLatency>, PortError> {
         let mut st = self.st();
         self.enter(&mut st, "cloudwatch", "GetMetricData")?;
         let Some(spec) = self.spec.dms.tasks.iter().find(|t| t.arn == task_arn) else {
@@ -629,18 +760,31 @@ impl Metrics for World {
         let Some(s) = st.dms.get(task_arn) else {
             return Ok(None);
         };
-        // DMS publishes latency only while the task replicates.
         if self.dms_status(s, spec) != "running" {
             return Ok(None);
         }
-        let since = self.t() - s.started_at.unwrap_or(0.0);
-        let total = interpolate(&spec.lag, since);
-        let target = if spec.target_lag.is_empty() {
+        let start = s.started_at.unwrap_or(0.0);
+        let period = self.spec.dms.metric_period_seconds as f64;
+        let t = self.t();
+        let period_start = ((t / period).floor() - 1.0) * period;
+        // Nothing published until a period in which the task ran has ended.
+        if period_start + period <= start {
+            return Ok(None);
+        }
+        let since = period_start + period - start;
+        let target = interpolate(&spec.lag, since);
+        let source = if spec.source_lag.is_empty() {
             0.0
         } else {
-            interpolate(&spec.target_lag, since).min(total)
+            interpolate(&spec.source_lag, since).min(target)
         };
-        Ok(Some((total - target, target)))
+        let at =
+            self.clock.epoch() + chrono::Duration::milliseconds((period_start * 1000.0) as i64);
+        Ok(Some(DmsLatency {
+            source_seconds: source,
+            target_seconds: target,
+            at,
+        }))
     }
 
     async fn alarm_states(&self, names: &[String]) -> Result<Vec<(String, AlarmState)>, PortError> {
@@ -676,6 +820,23 @@ impl HealthProbe for World {
                 ok: false,
                 status: None,
                 detail: e.to_string(),
+            };
+        }
+        // A URL the launched cutover instance serves does not answer before its first boot.
+        let t = self.t();
+        let not_booted = self.spec.mgn.servers.iter().any(|s| {
+            s.launched_urls.contains(&check.url)
+                && st
+                    .mgn
+                    .get(&s.id)
+                    .and_then(|m| m.launched_at)
+                    .is_none_or(|at| s.launch_fails || t < at + s.launch_seconds)
+        });
+        if not_booted {
+            return ProbeResult {
+                ok: false,
+                status: None,
+                detail: "connection refused (the MGN cutover instance is not launched or has not finished its first boot)".into(),
             };
         }
         match self
@@ -746,8 +907,10 @@ route53:
             record_type: RecordType::CNAME,
             set_identifier: Some(id.into()),
             weight: Some(w),
-            ttl,
+            ttl: Some(ttl),
             values: vec![v.into()],
+            alias_target: None,
+            health_check_id: None,
         }
     }
 
@@ -773,7 +936,7 @@ route53:
     async fn route53_refuses_inexact_delete_bad_weight_and_mixed_ttls() {
         let w = world(ZONE);
         let mut simple = w.dns("Z1", "orders.example.com", RecordType::CNAME)[0].clone();
-        simple.ttl = 60;
+        simple.ttl = Some(60);
         let e = w
             .change(
                 "Z1",
@@ -786,7 +949,7 @@ route53:
             .await
             .unwrap_err();
         assert!(e.message.contains("do not match"), "{e}");
-        simple.ttl = 300;
+        simple.ttl = Some(300);
         let e = w
             .change(
                 "Z1",
@@ -924,7 +1087,18 @@ dms: {tasks: [{arn: "arn:aws:dms:us-east-1:123456789012:task:T", status: ready, 
         );
         tokio::time::sleep(std::time::Duration::from_secs(50)).await;
         assert_eq!(w.dms_task(arn).await.unwrap().status, "running");
-        assert_eq!(w.dms_cdc_latency(arn).await.unwrap(), Some((50.0, 0.0)));
+        assert_eq!(
+            w.dms_cdc_latency(arn).await.unwrap(),
+            None,
+            "no datapoint before the first period ends"
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+        let p = w.dms_cdc_latency(arn).await.unwrap().expect("a datapoint");
+        assert_eq!(
+            (p.source_seconds, p.target_seconds, p.at),
+            (0.0, 40.0, w.clock().epoch()),
+            "the period [0, 60) is published at its end with its start as timestamp"
+        );
         w.stop_dms_task(arn).await.unwrap();
         w.start_dms_task(arn, DmsStartType::ResumeProcessing)
             .await

@@ -1,9 +1,9 @@
 //! Step handlers over the simulated world: GIVEN a world, WHEN a step runs, THEN what changed.
 
 use chrono::Utc;
-use cutover_core::model::{ChangeAction, Decision, RecordType};
+use cutover_core::model::{Decision, RecordType};
 use cutover_core::plan::Plan;
-use cutover_core::ports::{PortError, RunStore, TaskCallbacks, TrafficRouter};
+use cutover_core::ports::{PortError, RunStore, TaskCallbacks};
 use cutover_core::steps::*;
 use cutover_core::StepError;
 use cutover_sim::{MemoryStore, SimClock, World, WorldSpec};
@@ -169,6 +169,7 @@ async fn a_second_run_of_the_same_application_is_refused() {
             plan: g.plan.clone(),
             outcome: None,
             error: None,
+            warning: None,
         },
         &g.deps,
     )
@@ -185,6 +186,7 @@ async fn a_redelivered_validate_returns_the_first_snapshot() {
         StartReplicationInput {
             run_id: "r1".into(),
             plan: g.plan.clone(),
+            launch: false,
         },
         &g.deps,
     )
@@ -215,6 +217,7 @@ async fn start_replication_picks_the_start_type_and_runs_once() {
     let input = StartReplicationInput {
         run_id: "r1".into(),
         plan: g.plan.clone(),
+        launch: false,
     };
     let out = start_replication(input.clone(), &g.deps).await.unwrap();
     assert_eq!(out.action, "start-replication");
@@ -227,6 +230,7 @@ async fn start_replication_picks_the_start_type_and_runs_once() {
         StartReplicationInput {
             run_id: "r1".into(),
             plan: g.plan.clone(),
+            launch: false,
         },
         &g.deps,
     )
@@ -243,6 +247,7 @@ async fn lag_gate_needs_consecutive_samples_and_stops_at_the_deadline() {
         StartReplicationInput {
             run_id: "r1".into(),
             plan: g.plan.clone(),
+            launch: false,
         },
         &g.deps,
     )
@@ -281,6 +286,7 @@ async fn lag_gate_needs_consecutive_samples_and_stops_at_the_deadline() {
         StartReplicationInput {
             run_id: "r1".into(),
             plan: g.plan.clone(),
+            launch: false,
         },
         &g.deps,
     )
@@ -312,6 +318,7 @@ async fn table_errors_keep_the_lag_gate_shut() {
         StartReplicationInput {
             run_id: "r1".into(),
             plan: g.plan.clone(),
+            launch: false,
         },
         &g.deps,
     )
@@ -356,15 +363,15 @@ async fn shift_converts_a_simple_record_in_one_batch_and_is_idempotent() {
     let dns = g
         .world
         .dns("Z0123456789", "orders.example.com", RecordType::CNAME);
-    let weights: Vec<(Option<String>, Option<u32>, u64)> = dns
+    let weights: Vec<(Option<String>, Option<u32>, Option<u64>)> = dns
         .iter()
         .map(|r| (r.set_identifier.clone(), r.weight, r.ttl))
         .collect();
     assert_eq!(
         weights,
         vec![
-            (Some("blue".into()), Some(90), 60),
-            (Some("green".into()), Some(10), 60)
+            (Some("blue".into()), Some(90), Some(60)),
+            (Some("green".into()), Some(10), Some(60))
         ]
     );
     let e = shift_traffic(
@@ -448,6 +455,7 @@ async fn health_turns_unhealthy_after_the_threshold_and_honours_abort() {
         started_at: Utc::now(),
         samples: 0,
         consecutive_failures: 0,
+        failures: 0,
         healthy: None,
         reasons: vec![],
         complete: false,
@@ -601,33 +609,48 @@ async fn events_are_checked_at_the_boundary() {
     assert!(dispatch("no-such-step", json!({}), &g.deps).await.is_err());
 }
 
-#[tokio::test(start_paused = true)]
-async fn mgn_lag_comes_from_lag_duration_and_cutover_launches_once() {
-    let world = r#"
+const MGN_WORLD: &str = r#"
 route53:
-  zones: [{id: Z0123456789, name: example.com., records: [{name: orders.example.com., type: CNAME, ttl: 300, values: [blue-lb.example.com]}]}]
-mgn: {servers: [{id: s-0123456789abcdef0, lifecycle: READY_FOR_CUTOVER, replicationState: CONTINUOUS, lag: [[0, 95]]}]}
+  zones: [{id: Z0123456789, name: example.com., records: [{name: orders.example.com., type: CNAME, ttl: 60, values: [blue-lb.example.com]}]}]
+mgn: {servers: [{id: s-0123456789abcdef0, lifecycle: READY_FOR_CUTOVER, replicationState: CONTINUOUS, lag: [[0, 95]], launchSeconds: 300, launchedUrls: ["https://green.example.com/health"]}]}
 http: {"https://green.example.com/health": [[0, 200]]}
 alarms: {green-5xx: [[0, OK]]}
 "#;
+
+fn mgn_given(world: &str) -> Given {
     let mut g = given(world);
     g.plan.replication.kind = cutover_core::plan::ReplicationKind::Mgn;
     g.plan.replication.task_arn = None;
     g.plan.replication.source_server_id = Some("s-0123456789abcdef0".into());
+    g
+}
+
+/// MGN: nothing launches at the start; the lag comes from lagDuration; the cutover instance is
+/// launched once, after the gate, and green counts as ready only after the launch job completed,
+/// the first boot succeeded and its health URL answers.
+#[tokio::test(start_paused = true)]
+async fn mgn_launches_after_the_lag_gate_and_waits_for_first_boot() {
+    let g = mgn_given(MGN_WORLD);
     let v = validated(&g, "r1").await;
-    let input = StartReplicationInput {
+    assert_eq!(
+        g.world.counters().calls.get("http.Probe"),
+        None,
+        "green does not exist before the launch: pre-flight does not probe it"
+    );
+    let start = StartReplicationInput {
         run_id: "r1".into(),
         plan: g.plan.clone(),
+        launch: false,
     };
     assert_eq!(
-        start_replication(input.clone(), &g.deps)
-            .await
-            .unwrap()
-            .action,
-        "start-cutover"
+        start_replication(start, &g.deps).await.unwrap().action,
+        "none"
     );
-    start_replication(input, &g.deps).await.unwrap();
-    assert_eq!(g.world.counters().mgn_cutovers, 1);
+    assert_eq!(
+        g.world.counters().mgn_cutovers,
+        0,
+        "no launch before the lag gate"
+    );
     let gate = check_replication_lag(
         CheckLagInput {
             run_id: "r1".into(),
@@ -640,13 +663,89 @@ alarms: {green-5xx: [[0, OK]]}
     .await
     .unwrap();
     assert_eq!(gate.lag_seconds, Some(95.0));
-    let _ = (
-        ChangeAction::Upsert,
-        g.world
-            .records("Z0123456789", "orders.example.com", RecordType::CNAME)
-            .await
-            .unwrap(),
+
+    let launch = StartReplicationInput {
+        run_id: "r1".into(),
+        plan: g.plan.clone(),
+        launch: true,
+    };
+    let launched = start_replication(launch.clone(), &g.deps).await.unwrap();
+    assert_eq!(launched.action, "start-cutover");
+    assert_eq!(start_replication(launch, &g.deps).await.unwrap(), launched);
+    assert_eq!(g.world.counters().mgn_cutovers, 1, "StartCutover once");
+
+    let check = CheckLaunchInput {
+        run_id: "r1".into(),
+        plan: g.plan.clone(),
+        job_id: launched.job_id.clone().unwrap(),
+        launched_at: launched.launched_at.unwrap(),
+    };
+    let early = check_launch(check.clone(), &g.deps).await.unwrap();
+    assert!(!early.ready);
+    assert!(
+        early
+            .reasons
+            .iter()
+            .any(|r| r.contains("first boot is WAITING")),
+        "{:?}",
+        early.reasons
     );
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let ready = check_launch(check, &g.deps).await.unwrap();
+    assert!(ready.ready, "{:?}", ready.reasons);
+    assert_eq!(ready.first_boot.as_deref(), Some("SUCCEEDED"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn mgn_server_left_cutting_over_is_refused_with_the_fix() {
+    let g =
+        mgn_given(&MGN_WORLD.replace("lifecycle: READY_FOR_CUTOVER", "lifecycle: CUTTING_OVER"));
+    let e = validate_cutover(
+        ValidateInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("already CUTTING_OVER"), "{msg}");
+    assert!(msg.contains("Revert to ready for cutover"), "{msg}");
+    assert_eq!(g.world.counters().mgn_cutovers, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn mgn_failed_launch_fails_the_run_before_traffic() {
+    let g = mgn_given(&MGN_WORLD.replace(
+        "launchSeconds: 300",
+        "launchSeconds: 300, launchFails: true",
+    ));
+    validated(&g, "r1").await;
+    let launched = start_replication(
+        StartReplicationInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            launch: true,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let e = check_launch(
+        CheckLaunchInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            job_id: launched.job_id.unwrap(),
+            launched_at: launched.launched_at.unwrap(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.name(), "ReplicationFailed");
+    assert!(e.to_string().contains("FAILED"), "{e}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -85,6 +85,7 @@ pub async fn request_approval(
             1
         },
         approvals: vec![],
+        callback_sent: false,
     };
     deps.store
         .save_approval(&record, true)
@@ -172,10 +173,16 @@ pub async fn decide_approval(
             run_id: run_id.into(),
             gate: gate.into(),
         })?;
-    if rec.decision.is_some() {
+    let now = deps.clock.now();
+    if let Some(stored) = rec.decision {
+        // The decision was stored but its callback never got through (Step Functions was
+        // unavailable): the same decision, repeated, sends it again instead of a 409.
+        if stored == decision.decision && !rec.callback_sent {
+            deliver(&mut rec, gate, deps, now, true).await?;
+            return Ok(DecisionOutcome::Decided(rec));
+        }
         return Err(ApprovalError::AlreadyDecided(gate.into()));
     }
-    let now = deps.clock.now();
     if now >= rec.expires_at {
         return Err(ApprovalError::Expired(gate.into()));
     }
@@ -221,7 +228,7 @@ pub async fn decide_approval(
         actor.to_string()
     };
     rec.decision = Some(decision.decision);
-    rec.decided_by = Some(actor_all.clone());
+    rec.decided_by = Some(actor_all);
     rec.decided_at = Some(now);
     rec.reason = decision.reason.clone();
     match deps.store.save_approval(&rec, true).await {
@@ -231,42 +238,78 @@ pub async fn decide_approval(
         }
         Err(e) => return Err(unavailable(e)),
     }
-    let sent = match decision.decision {
-        Decision::Approve => {
+    deliver(&mut rec, gate, deps, now, false).await?;
+    Ok(DecisionOutcome::Decided(rec))
+}
+
+/// Sends a stored decision to the waiting execution, then records that it was sent and audits
+/// it. On a resend, a token Step Functions no longer knows before the gate's expiry means the
+/// first send did get through (the task moved on), so it counts as sent.
+async fn deliver(
+    rec: &mut ApprovalRecord,
+    gate: &str,
+    deps: &Deps,
+    now: DateTime<Utc>,
+    resend: bool,
+) -> Result<(), ApprovalError> {
+    let unavailable = |e: crate::ports::PortError| ApprovalError::Unavailable(e.to_string());
+    let by = rec.decided_by.clone().unwrap_or_default();
+    let at = rec.decided_at.unwrap_or(now);
+    let sent = match rec.decision {
+        Some(Decision::Approve) => {
             deps.callbacks
                 .send_success(
                     &rec.task_token,
-                    json!({"gate": gate, "decision": "approve", "by": actor_all, "at": now}),
+                    json!({"gate": gate, "decision": "approve", "by": by, "at": at}),
                 )
                 .await
         }
-        Decision::Reject => {
+        Some(Decision::Reject) => {
             let cause = format!(
-                "{actor} rejected gate {gate}: {}",
-                decision.reason.as_deref().unwrap_or("no reason given")
+                "{by} rejected gate {gate}: {}",
+                rec.reason.as_deref().unwrap_or("no reason given")
             );
             deps.callbacks
                 .send_failure(&rec.task_token, "ApprovalRejected", &cause)
                 .await
         }
+        None => {
+            return Err(ApprovalError::Invalid(
+                "the gate has no decision to send".into(),
+            ))
+        }
     };
-    sent.map_err(|e| match e.kind {
-        PortErrorKind::NotFound | PortErrorKind::Invalid => ApprovalError::Expired(gate.into()),
-        _ => ApprovalError::Unavailable(e.to_string()),
-    })?;
-    let kind = match decision.decision {
-        Decision::Approve => "approved",
-        Decision::Reject => "rejected",
+    match sent {
+        Ok(()) => {}
+        Err(e) if matches!(e.kind, PortErrorKind::NotFound | PortErrorKind::Invalid) => {
+            if !(resend && now < rec.expires_at) {
+                return Err(ApprovalError::Expired(gate.into()));
+            }
+        }
+        Err(e) => {
+            return Err(ApprovalError::Unavailable(format!(
+                "the decision is recorded but could not be sent to the run ({e}); send the same decision again"
+            )))
+        }
+    }
+    rec.callback_sent = true;
+    deps.store
+        .save_approval(rec, false)
+        .await
+        .map_err(unavailable)?;
+    let kind = match rec.decision {
+        Some(Decision::Approve) => "approved",
+        _ => "rejected",
     };
     let mut ev = event(
-        run_id,
+        &rec.run_id,
         format!("approval#{gate}#decided"),
         "ApprovalDecision",
         kind,
-        now,
+        at,
     );
-    ev.actor = Some(actor_all);
-    ev.message = decision.reason.unwrap_or_default();
+    ev.actor = Some(by);
+    ev.message = rec.reason.clone().unwrap_or_default();
     deps.store.append_event(&ev).await.map_err(unavailable)?;
-    Ok(DecisionOutcome::Decided(rec))
+    Ok(())
 }

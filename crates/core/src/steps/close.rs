@@ -96,6 +96,9 @@ pub struct CloseRunInput {
     pub outcome: Option<String>,
     #[serde(default)]
     pub error: Option<ErrorInfo>,
+    /// Something the outcome does not say (a restore applied but never confirmed INSYNC).
+    #[serde(default)]
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +176,9 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
         Some(e) => format!("{} ({e})", stored.outcome.clone().unwrap_or_default()),
         None => stored.outcome.clone().unwrap_or_default(),
     };
+    if let Some(w) = &input.warning {
+        ev.message.push_str(&format!("; warning: {w}"));
+    }
     audit(deps, ev).await?;
     Ok(CloseRunOutput {
         outcome: stored.outcome.unwrap_or(outcome),

@@ -1,5 +1,6 @@
 //! RunHealthCheck: one probe round during a bake window (HTTP, alarms, lag regression, abort flag).
-//! The verdict turns unhealthy after `failureThreshold` consecutive failed rounds.
+//! The verdict turns unhealthy after `failureThreshold` consecutive failed rounds, or once the
+//! failed rounds of one bake reach `failureLimit` (a flapping green never passes).
 
 use super::replication::read_lag;
 use super::{audit, check_run_id, event, load_run, Deps};
@@ -18,6 +19,9 @@ pub struct BakeState {
     pub samples: u32,
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// Failed rounds in this bake, consecutive or not: a flapping green fails on these.
+    #[serde(default)]
+    pub failures: u32,
     #[serde(default)]
     pub healthy: Option<bool>,
     #[serde(default)]
@@ -75,7 +79,22 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
             Err(e) => reasons.push(format!("alarms unreadable: {e}")),
         }
     }
-    let (lag, _) = read_lag(plan, deps).await?;
+    // An MGN green is a point-in-time instance: once launched, the source's replication lag says
+    // nothing about it, so only DMS lag is watched during bakes.
+    let reading = if plan.replication.kind == crate::plan::ReplicationKind::Dms {
+        read_lag(plan, deps).await?
+    } else {
+        Default::default()
+    };
+    // Table errors, failing validation and a stopped task are failures during a bake; a missing
+    // or stale datapoint is not (it says nothing about green).
+    reasons.extend(
+        reading
+            .unhealthy
+            .iter()
+            .map(|r| format!("replication: {r}")),
+    );
+    let lag = reading.lag;
     match lag {
         Some(l) if l > plan.replication.max_lag_seconds => reasons.push(format!(
             "replication lag regressed to {l:.1}s (max {}s)",
@@ -88,11 +107,22 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     bake.consecutive_failures = if healthy {
         0
     } else {
-        bake.consecutive_failures + 1
+        bake.consecutive_failures.saturating_add(1)
     };
+    if !healthy {
+        bake.failures = bake.failures.saturating_add(1);
+    }
+    let limit = plan.health.failure_limit();
     bake.healthy = Some(healthy);
     bake.reasons = reasons.clone();
-    bake.complete = healthy && now >= bake.started_at + Duration::seconds(step.bake_seconds as i64);
+    // Resolvers that cached the original answer follow the first shift only after its TTL ran
+    // out, so the first bake lasts at least that long, whatever the plan says.
+    let mut bake_seconds = step.bake_seconds;
+    if input.index == 0 {
+        let original_ttl = run.snapshot.iter().filter_map(|r| r.ttl).max().unwrap_or(0);
+        bake_seconds = bake_seconds.max(original_ttl);
+    }
+    bake.complete = healthy && now >= bake.started_at + Duration::seconds(bake_seconds as i64);
 
     let mut ev = event(
         &input.run_id,
@@ -112,9 +142,10 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
         }
     } else {
         format!(
-            "{}/{} failed rounds: {}",
+            "{}/{} consecutive, {}/{limit} in this bake: {}",
             bake.consecutive_failures,
             plan.health.failure_threshold,
+            bake.failures,
             reasons.join("; ")
         )
     };
@@ -122,6 +153,14 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
 
     if bake.consecutive_failures >= plan.health.failure_threshold {
         return Err(StepError::HealthCheckFailed(reasons));
+    }
+    if bake.failures >= limit {
+        let mut why = vec![format!(
+            "{} failed rounds in this bake reached health.failureLimit {limit}",
+            bake.failures
+        )];
+        why.extend(reasons);
+        return Err(StepError::HealthCheckFailed(why));
     }
     Ok(bake)
 }

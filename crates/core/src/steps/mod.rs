@@ -4,6 +4,8 @@
 mod approval;
 mod close;
 mod health;
+mod launch;
+pub mod registry;
 mod replication;
 mod traffic;
 mod validate;
@@ -18,13 +20,14 @@ pub use close::{
     FinalizeOutput,
 };
 pub use health::{run_health_check, BakeState, HealthInput};
+pub use launch::{check_launch, CheckLaunchInput, LaunchStatus, LAUNCH_POLL_SECONDS};
 pub use replication::{
     check_replication_lag, start_replication, CheckLagInput, LagGate, StartReplicationInput,
     StartReplicationOutput,
 };
 pub use traffic::{
     check_dns_sync, rollback_cutover, shift_traffic, CheckSyncInput, RollbackInput, RollbackOutput,
-    ShiftInput, ShiftOutput, SyncOutput,
+    ShiftInput, ShiftOutput, SyncOutput, SYNC_DEADLINE_SECONDS, SYNC_POLL_SECONDS,
 };
 pub use validate::{validate_cutover, ValidateInput, ValidateOutput};
 pub use wave::{
@@ -52,28 +55,6 @@ pub struct Deps {
     pub callbacks: Arc<dyn TaskCallbacks>,
 }
 
-/// The step functions by their Lambda names, with the `DefinitionSubstitutions` key under which
-/// the state machines reference each one.
-pub const FUNCTIONS: &[(&str, &str)] = &[
-    ("validate-cutover", "ValidateCutoverFunctionArn"),
-    ("start-replication", "StartReplicationFunctionArn"),
-    ("check-replication-lag", "CheckReplicationLagFunctionArn"),
-    ("shift-traffic", "ShiftTrafficFunctionArn"),
-    ("check-dns-sync", "CheckDnsSyncFunctionArn"),
-    ("run-health-check", "RunHealthCheckFunctionArn"),
-    ("rollback-cutover", "RollbackCutoverFunctionArn"),
-    ("request-approval", "RequestApprovalFunctionArn"),
-    ("finalize-cutover", "FinalizeCutoverFunctionArn"),
-    ("close-run", "CloseRunFunctionArn"),
-];
-
-/// The wave machine's steps, with their `DefinitionSubstitutions` keys.
-pub const WAVE_FUNCTIONS: &[(&str, &str)] = &[
-    ("start-wave", "StartWaveFunctionArn"),
-    ("next-wave-round", "NextWaveRoundFunctionArn"),
-    ("close-wave", "CloseWaveFunctionArn"),
-];
-
 /// Runs the named step on a JSON payload. Payloads are checked strictly at this boundary.
 pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Value, StepError> {
     fn input<T: serde::de::DeserializeOwned>(function: &str, v: Value) -> Result<T, StepError> {
@@ -91,6 +72,7 @@ pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Val
         "check-replication-lag" => {
             output(check_replication_lag(input(function, payload)?, deps).await?)
         }
+        "check-launch" => output(check_launch(input(function, payload)?, deps).await?),
         "shift-traffic" => output(shift_traffic(input(function, payload)?, deps).await?),
         "check-dns-sync" => output(check_dns_sync(input(function, payload)?, deps).await?),
         "run-health-check" => output(run_health_check(input(function, payload)?, deps).await?),

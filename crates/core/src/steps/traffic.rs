@@ -2,7 +2,7 @@
 
 use super::{audit, check_run_id, event, load_run, update_run, Deps};
 use crate::error::{ErrorInfo, StepError};
-use crate::model::{Change, ChangeAction, ChangeStatus, RecordSet, Weights};
+use crate::model::{Change, ChangeAction, ChangeStatus, RecordSet, Routing, Weights};
 use crate::plan::Plan;
 use crate::ports::PortErrorKind;
 use chrono::{DateTime, Duration, Utc};
@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 /// How long a change may stay PENDING before the run gives up on it (Route 53 says changes
 /// "generally propagate within 60 seconds"; this leaves room for its occasional delays).
 pub const SYNC_DEADLINE_SECONDS: i64 = 900;
+/// The `WaitForDnsSync` / `WaitForRollbackSync` interval in `cutover.asl.json`.
+pub const SYNC_POLL_SECONDS: u64 = 10;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -29,28 +31,56 @@ pub struct ShiftOutput {
     pub weights: Weights,
 }
 
-/// The weighted pair for `green` percent: Route 53 weights green = w, blue = 100 - w.
-pub fn weighted_pair(plan: &Plan, green: u32, name: &str) -> Vec<RecordSet> {
+/// The weighted pair for `green` percent: Route 53 weights green = w, blue = 100 - w. Value
+/// records get `dns.ttl`; alias records carry no TTL (ResourceRecordSet: "If you're creating or
+/// updating an alias resource record set, omit TTL",
+/// https://docs.aws.amazon.com/Route53/latest/APIReference/API_ResourceRecordSet.html). Blue
+/// keeps the health check its record already has (`current`: the records as Route 53 serves them
+/// now); green gets the plan's, or none.
+pub fn weighted_pair(plan: &Plan, green: u32, name: &str, current: &[RecordSet]) -> Vec<RecordSet> {
     let d = &plan.dns;
     let w = Plan::weights_for(green);
+    let blue_check = current
+        .iter()
+        .find(|r| {
+            r.set_identifier.as_deref() == Some(d.blue.set_identifier.as_str())
+                || (!r.is_weighted() && r.routes_to(&d.blue.routing()))
+        })
+        .and_then(|r| r.health_check_id.clone())
+        .or_else(|| d.blue.health_check_id.clone());
     vec![
-        RecordSet {
-            name: name.to_string(),
-            record_type: d.record_type,
-            set_identifier: Some(d.blue.set_identifier.clone()),
-            weight: Some(w.blue),
-            ttl: d.ttl,
-            values: vec![d.blue.value.clone()],
-        },
-        RecordSet {
-            name: name.to_string(),
-            record_type: d.record_type,
-            set_identifier: Some(d.green.set_identifier.clone()),
-            weight: Some(w.green),
-            ttl: d.ttl,
-            values: vec![d.green.value.clone()],
-        },
+        side_record(plan, name, &d.blue, w.blue, blue_check),
+        side_record(
+            plan,
+            name,
+            &d.green,
+            w.green,
+            d.green.health_check_id.clone(),
+        ),
     ]
+}
+
+fn side_record(
+    plan: &Plan,
+    name: &str,
+    target: &crate::plan::Target,
+    weight: u32,
+    health_check_id: Option<String>,
+) -> RecordSet {
+    let (ttl, values, alias_target) = match target.routing() {
+        Routing::Value(v) => (Some(plan.dns.ttl), vec![v], None),
+        Routing::Alias(a) => (None, vec![], Some(a)),
+    };
+    RecordSet {
+        name: name.to_string(),
+        record_type: plan.dns.record_type,
+        set_identifier: Some(target.set_identifier.clone()),
+        weight: Some(weight),
+        ttl,
+        values,
+        alias_target,
+        health_check_id,
+    }
 }
 
 fn route53_err(e: crate::ports::PortError) -> StepError {
@@ -89,7 +119,7 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
         .first()
         .map(|r| r.name.clone())
         .unwrap_or_else(|| d.record_name.clone());
-    let desired = weighted_pair(plan, input.weight, &name);
+    let desired = weighted_pair(plan, input.weight, &name, &current);
     let mut changes = Vec::new();
     for r in &current {
         let wanted = desired.iter().any(|w| w.set_identifier == r.set_identifier);

@@ -2,7 +2,7 @@
 
 use super::{audit, check_plan, check_run_id, event, store_err, Deps};
 use crate::error::StepError;
-use crate::model::{normalize_name, AlarmState, RecordSet, RunRecord};
+use crate::model::{AlarmState, RecordSet, RunRecord};
 use crate::plan::{Plan, ReplicationKind};
 use crate::ports::{LockOutcome, PortErrorKind};
 use chrono::{DateTime, Utc};
@@ -18,6 +18,8 @@ pub struct ValidateInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateOutput {
+    /// The plan as validated, every default filled: the machine reads this one from here on.
+    pub plan: Plan,
     pub run_id: String,
     pub started_at: DateTime<Utc>,
     pub snapshot: Vec<RecordSet>,
@@ -42,6 +44,7 @@ pub async fn validate_cutover(
             )));
         }
         return Ok(ValidateOutput {
+            plan: plan.clone(),
             run_id,
             started_at: rec.started_at,
             snapshot: rec.snapshot,
@@ -52,7 +55,11 @@ pub async fn validate_cutover(
     let mut problems = Vec::new();
     preflight_replication(&plan, deps, &mut problems).await?;
     let current = preflight_dns(&plan, deps, &mut problems).await?;
-    preflight_health(&plan, deps, &mut problems).await?;
+    // An MGN green is the cutover instance, launched only after the lag gate: there is nothing
+    // to probe yet. Its health is checked once it has booted, before any traffic moves.
+    if plan.replication.kind != ReplicationKind::Mgn {
+        preflight_health(&plan, deps, &mut problems).await?;
+    }
     if !problems.is_empty() {
         return Err(StepError::ValidationFailed(problems));
     }
@@ -80,6 +87,7 @@ pub async fn validate_cutover(
         Err(e) if e.kind == PortErrorKind::Conflict => {
             let stored = super::load_run(deps, &run_id).await?;
             return Ok(ValidateOutput {
+                plan: plan.clone(),
                 run_id,
                 started_at: stored.started_at,
                 snapshot: stored.snapshot,
@@ -97,6 +105,7 @@ pub async fn validate_cutover(
     );
     audit(deps, ev).await?;
     Ok(ValidateOutput {
+        plan: plan.clone(),
         run_id,
         started_at: now,
         snapshot: current,
@@ -122,6 +131,14 @@ async fn preflight_replication(
                             t.status
                         ));
                     }
+                    // A full-load task stops after the load and never replicates ongoing changes
+                    // (MigrationType, https://docs.aws.amazon.com/dms/latest/APIReference/API_ReplicationTask.html):
+                    // no lag to wait for, and green would miss every write made after the load.
+                    if t.migration_type == "full-load" {
+                        problems.push(format!(
+                            "replication.taskArn: DMS task {arn} is full-load only: it never replicates ongoing changes, so the lag gate could not open. Use a full-load-and-cdc or cdc task"
+                        ));
+                    }
                 }
                 Err(e) if e.kind == PortErrorKind::NotFound => {
                     problems.push(format!("replication.taskArn: no DMS task {arn}"))
@@ -137,7 +154,19 @@ async fn preflight_replication(
             let id = r.source_server_id.as_deref().unwrap_or_default();
             match deps.replication.mgn_server(id).await {
                 Ok(s) => {
-                    if !["READY_FOR_CUTOVER", "CUTTING_OVER"].contains(&s.lifecycle.as_str()) {
+                    if s.lifecycle == "CUTTING_OVER" {
+                        // Its launched instance holds the data of that earlier launch, not of now:
+                        // shifting traffic to it would serve stale data. Relaunching silently would
+                        // terminate an instance someone may still be looking at, so refuse.
+                        problems.push(format!(
+                            "replication.sourceServerId: MGN server {id} is already CUTTING_OVER from an earlier launch{}: its instance holds that launch's data. Revert it first (MGN console: 'Revert to ready for cutover', which terminates the launched instance; API: ChangeServerLifeCycleState to READY_FOR_CUTOVER), then start the cutover again",
+                            s.launched_instance
+                                .as_ref()
+                                .and_then(|l| l.job_id.as_deref())
+                                .map(|j| format!(" (job {j})"))
+                                .unwrap_or_default()
+                        ));
+                    } else if s.lifecycle != "READY_FOR_CUTOVER" {
                         problems.push(format!(
                             "replication.sourceServerId: MGN server is '{}', not READY_FOR_CUTOVER",
                             s.lifecycle
@@ -193,17 +222,24 @@ async fn preflight_dns(
             }))
         }
     };
-    let same = |a: &str, b: &str| normalize_name(a) == normalize_name(b);
+    let blue_to = d.blue.routing();
+    let green_to = d.green.routing();
     match records.as_slice() {
         [] => problems.push(format!(
             "dns.recordName: no {} record {} in zone {}",
             d.record_type, d.record_name, d.hosted_zone_id
         )),
         [only] if !only.is_weighted() => {
-            if !(only.values.len() == 1 && same(&only.values[0], &d.blue.value)) {
+            if !only.routes_to(&blue_to) {
+                let field = if d.blue.alias.is_some() {
+                    "dns.blue.alias"
+                } else {
+                    "dns.blue.value"
+                };
                 problems.push(format!(
-                    "dns.blue.value: DNS serves {:?}, not the plan's blue '{}'",
-                    only.values, d.blue.value
+                    "{field}: DNS serves {}, not the plan's blue {}",
+                    only.describe(),
+                    d.blue.describe()
                 ));
             }
         }
@@ -215,14 +251,8 @@ async fn preflight_dns(
             let blue = find(&d.blue.set_identifier);
             let green = find(&d.green.set_identifier);
             let ok = many.len() == 2
-                && blue.is_some_and(|b| {
-                    b.values.len() == 1
-                        && same(&b.values[0], &d.blue.value)
-                        && b.weight.unwrap_or(0) > 0
-                })
-                && green.is_some_and(|g| {
-                    g.values.len() == 1 && same(&g.values[0], &d.green.value) && g.weight == Some(0)
-                });
+                && blue.is_some_and(|b| b.routes_to(&blue_to) && b.weight.unwrap_or(0) > 0)
+                && green.is_some_and(|g| g.routes_to(&green_to) && g.weight == Some(0));
             if !ok {
                 problems.push(format!(
                     "dns.recordName: {} serves {} weighted record(s) that are not the plan's blue (weight > 0) and green (weight 0)",
@@ -232,10 +262,20 @@ async fn preflight_dns(
             }
         }
     }
+    // Resolvers keep an answer for its TTL: with a day-long TTL no shift, and no rollback, takes
+    // effect for a day. Alias records have no TTL of their own (Route 53 uses the target's).
+    if let Some(ttl) = records.iter().filter_map(|r| r.ttl).max() {
+        if ttl > d.max_original_ttl_seconds {
+            problems.push(format!(
+                "dns.maxOriginalTtlSeconds: {} serves a TTL of {ttl}s, above {}s: resolvers would keep the old answer that long after every shift and rollback. Lower the record's TTL to {}s or less, wait {ttl}s for caches to expire, then start the cutover",
+                d.record_name, d.max_original_ttl_seconds, d.ttl.min(d.max_original_ttl_seconds)
+            ));
+        }
+    }
     Ok(records)
 }
 
-async fn preflight_health(
+pub(crate) async fn preflight_health(
     plan: &Plan,
     deps: &Deps,
     problems: &mut Vec<String>,

@@ -1,0 +1,170 @@
+//! The one list of deployed functions: each with the state machine substitution it is known by
+//! and the ports it uses. The Lambda wiring (which clients a function builds), each function's
+//! cargo features and the template's IAM checks all derive from this list, and a test fails when
+//! they disagree, so a function cannot ship without a port its code calls.
+
+/// A port a function may use besides the run store, which every function has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Port {
+    Router,
+    Replication,
+    Metrics,
+    Probe,
+    Notifier,
+    Callbacks,
+    Schedules,
+}
+
+impl Port {
+    pub const ALL: [Port; 7] = [
+        Port::Router,
+        Port::Replication,
+        Port::Metrics,
+        Port::Probe,
+        Port::Notifier,
+        Port::Callbacks,
+        Port::Schedules,
+    ];
+
+    /// The `cutover-lambda` cargo feature that links this port's SDK client.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Port::Router => "route53",
+            Port::Replication => "replication",
+            Port::Metrics => "metrics",
+            Port::Probe => "probe",
+            Port::Notifier => "notifier",
+            Port::Callbacks => "callbacks",
+            Port::Schedules => "scheduler",
+        }
+    }
+}
+
+/// Which state machine invokes a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    Cutover,
+    Wave,
+    /// Invoked by API Gateway, not by a state machine.
+    Api,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionSpec {
+    /// The Lambda's name, its crate under `functions/` and its bin.
+    pub name: &'static str,
+    pub machine: Machine,
+    /// The `DefinitionSubstitutions` key the machine references it by.
+    pub substitution: Option<&'static str>,
+    pub ports: &'static [Port],
+}
+
+impl FunctionSpec {
+    pub fn uses(&self, port: Port) -> bool {
+        self.ports.contains(&port)
+    }
+}
+
+const fn step(
+    name: &'static str,
+    machine: Machine,
+    substitution: &'static str,
+    ports: &'static [Port],
+) -> FunctionSpec {
+    FunctionSpec {
+        name,
+        machine,
+        substitution: Some(substitution),
+        ports,
+    }
+}
+
+use Machine::*;
+use Port::*;
+
+pub const REGISTRY: &[FunctionSpec] = &[
+    step(
+        "validate-cutover",
+        Cutover,
+        "ValidateCutoverFunctionArn",
+        &[Router, Replication, Metrics, Probe],
+    ),
+    step(
+        "start-replication",
+        Cutover,
+        "StartReplicationFunctionArn",
+        &[Replication],
+    ),
+    step(
+        "check-replication-lag",
+        Cutover,
+        "CheckReplicationLagFunctionArn",
+        &[Replication, Metrics],
+    ),
+    step(
+        "check-launch",
+        Cutover,
+        "CheckLaunchFunctionArn",
+        &[Replication, Metrics, Probe],
+    ),
+    step(
+        "shift-traffic",
+        Cutover,
+        "ShiftTrafficFunctionArn",
+        &[Router],
+    ),
+    step(
+        "check-dns-sync",
+        Cutover,
+        "CheckDnsSyncFunctionArn",
+        &[Router],
+    ),
+    step(
+        "run-health-check",
+        Cutover,
+        "RunHealthCheckFunctionArn",
+        &[Replication, Metrics, Probe],
+    ),
+    step(
+        "rollback-cutover",
+        Cutover,
+        "RollbackCutoverFunctionArn",
+        &[Router],
+    ),
+    step(
+        "request-approval",
+        Cutover,
+        "RequestApprovalFunctionArn",
+        &[Notifier],
+    ),
+    step(
+        "finalize-cutover",
+        Cutover,
+        "FinalizeCutoverFunctionArn",
+        &[Replication],
+    ),
+    step("close-run", Cutover, "CloseRunFunctionArn", &[]),
+    step("start-wave", Wave, "StartWaveFunctionArn", &[]),
+    step("next-wave-round", Wave, "NextWaveRoundFunctionArn", &[]),
+    step("close-wave", Wave, "CloseWaveFunctionArn", &[]),
+    // Answers gates (SendTaskSuccess/Failure) and schedules waves.
+    FunctionSpec {
+        name: "approval-api",
+        machine: Api,
+        substitution: None,
+        ports: &[Callbacks, Schedules],
+    },
+];
+
+/// The registry entry of a function; None for a name no function has.
+pub fn function(name: &str) -> Option<&'static FunctionSpec> {
+    REGISTRY.iter().find(|f| f.name == name)
+}
+
+/// `(function, substitution key)` of one machine's functions.
+pub fn substitutions_of(machine: Machine) -> impl Iterator<Item = (&'static str, &'static str)> {
+    REGISTRY
+        .iter()
+        .filter(move |f| f.machine == machine)
+        .filter_map(|f| f.substitution.map(|s| (f.name, s)))
+}
