@@ -77,6 +77,9 @@ pub struct RunOptions {
     /// Run store, Route 53 and DMS through the SDK adapters at this endpoint (e.g. moto);
     /// lag, health, alarms, approvals and MGN stay simulated.
     pub aws_endpoint_url: Option<String>,
+    /// The execution input exactly as given (as a console user would start it), instead of
+    /// `{"plan": <the parsed plan, every default filled>}`.
+    pub raw_input: Option<Value>,
 }
 
 /// Dispatches Lambda ARNs to the step functions, as the deployed functions would run them.

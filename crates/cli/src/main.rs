@@ -176,6 +176,7 @@ fn main() -> ExitCode {
                 progress: !quiet,
                 run_id,
                 aws_endpoint_url,
+                raw_input: None,
             };
             let run = match run_local(&plan_v, &world_v, &opts) {
                 Ok(r) => r,

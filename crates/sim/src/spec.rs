@@ -306,6 +306,7 @@ pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
         "mgn.DescribeJobs",
         &["ThrottlingException", "ServiceUnavailable"],
     ),
+    ("sns.Publish", &["Throttling", "ServiceUnavailable"]),
     ("http.Probe", &["ConnectionRefused", "Timeout"]),
 ];
 

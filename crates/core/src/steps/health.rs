@@ -141,8 +141,15 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
             String::new()
         }
     } else {
+        let verdict = if bake.consecutive_failures >= plan.health.failure_threshold {
+            " (health.failureThreshold reached)"
+        } else if bake.failures >= limit {
+            " (health.failureLimit reached)"
+        } else {
+            ""
+        };
         format!(
-            "{}/{} consecutive, {}/{limit} in this bake: {}",
+            "{}/{} consecutive, {}/{limit} in this bake{verdict}: {}",
             bake.consecutive_failures,
             plan.health.failure_threshold,
             bake.failures,
