@@ -295,7 +295,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            for w in p.plan() {
+            let planned = p.plan();
+            for e in &planned.excluded {
+                eprintln!("not planned: {}: {}", e.name, e.reason);
+            }
+            for w in planned.waves {
                 let yaml = match serde_yaml::to_string(&w.wave) {
                     Ok(y) => y,
                     Err(e) => {

@@ -238,6 +238,35 @@ pub struct PortfolioApp {
     pub plan: Option<String>,
 }
 
+/// An application the planner gives no wave, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Excluded {
+    pub name: String,
+    pub strategy: Strategy,
+    pub reason: String,
+}
+
+/// The planner's answer: the waves, and every application left out with its reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WavePlan {
+    pub waves: Vec<ProposedWave>,
+    pub excluded: Vec<Excluded>,
+}
+
+impl Strategy {
+    /// Why an application of this strategy gets no cutover, or None when it is migrated. The
+    /// 7 Rs: retire decommissions, retain keeps the application where it is.
+    pub fn exclusion(self) -> Option<&'static str> {
+        match self {
+            Strategy::Retire => Some("retire: the application is decommissioned, not moved"),
+            Strategy::Retain => Some("retain: the application stays where it is for now"),
+            _ => None,
+        }
+    }
+}
+
 /// One proposed wave: applications and why each one is where it is.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -298,12 +327,13 @@ impl Portfolio {
     /// Proposes waves: every dependency in an earlier wave, at most `maxWaveSize` applications
     /// and one application per team in each wave. Applications that unblock the most others go
     /// first; among equals, lower criticality first (learn on what hurts least), then by name.
-    /// `retain` applications are not migrated and get no wave.
-    pub fn plan(&self) -> Vec<ProposedWave> {
+    /// `retire` and `retain` applications are not migrated: they get no wave and are listed in
+    /// `excluded` with the reason (and who still depends on them).
+    pub fn plan(&self) -> WavePlan {
         let apps: BTreeMap<&str, &PortfolioApp> = self
             .applications
             .iter()
-            .filter(|a| a.strategy != Strategy::Retain)
+            .filter(|a| a.strategy.exclusion().is_none())
             .map(|a| (a.name.as_str(), a))
             .collect();
         let deps: BTreeMap<String, Vec<String>> = self
@@ -312,10 +342,37 @@ impl Portfolio {
             .map(|a| (a.name.clone(), a.depends_on.clone()))
             .collect();
         let unblocks = |n: &str| dependants(&deps, n).len();
+        let excluded: Vec<Excluded> = self
+            .applications
+            .iter()
+            .filter_map(|a| {
+                let why = a.strategy.exclusion()?;
+                let users: Vec<&str> = self
+                    .applications
+                    .iter()
+                    .filter(|b| b.depends_on.contains(&a.name))
+                    .map(|b| b.name.as_str())
+                    .collect();
+                let reason = if users.is_empty() {
+                    why.to_string()
+                } else {
+                    format!(
+                        "{why}; still depended on by {}: check they are planned without it",
+                        users.join(", ")
+                    )
+                };
+                Some(Excluded {
+                    name: a.name.clone(),
+                    strategy: a.strategy,
+                    reason,
+                })
+            })
+            .collect();
+        // An excluded application needs no wave: its dependants may go at once.
         let mut placed: BTreeSet<&str> = self
             .applications
             .iter()
-            .filter(|a| a.strategy == Strategy::Retain)
+            .filter(|a| a.strategy.exclusion().is_some())
             .map(|a| a.name.as_str())
             .collect();
         let mut waves = Vec::new();
@@ -374,7 +431,7 @@ impl Portfolio {
                 names,
             });
         }
-        waves
+        WavePlan { waves, excluded }
     }
 }
 
@@ -438,7 +495,16 @@ applications:
   - {name: mainframe, team: core, criticality: critical, strategy: retain}
 "#;
         let p = Portfolio::parse(text, false).unwrap();
-        let waves: Vec<Vec<String>> = p.plan().into_iter().map(|w| w.names).collect();
+        let planned = p.plan();
+        assert_eq!(
+            planned.excluded,
+            vec![Excluded {
+                name: "mainframe".into(),
+                strategy: Strategy::Retain,
+                reason: "retain: the application stays where it is for now".into()
+            }]
+        );
+        let waves: Vec<Vec<String>> = planned.waves.into_iter().map(|w| w.names).collect();
         let wave_of = |n: &str| waves.iter().position(|w| w.iter().any(|x| x == n)).unwrap();
         for (app, dep) in [("api", "db"), ("web", "api"), ("web", "cache")] {
             assert!(wave_of(dep) < wave_of(app), "{dep} before {app}: {waves:?}");
@@ -453,6 +519,37 @@ applications:
         assert_eq!(waves.iter().map(Vec::len).sum::<usize>(), 5);
         // db and cache share a team: never in one wave.
         assert_ne!(wave_of("db"), wave_of("cache"));
+    }
+
+    #[test]
+    fn retired_applications_get_no_wave_and_every_exclusion_has_a_reason() {
+        let text = r#"
+applications:
+  - {name: legacy-fax, team: ops, criticality: low, strategy: retire}
+  - {name: ledger, team: fin, criticality: high, strategy: retain}
+  - {name: portal, team: web, criticality: medium, strategy: rehost, dependsOn: [legacy-fax]}
+  - {name: crm, team: sales, criticality: medium, strategy: repurchase}
+"#;
+        let p = Portfolio::parse(text, false).unwrap();
+        let planned = p.plan();
+        let scheduled: Vec<&String> = planned.waves.iter().flat_map(|w| &w.names).collect();
+        assert_eq!(
+            scheduled,
+            ["crm", "portal"],
+            "retire and retain get no wave"
+        );
+        let reasons: BTreeMap<&str, &str> = planned
+            .excluded
+            .iter()
+            .map(|e| (e.name.as_str(), e.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 2);
+        assert!(reasons["legacy-fax"].starts_with("retire:"));
+        assert!(
+            reasons["legacy-fax"].contains("still depended on by portal"),
+            "{reasons:?}"
+        );
+        assert!(reasons["ledger"].starts_with("retain:"));
     }
 
     #[test]

@@ -27,11 +27,29 @@ approvals: {expiresSeconds: 600, twoPersonGates: [g2]}
 "#;
 
 #[derive(Default)]
-struct Callbacks(Mutex<Vec<(String, String)>>);
+/// Records every callback; `.1` makes that many next calls fail as Step Functions being down.
+struct Callbacks(Mutex<Vec<(String, String)>>, Mutex<u32>);
+
+impl Callbacks {
+    fn outage(&self) -> Result<(), PortError> {
+        let mut left = self.1.lock().unwrap();
+        if *left > 0 {
+            *left -= 1;
+            return Err(PortError::new(
+                "states",
+                cutover_core::ports::PortErrorKind::Transient,
+                "ServiceUnavailable",
+                "Step Functions is unavailable",
+            ));
+        }
+        Ok(())
+    }
+}
 
 #[async_trait::async_trait]
 impl TaskCallbacks for Callbacks {
     async fn send_success(&self, token: &str, _: Value) -> Result<(), PortError> {
+        self.outage()?;
         self.0
             .lock()
             .unwrap()
@@ -39,6 +57,7 @@ impl TaskCallbacks for Callbacks {
         Ok(())
     }
     async fn send_failure(&self, token: &str, error: &str, _: &str) -> Result<(), PortError> {
+        self.outage()?;
         self.0.lock().unwrap().push((token.into(), error.into()));
         Ok(())
     }
@@ -137,6 +156,78 @@ async fn get_run_shows_phase_gates_and_events() {
         "no identity"
     );
     assert_eq!(g.call("DELETE", "/runs/r1", None, ALICE).await.status, 404);
+}
+
+/// The decision is stored, then Step Functions refuses the callback: the answer is 503, and the
+/// same decision sent again delivers the callback (not a 409), once.
+#[tokio::test(start_paused = true)]
+async fn a_decision_whose_callback_failed_is_resent_when_repeated() {
+    let g = given().await;
+    *g.callbacks.1.lock().unwrap() = 1;
+    let approve = json!({"decision": "approve"});
+    let first = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g1",
+            Some(approve.clone()),
+            ALICE,
+        )
+        .await;
+    assert_eq!(first.status, 503, "{}", first.body);
+    assert!(first
+        .body
+        .to_string()
+        .contains("send the same decision again"));
+    assert!(g.callbacks.0.lock().unwrap().is_empty());
+    let again = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g1",
+            Some(approve.clone()),
+            ALICE,
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(
+        g.callbacks.0.lock().unwrap().as_slice(),
+        [("TOKEN-ONE".to_string(), "success".to_string())]
+    );
+    let third = g
+        .call("POST", "/runs/r1/approvals/g1", Some(approve), ALICE)
+        .await;
+    assert_eq!(third.status, 409, "delivered now: a replay is refused");
+    let reject = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g1",
+            Some(json!({"decision": "reject"})),
+            BOB,
+        )
+        .await;
+    assert_eq!(reject.status, 409, "a different decision never overrides");
+    assert_eq!(g.callbacks.0.lock().unwrap().len(), 1);
+}
+
+/// Abort fails every gate waiting for a human, and says which it could not fail.
+#[tokio::test(start_paused = true)]
+async fn abort_fails_pending_gates_and_names_the_ones_it_could_not() {
+    let g = given().await;
+    *g.callbacks.1.lock().unwrap() = 1;
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/abort",
+            Some(json!({"reason": "freeze"})),
+            ALICE,
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["gatesFailed"].as_array().unwrap().len(), 2);
+    assert_eq!(r.body["gatesNotFailed"].as_array().unwrap().len(), 1);
+    let events = g.deps.store.events("r1").await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.event == "abort-requested" && e.actor.as_deref() == ALICE));
 }
 
 #[tokio::test(start_paused = true)]
