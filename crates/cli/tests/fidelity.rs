@@ -217,6 +217,19 @@ fn table_errors_and_failing_validation_during_a_bake_roll_back() {
 }
 
 #[test]
+fn a_task_stopped_during_a_bake_rolls_back() {
+    let world = DMS_WORLD.replace(
+        "status: ready",
+        "status: ready\n      stopAfterSeconds: 400",
+    );
+    let r = run_texts(DMS_PLAN, &world);
+    assert_eq!(r.report.outcome, "rolled_back", "{:?}", events(&r));
+    assert!(events(&r)
+        .iter()
+        .any(|(_, e, m)| e == "unhealthy" && m.contains("DMS task is 'stopped'")));
+}
+
+#[test]
 fn a_flapping_alarm_fails_the_bake_on_its_total() {
     // ALARM every other round: never two in a row, but 5 failed rounds within one bake.
     let mut flaps = String::from("[[0, OK]");
@@ -451,4 +464,42 @@ fn an_operator_stop_is_recorded_and_ends_the_execution() {
         .history
         .iter()
         .any(|h| h.kind == "ExecutionAborted"));
+}
+
+#[test]
+fn final_form_simple_collapses_the_pair_to_green() {
+    // A value record: green's value with dns.ttl.
+    let plan = DMS_PLAN.replace(
+        "  green: {setIdentifier: green, value: green-lb.example.com}",
+        "  green: {setIdentifier: green, value: green-lb.example.com}\n  finalForm: simple",
+    );
+    let r = run_texts(&plan, DMS_WORLD);
+    assert_eq!(r.report.outcome, "completed", "{:?}", events(&r));
+    assert_eq!(
+        r.report.dns,
+        vec![RecordSet {
+            name: "orders.example.com.".into(),
+            record_type: RecordType::CNAME,
+            set_identifier: None,
+            weight: None,
+            ttl: Some(60),
+            values: vec!["green-lb.example.com".into()],
+            alias_target: None,
+            health_check_id: None,
+        }]
+    );
+    // An alias record: green's alias, with green's health check.
+    let plan = text("alias-record", "plan.yaml").replace(
+        "    healthCheckId: 5b2d6c3e-7f10-4a2b-9c8d-0e1f2a3b4c5d",
+        "    healthCheckId: 5b2d6c3e-7f10-4a2b-9c8d-0e1f2a3b4c5d\n  finalForm: simple",
+    );
+    let r = run_texts(&plan, &text("alias-record", "world.yaml"));
+    assert_eq!(r.report.outcome, "completed", "{:?}", events(&r));
+    assert_eq!(
+        r.report.dns,
+        vec![alias(None, None, GREEN_LB, Some(GREEN_CHECK))]
+    );
+    assert!(events(&r)
+        .iter()
+        .any(|(_, e, _)| e == "collapsed-to-simple"));
 }

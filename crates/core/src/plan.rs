@@ -78,6 +78,18 @@ pub struct DnsPlan {
     pub max_original_ttl_seconds: u64,
     pub blue: Target,
     pub green: Target,
+    /// What DNS looks like after a completed cutover: the weighted pair at green 100 / blue 0
+    /// (default), or collapsed to one simple record in green's form.
+    #[serde(default)]
+    pub final_form: FinalForm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalForm {
+    #[default]
+    Weighted,
+    Simple,
 }
 
 fn default_ttl() -> u64 {
@@ -739,8 +751,9 @@ impl Plan {
                 .saturating_add(2 + 2 + TASK + 2 + TASK + sync + 2)
                 .saturating_add(POLL.saturating_mul(rounds));
         }
-        // Validate, start, the finalize gate and finalize, rollback and its sync, close, ends.
-        let fixed = 3 * TASK + 2 + 3 * TASK + TASK + sync + 2 * TASK + 8;
+        // Validate, start, the collapse and its sync, the finalize gate and finalize, rollback and
+        // its sync, close, ends.
+        let fixed = 3 * TASK + 2 + (TASK + 4 + sync) + 3 * TASK + TASK + sync + 2 * TASK + 8;
         HistoryEstimate {
             lag,
             launch,

@@ -172,6 +172,9 @@ pub struct DmsTaskSpec {
     /// The task fails this many seconds after it starts.
     #[serde(default)]
     pub fail_after_seconds: Option<f64>,
+    /// The task is stopped (by someone else) this many seconds after it starts.
+    #[serde(default)]
+    pub stop_after_seconds: Option<f64>,
     #[serde(default)]
     pub tables: Vec<TableSpec>,
 }

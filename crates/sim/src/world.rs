@@ -298,6 +298,8 @@ impl World {
             ("running", Some(start)) => {
                 if spec.fail_after_seconds.is_some_and(|f| t >= start + f) {
                     "failed".into()
+                } else if spec.stop_after_seconds.is_some_and(|f| t >= start + f) {
+                    "stopped".into()
                 } else if t < start + DMS_STARTING_SECONDS {
                     "starting".into()
                 } else {

@@ -26,8 +26,9 @@ pub use replication::{
     StartReplicationOutput,
 };
 pub use traffic::{
-    check_dns_sync, rollback_cutover, shift_traffic, CheckSyncInput, RollbackInput, RollbackOutput,
-    ShiftInput, ShiftOutput, SyncOutput, SYNC_DEADLINE_SECONDS, SYNC_POLL_SECONDS,
+    check_dns_sync, collapse_to_simple, rollback_cutover, shift_traffic, CheckSyncInput,
+    CollapseInput, CollapseOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput,
+    SyncOutput, SYNC_DEADLINE_SECONDS, SYNC_POLL_SECONDS,
 };
 pub use validate::{validate_cutover, ValidateInput, ValidateOutput};
 pub use wave::{
@@ -73,6 +74,10 @@ pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Val
             output(check_replication_lag(input(function, payload)?, deps).await?)
         }
         "check-launch" => output(check_launch(input(function, payload)?, deps).await?),
+        // The same function collapses the pair to one record (`dns.finalForm: simple`).
+        "shift-traffic" if payload.get("collapse").is_some() => {
+            output(collapse_to_simple(input(function, payload)?, deps).await?)
+        }
         "shift-traffic" => output(shift_traffic(input(function, payload)?, deps).await?),
         "check-dns-sync" => output(check_dns_sync(input(function, payload)?, deps).await?),
         "run-health-check" => output(run_health_check(input(function, payload)?, deps).await?),

@@ -181,6 +181,150 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CollapseInput {
+    pub run_id: String,
+    pub plan: Plan,
+    /// Always true: what tells the shift-traffic function this is the collapse.
+    pub collapse: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollapseOutput {
+    /// None when DNS already was the simple record.
+    pub change_id: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
+}
+
+const COLLAPSE_KEY: &str = "collapse";
+
+/// `dns.finalForm: simple`, after the last step baked healthy: the weighted pair (green 100,
+/// blue 0) becomes one simple record in green's form (its alias, or its value with `dns.ttl`),
+/// keeping green's health check, in one batch. Route 53 applies a batch all or nothing
+/// (ChangeResourceRecordSets), so DNS is never without the name in between.
+pub async fn collapse_to_simple(
+    input: CollapseInput,
+    deps: &Deps,
+) -> Result<CollapseOutput, StepError> {
+    check_run_id(&input.run_id)?;
+    if !input.collapse {
+        return Err(StepError::invalid("collapse must be true"));
+    }
+    let plan = &input.plan;
+    let run = load_run(deps, &input.run_id).await?;
+    if let Some(done) = run.steps.get(COLLAPSE_KEY) {
+        return serde_json::from_value(done.clone())
+            .map_err(|e| StepError::invalid(format!("stored collapse result: {e}")));
+    }
+    if run.steps.contains_key(ROLLBACK_KEY) {
+        return Err(StepError::invalid(
+            "a rolled-back run is never collapsed to green",
+        ));
+    }
+    let d = &plan.dns;
+    let current = deps
+        .router
+        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
+        .await
+        .map_err(route53_err)?;
+    let name = current
+        .first()
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| d.record_name.clone());
+    let green_now = current
+        .iter()
+        .find(|r| r.set_identifier.as_deref() == Some(d.green.set_identifier.as_str()));
+    let mut simple = side_record(
+        plan,
+        &name,
+        &d.green,
+        0,
+        green_now
+            .and_then(|g| g.health_check_id.clone())
+            .or_else(|| d.green.health_check_id.clone()),
+    );
+    simple.set_identifier = None;
+    simple.weight = None;
+    let out = if current.len() == 1
+        && !current[0].is_weighted()
+        && current[0].routes_to(&d.green.routing())
+    {
+        CollapseOutput {
+            change_id: None,
+            submitted_at: None,
+        }
+    } else {
+        let at_green = current.iter().all(|r| {
+            let is_green = r.set_identifier.as_deref() == Some(d.green.set_identifier.as_str());
+            r.is_weighted()
+                && (if is_green {
+                    r.weight == Some(100)
+                } else {
+                    r.weight == Some(0)
+                })
+        });
+        if !at_green || green_now.is_none() {
+            return Err(StepError::TrafficShiftFailed(format!(
+                "{} is not the weighted pair at green 100: not collapsing",
+                d.record_name
+            )));
+        }
+        let mut changes: Vec<Change> = current
+            .iter()
+            .map(|r| Change {
+                action: ChangeAction::Delete,
+                record: r.clone(),
+            })
+            .collect();
+        changes.push(Change {
+            action: ChangeAction::Upsert,
+            record: simple.clone(),
+        });
+        let info = deps
+            .router
+            .change(
+                &d.hosted_zone_id,
+                &changes,
+                &format!("cutover {} final form: simple", input.run_id),
+            )
+            .await
+            .map_err(route53_err)?;
+        CollapseOutput {
+            change_id: Some(info.id),
+            submitted_at: Some(info.submitted_at),
+        }
+    };
+    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
+    let kept = update_run(deps, &input.run_id, |rec| {
+        rec.steps
+            .entry(COLLAPSE_KEY.into())
+            .or_insert_with(|| stored.clone())
+            .clone()
+    })
+    .await?;
+    let out: CollapseOutput =
+        serde_json::from_value(kept).map_err(|e| StepError::invalid(e.to_string()))?;
+    let mut ev = event(
+        &input.run_id,
+        COLLAPSE_KEY,
+        "CollapseToSimpleRecord",
+        "collapsed-to-simple",
+        deps.clock.now(),
+    );
+    ev.message = match &out.change_id {
+        Some(id) => format!(
+            "{} is now one simple record: {}; change {id}",
+            d.record_name,
+            simple.describe()
+        ),
+        None => format!("{} already is one simple record", d.record_name),
+    };
+    audit(deps, ev).await?;
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckSyncInput {
     pub run_id: String,
     pub change_id: String,
