@@ -6,14 +6,15 @@ use cutover_core::api::{handle_api, ApiRequest};
 use cutover_core::model::{ApprovalNotice, AuditEvent, Decision};
 use cutover_core::plan::{Plan, PlanError};
 use cutover_core::ports::{
-    PortError, PortErrorKind, Replication, RunStore, TaskCallbacks, TrafficRouter,
+    HealthProbe, Metrics, Notifier, PortError, PortErrorKind, Replication, RunStore, TaskCallbacks,
+    TrafficRouter,
 };
 use cutover_core::steps::{self, DecideApproval, Deps};
 use cutover_engine::{
     lambda_error, Engine, Options, TaskError, TaskHandler, TokenBroker, TokenError,
 };
 use cutover_sim::spec::OperatorAction;
-use cutover_sim::{MemoryStore, SimClock, World, WorldSpec};
+use cutover_sim::{Faulty, MemoryStore, SimClock, World, WorldSpec};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
@@ -310,15 +311,22 @@ pub(crate) fn setup(
         base_store.clone()
     };
     let broker = Arc::new(TokenBroker::new());
+    // The world's faults sit in front of every port, simulated or SDK adapter alike; the report
+    // and the final DNS are read around them.
+    let faults = world.faults();
+    let metrics: Arc<dyn Metrics> = world.clone();
+    let probe: Arc<dyn HealthProbe> = world.clone();
+    let notifier: Arc<dyn Notifier> = world.clone();
+    let callbacks: Arc<dyn TaskCallbacks> = Arc::new(BrokerCallbacks(broker.clone()));
     let deps = Deps {
         clock: Arc::new(clock),
-        store,
-        router: router.clone(),
-        replication: replication.clone(),
-        metrics: world.clone(),
-        probe: world.clone(),
-        notifier: world.clone(),
-        callbacks: Arc::new(BrokerCallbacks(broker.clone())),
+        store: Faulty::new(faults.clone(), store),
+        router: Faulty::new(faults.clone(), router.clone()),
+        replication: Faulty::new(faults.clone(), replication.clone()),
+        metrics: Faulty::new(faults.clone(), metrics),
+        probe: Faulty::new(faults.clone(), probe),
+        notifier: Faulty::new(faults.clone(), notifier),
+        callbacks: Faulty::new(faults, callbacks),
     };
 
     // The simulated humans: each gate's scripted answers are all played, in order, each at its

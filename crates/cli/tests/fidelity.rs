@@ -503,3 +503,15 @@ fn final_form_simple_collapses_the_pair_to_green() {
         .iter()
         .any(|(_, e, _)| e == "collapsed-to-simple"));
 }
+
+/// Faults are a decorator in front of any port: here the run store (DynamoDB) throttles twice
+/// and refuses a GetItem once, and the run still completes, each fault retried.
+#[test]
+fn faults_reach_the_run_store_too() {
+    let world = format!(
+        "{DMS_WORLD}\nfaults:\n  - {{operation: dynamodb.PutItem, error: ThrottlingException, times: 2, afterSeconds: 100}}\n  - {{operation: dynamodb.GetItem, error: InternalServerError, times: 1, afterSeconds: 100}}\n"
+    );
+    let r = run_texts(DMS_PLAN, &world);
+    assert_eq!(r.report.outcome, "completed", "{:?}", events(&r));
+    assert_eq!(r.report.world.faults_injected, 3);
+}

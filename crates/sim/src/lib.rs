@@ -3,11 +3,13 @@
 //! endpoints, CloudWatch alarms, a run store, scripted approvals and injected faults.
 
 pub mod clock;
+pub mod faults;
 pub mod spec;
 pub mod store;
 pub mod world;
 
 pub use clock::SimClock;
+pub use faults::{Faults, Faulty};
 pub use spec::{WorldError, WorldSpec};
 pub use store::MemoryStore;
 pub use world::{Counters, World};

@@ -309,6 +309,62 @@ pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
         "mgn.DescribeJobs",
         &["ThrottlingException", "ServiceUnavailable"],
     ),
+    (
+        "dms.StopReplicationTask",
+        &[
+            "ThrottlingException",
+            "InvalidResourceStateFault",
+            "ServiceUnavailable",
+        ],
+    ),
+    (
+        "mgn.FinalizeCutover",
+        &[
+            "ThrottlingException",
+            "ConflictException",
+            "ServiceUnavailable",
+        ],
+    ),
+    (
+        "states.SendTaskSuccess",
+        &["ThrottlingException", "ServiceUnavailable"],
+    ),
+    (
+        "states.SendTaskFailure",
+        &["ThrottlingException", "ServiceUnavailable"],
+    ),
+    (
+        "dynamodb.GetItem",
+        &[
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "InternalServerError",
+        ],
+    ),
+    (
+        "dynamodb.PutItem",
+        &[
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "InternalServerError",
+        ],
+    ),
+    (
+        "dynamodb.DeleteItem",
+        &[
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "InternalServerError",
+        ],
+    ),
+    (
+        "dynamodb.Query",
+        &[
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "InternalServerError",
+        ],
+    ),
     ("sns.Publish", &["Throttling", "ServiceUnavailable"]),
     ("http.Probe", &["ConnectionRefused", "Timeout"]),
 ];

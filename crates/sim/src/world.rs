@@ -3,7 +3,7 @@
 //! start types the task's state does not allow; MGN follows its lifecycle.
 
 use crate::clock::SimClock;
-use crate::spec::{interpolate, step_value, FaultSpec, WorldSpec};
+use crate::spec::{interpolate, step_value, WorldSpec};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cutover_core::model::*;
@@ -56,13 +56,14 @@ struct State {
     r53_window: (i64, u32),
     dms: BTreeMap<String, DmsState>,
     mgn: BTreeMap<String, MgnState>,
-    faults: Vec<(FaultSpec, u32)>,
     counters: Counters,
     notices: Vec<ApprovalNotice>,
 }
 
 pub struct World {
     clock: SimClock,
+    /// The world's fault schedule, applied by wrapping ports in `Faulty`, never inside the world.
+    faults: std::sync::Arc<Faults>,
     spec: WorldSpec,
     state: Mutex<State>,
     notices_tx: Mutex<Option<UnboundedSender<ApprovalNotice>>>,
@@ -103,24 +104,7 @@ pub fn record_shape_error(r: &RecordSet) -> Option<String> {
     None
 }
 
-fn err(service: &'static str, code: &str, message: impl Into<String>) -> PortError {
-    let kind = match code {
-        "Throttling" | "ThrottlingException" => PortErrorKind::Throttled,
-        "PriorRequestNotComplete" => PortErrorKind::Busy,
-        "ServiceUnavailable" => PortErrorKind::Transient,
-        "InvalidChangeBatch"
-        | "InvalidResourceStateFault"
-        | "ConflictException"
-        | "InvalidInput" => PortErrorKind::Invalid,
-        "NoSuchHostedZone"
-        | "NoSuchChange"
-        | "ResourceNotFoundFault"
-        | "ResourceNotFoundException"
-        | "ResourceNotFound" => PortErrorKind::NotFound,
-        _ => PortErrorKind::Other,
-    };
-    PortError::new(service, kind, code, message)
-}
+use crate::faults::{aws_error as err, Faults};
 
 impl World {
     /// Builds the world at t = 0 of `clock`. The spec must have been validated.
@@ -171,9 +155,10 @@ impl World {
                 )
             })
             .collect();
-        let faults = spec.faults.iter().map(|f| (f.clone(), f.times)).collect();
+        let faults = std::sync::Arc::new(Faults::new(&spec.faults, clock));
         World {
             clock,
+            faults,
             spec,
             state: Mutex::new(State {
                 zones,
@@ -182,7 +167,6 @@ impl World {
                 r53_window: (i64::MIN, 0),
                 dms,
                 mgn,
-                faults,
                 counters: Counters::default(),
                 notices: Vec::new(),
             }),
@@ -222,7 +206,14 @@ impl World {
     }
 
     pub fn counters(&self) -> Counters {
-        self.st().counters.clone()
+        let mut c = self.st().counters.clone();
+        c.faults_injected = self.faults.injected();
+        c
+    }
+
+    /// The fault schedule, for wrapping ports in `Faulty`.
+    pub fn faults(&self) -> std::sync::Arc<Faults> {
+        self.faults.clone()
     }
 
     pub fn notices(&self) -> Vec<ApprovalNotice> {
@@ -248,23 +239,12 @@ impl World {
         out
     }
 
-    /// Counts the call and raises an injected fault if one is due.
+    /// Counts a call that reached the service (an injected fault stops a call before it).
     fn enter(&self, st: &mut State, service: &'static str, op: &str) -> Result<(), PortError> {
         *st.counters
             .calls
             .entry(format!("{service}.{op}"))
             .or_default() += 1;
-        let t = self.t();
-        let full = format!("{service}.{op}");
-        if let Some((f, left)) = st
-            .faults
-            .iter_mut()
-            .find(|(f, left)| f.operation == full && *left > 0 && t >= f.after_seconds)
-        {
-            *left -= 1;
-            st.counters.faults_injected += 1;
-            return Err(err(service, &f.error, format!("injected fault on {full}")));
-        }
         Ok(())
     }
 
@@ -1130,19 +1110,26 @@ dms: {tasks: [{arn: "arn:aws:dms:us-east-1:123456789012:task:T", status: ready, 
 
     #[tokio::test(start_paused = true)]
     async fn injected_faults_fire_the_given_number_of_times() {
-        let w = world(&format!("{ZONE}\nfaults: [{{operation: route53.GetChange, error: ServiceUnavailable, times: 2}}]"));
+        let w = std::sync::Arc::new(world(&format!("{ZONE}\nfaults: [{{operation: route53.GetChange, error: ServiceUnavailable, times: 2}}]")));
+        let inner: std::sync::Arc<dyn TrafficRouter> = w.clone();
+        let r = crate::faults::Faulty::new(w.faults(), inner);
         assert_eq!(
-            w.change_status("C1").await.unwrap_err().kind,
+            r.change_status("C1").await.unwrap_err().kind,
             PortErrorKind::Transient
         );
         assert_eq!(
-            w.change_status("C1").await.unwrap_err().kind,
+            r.change_status("C1").await.unwrap_err().kind,
             PortErrorKind::Transient
         );
         assert_eq!(
-            w.change_status("C1").await.unwrap_err().code,
+            r.change_status("C1").await.unwrap_err().code,
             "NoSuchChange"
         );
         assert_eq!(w.counters().faults_injected, 2);
+        assert_eq!(
+            w.counters().calls["route53.GetChange"],
+            1,
+            "faulted calls never reached the service"
+        );
     }
 }

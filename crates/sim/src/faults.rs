@@ -1,0 +1,272 @@
+//! Fault injection as a decorator: `Faulty` wraps any port — a simulated service, the in-memory
+//! run store or an SDK adapter — and makes the calls the world's `faults` schedule name fail with
+//! the scheduled error before they reach it. The wrapped port never knows.
+
+use crate::clock::SimClock;
+use crate::spec::FaultSpec;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cutover_core::model::*;
+use cutover_core::plan::HttpCheck;
+use cutover_core::ports::*;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The kind of an AWS error code, as the SDK adapters classify it.
+pub fn aws_error(service: &'static str, code: &str, message: impl Into<String>) -> PortError {
+    let kind = match code {
+        "Throttling" | "ThrottlingException" | "ProvisionedThroughputExceededException" => {
+            PortErrorKind::Throttled
+        }
+        "PriorRequestNotComplete" => PortErrorKind::Busy,
+        "ServiceUnavailable" | "InternalServerError" | "Timeout" | "ConnectionRefused" => {
+            PortErrorKind::Transient
+        }
+        "InvalidChangeBatch"
+        | "InvalidResourceStateFault"
+        | "ConflictException"
+        | "InvalidInput" => PortErrorKind::Invalid,
+        "NoSuchHostedZone"
+        | "NoSuchChange"
+        | "ResourceNotFoundFault"
+        | "ResourceNotFoundException"
+        | "ResourceNotFound" => PortErrorKind::NotFound,
+        "ConditionalCheckFailedException" => PortErrorKind::Conflict,
+        _ => PortErrorKind::Other,
+    };
+    PortError::new(service, kind, code, message)
+}
+
+/// The world's fault schedule: each entry fails its operation's next `times` calls from
+/// `afterSeconds` on.
+pub struct Faults {
+    clock: SimClock,
+    left: Mutex<Vec<(FaultSpec, u32)>>,
+    injected: AtomicU64,
+}
+
+impl Faults {
+    pub fn new(faults: &[FaultSpec], clock: SimClock) -> Self {
+        Faults {
+            clock,
+            left: Mutex::new(faults.iter().map(|f| (f.clone(), f.times)).collect()),
+            injected: AtomicU64::new(0),
+        }
+    }
+
+    /// Fails this call of `operation` (`service.Operation`) if a fault is due.
+    pub fn check(&self, service: &'static str, operation: &str) -> Result<(), PortError> {
+        let t = self.clock.elapsed_seconds();
+        let mut left = self.left.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((f, n)) = left
+            .iter_mut()
+            .find(|(f, n)| f.operation == operation && *n > 0 && t >= f.after_seconds)
+        {
+            *n -= 1;
+            self.injected.fetch_add(1, Ordering::Relaxed);
+            return Err(aws_error(
+                service,
+                &f.error,
+                format!("injected fault on {operation}"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::Relaxed)
+    }
+}
+
+/// Any port, with the world's faults in front of it.
+pub struct Faulty<T: ?Sized> {
+    pub faults: Arc<Faults>,
+    pub inner: Arc<T>,
+}
+
+impl<T: ?Sized> Faulty<T> {
+    pub fn new(faults: Arc<Faults>, inner: Arc<T>) -> Arc<Self> {
+        Arc::new(Faulty { faults, inner })
+    }
+}
+
+#[async_trait]
+impl TrafficRouter for Faulty<dyn TrafficRouter> {
+    async fn records(
+        &self,
+        zone_id: &str,
+        name: &str,
+        record_type: RecordType,
+    ) -> Result<Vec<RecordSet>, PortError> {
+        self.faults
+            .check("route53", "route53.ListResourceRecordSets")?;
+        self.inner.records(zone_id, name, record_type).await
+    }
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[Change],
+        comment: &str,
+    ) -> Result<ChangeInfo, PortError> {
+        self.faults
+            .check("route53", "route53.ChangeResourceRecordSets")?;
+        self.inner.change(zone_id, changes, comment).await
+    }
+    async fn change_status(&self, change_id: &str) -> Result<ChangeInfo, PortError> {
+        self.faults.check("route53", "route53.GetChange")?;
+        self.inner.change_status(change_id).await
+    }
+}
+
+#[async_trait]
+impl Replication for Faulty<dyn Replication> {
+    async fn dms_task(&self, task_arn: &str) -> Result<DmsTask, PortError> {
+        self.faults.check("dms", "dms.DescribeReplicationTasks")?;
+        self.inner.dms_task(task_arn).await
+    }
+    async fn start_dms_task(
+        &self,
+        task_arn: &str,
+        start_type: DmsStartType,
+    ) -> Result<(), PortError> {
+        self.faults.check("dms", "dms.StartReplicationTask")?;
+        self.inner.start_dms_task(task_arn, start_type).await
+    }
+    async fn stop_dms_task(&self, task_arn: &str) -> Result<(), PortError> {
+        self.faults.check("dms", "dms.StopReplicationTask")?;
+        self.inner.stop_dms_task(task_arn).await
+    }
+    async fn mgn_server(&self, server_id: &str) -> Result<MgnServer, PortError> {
+        self.faults.check("mgn", "mgn.DescribeSourceServers")?;
+        self.inner.mgn_server(server_id).await
+    }
+    async fn start_mgn_cutover(&self, server_id: &str) -> Result<String, PortError> {
+        self.faults.check("mgn", "mgn.StartCutover")?;
+        self.inner.start_mgn_cutover(server_id).await
+    }
+    async fn mgn_job(&self, job_id: &str, server_id: &str) -> Result<MgnJob, PortError> {
+        self.faults.check("mgn", "mgn.DescribeJobs")?;
+        self.inner.mgn_job(job_id, server_id).await
+    }
+    async fn finalize_mgn_cutover(&self, server_id: &str) -> Result<(), PortError> {
+        self.faults.check("mgn", "mgn.FinalizeCutover")?;
+        self.inner.finalize_mgn_cutover(server_id).await
+    }
+}
+
+#[async_trait]
+impl Metrics for Faulty<dyn Metrics> {
+    async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<DmsLatency>, PortError> {
+        self.faults
+            .check("cloudwatch", "cloudwatch.GetMetricData")?;
+        self.inner.dms_cdc_latency(task_arn).await
+    }
+    async fn alarm_states(&self, names: &[String]) -> Result<Vec<(String, AlarmState)>, PortError> {
+        self.faults
+            .check("cloudwatch", "cloudwatch.DescribeAlarms")?;
+        self.inner.alarm_states(names).await
+    }
+}
+
+#[async_trait]
+impl HealthProbe for Faulty<dyn HealthProbe> {
+    /// A probe never errors: an injected fault is a failed probe with the fault as its detail.
+    async fn probe(&self, check: &HttpCheck) -> ProbeResult {
+        if let Err(e) = self.faults.check("http", "http.Probe") {
+            return ProbeResult {
+                ok: false,
+                status: None,
+                detail: e.to_string(),
+            };
+        }
+        self.inner.probe(check).await
+    }
+}
+
+#[async_trait]
+impl Notifier for Faulty<dyn Notifier> {
+    async fn approval_requested(&self, notice: &ApprovalNotice) -> Result<(), PortError> {
+        self.faults.check("sns", "sns.Publish")?;
+        self.inner.approval_requested(notice).await
+    }
+}
+
+#[async_trait]
+impl TaskCallbacks for Faulty<dyn TaskCallbacks> {
+    async fn send_success(&self, task_token: &str, output: Value) -> Result<(), PortError> {
+        self.faults.check("states", "states.SendTaskSuccess")?;
+        self.inner.send_success(task_token, output).await
+    }
+    async fn send_failure(
+        &self,
+        task_token: &str,
+        error: &str,
+        cause: &str,
+    ) -> Result<(), PortError> {
+        self.faults.check("states", "states.SendTaskFailure")?;
+        self.inner.send_failure(task_token, error, cause).await
+    }
+}
+
+/// The run store's calls as the DynamoDB operations they are.
+#[async_trait]
+impl RunStore for Faulty<dyn RunStore> {
+    async fn acquire_lock(
+        &self,
+        application: &str,
+        run_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<LockOutcome, PortError> {
+        self.faults.check("dynamodb", "dynamodb.PutItem")?;
+        self.inner.acquire_lock(application, run_id, at).await
+    }
+    async fn release_lock(&self, application: &str, run_id: &str) -> Result<(), PortError> {
+        self.faults.check("dynamodb", "dynamodb.DeleteItem")?;
+        self.inner.release_lock(application, run_id).await
+    }
+    async fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>, PortError> {
+        self.faults.check("dynamodb", "dynamodb.GetItem")?;
+        self.inner.load_run(run_id).await
+    }
+    async fn save_run(&self, record: &RunRecord) -> Result<(), PortError> {
+        self.faults.check("dynamodb", "dynamodb.PutItem")?;
+        self.inner.save_run(record).await
+    }
+    async fn append_event(&self, event: &AuditEvent) -> Result<bool, PortError> {
+        self.faults.check("dynamodb", "dynamodb.PutItem")?;
+        self.inner.append_event(event).await
+    }
+    async fn events(&self, run_id: &str) -> Result<Vec<AuditEvent>, PortError> {
+        self.faults.check("dynamodb", "dynamodb.Query")?;
+        self.inner.events(run_id).await
+    }
+    async fn save_approval(
+        &self,
+        approval: &ApprovalRecord,
+        expect_undecided: bool,
+    ) -> Result<(), PortError> {
+        self.faults.check("dynamodb", "dynamodb.PutItem")?;
+        self.inner.save_approval(approval, expect_undecided).await
+    }
+    async fn load_approval(
+        &self,
+        run_id: &str,
+        gate: &str,
+    ) -> Result<Option<ApprovalRecord>, PortError> {
+        self.faults.check("dynamodb", "dynamodb.GetItem")?;
+        self.inner.load_approval(run_id, gate).await
+    }
+    async fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalRecord>, PortError> {
+        self.faults.check("dynamodb", "dynamodb.Query")?;
+        self.inner.approvals(run_id).await
+    }
+    async fn wave_frozen(&self, wave: &str) -> Result<Option<String>, PortError> {
+        self.faults.check("dynamodb", "dynamodb.GetItem")?;
+        self.inner.wave_frozen(wave).await
+    }
+    async fn set_wave_frozen(&self, wave: &str, reason: Option<&str>) -> Result<(), PortError> {
+        self.faults.check("dynamodb", "dynamodb.PutItem")?;
+        self.inner.set_wave_frozen(wave, reason).await
+    }
+}
