@@ -1,0 +1,240 @@
+//! Route 53: change batches validated as Route 53 validates them, the account-wide request rate,
+//! busy zones and PENDING -> INSYNC propagation.
+
+use super::*;
+use async_trait::async_trait;
+
+impl World {
+    /// Route 53's account-wide rate limit, counted per virtual second.
+    fn route53_enter(&self, st: &mut State, op: &str) -> Result<(), PortError> {
+        self.enter(st, "route53", op)?;
+        let second = self.t().floor() as i64;
+        if st.r53_window.0 != second {
+            st.r53_window = (second, 0);
+        }
+        st.r53_window.1 += 1;
+        if st.r53_window.1 > self.spec.route53.requests_per_second {
+            st.counters.throttled += 1;
+            return Err(err("route53", "Throttling", "Rate exceeded"));
+        }
+        Ok(())
+    }
+
+    fn change_status_at(&self, submitted: DateTime<Utc>) -> ChangeStatus {
+        let age = (self.clock.now() - submitted).num_milliseconds() as f64 / 1000.0;
+        if age >= self.spec.route53.propagation_seconds as f64 {
+            ChangeStatus::Insync
+        } else {
+            ChangeStatus::Pending
+        }
+    }
+}
+
+fn key(r: &RecordSet) -> (String, RecordType, Option<String>) {
+    (r.name.clone(), r.record_type, r.set_identifier.clone())
+}
+
+/// Why Route 53 refuses a batch: InvalidInput for a malformed record, InvalidChangeBatch for a
+/// batch that does not fit the zone (ChangeResourceRecordSets errors,
+/// https://docs.aws.amazon.com/Route53/latest/APIReference/API_ChangeResourceRecordSets.html).
+struct BatchError {
+    code: &'static str,
+    message: String,
+}
+
+impl BatchError {
+    fn input(message: String) -> Self {
+        BatchError {
+            code: "InvalidInput",
+            message,
+        }
+    }
+    fn batch(message: String) -> Self {
+        BatchError {
+            code: "InvalidChangeBatch",
+            message,
+        }
+    }
+}
+
+/// Applies a batch to a copy of the zone's records as Route 53 would, or says why it refuses.
+/// The batch is transactional: all of it or none. A DELETE must name the record exactly as it is,
+/// health check and alias target included ("To delete a resource record set, you must specify all
+/// the same values that you specified when you created it").
+fn apply_batch(zone: &Zone, changes: &[Change]) -> Result<Vec<RecordSet>, BatchError> {
+    if changes.is_empty() {
+        return Err(BatchError::input("the change batch is empty".into()));
+    }
+    let mut records = zone.records.clone();
+    for c in changes {
+        let r = canonical_record(c.record.clone());
+        let zone_name = &zone.name;
+        if r.name != *zone_name && !r.name.ends_with(&format!(".{zone_name}")) {
+            return Err(BatchError::batch(format!(
+                "RRSet with DNS name {} is not permitted in zone {zone_name}",
+                r.name
+            )));
+        }
+        if let Some(m) = record_shape_error(&r) {
+            return Err(BatchError::input(m));
+        }
+        if r.weight.is_some() != r.set_identifier.is_some() {
+            return Err(BatchError::input(format!(
+                "Invalid request: weight and SetIdentifier must be given together for {}",
+                r.name
+            )));
+        }
+        if r.weight.is_some_and(|w| w > 255) {
+            return Err(BatchError::input(format!(
+                "Invalid weight {} for {}: weights are 0..=255",
+                r.weight.unwrap_or(0),
+                r.name
+            )));
+        }
+        if r.alias_target.is_none() && r.record_type == RecordType::CNAME && r.values.len() != 1 {
+            return Err(BatchError::batch(format!(
+                "Invalid number of values for {} {}",
+                r.name, r.record_type
+            )));
+        }
+        let pos = records.iter().position(|x| key(x) == key(&r));
+        match c.action {
+            ChangeAction::Create => {
+                if pos.is_some() {
+                    return Err(BatchError::batch(format!("Tried to create resource record set [name='{}', type='{}'] but it already exists", r.name, r.record_type)));
+                }
+                records.push(r);
+            }
+            ChangeAction::Delete => match pos {
+                Some(i) if records[i] == r => {
+                    records.remove(i);
+                }
+                Some(_) => {
+                    return Err(BatchError::batch(format!(
+                        "Tried to delete resource record set [name='{}', type='{}'] but the values provided do not match the current values",
+                        r.name, r.record_type
+                    )))
+                }
+                None => {
+                    return Err(BatchError::batch(format!("Tried to delete resource record set [name='{}', type='{}'] but it was not found", r.name, r.record_type)))
+                }
+            },
+            ChangeAction::Upsert => match pos {
+                Some(i) => records[i] = r,
+                None => records.push(r),
+            },
+        }
+    }
+    // Whole-batch rules, checked on the result.
+    let mut groups: BTreeMap<(String, RecordType), Vec<&RecordSet>> = BTreeMap::new();
+    for r in &records {
+        groups
+            .entry((r.name.clone(), r.record_type))
+            .or_default()
+            .push(r);
+    }
+    for ((name, ty), group) in groups {
+        let simple = group.iter().filter(|r| !r.is_weighted()).count();
+        if simple > 0 && group.len() > 1 {
+            return Err(BatchError::batch(format!(
+                "RRSet of type {ty} with DNS name {name} is not permitted because a conflicting RRSet of type {ty} with the same DNS name already exists"
+            )));
+        }
+        // The TTL rule binds the value records of a weighted set; alias records have no TTL.
+        let ttls: Vec<u64> = group.iter().filter_map(|r| r.ttl).collect();
+        if ttls.windows(2).any(|w| w[0] != w[1]) {
+            return Err(BatchError::batch(format!("All resource record sets in the weighted set {name} {ty} must have the same TTL, got {ttls:?}")));
+        }
+    }
+    Ok(records)
+}
+
+#[async_trait]
+impl TrafficRouter for World {
+    async fn records(
+        &self,
+        zone_id: &str,
+        name: &str,
+        record_type: RecordType,
+    ) -> Result<Vec<RecordSet>, PortError> {
+        {
+            let mut st = self.st();
+            self.route53_enter(&mut st, "ListResourceRecordSets")?;
+            if !st.zones.contains_key(zone_id) {
+                return Err(err(
+                    "route53",
+                    "NoSuchHostedZone",
+                    format!("No hosted zone found with ID: {zone_id}"),
+                ));
+            }
+        }
+        Ok(self.dns(zone_id, name, record_type))
+    }
+
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[Change],
+        _comment: &str,
+    ) -> Result<ChangeInfo, PortError> {
+        let mut st = self.st();
+        self.route53_enter(&mut st, "ChangeResourceRecordSets")?;
+        let now = self.clock.now();
+        let busy_for = chrono::Duration::seconds(self.spec.route53.busy_seconds as i64);
+        let busy = st
+            .changes
+            .values()
+            .any(|(at, z)| z == zone_id && now - *at < busy_for);
+        if busy {
+            return Err(err(
+                "route53",
+                "PriorRequestNotComplete",
+                "The request was rejected because Route 53 was still processing a prior request.",
+            ));
+        }
+        let zone = st.zones.get(zone_id).ok_or_else(|| {
+            err(
+                "route53",
+                "NoSuchHostedZone",
+                format!("No hosted zone found with ID: {zone_id}"),
+            )
+        })?;
+        let records = apply_batch(zone, changes).map_err(|e| err("route53", e.code, e.message))?;
+        let mut before = zone.records.clone();
+        let mut after = records.clone();
+        before.sort();
+        after.sort();
+        if before != after {
+            st.counters.dns_changes_applied += 1;
+        }
+        if let Some(z) = st.zones.get_mut(zone_id) {
+            z.records = records;
+        }
+        st.next_change += 1;
+        let id = format!("C{:012}", st.next_change);
+        let now = self.clock.now();
+        st.changes.insert(id.clone(), (now, zone_id.to_string()));
+        Ok(ChangeInfo {
+            id,
+            status: ChangeStatus::Pending,
+            submitted_at: now,
+        })
+    }
+
+    async fn change_status(&self, change_id: &str) -> Result<ChangeInfo, PortError> {
+        let mut st = self.st();
+        self.route53_enter(&mut st, "GetChange")?;
+        let (at, _) = st.changes.get(change_id).cloned().ok_or_else(|| {
+            err(
+                "route53",
+                "NoSuchChange",
+                format!("No change with ID {change_id}"),
+            )
+        })?;
+        Ok(ChangeInfo {
+            id: change_id.to_string(),
+            status: self.change_status_at(at),
+            submitted_at: at,
+        })
+    }
+}
