@@ -4,7 +4,7 @@
 use super::{audit, check_run_id, event, load_run, store_err, update_run, Deps};
 use crate::error::{ErrorInfo, StepError, ABORT_ERRORS};
 use crate::model::RunRecord;
-use crate::plan::{Plan, ReplicationKind};
+use crate::plan::Plan;
 use crate::ports::PortErrorKind;
 use serde::{Deserialize, Serialize};
 
@@ -36,33 +36,9 @@ pub async fn finalize_cutover(
     if run.steps.contains_key("rollback") {
         return Err(StepError::invalid("a rolled-back run is never finalized"));
     }
-    let r = &input.plan.replication;
-    let fail = |e| StepError::from_port(e, |e| StepError::ReplicationFailed(e.to_string()));
-    let action = match r.kind {
-        ReplicationKind::Dms => {
-            let arn = r.task_arn.as_deref().unwrap_or_default();
-            let task = deps.replication.dms_task(arn).await.map_err(fail)?;
-            if task.status != "stopped" {
-                match deps.replication.stop_dms_task(arn).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind == PortErrorKind::Invalid => {}
-                    Err(e) => return Err(fail(e)),
-                }
-            }
-            "stop-dms-task"
-        }
-        ReplicationKind::Mgn => {
-            let id = r.source_server_id.as_deref().unwrap_or_default();
-            let s = deps.replication.mgn_server(id).await.map_err(fail)?;
-            if s.lifecycle != "CUTOVER" {
-                deps.replication
-                    .finalize_mgn_cutover(id)
-                    .await
-                    .map_err(fail)?;
-            }
-            "finalize-mgn-cutover"
-        }
-    };
+    let action = super::replication::strategy(&input.plan)
+        .finalize(deps)
+        .await?;
     let out = FinalizeOutput {
         action: action.into(),
     };

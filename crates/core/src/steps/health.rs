@@ -81,7 +81,7 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     }
     // An MGN green is a point-in-time instance: once launched, the source's replication lag says
     // nothing about it, so only DMS lag is watched during bakes.
-    let reading = if plan.replication.kind == crate::plan::ReplicationKind::Dms {
+    let reading = if super::replication::strategy(plan).lag_matters_in_bakes() {
         read_lag(plan, deps).await?
     } else {
         Default::default()

@@ -96,7 +96,7 @@ fn store_err(e: PortError) -> StepError {
     StepError::from_port(e, |e| StepError::Retryable(format!("run store: {e}")))
 }
 
-async fn load_run(deps: &Deps, run_id: &str) -> Result<RunRecord, StepError> {
+pub(crate) async fn load_run(deps: &Deps, run_id: &str) -> Result<RunRecord, StepError> {
     deps.store
         .load_run(run_id)
         .await
@@ -105,7 +105,7 @@ async fn load_run(deps: &Deps, run_id: &str) -> Result<RunRecord, StepError> {
 }
 
 /// Read-modify-write of the run record under optimistic concurrency, retried on conflict.
-async fn update_run<T>(
+pub(crate) async fn update_run<T>(
     deps: &Deps,
     run_id: &str,
     mut f: impl FnMut(&mut RunRecord) -> T,
@@ -125,12 +125,12 @@ async fn update_run<T>(
 }
 
 /// Appends an audit event; a redelivered step finds its key taken and adds nothing.
-async fn audit(deps: &Deps, event: AuditEvent) -> Result<(), StepError> {
+pub(crate) async fn audit(deps: &Deps, event: AuditEvent) -> Result<(), StepError> {
     deps.store.append_event(&event).await.map_err(store_err)?;
     Ok(())
 }
 
-fn event(
+pub(crate) fn event(
     run_id: &str,
     key: impl Into<String>,
     step: &str,

@@ -3,7 +3,7 @@
 use super::{audit, check_plan, check_run_id, event, store_err, Deps};
 use crate::error::StepError;
 use crate::model::{AlarmState, RecordSet, RunRecord};
-use crate::plan::{Plan, ReplicationKind};
+use crate::plan::Plan;
 use crate::ports::{LockOutcome, PortErrorKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -57,7 +57,7 @@ pub async fn validate_cutover(
     let current = preflight_dns(&plan, deps, &mut problems).await?;
     // An MGN green is the cutover instance, launched only after the lag gate: there is nothing
     // to probe yet. Its health is checked once it has booted, before any traffic moves.
-    if plan.replication.kind != ReplicationKind::Mgn {
+    if super::replication::strategy(&plan).green_exists_before_launch() {
         preflight_health(&plan, deps, &mut problems).await?;
     }
     if !problems.is_empty() {
@@ -118,81 +118,9 @@ async fn preflight_replication(
     deps: &Deps,
     problems: &mut Vec<String>,
 ) -> Result<(), StepError> {
-    let r = &plan.replication;
-    match r.kind {
-        ReplicationKind::Dms => {
-            let arn = r.task_arn.as_deref().unwrap_or_default();
-            match deps.replication.dms_task(arn).await {
-                Ok(t) => {
-                    let startable = ["ready", "stopped", "running", "starting"];
-                    if !startable.contains(&t.status.as_str()) {
-                        problems.push(format!(
-                            "replication.taskArn: DMS task is '{}', not ready, stopped or running",
-                            t.status
-                        ));
-                    }
-                    // A full-load task stops after the load and never replicates ongoing changes
-                    // (MigrationType, https://docs.aws.amazon.com/dms/latest/APIReference/API_ReplicationTask.html):
-                    // no lag to wait for, and green would miss every write made after the load.
-                    if t.migration_type == "full-load" {
-                        problems.push(format!(
-                            "replication.taskArn: DMS task {arn} is full-load only: it never replicates ongoing changes, so the lag gate could not open. Use a full-load-and-cdc or cdc task"
-                        ));
-                    }
-                }
-                Err(e) if e.kind == PortErrorKind::NotFound => {
-                    problems.push(format!("replication.taskArn: no DMS task {arn}"))
-                }
-                Err(e) => {
-                    return Err(StepError::from_port(e, |e| {
-                        StepError::invalid(format!("replication.taskArn: {e}"))
-                    }))
-                }
-            }
-        }
-        ReplicationKind::Mgn => {
-            let id = r.source_server_id.as_deref().unwrap_or_default();
-            match deps.replication.mgn_server(id).await {
-                Ok(s) => {
-                    if s.lifecycle == "CUTTING_OVER" {
-                        // Its launched instance holds the data of that earlier launch, not of now:
-                        // shifting traffic to it would serve stale data. Relaunching silently would
-                        // terminate an instance someone may still be looking at, so refuse.
-                        problems.push(format!(
-                            "replication.sourceServerId: MGN server {id} is already CUTTING_OVER from an earlier launch{}: its instance holds that launch's data. Revert it first (MGN console: 'Revert to ready for cutover', which terminates the launched instance; API: ChangeServerLifeCycleState to READY_FOR_CUTOVER), then start the cutover again",
-                            s.launched_instance
-                                .as_ref()
-                                .and_then(|l| l.job_id.as_deref())
-                                .map(|j| format!(" (job {j})"))
-                                .unwrap_or_default()
-                        ));
-                    } else if s.lifecycle != "READY_FOR_CUTOVER" {
-                        problems.push(format!(
-                            "replication.sourceServerId: MGN server is '{}', not READY_FOR_CUTOVER",
-                            s.lifecycle
-                        ));
-                    }
-                    if ["DISCONNECTED", "STOPPED", "STALLED"]
-                        .contains(&s.replication_state.as_str())
-                    {
-                        problems.push(format!(
-                            "replication.sourceServerId: MGN replication is '{}'",
-                            s.replication_state
-                        ));
-                    }
-                }
-                Err(e) if e.kind == PortErrorKind::NotFound => problems.push(format!(
-                    "replication.sourceServerId: no MGN source server {id}"
-                )),
-                Err(e) => {
-                    return Err(StepError::from_port(e, |e| {
-                        StepError::invalid(format!("replication.sourceServerId: {e}"))
-                    }))
-                }
-            }
-        }
-    }
-    Ok(())
+    super::replication::strategy(plan)
+        .preflight(deps, problems)
+        .await
 }
 
 /// Reads what DNS serves now and checks it is the plan's blue: a simple record with the blue

@@ -1,0 +1,221 @@
+//! StartReplication and CheckReplicationLag (DMS: the end-to-end CDCLatencyTarget, every table out
+//! of full load, no failing validation, a fresh datapoint; MGN: lagDuration with state
+//! CONTINUOUS), with a gate that opens after N consecutive good samples.
+
+mod dms;
+mod mgn;
+
+use super::{audit, check_run_id, event, load_run, update_run, Deps};
+use crate::error::StepError;
+use crate::plan::{Plan, ReplicationKind};
+use crate::ports::PortError;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One replication kind: how to check it before the run, start it, read its lag and finalize
+/// it. A new kind (Aurora blue/green, say) is a new file implementing this, plus its plan fields.
+#[async_trait]
+pub(crate) trait Strategy: Send + Sync {
+    /// Problems that keep the run from starting, each naming its plan field.
+    async fn preflight(&self, deps: &Deps, problems: &mut Vec<String>) -> Result<(), StepError>;
+    /// Starts (or resumes) replication; idempotency is the caller's.
+    async fn start(&self, deps: &Deps) -> Result<StartReplicationOutput, StepError>;
+    /// One lag reading for the gate and for bakes.
+    async fn sample_lag(&self, plan: &Plan, deps: &Deps) -> Result<LagReading, StepError>;
+    /// The point of no return after the finalize gate; returns what was done.
+    async fn finalize(&self, deps: &Deps) -> Result<&'static str, StepError>;
+    /// Whether green exists before the lag gate (so pre-flight can probe it).
+    fn green_exists_before_launch(&self) -> bool;
+    /// Whether replication lag speaks for green during bakes (not for a point-in-time copy).
+    fn lag_matters_in_bakes(&self) -> bool;
+}
+
+/// The strategy of a validated plan's replication kind.
+pub(crate) fn strategy(plan: &Plan) -> Box<dyn Strategy + '_> {
+    let r = &plan.replication;
+    match r.kind {
+        ReplicationKind::Dms => Box::new(dms::Dms {
+            task_arn: r.task_arn.as_deref().unwrap_or_default(),
+        }),
+        ReplicationKind::Mgn => Box::new(mgn::Mgn {
+            server_id: r.source_server_id.as_deref().unwrap_or_default(),
+        }),
+    }
+}
+
+/// A replication call that failed: transient errors are retried, the rest fail the run.
+pub(crate) fn repl_err(e: PortError) -> StepError {
+    StepError::from_port(e, |e| StepError::ReplicationFailed(e.to_string()))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartReplicationInput {
+    pub run_id: String,
+    pub plan: Plan,
+    /// MGN only, after the lag gate opened: launch the cutover instance (StartCutover).
+    #[serde(default)]
+    pub launch: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartReplicationOutput {
+    /// start-replication | resume-processing | start-cutover | none
+    pub action: String,
+    pub status: String,
+    /// The MGN launch job, once launched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launched_at: Option<DateTime<Utc>>,
+}
+
+const START_KEY: &str = "start-replication";
+
+pub async fn start_replication(
+    input: StartReplicationInput,
+    deps: &Deps,
+) -> Result<StartReplicationOutput, StepError> {
+    check_run_id(&input.run_id)?;
+    if input.launch {
+        return mgn::launch_cutover_instance(input, deps).await;
+    }
+    let run = load_run(deps, &input.run_id).await?;
+    if let Some(done) = run.steps.get(START_KEY) {
+        return serde_json::from_value(done.clone())
+            .map_err(|e| StepError::invalid(format!("stored start result: {e}")));
+    }
+    let out = strategy(&input.plan).start(deps).await?;
+    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
+    update_run(deps, &input.run_id, |rec| {
+        rec.steps
+            .entry(START_KEY.into())
+            .or_insert_with(|| stored.clone());
+        rec.phase = "replicating".into();
+    })
+    .await?;
+    let mut ev = event(
+        &input.run_id,
+        START_KEY,
+        "StartReplication",
+        "replication-started",
+        deps.clock.now(),
+    );
+    ev.message = format!("action {} ({})", out.action, out.status);
+    audit(deps, ev).await?;
+    Ok(out)
+}
+
+/// The lag gate carried from sample to sample in the execution state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LagGate {
+    #[serde(default)]
+    pub consecutive: u32,
+    #[serde(default)]
+    pub samples: u32,
+    #[serde(default)]
+    pub lag_seconds: Option<f64>,
+    #[serde(default)]
+    pub converged: bool,
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckLagInput {
+    pub run_id: String,
+    pub plan: Plan,
+    #[serde(default)]
+    pub gate: LagGate,
+    pub started_at: DateTime<Utc>,
+}
+
+/// One reading of the replication: the lag, and why it cannot count.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LagReading {
+    pub lag: Option<f64>,
+    /// Something is wrong (a table in error, failing validation, the task not running): the gate
+    /// stays shut, and a bake counts the round as failed.
+    pub unhealthy: Vec<String>,
+    /// Not ready yet (full load, no or a stale datapoint): the gate stays shut, a bake is unaffected.
+    pub pending: Vec<String>,
+}
+
+/// How old a DMS datapoint may be and still count: two sample intervals or two metric periods,
+/// the larger. CloudWatch publishes a period's datapoint after the period ends, so a fresh one
+/// is up to one period old; older means DMS stopped publishing.
+pub fn dms_staleness_seconds(plan: &Plan) -> u64 {
+    plan.replication
+        .sample_interval_seconds
+        .saturating_mul(2)
+        .max(2 * crate::model::DMS_METRIC_PERIOD_SECONDS)
+}
+
+pub(crate) async fn read_lag(plan: &Plan, deps: &Deps) -> Result<LagReading, StepError> {
+    strategy(plan).sample_lag(plan, deps).await
+}
+
+pub async fn check_replication_lag(
+    input: CheckLagInput,
+    deps: &Deps,
+) -> Result<LagGate, StepError> {
+    check_run_id(&input.run_id)?;
+    let plan = &input.plan;
+    let now = deps.clock.now();
+    // An abort is honoured while waiting for lag too: nothing has moved yet, so it ends cleanly.
+    if let Some(reason) = load_run(deps, &input.run_id).await?.abort_requested {
+        return Err(StepError::Aborted(format!("abort requested: {reason}")));
+    }
+    let reading = read_lag(plan, deps).await?;
+    let lag = reading.lag;
+    let mut reasons = reading.unhealthy;
+    reasons.extend(reading.pending);
+    let max = plan.replication.max_lag_seconds;
+    if let Some(l) = lag {
+        if l > max {
+            reasons.push(format!("lag {l:.1}s is above {max}s"));
+        }
+    }
+    let good = reasons.is_empty();
+    let mut gate = input.gate.clone();
+    gate.samples += 1;
+    gate.consecutive = if good { gate.consecutive + 1 } else { 0 };
+    gate.lag_seconds = lag;
+    gate.converged = gate.consecutive >= plan.replication.stable_samples;
+    gate.reasons = reasons;
+
+    let mut ev = event(
+        &input.run_id,
+        format!("lag#{}", gate.samples),
+        "CheckReplicationLag",
+        "lag-sampled",
+        now,
+    );
+    ev.lag_seconds = lag;
+    ev.message = if good {
+        format!(
+            "{}/{} consecutive samples under {max}s",
+            gate.consecutive, plan.replication.stable_samples
+        )
+    } else {
+        gate.reasons.join("; ")
+    };
+    audit(deps, ev).await?;
+    update_run(deps, &input.run_id, |rec| rec.last_lag_seconds = lag).await?;
+
+    let deadline = input.started_at + Duration::seconds(plan.replication.deadline_seconds as i64);
+    if !gate.converged && now >= deadline {
+        return Err(StepError::LagNotConverged(format!(
+            "lag did not stay under {max}s for {} samples within {}s (last: {})",
+            plan.replication.stable_samples,
+            plan.replication.deadline_seconds,
+            lag.map(|l| format!("{l:.1}s"))
+                .unwrap_or_else(|| "unknown".into())
+        )));
+    }
+    Ok(gate)
+}
