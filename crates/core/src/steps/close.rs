@@ -1,7 +1,9 @@
 //! FinalizeCutover (the point of no return, only after the finalize gate) and CloseRun, which
 //! records the outcome and releases the application lock on every path.
 
-use super::{audit, check_run_id, event, load_run, store_err, update_run, Deps};
+use super::{
+    audit, check_run_id, event, load_run, remember, store_err, stored_result, update_run, Deps,
+};
 use crate::error::{ErrorInfo, StepError, ABORT_ERRORS};
 use crate::model::RunRecord;
 use crate::plan::Plan;
@@ -30,8 +32,8 @@ pub async fn finalize_cutover(
 ) -> Result<FinalizeOutput, StepError> {
     check_run_id(&input.run_id)?;
     let run = load_run(deps, &input.run_id).await?;
-    if let Some(done) = run.steps.get(FINALIZE_KEY) {
-        return serde_json::from_value(done.clone()).map_err(|e| StepError::invalid(e.to_string()));
+    if let Some(done) = stored_result(&run, FINALIZE_KEY) {
+        return done;
     }
     if run.steps.contains_key("rollback") {
         return Err(StepError::invalid("a rolled-back run is never finalized"));
@@ -42,12 +44,8 @@ pub async fn finalize_cutover(
     let out = FinalizeOutput {
         action: action.into(),
     };
-    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
-    update_run(deps, &input.run_id, |rec| {
-        rec.steps
-            .entry(FINALIZE_KEY.into())
-            .or_insert_with(|| stored.clone());
-        rec.phase = "finalized".into();
+    let out = remember(deps, &input.run_id, FINALIZE_KEY, &out, |rec| {
+        rec.phase = "finalized".into()
     })
     .await?;
     let mut ev = event(

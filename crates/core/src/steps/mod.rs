@@ -124,6 +124,38 @@ pub(crate) async fn update_run<T>(
     )))
 }
 
+/// The result a side-effecting step stored under `key`, if an earlier delivery finished it.
+pub(crate) fn stored_result<T: serde::de::DeserializeOwned>(
+    run: &RunRecord,
+    key: &str,
+) -> Option<Result<T, StepError>> {
+    run.steps.get(key).map(|v| {
+        serde_json::from_value(v.clone())
+            .map_err(|e| StepError::invalid(format!("stored {key} result: {e}")))
+    })
+}
+
+/// Stores a side effect's result under `key` — keeping whatever a concurrent delivery stored
+/// first — with `also` applied to the run record in the same write; returns the result kept.
+pub(crate) async fn remember<T: serde::Serialize + serde::de::DeserializeOwned>(
+    deps: &Deps,
+    run_id: &str,
+    key: &str,
+    out: &T,
+    mut also: impl FnMut(&mut RunRecord),
+) -> Result<T, StepError> {
+    let stored = serde_json::to_value(out).map_err(|e| StepError::invalid(e.to_string()))?;
+    let kept = update_run(deps, run_id, |rec| {
+        also(rec);
+        rec.steps
+            .entry(key.to_string())
+            .or_insert_with(|| stored.clone())
+            .clone()
+    })
+    .await?;
+    serde_json::from_value(kept).map_err(|e| StepError::invalid(e.to_string()))
+}
+
 /// Appends an audit event; a redelivered step finds its key taken and adds nothing.
 pub(crate) async fn audit(deps: &Deps, event: AuditEvent) -> Result<(), StepError> {
     deps.store.append_event(&event).await.map_err(store_err)?;

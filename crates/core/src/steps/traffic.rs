@@ -1,6 +1,6 @@
 //! ShiftTrafficWeight, CheckDnsSync and RollbackCutover over Route 53 weighted records.
 
-use super::{audit, check_run_id, event, load_run, update_run, Deps};
+use super::{audit, check_run_id, event, load_run, remember, stored_result, Deps};
 use crate::error::{ErrorInfo, StepError};
 use crate::model::{Change, ChangeAction, ChangeStatus, RecordSet, Routing, Weights};
 use crate::plan::Plan;
@@ -101,9 +101,8 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
     }
     let key = format!("shift#{}", input.index);
     let run = load_run(deps, &input.run_id).await?;
-    if let Some(done) = run.steps.get(&key) {
-        return serde_json::from_value(done.clone())
-            .map_err(|e| StepError::invalid(format!("stored shift result: {e}")));
+    if let Some(done) = stored_result(&run, &key) {
+        return done;
     }
     if let Some(reason) = &run.abort_requested {
         return Err(StepError::Aborted(format!("abort requested: {reason}")));
@@ -152,20 +151,12 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
         submitted_at: info.submitted_at,
         weights: Plan::weights_for(input.weight),
     };
-    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
-    let out = update_run(deps, &input.run_id, |rec| {
-        let kept = rec
-            .steps
-            .entry(key.clone())
-            .or_insert_with(|| stored.clone())
-            .clone();
-        rec.weights = Some(out.weights);
+    let weights = out.weights;
+    let out = remember(deps, &input.run_id, &key, &out, |rec| {
+        rec.weights = Some(weights);
         rec.phase = format!("shifting:{}", input.weight);
-        kept
     })
     .await?;
-    let out: ShiftOutput =
-        serde_json::from_value(out).map_err(|e| StepError::invalid(e.to_string()))?;
     let mut ev = event(
         &input.run_id,
         &key,
@@ -212,9 +203,8 @@ pub async fn collapse_to_simple(
     }
     let plan = &input.plan;
     let run = load_run(deps, &input.run_id).await?;
-    if let Some(done) = run.steps.get(COLLAPSE_KEY) {
-        return serde_json::from_value(done.clone())
-            .map_err(|e| StepError::invalid(format!("stored collapse result: {e}")));
+    if let Some(done) = stored_result(&run, COLLAPSE_KEY) {
+        return done;
     }
     if run.steps.contains_key(ROLLBACK_KEY) {
         return Err(StepError::invalid(
@@ -294,16 +284,7 @@ pub async fn collapse_to_simple(
             submitted_at: Some(info.submitted_at),
         }
     };
-    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
-    let kept = update_run(deps, &input.run_id, |rec| {
-        rec.steps
-            .entry(COLLAPSE_KEY.into())
-            .or_insert_with(|| stored.clone())
-            .clone()
-    })
-    .await?;
-    let out: CollapseOutput =
-        serde_json::from_value(kept).map_err(|e| StepError::invalid(e.to_string()))?;
+    let out = remember(deps, &input.run_id, COLLAPSE_KEY, &out, |_| {}).await?;
     let mut ev = event(
         &input.run_id,
         COLLAPSE_KEY,
@@ -405,9 +386,8 @@ pub async fn rollback_cutover(
 ) -> Result<RollbackOutput, StepError> {
     check_run_id(&input.run_id)?;
     let run = load_run(deps, &input.run_id).await?;
-    if let Some(done) = run.steps.get(ROLLBACK_KEY) {
-        return serde_json::from_value(done.clone())
-            .map_err(|e| StepError::invalid(format!("stored rollback result: {e}")));
+    if let Some(done) = stored_result(&run, ROLLBACK_KEY) {
+        return done;
     }
     let d = &input.plan.dns;
     let rb_err = |e: crate::ports::PortError| {
@@ -469,25 +449,17 @@ pub async fn rollback_cutover(
             submitted_at: Some(info.submitted_at),
         }
     };
-    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
-    let kept = update_run(deps, &input.run_id, |rec| {
-        let kept = rec
-            .steps
-            .entry(ROLLBACK_KEY.into())
-            .or_insert_with(|| stored.clone())
-            .clone();
+    let traffic_moved = out.traffic_moved;
+    let out = remember(deps, &input.run_id, ROLLBACK_KEY, &out, |rec| {
         rec.phase = "rolling-back".into();
-        if out.traffic_moved {
+        if traffic_moved {
             rec.weights = Some(Weights {
                 blue: 100,
                 green: 0,
             });
         }
-        kept
     })
     .await?;
-    let out: RollbackOutput =
-        serde_json::from_value(kept).map_err(|e| StepError::invalid(e.to_string()))?;
     let mut ev = event(
         &input.run_id,
         ROLLBACK_KEY,

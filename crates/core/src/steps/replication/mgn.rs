@@ -7,7 +7,7 @@ use crate::duration::iso8601_seconds;
 use crate::error::StepError;
 use crate::plan::{Plan, ReplicationKind};
 use crate::ports::PortErrorKind;
-use crate::steps::{audit, event, load_run, update_run, Deps};
+use crate::steps::{audit, event, load_run, remember, stored_result, Deps};
 use async_trait::async_trait;
 
 const LAUNCH_KEY: &str = "launch";
@@ -140,9 +140,8 @@ pub(super) async fn launch_cutover_instance(
         return Err(StepError::invalid("launch applies to MGN replication only"));
     }
     let run = load_run(deps, &input.run_id).await?;
-    if let Some(done) = run.steps.get(LAUNCH_KEY) {
-        return serde_json::from_value(done.clone())
-            .map_err(|e| StepError::invalid(format!("stored launch result: {e}")));
+    if let Some(done) = stored_result(&run, LAUNCH_KEY) {
+        return done;
     }
     if let Some(reason) = &run.abort_requested {
         return Err(StepError::Aborted(format!("abort requested: {reason}")));
@@ -178,17 +177,10 @@ pub(super) async fn launch_cutover_instance(
         job_id: Some(job_id),
         launched_at: Some(now),
     };
-    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
-    let kept = update_run(deps, &input.run_id, |rec| {
-        rec.phase = "launching".into();
-        rec.steps
-            .entry(LAUNCH_KEY.into())
-            .or_insert_with(|| stored.clone())
-            .clone()
+    let out = remember(deps, &input.run_id, LAUNCH_KEY, &out, |rec| {
+        rec.phase = "launching".into()
     })
     .await?;
-    let out: StartReplicationOutput =
-        serde_json::from_value(kept).map_err(|e| StepError::invalid(e.to_string()))?;
     let mut ev = event(
         &input.run_id,
         LAUNCH_KEY,

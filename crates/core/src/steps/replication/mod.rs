@@ -5,7 +5,7 @@
 mod dms;
 mod mgn;
 
-use super::{audit, check_run_id, event, load_run, update_run, Deps};
+use super::{audit, check_run_id, event, load_run, remember, stored_result, update_run, Deps};
 use crate::error::StepError;
 use crate::plan::{Plan, ReplicationKind};
 use crate::ports::PortError;
@@ -83,17 +83,12 @@ pub async fn start_replication(
         return mgn::launch_cutover_instance(input, deps).await;
     }
     let run = load_run(deps, &input.run_id).await?;
-    if let Some(done) = run.steps.get(START_KEY) {
-        return serde_json::from_value(done.clone())
-            .map_err(|e| StepError::invalid(format!("stored start result: {e}")));
+    if let Some(done) = stored_result(&run, START_KEY) {
+        return done;
     }
     let out = strategy(&input.plan).start(deps).await?;
-    let stored = serde_json::to_value(&out).map_err(|e| StepError::invalid(e.to_string()))?;
-    update_run(deps, &input.run_id, |rec| {
-        rec.steps
-            .entry(START_KEY.into())
-            .or_insert_with(|| stored.clone());
-        rec.phase = "replicating".into();
+    let out = remember(deps, &input.run_id, START_KEY, &out, |rec| {
+        rec.phase = "replicating".into()
     })
     .await?;
     let mut ev = event(
