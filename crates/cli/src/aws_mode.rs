@@ -191,12 +191,7 @@ pub struct AwsPorts {
     pub table: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("seeding {endpoint}: {message}")]
-pub struct SeedError {
-    pub endpoint: String,
-    pub message: String,
-}
+pub use crate::local::SeedError;
 
 /// Creates the run table, the world's hosted zones and records and its DMS tasks at `endpoint`.
 pub async fn seed(

@@ -1,6 +1,7 @@
 //! Local runs: the real `statemachines/cutover.asl.json` in the embedded engine, the real step
 //! handlers, a simulated AWS world, all on a virtual clock.
 
+#[cfg(feature = "aws")]
 pub mod aws_mode;
 pub mod local;
 pub mod report;

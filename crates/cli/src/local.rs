@@ -29,6 +29,14 @@ pub const WAVE_ASL: &str = include_str!("../../../statemachines/wave.asl.json");
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
 
+/// An `--aws-endpoint-url` run could not set up its endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("seeding {endpoint}: {message}")]
+pub struct SeedError {
+    pub endpoint: String,
+    pub message: String,
+}
+
 /// Bad input: the file and every problem, each named by its field.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {}", .problems.join("\n  "))]
@@ -267,7 +275,7 @@ pub fn run_local(
     plan: &Plan,
     world: &WorldSpec,
     options: &RunOptions,
-) -> Result<LocalRun, crate::aws_mode::SeedError> {
+) -> Result<LocalRun, SeedError> {
     paused_runtime().block_on(run_local_async(plan, world, options))
 }
 
@@ -482,7 +490,7 @@ pub async fn run_local_async(
     plan: &Plan,
     world_spec: &WorldSpec,
     options: &RunOptions,
-) -> Result<LocalRun, crate::aws_mode::SeedError> {
+) -> Result<LocalRun, SeedError> {
     let clock = SimClock::start(world_spec.start_time);
     let world = Arc::new(World::new(world_spec.clone(), clock));
     let memory = Arc::new(MemoryStore::new());
@@ -495,6 +503,14 @@ pub async fn run_local_async(
     });
     let wiring: Wiring = match &options.aws_endpoint_url {
         None => (plan.clone(), memory.clone(), world.clone(), world.clone()),
+        #[cfg(not(feature = "aws"))]
+        Some(endpoint) => {
+            return Err(SeedError {
+                endpoint: endpoint.clone(),
+                message: "this cutover was built without AWS support: build it with `--features aws` (cargo run --features aws --bin cutover -- …)".into(),
+            })
+        }
+        #[cfg(feature = "aws")]
         Some(endpoint) => {
             let ports =
                 crate::aws_mode::seed(endpoint, world_spec, world.clone(), plan, &run_id).await?;

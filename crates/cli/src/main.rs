@@ -357,30 +357,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            let schedule = cutover_aws::OneTimeSchedule {
-                name: name.unwrap_or_else(|| spec.wave.clone()),
+            schedule_wave(
+                spec,
                 at,
                 state_machine_arn,
                 role_arn,
-                input: serde_json::json!({ "wave": spec }).to_string(),
-            };
-            let problems = schedule.problems(chrono::Utc::now());
-            if !problems.is_empty() {
-                for p in problems {
-                    eprintln!("error: {p}");
-                }
-                return ExitCode::from(2);
-            }
-            match cutover_cli::aws_mode::create_schedule(&schedule, aws_endpoint_url.as_deref()) {
-                Ok(arn) => {
-                    println!("{arn}: starts {} at {}", spec.wave, schedule.expression());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(4)
-                }
-            }
+                name,
+                aws_endpoint_url,
+            )
         }
         Command::Bench {
             plan,
@@ -453,4 +437,53 @@ fn bench(plan: &cutover_core::Plan, world: &cutover_sim::WorldSpec, iterations: 
         "simulated hours per wall second (median): {:.0}",
         r.simulated_seconds / 3600.0 / median
     );
+}
+
+/// Creates the one-time schedule of a wave (EventBridge Scheduler).
+#[cfg(feature = "aws")]
+fn schedule_wave(
+    spec: cutover_core::steps::WaveSpec,
+    at: chrono::DateTime<chrono::Utc>,
+    state_machine_arn: String,
+    role_arn: String,
+    name: Option<String>,
+    aws_endpoint_url: Option<String>,
+) -> ExitCode {
+    let schedule = cutover_aws::OneTimeSchedule {
+        name: name.unwrap_or_else(|| spec.wave.clone()),
+        at,
+        state_machine_arn,
+        role_arn,
+        input: serde_json::json!({ "wave": spec }).to_string(),
+    };
+    let problems = schedule.problems(chrono::Utc::now());
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("error: {p}");
+        }
+        return ExitCode::from(2);
+    }
+    match cutover_cli::aws_mode::create_schedule(&schedule, aws_endpoint_url.as_deref()) {
+        Ok(arn) => {
+            println!("{arn}: starts {} at {}", spec.wave, schedule.expression());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(4)
+        }
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+fn schedule_wave(
+    _: cutover_core::steps::WaveSpec,
+    _: chrono::DateTime<chrono::Utc>,
+    _: String,
+    _: String,
+    _: Option<String>,
+    _: Option<String>,
+) -> ExitCode {
+    eprintln!("error: this cutover was built without AWS support: build it with `--features aws` to create schedules");
+    ExitCode::from(1)
 }

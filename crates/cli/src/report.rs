@@ -18,11 +18,62 @@ pub struct Report {
     pub cause: Option<String>,
     pub dns: Vec<RecordSet>,
     pub state_transitions: u64,
+    /// What the run would cost on AWS: Step Functions transitions and Lambda requests and GB-s
+    /// at the documented prices (see `cost`).
+    pub estimated_cost_usd: f64,
+    pub cost: CostEstimate,
     pub simulated_seconds: f64,
     pub timeline: Vec<TimelineEntry>,
     pub approvals: Vec<ApprovalEntry>,
     /// Calls and side effects in the simulated world.
     pub world: Counters,
+}
+
+/// The cost model, with its inputs, so a reader can redo the sum.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CostEstimate {
+    pub state_transitions: u64,
+    pub lambda_invocations: u64,
+    /// Step Functions Standard: $0.025 per 1,000 state transitions
+    /// (https://aws.amazon.com/step-functions/pricing/, us-east-1).
+    pub step_functions_usd: f64,
+    /// Lambda: $0.20 per million requests and $0.0000133334 per GB-second on arm64
+    /// (https://aws.amazon.com/lambda/pricing/, us-east-1), at the template's 256 MB and an assumed
+    /// 100 ms billed per invocation (the simulation does not measure Lambda durations).
+    pub lambda_usd: f64,
+    pub assumptions: &'static str,
+}
+
+impl CostEstimate {
+    const PER_TRANSITION: f64 = 0.025 / 1000.0;
+    const PER_REQUEST: f64 = 0.20 / 1_000_000.0;
+    const PER_GB_SECOND: f64 = 0.000_013_333_4;
+    const MEMORY_GB: f64 = 0.25;
+    const SECONDS_PER_INVOCATION: f64 = 0.1;
+
+    pub fn of(exec: &Execution) -> CostEstimate {
+        let invocations = exec
+            .history
+            .iter()
+            .filter(|e| e.kind == "LambdaFunctionScheduled" || e.kind == "TaskScheduled")
+            .count() as u64;
+        let sfn = exec.state_transitions as f64 * Self::PER_TRANSITION;
+        let lambda = invocations as f64
+            * (Self::PER_REQUEST
+                + Self::MEMORY_GB * Self::SECONDS_PER_INVOCATION * Self::PER_GB_SECOND);
+        CostEstimate {
+            state_transitions: exec.state_transitions,
+            lambda_invocations: invocations,
+            step_functions_usd: sfn,
+            lambda_usd: lambda,
+            assumptions: "us-east-1 prices; Step Functions Standard; Lambda arm64, 256 MB, 100 ms billed per invocation; no free tier; DMS, MGN, Route 53 and CloudWatch charges not included",
+        }
+    }
+
+    pub fn total(&self) -> f64 {
+        self.step_functions_usd + self.lambda_usd
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,6 +171,7 @@ pub async fn build_report(
             reason: a.reason,
         })
         .collect();
+    let cost = CostEstimate::of(exec);
     Report {
         run_id: run_id.to_string(),
         application: plan.application.clone(),
@@ -128,6 +180,8 @@ pub async fn build_report(
         cause: exec.cause.clone(),
         dns,
         state_transitions: exec.state_transitions,
+        estimated_cost_usd: cost.total(),
+        cost,
         simulated_seconds: secs(exec.stopped),
         timeline,
         approvals,

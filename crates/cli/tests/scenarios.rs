@@ -428,3 +428,22 @@ fn no_task_token_leaves_the_backend() {
         }
     }
 }
+
+/// Every report carries its cost on AWS; the DMS example stays under a cent.
+#[test]
+fn reports_estimate_their_cost() {
+    let r = run("dms-happy-path", false);
+    let c = &r.report.cost;
+    assert_eq!(c.state_transitions, r.report.state_transitions);
+    assert!(c.lambda_invocations > 20, "{}", c.lambda_invocations);
+    assert!(
+        (c.step_functions_usd - r.report.state_transitions as f64 * 0.000_025).abs() < 1e-12,
+        "$0.025 per 1,000 transitions"
+    );
+    assert!((r.report.estimated_cost_usd - (c.step_functions_usd + c.lambda_usd)).abs() < 1e-12);
+    assert!(
+        r.report.estimated_cost_usd > 0.0 && r.report.estimated_cost_usd <= 0.01,
+        "{}",
+        r.report.estimated_cost_usd
+    );
+}
