@@ -2,7 +2,7 @@
 
 use crate::errors::map_sdk_error;
 use async_trait::async_trait;
-use cutover_core::model::ApprovalNotice;
+use cutover_core::model::{ApprovalNotice, RunNotice};
 use cutover_core::ports::{Notifier, PortError};
 
 #[derive(Clone)]
@@ -20,20 +20,14 @@ impl SnsNotifier {
     }
 }
 
-#[async_trait]
-impl Notifier for SnsNotifier {
-    async fn approval_requested(&self, notice: &ApprovalNotice) -> Result<(), PortError> {
-        let body =
-            serde_json::to_string_pretty(notice).map_err(|e| crate::errors::build_err("sns", e))?;
+impl SnsNotifier {
+    async fn publish(&self, subject: String, body: String) -> Result<(), PortError> {
         // SNS subjects: at most 100 printable ASCII characters.
-        let subject: String = format!(
-            "cutover {}: approval {} requested",
-            notice.application, notice.gate
-        )
-        .chars()
-        .filter(|c| c.is_ascii_graphic() || *c == ' ')
-        .take(100)
-        .collect();
+        let subject: String = subject
+            .chars()
+            .filter(|c| c.is_ascii_graphic() || *c == ' ')
+            .take(100)
+            .collect();
         self.client
             .publish()
             .topic_arn(&self.topic_arn)
@@ -51,5 +45,34 @@ impl Notifier for SnsNotifier {
                 )
             })?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Notifier for SnsNotifier {
+    async fn approval_requested(&self, notice: &ApprovalNotice) -> Result<(), PortError> {
+        let body =
+            serde_json::to_string_pretty(notice).map_err(|e| crate::errors::build_err("sns", e))?;
+        self.publish(
+            format!(
+                "cutover {}: approval {} requested",
+                notice.application, notice.gate
+            ),
+            body,
+        )
+        .await
+    }
+
+    async fn page(&self, notice: &RunNotice) -> Result<(), PortError> {
+        let body =
+            serde_json::to_string_pretty(notice).map_err(|e| crate::errors::build_err("sns", e))?;
+        self.publish(
+            format!(
+                "cutover {}: {} (run {})",
+                notice.application, notice.kind, notice.run_id
+            ),
+            body,
+        )
+        .await
     }
 }

@@ -108,11 +108,12 @@ pub struct ApprovalEntry {
 }
 
 impl Report {
-    /// 0 completed, 3 rolled back, 4 failed or aborted.
+    /// 0 completed, 3 rolled back, 4 failed or aborted, 6 rollback failed (DNS not restored).
     pub fn exit_code(&self) -> i32 {
         match self.outcome.as_str() {
             "completed" => 0,
             "rolled_back" => 3,
+            "rollback_failed" => 6,
             _ => 4,
         }
     }

@@ -515,3 +515,57 @@ fn faults_reach_the_run_store_too() {
     assert_eq!(r.report.outcome, "completed", "{:?}", events(&r));
     assert_eq!(r.report.world.faults_injected, 3);
 }
+
+/// The world of the rollback tests: green starts failing during the first bake (about t=420),
+/// and Route 53 refuses change batches from t=400 on.
+fn failing_green_world(fault: &str) -> String {
+    format!(
+        "{}\nfaults: [{fault}]\n",
+        DMS_WORLD.replace(
+            r#"http:   {"https://green.example.com/health": [[0, 200]]}"#,
+            r#"http:   {"https://green.example.com/health": [[0, 200], [400, 503]]}"#,
+        )
+    )
+}
+
+/// A rollback re-reads and re-applies the snapshot until it succeeds: forty throttled batches in
+/// a row (more than any fixed count of retries allowed before) are waited out within the budget.
+#[test]
+fn a_rollback_waits_out_long_throttling_within_its_budget() {
+    let world = failing_green_world(
+        "{operation: route53.ChangeResourceRecordSets, error: Throttling, times: 40, afterSeconds: 400}",
+    );
+    let r = run_texts(DMS_PLAN, &world);
+    assert_eq!(r.report.outcome, "rolled_back", "{:?}", events(&r));
+    assert_eq!(r.report.world.faults_injected, 40);
+    assert_eq!(r.report.dns.len(), 1, "the snapshot is back");
+    assert_eq!(r.store.lock_holder("orders"), None);
+}
+
+/// A rollback that cannot restore DNS within rollback.budgetSeconds ends rollback_failed (exit 6),
+/// pages once, and keeps the application's lock.
+#[test]
+fn a_rollback_that_never_succeeds_pages_and_keeps_the_lock() {
+    let world = failing_green_world(
+        "{operation: route53.ChangeResourceRecordSets, error: InvalidChangeBatch, times: 100000, afterSeconds: 400}",
+    );
+    let plan = format!("{DMS_PLAN}rollback: {{budgetSeconds: 600}}\n");
+    let r = run_texts(&plan, &world);
+    assert_eq!(r.report.outcome, "rollback_failed", "{:?}", events(&r));
+    assert_eq!(r.report.exit_code(), 6);
+    assert_eq!(r.report.world.pages_sent, 1);
+    assert_eq!(r.world.pages()[0].kind, "rollback_failed");
+    assert_eq!(
+        r.store.lock_holder("orders").as_deref(),
+        Some(r.report.run_id.as_str())
+    );
+    let started = first(&r, "unhealthy").unwrap();
+    assert!(
+        r.report.simulated_seconds - started >= 600.0,
+        "attempts went on for the whole budget: {}s",
+        r.report.simulated_seconds - started
+    );
+    assert!(events(&r)
+        .iter()
+        .any(|(_, e, m)| e == "run-closed" && m.contains("lock is kept")));
+}

@@ -162,6 +162,9 @@ pub struct RunRecord {
     pub error: Option<String>,
     #[serde(default)]
     pub abort_requested: Option<String>,
+    /// When the first rollback attempt began: the rollback's time budget counts from here.
+    #[serde(default)]
+    pub rollback_started_at: Option<DateTime<Utc>>,
     /// Results of side-effecting steps by idempotency key, so a redelivered step repeats nothing.
     #[serde(default)]
     pub steps: BTreeMap<String, Value>,
@@ -182,6 +185,7 @@ impl RunRecord {
             outcome: None,
             error: None,
             abort_requested: None,
+            rollback_started_at: None,
             steps: BTreeMap::new(),
             version: 0,
         }
@@ -441,6 +445,18 @@ pub struct ProbeResult {
     pub ok: bool,
     pub status: Option<u16>,
     pub detail: String,
+}
+
+/// A page about a run that needs a human now (a rollback that could not restore DNS).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunNotice {
+    pub run_id: String,
+    pub application: String,
+    /// rollback_failed
+    pub kind: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
 }
 
 /// What a human is told when a gate opens: never the task token.

@@ -20,6 +20,29 @@ pub struct Plan {
     pub approvals: ApprovalsPlan,
     #[serde(default)]
     pub finalize: FinalizePlan,
+    #[serde(default)]
+    pub rollback: RollbackPlan,
+}
+
+/// How long a rollback keeps trying to restore DNS (re-reading and re-applying the snapshot,
+/// waiting out throttling and busy zones) before it gives up, pages and keeps the lock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackPlan {
+    #[serde(default = "default_rollback_budget")]
+    pub budget_seconds: u64,
+}
+
+impl Default for RollbackPlan {
+    fn default() -> Self {
+        RollbackPlan {
+            budget_seconds: default_rollback_budget(),
+        }
+    }
+}
+
+fn default_rollback_budget() -> u64 {
+    3600
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,18 +310,103 @@ impl PlanError {
     }
 }
 
-/// Reads JSON or YAML text into a serde_json value (YAML is a superset, but JSON errors read better).
+/// Reads JSON or YAML text into a serde_json value (YAML is a superset, but JSON errors read
+/// better). A leading byte-order mark is allowed. A key given twice in one object is refused with
+/// its path: "last one wins" would let a reviewed value be silently replaced.
 pub fn parse_document(text: &str, json: bool) -> Result<serde_json::Value, PlanError> {
-    if json {
-        serde_json::from_str(text).map_err(|e| PlanError::Syntax {
-            format: "JSON",
-            message: e.to_string(),
-        })
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (format, result) = if json {
+        let mut d = serde_json::Deserializer::from_str(text);
+        let r = serde_path_to_error::deserialize::<_, Strict>(&mut d)
+            .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
+            // Trailing characters after the document are an error, as serde_json::from_str says.
+            .and_then(|v| d.end().map(|()| v).map_err(|e| (".".into(), e.to_string())));
+        ("JSON", r)
     } else {
-        serde_yaml::from_str(text).map_err(|e| PlanError::Syntax {
-            format: "YAML",
-            message: e.to_string(),
-        })
+        let r =
+            serde_path_to_error::deserialize::<_, Strict>(serde_yaml::Deserializer::from_str(text));
+        (
+            "YAML",
+            r.map_err(|e| (e.path().to_string(), e.into_inner().to_string())),
+        )
+    };
+    match result {
+        Ok(Strict(v)) => Ok(v),
+        Err((path, message)) if message.contains(DUPLICATE) => Err(PlanError::Shape {
+            field: if path == "." { "(root)".into() } else { path },
+            message,
+        }),
+        Err((_, message)) => Err(PlanError::Syntax { format, message }),
+    }
+}
+
+const DUPLICATE: &str = "duplicate key";
+
+/// A JSON value read without letting a repeated key overwrite the first.
+struct Strict(serde_json::Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON or YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(serde_json::Value::Number)
+            .ok_or_else(|| E::custom(format!("{v} is not a finite number")))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        Strict::deserialize(d).map(|s| s.0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "{DUPLICATE} '{key}': it is given twice, and the second value would silently replace the first"
+                )));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
     }
 }
 
@@ -670,6 +778,15 @@ impl Plan {
                 );
             }
         }
+        if !(60..=21_600).contains(&self.rollback.budget_seconds) {
+            bad(
+                "rollback.budgetSeconds",
+                format!(
+                    "{} is outside 60..=21600 (one minute to six hours)",
+                    self.rollback.budget_seconds
+                ),
+            );
+        }
         if !(60..=31_536_000).contains(&self.approvals.expires_seconds) {
             bad(
                 "approvals.expiresSeconds",
@@ -751,9 +868,10 @@ impl Plan {
                 .saturating_add(2 + 2 + TASK + 2 + TASK + sync + 2)
                 .saturating_add(POLL.saturating_mul(rounds));
         }
-        // Validate, start, the collapse and its sync, the finalize gate and finalize, rollback and
-        // its sync, close, ends.
-        let fixed = 3 * TASK + 2 + (TASK + 4 + sync) + 3 * TASK + TASK + sync + 2 * TASK + 8;
+        // Validate, start, the collapse and its sync, the finalize gate and finalize, rollback
+        // (each retried attempt adds 3 events, up to the attempt backstop) and its sync, close.
+        let rollback = TASK + 3 * crate::steps::ROLLBACK_MAX_ATTEMPTS + sync;
+        let fixed = 3 * TASK + 2 + (TASK + 4 + sync) + 3 * TASK + rollback + 2 * TASK + 8;
         HistoryEstimate {
             lag,
             launch,
@@ -907,6 +1025,39 @@ approvals: {expiresSeconds: 3600}
             .map(|v| v.field)
             .collect();
         assert_eq!(fields, vec!["dns.blue.value", "dns.green.value"]);
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_its_path() {
+        // A reviewed 10/50/100 plan must not turn into something else by a repeated key.
+        let yaml = GOOD.replace(
+            "    - {weight: 50, bakeSeconds: 600, approval: before-50}",
+            "    - {weight: 50, bakeSeconds: 600, approval: before-50, bakeSeconds: 1}",
+        );
+        let v = Plan::parse(&yaml, false).unwrap_err().violations();
+        assert_eq!(v[0].field, "traffic.steps[1]", "{v:?}");
+        assert!(
+            v[0].message.contains("duplicate key 'bakeSeconds'"),
+            "{v:?}"
+        );
+
+        let json = serde_json::to_string(&Plan::parse(GOOD, false).unwrap()).unwrap();
+        let twice = json.replacen("\"ttl\":60", "\"ttl\":60,\"ttl\":1", 1);
+        assert_ne!(twice, json);
+        let v = Plan::parse(&twice, true).unwrap_err().violations();
+        assert_eq!(v[0].field, "dns", "{v:?}");
+        assert!(v[0].message.contains("duplicate key 'ttl'"), "{v:?}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        assert!(Plan::parse(&format!("\u{feff}{GOOD}"), false).is_ok());
+        let json = serde_json::to_string(&Plan::parse(GOOD, false).unwrap()).unwrap();
+        assert!(Plan::parse(&format!("\u{feff}{json}"), true).is_ok());
+        assert!(
+            Plan::parse(&format!("{json} trailing"), true).is_err(),
+            "trailing text after the document is still an error"
+        );
     }
 
     #[test]

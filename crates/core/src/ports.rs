@@ -3,7 +3,8 @@
 
 use crate::model::{
     AlarmState, ApprovalNotice, ApprovalRecord, AuditEvent, Change, ChangeInfo, DmsLatency,
-    DmsStartType, DmsTask, MgnJob, MgnServer, ProbeResult, RecordSet, RecordType, RunRecord,
+    DmsStartType, DmsTask, MgnJob, MgnServer, ProbeResult, RecordSet, RecordType, RunNotice,
+    RunRecord,
 };
 use crate::plan::HttpCheck;
 use async_trait::async_trait;
@@ -153,6 +154,8 @@ pub trait HealthProbe: Send + Sync {
 #[async_trait]
 pub trait Notifier: Send + Sync {
     async fn approval_requested(&self, notice: &ApprovalNotice) -> Result<(), PortError>;
+    /// Pages the people on call about a run (the same topic as approval notices).
+    async fn page(&self, notice: &RunNotice) -> Result<(), PortError>;
 }
 
 /// Step Functions callbacks (SendTaskSuccess / SendTaskFailure).

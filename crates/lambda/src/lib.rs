@@ -185,6 +185,9 @@ pub async fn handle(step: &str, payload: Value, deps: &Deps) -> Result<Value, Di
     match dispatch(step, payload, deps).await {
         Ok(v) => {
             tracing::info!(step, "step succeeded");
+            if v.get("outcome").and_then(Value::as_str) == Some("rollback_failed") {
+                println!("{}", rollback_failed_metric(&v));
+            }
             Ok(v)
         }
         Err(e) => {
@@ -195,6 +198,31 @@ pub async fn handle(step: &str, payload: Value, deps: &Deps) -> Result<Value, Di
             })
         }
     }
+}
+
+/// One `RollbackFailed` datapoint in CloudWatch's embedded metric format: a log line Lambda's
+/// log delivery turns into a metric, which the template's alarm pages on
+/// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
+pub fn rollback_failed_metric(close_output: &Value) -> Value {
+    let environment =
+        std::env::var("METRICS_ENVIRONMENT").unwrap_or_else(|_| "default".to_string());
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": millis,
+            "CloudWatchMetrics": [{
+                "Namespace": "Cutover",
+                "Dimensions": [["Environment"]],
+                "Metrics": [{"Name": "RollbackFailed", "Unit": "Count"}]
+            }]
+        },
+        "Environment": environment,
+        "RollbackFailed": 1,
+        "error": close_output.get("error").cloned().unwrap_or(Value::Null),
+    })
 }
 
 /// Sandbox start-up shared by every function: JSON logs, the config, the SDK config.

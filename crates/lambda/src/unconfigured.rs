@@ -83,6 +83,9 @@ impl Notifier for Unconfigured {
     async fn approval_requested(&self, _: &ApprovalNotice) -> Result<(), PortError> {
         Err(self.refuse("sns"))
     }
+    async fn page(&self, _: &RunNotice) -> Result<(), PortError> {
+        Err(self.refuse("sns"))
+    }
 }
 
 #[async_trait]

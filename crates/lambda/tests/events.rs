@@ -119,7 +119,7 @@ async fn a_bad_event_fails_with_the_stable_error_name() {
 
 #[test]
 fn each_function_declares_only_the_ports_it_uses() {
-    let n = needs("close-run");
+    let n = needs("close-wave");
     assert!(!(n.router || n.replication || n.metrics || n.probe || n.notifier || n.callbacks));
     assert!(needs("shift-traffic").router && !needs("shift-traffic").replication);
     assert!(needs("request-approval").notifier && !needs("request-approval").router);
@@ -154,4 +154,26 @@ async fn wave_and_api_sample_events_run_through_their_handlers() {
     );
     let resp = cutover_lambda::api_response(cutover_core::api::handle_api(&api, &deps).await);
     assert_eq!(resp.status_code, 404, "no such run in this store");
+}
+
+/// A failed rollback leaves one RollbackFailed datapoint in embedded metric format, which the
+/// template's alarm pages on.
+#[test]
+fn a_failed_rollback_emits_the_metric_the_alarm_watches() {
+    let line = cutover_lambda::rollback_failed_metric(
+        &serde_json::json!({"outcome": "rollback_failed", "error": "RollbackFailed"}),
+    );
+    let m = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(m["Namespace"], "Cutover");
+    assert_eq!(m["Metrics"][0]["Name"], "RollbackFailed");
+    assert_eq!(m["Dimensions"][0][0], "Environment");
+    assert_eq!(line["RollbackFailed"], 1);
+    assert!(line["Environment"].is_string());
+    let template =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"))
+            .unwrap();
+    assert!(
+        template.contains("Namespace: Cutover") && template.contains("MetricName: RollbackFailed"),
+        "the alarm watches the metric close-run writes"
+    );
 }

@@ -190,6 +190,10 @@ impl Notifier for Faulty<dyn Notifier> {
         self.faults.check("sns", "sns.Publish")?;
         self.inner.approval_requested(notice).await
     }
+    async fn page(&self, notice: &RunNotice) -> Result<(), PortError> {
+        self.faults.check("sns", "sns.Publish")?;
+        self.inner.page(notice).await
+    }
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@ use super::{
     audit, check_run_id, event, load_run, remember, store_err, stored_result, update_run, Deps,
 };
 use crate::error::{ErrorInfo, StepError, ABORT_ERRORS};
-use crate::model::RunRecord;
+use crate::model::{RunNotice, RunRecord};
 use crate::plan::Plan;
 use crate::ports::PortErrorKind;
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,9 @@ pub struct FinalizeOutput {
 }
 
 const FINALIZE_KEY: &str = "finalize";
+const PAGE_KEY: &str = "page";
+/// The outcome of a rollback that could not restore DNS within its budget.
+pub const ROLLBACK_FAILED: &str = "rollback_failed";
 
 pub async fn finalize_cutover(
     input: FinalizeInput,
@@ -94,15 +97,17 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
     let traffic_moved = existing.as_ref().is_some_and(|r| r.traffic_moved());
     let outcome = match input.outcome.as_deref() {
         Some("completed") if error.is_none() => "completed".to_string(),
-        Some(other @ ("failed" | "aborted" | "rolled_back")) => other.to_string(),
+        Some(other @ ("failed" | "aborted" | "rolled_back" | "rollback_failed")) => {
+            other.to_string()
+        }
         Some(other) => {
             return Err(StepError::invalid(format!(
-                "outcome '{other}' is not completed, failed, aborted or rolled_back"
-            )))
+            "outcome '{other}' is not completed, failed, aborted, rolled_back or rollback_failed"
+        )))
         }
         None if traffic_moved => {
             if error.as_deref() == Some("RollbackFailed") {
-                "failed".into()
+                ROLLBACK_FAILED.into()
             } else {
                 "rolled_back".into()
             }
@@ -139,11 +144,43 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
             }
         }
     }
-    deps.store
-        .release_lock(&input.plan.application, &input.run_id)
-        .await
-        .map_err(store_err)?;
     let stored = load_run(deps, &input.run_id).await?;
+    let rollback_failed = stored.outcome.as_deref() == Some(ROLLBACK_FAILED);
+    if rollback_failed {
+        // DNS may be anywhere: a human must look now, and no other run may start on this
+        // application until one has (the lock stays, the run record says why).
+        if stored_result::<serde_json::Value>(&stored, PAGE_KEY).is_none() {
+            let notice = RunNotice {
+                run_id: input.run_id.clone(),
+                application: input.plan.application.clone(),
+                kind: ROLLBACK_FAILED.into(),
+                message: format!(
+                    "The rollback of {} could not restore DNS to its snapshot within rollback.budgetSeconds ({}s): {}. The application's lock is kept until someone has restored DNS and released it.",
+                    input.plan.dns.record_name,
+                    input.plan.rollback.budget_seconds,
+                    input.error.as_ref().map(|e| e.cause.as_str()).unwrap_or("no cause")
+                ),
+                at: now,
+            };
+            deps.notifier
+                .page(&notice)
+                .await
+                .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
+            remember(
+                deps,
+                &input.run_id,
+                PAGE_KEY,
+                &serde_json::json!({"at": now}),
+                |_| {},
+            )
+            .await?;
+        }
+    } else {
+        deps.store
+            .release_lock(&input.plan.application, &input.run_id)
+            .await
+            .map_err(store_err)?;
+    }
     let mut ev = event(&input.run_id, "close", "CloseRun", "run-closed", now);
     ev.weights = stored.weights;
     ev.message = match &error {
@@ -152,6 +189,10 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
     };
     if let Some(w) = &input.warning {
         ev.message.push_str(&format!("; warning: {w}"));
+    }
+    if rollback_failed {
+        ev.message
+            .push_str("; paged; the application lock is kept until DNS is restored by hand");
     }
     audit(deps, ev).await?;
     Ok(CloseRunOutput {

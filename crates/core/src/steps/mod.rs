@@ -28,7 +28,7 @@ pub use replication::{
 pub use traffic::{
     check_dns_sync, collapse_to_simple, rollback_cutover, shift_traffic, CheckSyncInput,
     CollapseInput, CollapseOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput,
-    SyncOutput, SYNC_DEADLINE_SECONDS, SYNC_POLL_SECONDS,
+    SyncOutput, ROLLBACK_MAX_ATTEMPTS, SYNC_DEADLINE_SECONDS, SYNC_POLL_SECONDS,
 };
 pub use validate::{validate_cutover, ValidateInput, ValidateOutput};
 pub use wave::{

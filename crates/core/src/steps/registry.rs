@@ -143,7 +143,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "FinalizeCutoverFunctionArn",
         &[Replication],
     ),
-    step("close-run", Cutover, "CloseRunFunctionArn", &[]),
+    step("close-run", Cutover, "CloseRunFunctionArn", &[Notifier]),
     step("start-wave", Wave, "StartWaveFunctionArn", &[]),
     step("next-wave-round", Wave, "NextWaveRoundFunctionArn", &[]),
     step("close-wave", Wave, "CloseWaveFunctionArn", &[]),

@@ -1,6 +1,6 @@
 //! ShiftTrafficWeight, CheckDnsSync and RollbackCutover over Route 53 weighted records.
 
-use super::{audit, check_run_id, event, load_run, remember, stored_result, Deps};
+use super::{audit, check_run_id, event, load_run, remember, stored_result, update_run, Deps};
 use crate::error::{ErrorInfo, StepError};
 use crate::model::{Change, ChangeAction, ChangeStatus, RecordSet, Routing, Weights};
 use crate::plan::Plan;
@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 pub const SYNC_DEADLINE_SECONDS: i64 = 900;
 /// The `WaitForDnsSync` / `WaitForRollbackSync` interval in `cutover.asl.json`.
 pub const SYNC_POLL_SECONDS: u64 = 10;
+/// `RollbackCutover`'s Retryable `MaxAttempts` in `cutover.asl.json`: only a backstop for the
+/// execution's history; the plan's `rollback.budgetSeconds` is what ends a rollback's attempts.
+pub const ROLLBACK_MAX_ATTEMPTS: u64 = 500;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -389,10 +392,36 @@ pub async fn rollback_cutover(
     if let Some(done) = stored_result(&run, ROLLBACK_KEY) {
         return done;
     }
-    let d = &input.plan.dns;
-    let rb_err = |e: crate::ports::PortError| {
-        StepError::from_port(e, |e| StepError::RollbackFailed(e.to_string()))
+    let now = deps.clock.now();
+    // The budget counts from the first attempt; every attempt re-reads DNS and restores the
+    // snapshot from whatever it finds, so a half-applied earlier attempt or a concurrent change
+    // is corrected too.
+    let started = match run.rollback_started_at {
+        Some(t) => t,
+        None => {
+            update_run(deps, &input.run_id, |rec| {
+                *rec.rollback_started_at.get_or_insert(now)
+            })
+            .await?
+        }
     };
+    let budget = input.plan.rollback.budget_seconds;
+    let spent = (now - started).num_seconds().max(0);
+    let rb_err = |e: crate::ports::PortError| {
+        match e.kind {
+        // Retrying cannot help: the zone is gone or the role may not change it.
+        PortErrorKind::NotFound | PortErrorKind::Denied => {
+            StepError::RollbackFailed(format!("Route 53: {e}"))
+        }
+        _ if spent >= i64::try_from(budget).unwrap_or(i64::MAX) => StepError::RollbackFailed(format!(
+            "rollback.budgetSeconds ({budget}s) spent after {spent}s of attempts; DNS is not restored; last error: {e}"
+        )),
+        // Throttling, a busy zone, a refused batch (DNS changed under us: re-read next time) or
+        // any other error: try again, with back-off, within the budget.
+        _ => StepError::Retryable(format!("rollback attempt after {spent}s: {e}")),
+    }
+    };
+    let d = &input.plan.dns;
     let current = deps
         .router
         .records(&d.hosted_zone_id, &d.record_name, d.record_type)
@@ -421,7 +450,6 @@ pub async fn rollback_cutover(
         .as_ref()
         .map(|e| e.error.clone())
         .unwrap_or_else(|| "requested".into());
-    let now = deps.clock.now();
     let out = if changes.is_empty() {
         RollbackOutput {
             traffic_moved: run.traffic_moved(),
@@ -430,19 +458,11 @@ pub async fn rollback_cutover(
         }
     } else {
         let comment = format!("cutover {} rollback ({reason})", input.run_id);
-        let info = match deps
+        let info = deps
             .router
             .change(&d.hosted_zone_id, &changes, &comment)
             .await
-        {
-            Ok(i) => i,
-            Err(e) if e.kind == PortErrorKind::Invalid => {
-                return Err(StepError::RollbackFailed(format!(
-                    "Route 53 refused the restore batch: {e}"
-                )));
-            }
-            Err(e) => return Err(rb_err(e)),
-        };
+            .map_err(rb_err)?;
         RollbackOutput {
             traffic_moved: true,
             change_id: Some(info.id),

@@ -29,6 +29,8 @@ pub struct Counters {
     pub mgn_finalizes: u64,
     pub throttled: u64,
     pub faults_injected: u64,
+    /// Pages sent to the people on call (a rollback that could not restore DNS).
+    pub pages_sent: u64,
 }
 
 struct Zone {
@@ -58,6 +60,7 @@ struct State {
     mgn: BTreeMap<String, MgnState>,
     counters: Counters,
     notices: Vec<ApprovalNotice>,
+    pages: Vec<RunNotice>,
 }
 
 pub struct World {
@@ -169,6 +172,7 @@ impl World {
                 mgn,
                 counters: Counters::default(),
                 notices: Vec::new(),
+                pages: Vec::new(),
             }),
             notices_tx: Mutex::new(None),
         }
@@ -214,6 +218,10 @@ impl World {
     /// The fault schedule, for wrapping ports in `Faulty`.
     pub fn faults(&self) -> std::sync::Arc<Faults> {
         self.faults.clone()
+    }
+
+    pub fn pages(&self) -> Vec<RunNotice> {
+        self.st().pages.clone()
     }
 
     pub fn notices(&self) -> Vec<ApprovalNotice> {

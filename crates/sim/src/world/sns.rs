@@ -21,4 +21,12 @@ impl Notifier for World {
         }
         Ok(())
     }
+
+    async fn page(&self, notice: &RunNotice) -> Result<(), PortError> {
+        let mut st = self.st();
+        self.enter(&mut st, "sns", "Publish")?;
+        st.counters.pages_sent += 1;
+        st.pages.push(notice.clone());
+        Ok(())
+    }
 }
