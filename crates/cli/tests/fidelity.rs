@@ -569,3 +569,17 @@ fn a_rollback_that_never_succeeds_pages_and_keeps_the_lock() {
         .iter()
         .any(|(_, e, m)| e == "run-closed" && m.contains("lock is kept")));
 }
+
+/// A long but ordinary plan — a hundred one-point steps — is not refused by the history limit.
+#[test]
+fn a_plan_of_many_small_steps_is_within_the_history_limit() {
+    let steps: String = (1..=100)
+        .map(|w| format!("    - {{weight: {w}, bakeSeconds: 60}}\n"))
+        .collect();
+    let plan = DMS_PLAN.replace(
+        "    - {weight: 10, bakeSeconds: 300}\n    - {weight: 100, bakeSeconds: 300}\n",
+        &steps,
+    );
+    let p = Plan::parse(&plan, false).expect("valid");
+    assert!(p.worst_case_history_events().total() < 25_000);
+}

@@ -835,8 +835,9 @@ impl Plan {
     }
 
     /// The most history events one execution of `cutover.asl.json` can record for this plan,
-    /// without retries: every poll loop (a Wait, a Lambda Task and a Choice: 2 + 5 + 2 events) run
-    /// to its bound. Step Functions fails a Standard execution at 25,000 events.
+    /// without retries: every poll loop the plan bounds (a Wait, a Lambda Task and a Choice:
+    /// 2 + 5 + 2 events) run to its bound. Step Functions fails a Standard execution at 25,000
+    /// events.
     pub fn worst_case_history_events(&self) -> HistoryEstimate {
         const POLL: u64 = 9;
         const TASK: u64 = 5;
@@ -848,11 +849,11 @@ impl Plan {
         } else {
             0
         };
-        let sync = POLL
-            * per(
-                crate::steps::SYNC_DEADLINE_SECONDS as u64,
-                crate::steps::SYNC_POLL_SECONDS,
-            );
+        // DNS sync polls are counted over the 60 s in which Route 53 says changes "generally
+        // propagate" (API_ChangeResourceRecordSets), not over the 900 s after which a change is
+        // given up on: the limit is about the plan's own loops (deadline / sample interval,
+        // bakes / interval), which the plan controls.
+        let sync = POLL * per(60, crate::steps::SYNC_POLL_SECONDS);
         let h = &self.health;
         let original_ttl_bound = self.dns.max_original_ttl_seconds;
         let mut traffic = 0u64;
