@@ -213,6 +213,19 @@ fn main() -> ExitCode {
                     r.state_transitions,
                     dns.join("; ")
                 );
+                // Why a run did not complete, one reason a line (a failed pre-flight lists each).
+                if r.outcome != "completed" {
+                    // A Lambda error's cause is its JSON error object, as Step Functions records it.
+                    let cause = r.cause.as_deref().map(|c| {
+                        serde_json::from_str::<serde_json::Value>(c)
+                            .ok()
+                            .and_then(|v| v["errorMessage"].as_str().map(str::to_string))
+                            .unwrap_or_else(|| c.to_string())
+                    });
+                    for reason in cause.iter().flat_map(|c| c.split("; ")) {
+                        eprintln!("  why: {reason}");
+                    }
+                }
             }
             ExitCode::from(r.exit_code() as u8)
         }

@@ -186,3 +186,34 @@ fn plan_in_json_is_accepted() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A failed pre-flight names each reason without --json, one a line.
+#[test]
+fn a_failed_preflight_prints_each_reason() {
+    let world = happy("world.yaml")
+        .replace("ttl: 300", "ttl: 86400")
+        .replace(
+            "migrationType: full-load-and-cdc",
+            "migrationType: full-load",
+        );
+    let w = temp("preflight-world.yaml", &world);
+    let out = cutover(&[
+        "local",
+        "run",
+        "--plan",
+        "examples/dms-happy-path/plan.yaml",
+        "--world",
+        w.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\n  why: replication.taskArn: DMS task"),
+        "{err}"
+    );
+    assert!(err.contains("\n  why: dns.maxOriginalTtlSeconds:"), "{err}");
+    assert!(
+        !err.contains("errorType"),
+        "the reasons, not the raw error object: {err}"
+    );
+}
