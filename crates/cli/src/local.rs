@@ -485,6 +485,36 @@ async fn operator_stop(world: &WorldSpec, run_id: &str, deps: Deps) -> (String, 
     ("Operator.Stopped".into(), format!("{}: {reason}", o.by))
 }
 
+/// The safety net, as the deployed EventBridge rule runs it: an execution that ended ABORTED,
+/// TIMED_OUT or FAILED goes to the reconcile function, retried (as Lambda retries an
+/// asynchronous invocation) while it answers Retryable, 30 s apart, for at most an hour.
+pub(crate) async fn reconcile_after(
+    execution: &cutover_engine::Execution,
+    run_id: &str,
+    deps: &Deps,
+) {
+    let status = match execution.status {
+        cutover_engine::Status::Succeeded => return,
+        cutover_engine::Status::Failed => "FAILED",
+        cutover_engine::Status::TimedOut => "TIMED_OUT",
+        cutover_engine::Status::Aborted => "ABORTED",
+    };
+    let event = json!({"detail": {"name": run_id, "status": status, "cause": execution.cause}});
+    for _ in 0..120 {
+        match steps::dispatch("reconcile-run", event.clone(), deps).await {
+            Ok(_) => return,
+            Err(e) if e.name() == "Retryable" => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+            Err(e) => {
+                eprintln!("safety net: run {run_id} could not be reconciled: {e}");
+                return;
+            }
+        }
+    }
+    eprintln!("safety net: run {run_id} still not reconciled after an hour of retries");
+}
+
 /// The same, inside a runtime whose clock is already paused.
 pub async fn run_local_async(
     plan: &Plan,
@@ -537,10 +567,11 @@ pub async fn run_local_async(
             stop,
         )
         .await;
-    s.approver.abort();
     for o in operators {
         o.abort();
     }
+    reconcile_after(&execution, &run_id, &s.deps).await;
+    s.approver.abort();
     let d = &plan.dns;
     let dns = router
         .records(&d.hosted_zone_id, &d.record_name, d.record_type)

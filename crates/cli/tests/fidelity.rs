@@ -583,3 +583,51 @@ fn a_plan_of_many_small_steps_is_within_the_history_limit() {
     let p = Plan::parse(&plan, false).expect("valid");
     assert!(p.worst_case_history_events().total() < 25_000);
 }
+
+/// The safety net: a console stop after traffic moved ends with DNS restored to the snapshot,
+/// the run rolled back (exit 3) and the lock released; a stop before anything moved ends
+/// aborted (exit 4), DNS untouched.
+#[test]
+fn a_stopped_run_is_reconciled() {
+    // The first shift is at about t=180; the stop comes during its bake.
+    let world = format!(
+        "{DMS_WORLD}\noperator: [{{afterSeconds: 400, action: stop, by: dave@example.com, reason: wrong window}}]\n"
+    );
+    let r = run_texts(DMS_PLAN, &world);
+    assert_eq!(r.execution.status, cutover_engine::Status::Aborted);
+    assert_eq!(r.report.outcome, "rolled_back", "{:?}", events(&r));
+    assert_eq!(r.report.exit_code(), 3);
+    assert_eq!(
+        r.report.dns,
+        vec![RecordSet {
+            name: "orders.example.com.".into(),
+            record_type: RecordType::CNAME,
+            set_identifier: None,
+            weight: None,
+            ttl: Some(60),
+            values: vec!["blue-lb.example.com".into()],
+            alias_target: None,
+            health_check_id: None,
+        }],
+        "the snapshot, exactly"
+    );
+    assert_eq!(r.store.lock_holder("orders"), None);
+    assert!(
+        events(&r)
+            .iter()
+            .any(|(_, e, m)| e == "run-closed" && m.contains("ExecutionAborted")),
+        "{:?}",
+        events(&r)
+    );
+
+    // Stopped while waiting for lag: nothing had moved.
+    let world = format!(
+        "{}\noperator: [{{afterSeconds: 90, action: stop, by: dave@example.com}}]\n",
+        DMS_WORLD.replace("lag: [[0, 25]]", "lag: [[0, 900]]")
+    );
+    let r = run_texts(DMS_PLAN, &world);
+    assert_eq!(r.report.outcome, "aborted", "{:?}", events(&r));
+    assert_eq!(r.report.exit_code(), 4);
+    assert_eq!(r.report.world.dns_changes_applied, 0);
+    assert_eq!(r.store.lock_holder("orders"), None);
+}

@@ -165,6 +165,9 @@ pub struct RunRecord {
     /// When the first rollback attempt began: the rollback's time budget counts from here.
     #[serde(default)]
     pub rollback_started_at: Option<DateTime<Utc>>,
+    /// The plan as validated: what the safety net needs to restore DNS after a stopped run.
+    #[serde(default)]
+    pub plan: Option<crate::plan::Plan>,
     /// Results of side-effecting steps by idempotency key, so a redelivered step repeats nothing.
     #[serde(default)]
     pub steps: BTreeMap<String, Value>,
@@ -186,6 +189,7 @@ impl RunRecord {
             error: None,
             abort_requested: None,
             rollback_started_at: None,
+            plan: None,
             steps: BTreeMap::new(),
             version: 0,
         }

@@ -105,6 +105,11 @@ async fn every_sample_event_runs_through_its_handler() {
 
     let out = handle("close-run", event("close-run"), &deps).await;
     ok("close-run", &out);
+
+    // The EventBridge status-change event of that (already closed) run changes nothing.
+    let out = handle("reconcile-run", event("reconcile-run"), &deps).await;
+    ok("reconcile-run", &out);
+    assert_eq!(out.unwrap()["action"], "already-closed");
 }
 
 #[tokio::test(start_paused = true)]

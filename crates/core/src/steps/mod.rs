@@ -5,6 +5,7 @@ mod approval;
 mod close;
 mod health;
 mod launch;
+mod reconcile;
 pub mod registry;
 mod replication;
 mod traffic;
@@ -21,6 +22,7 @@ pub use close::{
 };
 pub use health::{run_health_check, BakeState, HealthInput};
 pub use launch::{check_launch, CheckLaunchInput, LaunchStatus, LAUNCH_POLL_SECONDS};
+pub use reconcile::{reconcile_run, ExecutionStatus, ReconcileInput, ReconcileOutput};
 pub use replication::{
     check_replication_lag, start_replication, CheckLagInput, LagGate, StartReplicationInput,
     StartReplicationOutput,
@@ -85,6 +87,7 @@ pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Val
         "request-approval" => output(request_approval(input(function, payload)?, deps).await?),
         "finalize-cutover" => output(finalize_cutover(input(function, payload)?, deps).await?),
         "close-run" => output(close_run(input(function, payload)?, deps).await?),
+        "reconcile-run" => output(reconcile_run(input(function, payload)?, deps).await?),
         "start-wave" => output(start_wave(input(function, payload)?, deps).await?),
         "next-wave-round" => output(next_wave_round(input(function, payload)?, deps).await?),
         "close-wave" => output(close_wave(input(function, payload)?, deps).await?),

@@ -47,6 +47,8 @@ pub enum Machine {
     Wave,
     /// Invoked by API Gateway, not by a state machine.
     Api,
+    /// Invoked by an EventBridge rule.
+    Events,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +149,13 @@ pub const REGISTRY: &[FunctionSpec] = &[
     step("start-wave", Wave, "StartWaveFunctionArn", &[]),
     step("next-wave-round", Wave, "NextWaveRoundFunctionArn", &[]),
     step("close-wave", Wave, "CloseWaveFunctionArn", &[]),
+    // The safety net: restores DNS and closes a run whose execution ended outside its paths.
+    FunctionSpec {
+        name: "reconcile-run",
+        machine: Events,
+        substitution: None,
+        ports: &[Router, Notifier],
+    },
     // Answers gates (SendTaskSuccess/Failure) and schedules waves.
     FunctionSpec {
         name: "approval-api",

@@ -81,6 +81,7 @@ pub async fn validate_cutover(
     }
     let mut rec = RunRecord::new(&run_id, &plan.application, now);
     rec.snapshot = current.clone();
+    rec.plan = Some(plan.clone());
     match deps.store.save_run(&rec).await {
         Ok(()) => {}
         // Another delivery of this step won the race; use what it stored.
