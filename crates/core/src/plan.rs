@@ -262,6 +262,12 @@ impl HistoryEstimate {
     }
 }
 
+/// The longest any single wait of a plan may last (deadline, bake): seven days.
+pub const MAX_WAIT_SECONDS: u64 = 604_800;
+/// The loosest lag threshold a plan may set: a day. A looser one would let traffic shift onto a
+/// database that far behind.
+pub const MAX_LAG_LIMIT: f64 = 86_400.0;
+
 /// Step Functions' history limit per Standard execution.
 pub const MAX_HISTORY_EVENTS: u64 = 25_000;
 
@@ -504,12 +510,38 @@ impl Plan {
                 }
             }
         }
-        if !(r.max_lag_seconds.is_finite() && r.max_lag_seconds > 0.0) {
+        // Every number has a range, so no duration can overflow the time arithmetic of a step
+        // and no limit is so loose that it stops meaning anything.
+        if !(r.max_lag_seconds.is_finite()
+            && r.max_lag_seconds > 0.0
+            && r.max_lag_seconds <= MAX_LAG_LIMIT)
+        {
             bad(
                 "replication.maxLagSeconds",
                 format!(
-                    "must be a positive number of seconds, got {}",
+                    "must be more than 0 and at most {MAX_LAG_LIMIT} seconds, got {}",
                     r.max_lag_seconds
+                ),
+            );
+        }
+        if r.stable_samples > 1000 {
+            bad(
+                "replication.stableSamples",
+                format!("{} is above 1000", r.stable_samples),
+            );
+        }
+        if r.sample_interval_seconds > 3600 {
+            bad(
+                "replication.sampleIntervalSeconds",
+                format!("{} is above 3600 (one hour)", r.sample_interval_seconds),
+            );
+        }
+        if r.deadline_seconds > MAX_WAIT_SECONDS {
+            bad(
+                "replication.deadlineSeconds",
+                format!(
+                    "{} is above {MAX_WAIT_SECONDS} (seven days)",
+                    r.deadline_seconds
                 ),
             );
         }
@@ -678,10 +710,13 @@ impl Plan {
                 );
             }
             prev = prev.max(s.weight);
-            if s.bake_seconds == 0 {
+            if s.bake_seconds == 0 || s.bake_seconds > MAX_WAIT_SECONDS {
                 bad(
                     &format!("traffic.steps[{i}].bakeSeconds"),
-                    "must be at least 1".into(),
+                    format!(
+                        "{} is outside 1..={MAX_WAIT_SECONDS} (seven days)",
+                        s.bake_seconds
+                    ),
                 );
             }
             if let Some(g) = &s.approval {
@@ -714,11 +749,20 @@ impl Plan {
         }
 
         let h = &self.health;
-        if h.interval_seconds == 0 {
-            bad("health.intervalSeconds", "must be at least 1".into());
+        if h.interval_seconds == 0 || h.interval_seconds > 3600 {
+            bad(
+                "health.intervalSeconds",
+                format!("{} is outside 1..=3600", h.interval_seconds),
+            );
         }
-        if h.failure_threshold == 0 {
-            bad("health.failureThreshold", "must be at least 1".into());
+        if h.failure_threshold == 0 || h.failure_threshold > 100 {
+            bad(
+                "health.failureThreshold",
+                format!("{} is outside 1..=100", h.failure_threshold),
+            );
+        }
+        if h.failure_limit.is_some_and(|l| l > 1000) {
+            bad("health.failureLimit", "is above 1000".into());
         }
         if let Some(l) = h.failure_limit {
             if l == 0 {
@@ -1048,6 +1092,37 @@ approvals: {expiresSeconds: 3600}
         let v = Plan::parse(&twice, true).unwrap_err().violations();
         assert_eq!(v[0].field, "dns", "{v:?}");
         assert!(v[0].message.contains("duplicate key 'ttl'"), "{v:?}");
+    }
+
+    #[test]
+    fn every_number_has_a_range() {
+        let text = GOOD
+            .replace("maxLagSeconds: 30", "maxLagSeconds: 1e300")
+            .replace(
+                "deadlineSeconds: 7200",
+                "deadlineSeconds: 18446744073709551615",
+            )
+            .replace(
+                "{weight: 10, bakeSeconds: 600}",
+                "{weight: 10, bakeSeconds: 18446744073709551615}",
+            )
+            .replace("intervalSeconds: 30", "intervalSeconds: 86400")
+            .replace("failureThreshold: 2", "failureThreshold: 4000000000");
+        let fields: Vec<String> = Plan::parse(&text, false)
+            .unwrap_err()
+            .violations()
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        for f in [
+            "replication.maxLagSeconds",
+            "replication.deadlineSeconds",
+            "traffic.steps[0].bakeSeconds",
+            "health.intervalSeconds",
+            "health.failureThreshold",
+        ] {
+            assert!(fields.iter().any(|x| x == f), "missing {f} in {fields:?}");
+        }
     }
 
     #[test]
