@@ -988,6 +988,16 @@ health:
 approvals: {expiresSeconds: 3600}
 "#;
 
+    /// The fields named by the violations of a plan that must be refused.
+    fn fields_of(text: &str) -> Vec<String> {
+        Plan::parse(text, false)
+            .unwrap_err()
+            .violations()
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
     #[test]
     fn accepts_the_contract_example() {
         let p = Plan::parse(GOOD, false).expect("valid");
@@ -1016,12 +1026,7 @@ approvals: {expiresSeconds: 3600}
                 "taskArn: \"arn:aws:dms:us-east-1:123456789012:task:ORDERS\"",
                 "taskArn: nope",
             );
-        let fields: Vec<String> = Plan::parse(&text, false)
-            .unwrap_err()
-            .violations()
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields = fields_of(&text);
         for f in [
             "traffic.steps[1].weight",
             "traffic.steps[2].weight",
@@ -1043,12 +1048,7 @@ approvals: {expiresSeconds: 3600}
             )
             .replace("  alarms: [orders-green-5xx]\n", "")
             .replace("kind: dms", "kind: mgn");
-        let fields: Vec<String> = Plan::parse(&text, false)
-            .unwrap_err()
-            .violations()
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields = fields_of(&text);
         assert!(fields.contains(&"health".to_string()), "{fields:?}");
         assert!(
             fields.contains(&"replication.sourceServerId".to_string()),
@@ -1063,12 +1063,7 @@ approvals: {expiresSeconds: 3600}
     #[test]
     fn values_must_fit_the_record_type() {
         let text = GOOD.replace("recordType: CNAME", "recordType: A");
-        let fields: Vec<String> = Plan::parse(&text, false)
-            .unwrap_err()
-            .violations()
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields = fields_of(&text);
         assert_eq!(fields, vec!["dns.blue.value", "dns.green.value"]);
     }
 
@@ -1108,12 +1103,7 @@ approvals: {expiresSeconds: 3600}
             )
             .replace("intervalSeconds: 30", "intervalSeconds: 86400")
             .replace("failureThreshold: 2", "failureThreshold: 4000000000");
-        let fields: Vec<String> = Plan::parse(&text, false)
-            .unwrap_err()
-            .violations()
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields = fields_of(&text);
         for f in [
             "replication.maxLagSeconds",
             "replication.deadlineSeconds",
@@ -1156,12 +1146,7 @@ approvals: {expiresSeconds: 3600}
             "alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: blue-123",
             "value: 192.0.2.1, alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: blue-123",
         );
-        let fields: Vec<String> = Plan::parse(&both, false)
-            .unwrap_err()
-            .violations()
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields = fields_of(&both);
         assert_eq!(fields, vec!["dns.blue"]);
 
         let bad = text
@@ -1177,12 +1162,7 @@ approvals: {expiresSeconds: 3600}
                 "hostedZoneId: Z35SXDOTRQ7X7K, dnsName: green",
                 "hostedZoneId: z-lower, dnsName: green",
             );
-        let fields: Vec<String> = Plan::parse(&bad, false)
-            .unwrap_err()
-            .violations()
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
+        let fields = fields_of(&bad);
         assert_eq!(
             fields,
             vec![
