@@ -60,6 +60,20 @@ fn alias(id: Option<&str>, w: Option<u32>, lb: &str, check: Option<&str>) -> Rec
     }
 }
 
+/// The simple orders CNAME the DMS world starts with (and a collapse ends with), TTL 60.
+fn simple_cname(value: &str) -> RecordSet {
+    RecordSet {
+        name: "orders.example.com.".into(),
+        record_type: RecordType::CNAME,
+        set_identifier: None,
+        weight: None,
+        ttl: Some(60),
+        values: vec![value.into()],
+        alias_target: None,
+        health_check_id: None,
+    }
+}
+
 const BLUE_LB: &str = "dualstack.blue-alb-1234.us-east-1.elb.amazonaws.com.";
 const GREEN_LB: &str = "dualstack.green-alb-5678.us-east-1.elb.amazonaws.com.";
 const BLUE_CHECK: &str = "0f9e8d7c-6b5a-4a3b-8c2d-1e0f9a8b7c6d";
@@ -475,19 +489,7 @@ fn final_form_simple_collapses_the_pair_to_green() {
     );
     let r = run_texts(&plan, DMS_WORLD);
     assert_eq!(r.report.outcome, "completed", "{:?}", events(&r));
-    assert_eq!(
-        r.report.dns,
-        vec![RecordSet {
-            name: "orders.example.com.".into(),
-            record_type: RecordType::CNAME,
-            set_identifier: None,
-            weight: None,
-            ttl: Some(60),
-            values: vec!["green-lb.example.com".into()],
-            alias_target: None,
-            health_check_id: None,
-        }]
-    );
+    assert_eq!(r.report.dns, vec![simple_cname("green-lb.example.com")]);
     // An alias record: green's alias, with green's health check.
     let plan = text("alias-record", "plan.yaml").replace(
         "    healthCheckId: 5b2d6c3e-7f10-4a2b-9c8d-0e1f2a3b4c5d",
@@ -599,16 +601,7 @@ fn a_stopped_run_is_reconciled() {
     assert_eq!(r.report.exit_code(), 3);
     assert_eq!(
         r.report.dns,
-        vec![RecordSet {
-            name: "orders.example.com.".into(),
-            record_type: RecordType::CNAME,
-            set_identifier: None,
-            weight: None,
-            ttl: Some(60),
-            values: vec!["blue-lb.example.com".into()],
-            alias_target: None,
-            health_check_id: None,
-        }],
+        vec![simple_cname("blue-lb.example.com")],
         "the snapshot, exactly"
     );
     assert_eq!(r.store.lock_holder("orders"), None);

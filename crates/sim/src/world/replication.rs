@@ -15,19 +15,31 @@ fn mgn_server_mut<'a>(st: &'a mut State, server_id: &str) -> Result<&'a mut MgnS
     })
 }
 
+impl World {
+    /// A task's spec and state, or DescribeReplicationTasks' ResourceNotFoundFault.
+    fn dms_task_of<'a>(
+        &'a self,
+        st: &'a State,
+        task_arn: &str,
+    ) -> Result<(&'a crate::spec::DmsTaskSpec, &'a DmsState), PortError> {
+        let spec = self.spec.dms.tasks.iter().find(|t| t.arn == task_arn);
+        match (spec, st.dms.get(task_arn)) {
+            (Some(spec), Some(s)) => Ok((spec, s)),
+            _ => Err(err(
+                "dms",
+                "ResourceNotFoundFault",
+                format!("Replication task {task_arn} not found"),
+            )),
+        }
+    }
+}
+
 #[async_trait]
 impl Replication for World {
     async fn dms_task(&self, task_arn: &str) -> Result<DmsTask, PortError> {
         let mut st = self.st();
         self.enter(&mut st, "dms", "DescribeReplicationTasks")?;
-        let spec = self.spec.dms.tasks.iter().find(|t| t.arn == task_arn);
-        let (Some(spec), Some(s)) = (spec, st.dms.get(task_arn)) else {
-            return Err(err(
-                "dms",
-                "ResourceNotFoundFault",
-                format!("Replication task {task_arn} not found"),
-            ));
-        };
+        let (spec, s) = self.dms_task_of(&st, task_arn)?;
         Ok(DmsTask {
             arn: task_arn.into(),
             status: self.dms_status(s, spec),
@@ -58,14 +70,7 @@ impl Replication for World {
     ) -> Result<(), PortError> {
         let mut st = self.st();
         self.enter(&mut st, "dms", "StartReplicationTask")?;
-        let spec = self.spec.dms.tasks.iter().find(|t| t.arn == task_arn);
-        let (Some(spec), Some(s)) = (spec, st.dms.get(task_arn)) else {
-            return Err(err(
-                "dms",
-                "ResourceNotFoundFault",
-                format!("Replication task {task_arn} not found"),
-            ));
-        };
+        let (spec, s) = self.dms_task_of(&st, task_arn)?;
         let status = self.dms_status(s, spec);
         let full_load = spec.migration_type != "cdc";
         let allowed = match (status.as_str(), start_type) {
@@ -94,14 +99,7 @@ impl Replication for World {
     async fn stop_dms_task(&self, task_arn: &str) -> Result<(), PortError> {
         let mut st = self.st();
         self.enter(&mut st, "dms", "StopReplicationTask")?;
-        let spec = self.spec.dms.tasks.iter().find(|t| t.arn == task_arn);
-        let (Some(spec), Some(s)) = (spec, st.dms.get(task_arn)) else {
-            return Err(err(
-                "dms",
-                "ResourceNotFoundFault",
-                format!("Replication task {task_arn} not found"),
-            ));
-        };
+        let (spec, s) = self.dms_task_of(&st, task_arn)?;
         let status = self.dms_status(s, spec);
         if status != "running" {
             return Err(err(
