@@ -1,10 +1,11 @@
 //! Cutover's ports over the AWS SDK for Rust: DynamoDB run store, Route 53 router, DMS and MGN
-//! replication, CloudWatch metrics and alarms, Step Functions callbacks, SNS notices, HTTP probes.
+//! replication, CloudWatch metrics and alarms, Step Functions callbacks, SNS notices, HTTP probes, data hooks (Lambda Invoke or SigV4-signed HTTPS).
 //! Each adapter maps the service's errors to `PortError` keeping the service's own error code.
 
 pub mod callbacks;
 pub mod clock;
 pub mod errors;
+pub mod hooks;
 pub mod metrics;
 pub mod moto_compat;
 pub mod notifier;
@@ -16,6 +17,7 @@ pub mod store;
 
 pub use callbacks::SfnCallbacks;
 pub use clock::SystemClock;
+pub use hooks::HttpHooks;
 pub use metrics::CloudWatchMetrics;
 pub use notifier::SnsNotifier;
 pub use probe::HttpProbe;

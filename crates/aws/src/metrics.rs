@@ -7,7 +7,9 @@
 //! `ReplicationInstanceArn` with DescribeReplicationInstances. Both CDCLatencySource and
 //! CDCLatencyTarget are read, newest datapoint of the last 10 minutes at 60 s resolution, with the
 //! datapoint's timestamp so the caller can refuse a stale one. Target latency already includes
-//! the source's delay, so the step takes the larger of the two, never their sum.
+//! the source's delay, so the step takes the larger of the two, never their sum. CDCIncomingChanges
+//! (its Maximum: change events waiting to be applied) comes with them, for the drain after a
+//! write freeze.
 //!
 //! Alarms: DescribeAlarms returns only metric alarms unless `AlarmTypes` names composite alarms
 //! too (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html),
@@ -124,7 +126,7 @@ impl CloudWatchMetrics {
     }
 }
 
-fn query(id: &str, metric: &str, instance: &str, task: &str) -> MetricDataQuery {
+fn query(id: &str, metric: &str, stat: &str, instance: &str, task: &str) -> MetricDataQuery {
     let metric = Metric::builder()
         .namespace("AWS/DMS")
         .metric_name(metric)
@@ -147,7 +149,7 @@ fn query(id: &str, metric: &str, instance: &str, task: &str) -> MetricDataQuery 
             MetricStat::builder()
                 .metric(metric)
                 .period(DMS_METRIC_PERIOD_SECONDS as i32)
-                .stat("Average")
+                .stat(stat)
                 .build(),
         )
         .return_data(true)
@@ -163,8 +165,29 @@ impl Metrics for CloudWatchMetrics {
         let resp = self
             .cloudwatch
             .get_metric_data()
-            .metric_data_queries(query("source", "CDCLatencySource", &instance, &task))
-            .metric_data_queries(query("target", "CDCLatencyTarget", &instance, &task))
+            .metric_data_queries(query(
+                "source",
+                "CDCLatencySource",
+                "Average",
+                &instance,
+                &task,
+            ))
+            .metric_data_queries(query(
+                "target",
+                "CDCLatencyTarget",
+                "Average",
+                &instance,
+                &task,
+            ))
+            // The drain after a write freeze needs the most that waited in the period, not its
+            // average: Maximum of CDCIncomingChanges.
+            .metric_data_queries(query(
+                "incoming",
+                "CDCIncomingChanges",
+                "Maximum",
+                &instance,
+                &task,
+            ))
             .start_time(start.into())
             .end_time(now.into())
             .scan_by(ScanBy::TimestampDescending)
@@ -186,6 +209,10 @@ impl Metrics for CloudWatchMetrics {
                 source_seconds: s.max(0.0),
                 target_seconds: t.max(0.0),
                 at: s_at.min(t_at),
+                // Only a datapoint of the same period speaks for the same moment.
+                incoming_changes: newest("incoming")
+                    .filter(|(_, at)| *at == s_at.min(t_at))
+                    .map(|(v, _)| v.max(0.0)),
             }),
             _ => None,
         })

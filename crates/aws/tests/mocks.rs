@@ -200,9 +200,17 @@ async fn cloudwatch_dms_lag_uses_the_published_dimensions() {
                     ],
                 ))
             };
-            q.len() == 2
+            let stat = |i: usize| {
+                q[i].metric_stat()
+                    .and_then(|s| s.stat())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            q.len() == 3
                 && dims(0) == want("CDCLatencySource")
                 && dims(1) == want("CDCLatencyTarget")
+                && dims(2) == want("CDCIncomingChanges")
+                && stat(2) == "Maximum"
         })
         .then_output(|| {
             aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput::builder()
@@ -222,6 +230,13 @@ async fn cloudwatch_dms_lag_uses_the_published_dimensions() {
                         .timestamps(aws_smithy_types::DateTime::from_secs(1_800_000_000))
                         .build(),
                 )
+                .metric_data_results(
+                    MetricDataResult::builder()
+                        .id("incoming")
+                        .values(7.0)
+                        .timestamps(aws_smithy_types::DateTime::from_secs(1_800_000_000))
+                        .build(),
+                )
                 .build()
         });
     let cw = mock_client!(aws_sdk_cloudwatch, [&data]);
@@ -232,6 +247,11 @@ async fn cloudwatch_dms_lag_uses_the_published_dimensions() {
         (sample.source_seconds, sample.target_seconds),
         (12.0, 30.0),
         "the newest datapoint of each"
+    );
+    assert_eq!(
+        sample.incoming_changes,
+        Some(7.0),
+        "CDCIncomingChanges of the same period as the latencies"
     );
     assert_eq!(
         sample.at.timestamp(),

@@ -6,8 +6,8 @@ use cutover_core::api::{handle_api, ApiRequest};
 use cutover_core::model::{ApprovalNotice, AuditEvent, Decision};
 use cutover_core::plan::{Plan, PlanError};
 use cutover_core::ports::{
-    HealthProbe, Metrics, Notifier, PortError, PortErrorKind, Replication, RunStore, TaskCallbacks,
-    TrafficRouter,
+    HealthProbe, Hooks, Metrics, Notifier, PortError, PortErrorKind, Replication, RunStore,
+    TaskCallbacks, TrafficRouter,
 };
 use cutover_core::steps::{self, DecideApproval, Deps};
 use cutover_engine::{
@@ -326,6 +326,7 @@ pub(crate) fn setup(
     let probe: Arc<dyn HealthProbe> = world.clone();
     let notifier: Arc<dyn Notifier> = world.clone();
     let callbacks: Arc<dyn TaskCallbacks> = Arc::new(BrokerCallbacks(broker.clone()));
+    let hooks: Arc<dyn Hooks> = world.clone();
     let deps = Deps {
         clock: Arc::new(clock),
         store: Faulty::new(faults.clone(), store),
@@ -334,7 +335,8 @@ pub(crate) fn setup(
         metrics: Faulty::new(faults.clone(), metrics),
         probe: Faulty::new(faults.clone(), probe),
         notifier: Faulty::new(faults.clone(), notifier),
-        callbacks: Faulty::new(faults, callbacks),
+        callbacks: Faulty::new(faults.clone(), callbacks),
+        hooks: Faulty::new(faults, hooks),
     };
 
     // The simulated humans: each gate's scripted answers are all played, in order, each at its
@@ -523,6 +525,7 @@ pub async fn run_local_async(
 ) -> Result<LocalRun, SeedError> {
     let clock = SimClock::start(world_spec.start_time);
     let world = Arc::new(World::new(world_spec.clone(), clock));
+    world.configure_app_for(plan);
     let memory = Arc::new(MemoryStore::new());
     let run_id = options.run_id.clone().unwrap_or_else(|| {
         format!(

@@ -147,6 +147,9 @@ fn main() -> ExitCode {
                     p.dns.hosted_zone_id,
                     p.traffic.steps.len()
                 );
+                for w in p.warnings() {
+                    eprintln!("warning: {w}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

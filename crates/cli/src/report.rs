@@ -27,6 +27,32 @@ pub struct Report {
     pub approvals: Vec<ApprovalEntry>,
     /// Calls and side effects in the simulated world.
     pub world: Counters,
+    /// The data cutover and what became of the application's writes (docs/data.md).
+    pub data: DataReport,
+}
+
+/// The data cutover of a run. The write counts come from the simulated application, which counts
+/// every write: `writesLost` is computed from where the writes are at the end, never assumed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataReport {
+    /// blue-until-switch | freeze-and-switch | unmanaged
+    pub mode: String,
+    pub writes_accepted: u64,
+    /// Accepted writes absent from the database that survives the run.
+    pub writes_lost: u64,
+    /// Writes turned away while frozen.
+    pub writes_refused: u64,
+    /// blue | green: where the serving tier writes at the end.
+    pub surviving_database: String,
+    /// Seconds writes were frozen, every freeze of the run together.
+    pub freeze_seconds: f64,
+    /// Simulated seconds since the start of the last database switch, and its direction.
+    pub switched_at: Option<f64>,
+    pub switched_to: Option<String>,
+    /// Whether the application wrote to green's database (the point of no return), and when.
+    pub point_of_no_return: bool,
+    pub point_of_no_return_at: Option<f64>,
 }
 
 /// The cost model, with its inputs, so a reader can redo the sum.
@@ -173,11 +199,27 @@ pub async fn build_report(
         })
         .collect();
     let cost = CostEstimate::of(exec);
+    let d = record.as_ref().map(|r| r.data.clone()).unwrap_or_default();
+    let writes = world.writes();
+    let data = DataReport {
+        mode: plan.data.writes.as_str().into(),
+        writes_accepted: writes.writes_accepted,
+        writes_lost: writes.writes_lost,
+        writes_refused: writes.writes_refused,
+        surviving_database: writes.surviving_database.into(),
+        freeze_seconds: (d.frozen_seconds(exec.stopped) * 10.0).round() / 10.0,
+        switched_at: d.switched_at.map(secs),
+        switched_to: d.switched_to.clone(),
+        point_of_no_return: d.point_of_no_return.is_some(),
+        point_of_no_return_at: d.point_of_no_return.map(secs),
+    };
+    let record_error = record.as_ref().and_then(|r| r.error.clone());
     Report {
         run_id: run_id.to_string(),
         application: plan.application.clone(),
         outcome,
-        error: exec.error.clone(),
+        // A run can succeed as an execution and still carry an error (UnhealthyAfterSwitch).
+        error: exec.error.clone().or(record_error),
         cause: exec.cause.clone(),
         dns,
         state_transitions: exec.state_transitions,
@@ -187,5 +229,6 @@ pub async fn build_report(
         timeline,
         approvals,
         world: world.counters(),
+        data,
     }
 }

@@ -50,6 +50,16 @@ fn plan_check_accepts_every_example() {
             plan.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+        // A plan that does not move its data is warned that green's writes die with a rollback.
+        let warned = String::from_utf8_lossy(&out.stderr)
+            .contains("warning: data.writes: unmanaged: writes that reach green's database");
+        let managed = std::fs::read_to_string(&plan)
+            .unwrap()
+            .contains("writes: blue-until-switch")
+            || std::fs::read_to_string(&plan)
+                .unwrap()
+                .contains("writes: freeze-and-switch");
+        assert_eq!(warned, !managed, "{}", plan.display());
     }
 }
 

@@ -27,6 +27,18 @@ pub enum StepError {
     Aborted(String),
     #[error("{0}")]
     RollbackFailed(String),
+    /// A data hook (freeze, switch, unfreeze) answered with an error.
+    #[error("{0}")]
+    HookFailed(String),
+    /// A data hook did not answer within its timeout: whether it acted is unknown.
+    #[error("{0}")]
+    HookTimedOut(String),
+    /// Writes stayed frozen longer than data.maxFreezeSeconds without the drain completing.
+    #[error("{0}")]
+    FreezeTooLong(String),
+    /// Green was unhealthy after the application switched to its database.
+    #[error("{0}")]
+    UnhealthyAfterSwitch(String),
     /// A transient AWS error (throttling, a change still in progress): retried with back-off.
     #[error("{0}")]
     Retryable(String),
@@ -46,6 +58,10 @@ impl StepError {
             StepError::ApprovalExpired(_) => "ApprovalExpired",
             StepError::Aborted(_) => "Aborted",
             StepError::RollbackFailed(_) => "RollbackFailed",
+            StepError::HookFailed(_) => "HookFailed",
+            StepError::HookTimedOut(_) => "HookTimedOut",
+            StepError::FreezeTooLong(_) => "FreezeTooLong",
+            StepError::UnhealthyAfterSwitch(_) => "UnhealthyAfterSwitch",
             StepError::Retryable(_) => "Retryable",
         }
     }

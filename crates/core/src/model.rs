@@ -165,6 +165,9 @@ pub struct RunRecord {
     /// When the first rollback attempt began: the rollback's time budget counts from here.
     #[serde(default)]
     pub rollback_started_at: Option<DateTime<Utc>>,
+    /// Where the application's writes stand (freeze, drain, switch).
+    #[serde(default)]
+    pub data: DataRecord,
     /// The plan as validated: what the safety net needs to restore DNS after a stopped run.
     #[serde(default)]
     pub plan: Option<crate::plan::Plan>,
@@ -189,6 +192,7 @@ impl RunRecord {
             error: None,
             abort_requested: None,
             rollback_started_at: None,
+            data: DataRecord::default(),
             plan: None,
             steps: BTreeMap::new(),
             version: 0,
@@ -198,6 +202,40 @@ impl RunRecord {
     /// True once any traffic shift was submitted for this run.
     pub fn traffic_moved(&self) -> bool {
         self.steps.keys().any(|k| k.starts_with("shift#"))
+    }
+}
+
+/// The data cutover of a run: freezes, the switch and the point of no return.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataRecord {
+    /// When the current freeze began; None while writes flow.
+    #[serde(default)]
+    pub frozen_at: Option<DateTime<Utc>>,
+    /// Seconds writes were frozen, over every freeze of the run that has ended.
+    #[serde(default)]
+    pub freeze_seconds: f64,
+    /// The database the application was last switched to (green | blue), and when.
+    #[serde(default)]
+    pub switched_to: Option<String>,
+    #[serde(default)]
+    pub switched_at: Option<DateTime<Utc>>,
+    /// When the application first wrote to green's database: from here a rollback may lose
+    /// writes, so it is no longer automatic.
+    #[serde(default)]
+    pub point_of_no_return: Option<DateTime<Utc>>,
+    /// Reverse replication (green -> blue) was started at the switch.
+    #[serde(default)]
+    pub reverse_started: bool,
+}
+
+impl DataRecord {
+    /// Seconds frozen so far, the current freeze included.
+    pub fn frozen_seconds(&self, now: DateTime<Utc>) -> f64 {
+        self.freeze_seconds
+            + self
+                .frozen_at
+                .map_or(0.0, |f| (now - f).num_milliseconds() as f64 / 1000.0)
     }
 }
 
@@ -426,6 +464,10 @@ pub struct DmsLatency {
     pub target_seconds: f64,
     /// The timestamp of the older of the two datapoints.
     pub at: DateTime<Utc>,
+    /// CDCIncomingChanges of the same period (its Maximum): change events waiting to be applied
+    /// to the target (same page). None when DMS published no datapoint for it.
+    #[serde(default)]
+    pub incoming_changes: Option<f64>,
 }
 
 impl DmsLatency {

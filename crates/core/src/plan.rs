@@ -22,7 +22,125 @@ pub struct Plan {
     pub finalize: FinalizePlan,
     #[serde(default)]
     pub rollback: RollbackPlan,
+    /// How the application's writes move with it (docs/data.md).
+    #[serde(default)]
+    pub data: DataPlan,
 }
+
+/// Where the application writes while traffic moves, and how the database is switched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WritesMode {
+    /// Green writes to the blue database while traffic shifts; after the last bake writes are
+    /// frozen, replication drains, the application is switched to the green database.
+    BlueUntilSwitch,
+    /// Freeze, drain and switch before the first traffic step; the shift runs on green's data.
+    FreezeAndSwitch,
+    /// The cutover does not move data: green's writes are lost on a rollback.
+    #[default]
+    Unmanaged,
+}
+
+impl WritesMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WritesMode::BlueUntilSwitch => "blue-until-switch",
+            WritesMode::FreezeAndSwitch => "freeze-and-switch",
+            WritesMode::Unmanaged => "unmanaged",
+        }
+    }
+}
+
+/// A hook the application owner provides: a Lambda function, or an HTTPS endpoint called with a
+/// SigV4-signed request (`auth: iam`, for API Gateway IAM authorization) or unsigned (`none`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Hook {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// POST (default) or PUT, for `url` hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// iam (default) or none, for `url` hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// How long one call may take before it counts as timed out.
+    #[serde(default = "default_hook_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_hook_timeout() -> u64 {
+    30
+}
+
+impl Hook {
+    /// The name the hook is known by: its function ARN or its URL.
+    pub fn target(&self) -> &str {
+        self.lambda_arn
+            .as_deref()
+            .or(self.url.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// A DMS task replicating green's database back to blue's, started at the switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReverseReplication {
+    pub task_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataPlan {
+    #[serde(default)]
+    pub writes: WritesMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<Hook>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<Hook>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfreeze: Option<Hook>,
+    /// The longest writes may stay frozen; past it the run aborts and unfreezes.
+    #[serde(default = "default_max_freeze")]
+    pub max_freeze_seconds: u64,
+    /// How often the drain is checked while writes are frozen.
+    #[serde(default = "default_drain_poll")]
+    pub drain_poll_seconds: u64,
+    /// A gate asked before writes are frozen for the switch (the point of no return).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverse_replication: Option<ReverseReplication>,
+}
+
+impl Default for DataPlan {
+    fn default() -> Self {
+        DataPlan {
+            writes: WritesMode::Unmanaged,
+            freeze: None,
+            switch: None,
+            unfreeze: None,
+            max_freeze_seconds: default_max_freeze(),
+            drain_poll_seconds: default_drain_poll(),
+            approval: None,
+            reverse_replication: None,
+        }
+    }
+}
+
+fn default_max_freeze() -> u64 {
+    300
+}
+fn default_drain_poll() -> u64 {
+    15
+}
+
+/// The gate asked when green is unhealthy after the switch and no reverse replication can carry
+/// its writes back: approving rolls back and loses them.
+pub const ROLLBACK_AFTER_SWITCH_GATE: &str = "rollback-after-switch";
 
 /// How long a rollback keeps trying to restore DNS (re-reading and re-applying the snapshot,
 /// waiting out throttling and busy zones) before it gives up, pages and keeps the lock.
@@ -725,10 +843,10 @@ impl Plan {
                         &format!("traffic.steps[{i}].approval"),
                         format!("'{g}' must be 1-63 lower-case letters, digits or '-'"),
                     );
-                } else if g == FINALIZE_GATE {
+                } else if g == FINALIZE_GATE || g == ROLLBACK_AFTER_SWITCH_GATE {
                     bad(
                         &format!("traffic.steps[{i}].approval"),
-                        format!("'{FINALIZE_GATE}' is reserved for the finalize gate"),
+                        format!("'{g}' is reserved for the run's own gate of that name"),
                     );
                 } else if gates.contains(&g.as_str()) {
                     bad(
@@ -810,6 +928,8 @@ impl Plan {
         }
         for (i, g) in self.approvals.two_person_gates.iter().enumerate() {
             let known = g == FINALIZE_GATE
+                || g == ROLLBACK_AFTER_SWITCH_GATE
+                || self.data.approval.as_deref() == Some(g.as_str())
                 || self
                     .traffic
                     .steps
@@ -831,6 +951,7 @@ impl Plan {
                 ),
             );
         }
+        self.data_violations(&mut bad);
         if !(60..=31_536_000).contains(&self.approvals.expires_seconds) {
             bad(
                 "approvals.expiresSeconds",
@@ -878,6 +999,195 @@ impl Plan {
         out
     }
 
+    fn data_violations(&self, bad: &mut impl FnMut(&str, String)) {
+        let d = &self.data;
+        let hooks = [
+            ("data.freeze", &d.freeze),
+            ("data.switch", &d.switch),
+            ("data.unfreeze", &d.unfreeze),
+        ];
+        if d.writes == WritesMode::Unmanaged {
+            for (field, h) in hooks {
+                if h.is_some() {
+                    bad(
+                        field,
+                        "is only used when data.writes is blue-until-switch or freeze-and-switch"
+                            .into(),
+                    );
+                }
+            }
+            if d.reverse_replication.is_some() {
+                bad(
+                    "data.reverseReplication",
+                    "is only used when data.writes is blue-until-switch or freeze-and-switch"
+                        .into(),
+                );
+            }
+            if d.approval.is_some() {
+                bad(
+                    "data.approval",
+                    "is only used when data.writes is blue-until-switch or freeze-and-switch"
+                        .into(),
+                );
+            }
+            return;
+        }
+        if self.replication.kind == ReplicationKind::Mgn {
+            bad(
+                "data.writes",
+                format!(
+                    "'{}' needs a DMS task to drain: with MGN the database moves with the server's disks at the launch, so use unmanaged and freeze writes before the launch yourself",
+                    d.writes.as_str()
+                ),
+            );
+        }
+        for (field, h) in hooks {
+            let Some(h) = h else {
+                bad(
+                    field,
+                    format!("is required when data.writes is {}", d.writes.as_str()),
+                );
+                continue;
+            };
+            match (&h.lambda_arn, &h.url) {
+                (Some(_), Some(_)) => bad(field, "takes lambdaArn or url, not both".into()),
+                (None, None) => bad(field, "needs lambdaArn or url".into()),
+                (Some(a), None) => {
+                    if !re(
+                        &LAMBDA_ARN_RE,
+                        r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?$",
+                    )
+                    .is_match(a)
+                    {
+                        bad(
+                            &format!("{field}.lambdaArn"),
+                            format!("'{a}' is not a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)"),
+                        );
+                    }
+                    for (k, present) in [("method", h.method.is_some()), ("auth", h.auth.is_some())]
+                    {
+                        if present {
+                            bad(&format!("{field}.{k}"), "applies to url hooks only".into());
+                        }
+                    }
+                }
+                (None, Some(u)) => {
+                    match url::Url::parse(u) {
+                        Ok(p) if p.scheme() == "https" && p.host_str().is_some() => {}
+                        _ => bad(
+                            &format!("{field}.url"),
+                            format!("'{u}' is not an https URL (hooks carry the run's control, never over plain http)"),
+                        ),
+                    }
+                    if let Some(m) = &h.method {
+                        if m != "POST" && m != "PUT" {
+                            bad(
+                                &format!("{field}.method"),
+                                format!("'{m}' is not POST or PUT"),
+                            );
+                        }
+                    }
+                    if let Some(a) = &h.auth {
+                        if a != "iam" && a != "none" {
+                            bad(
+                                &format!("{field}.auth"),
+                                format!("'{a}' is not iam or none"),
+                            );
+                        }
+                    }
+                }
+            }
+            if !(1..=600).contains(&h.timeout_seconds) {
+                bad(
+                    &format!("{field}.timeoutSeconds"),
+                    format!("{} is outside 1..=600", h.timeout_seconds),
+                );
+            }
+        }
+        if !(10..=3600).contains(&d.max_freeze_seconds) {
+            bad(
+                "data.maxFreezeSeconds",
+                format!(
+                    "{} is outside 10..=3600 (writes stopped for an hour at most)",
+                    d.max_freeze_seconds
+                ),
+            );
+        }
+        if !(1..=300).contains(&d.drain_poll_seconds) {
+            bad(
+                "data.drainPollSeconds",
+                format!("{} is outside 1..=300", d.drain_poll_seconds),
+            );
+        } else if (10..=3600).contains(&d.max_freeze_seconds)
+            && d.drain_poll_seconds > d.max_freeze_seconds
+        {
+            bad(
+                "data.drainPollSeconds",
+                format!(
+                    "{} is longer than data.maxFreezeSeconds ({})",
+                    d.drain_poll_seconds, d.max_freeze_seconds
+                ),
+            );
+        }
+        if let Some(g) = &d.approval {
+            if !re(&GATE_RE, r"^[a-z0-9][a-z0-9-]{0,62}$").is_match(g) {
+                bad(
+                    "data.approval",
+                    format!("'{g}' must be 1-63 lower-case letters, digits or '-'"),
+                );
+            } else if g == FINALIZE_GATE || g == ROLLBACK_AFTER_SWITCH_GATE {
+                bad(
+                    "data.approval",
+                    format!("'{g}' is reserved for the run's own gate of that name"),
+                );
+            } else if self
+                .traffic
+                .steps
+                .iter()
+                .any(|s| s.approval.as_deref() == Some(g.as_str()))
+            {
+                bad(
+                    "data.approval",
+                    format!("gate '{g}' is already a traffic step's gate"),
+                );
+            }
+        }
+        if let Some(r) = &d.reverse_replication {
+            if !re(
+                &DMS_ARN_RE,
+                r"^arn:aws[a-z-]*:dms:[a-z0-9-]+:\d{12}:task:[A-Za-z0-9_-]{1,255}$",
+            )
+            .is_match(&r.task_arn)
+            {
+                bad(
+                    "data.reverseReplication.taskArn",
+                    format!(
+                        "'{}' is not a DMS task ARN (arn:aws:dms:REGION:ACCOUNT:task:ID)",
+                        r.task_arn
+                    ),
+                );
+            } else if self.replication.task_arn.as_deref() == Some(r.task_arn.as_str()) {
+                bad(
+                    "data.reverseReplication.taskArn",
+                    "must differ from replication.taskArn: it carries green's writes back to blue"
+                        .into(),
+                );
+            }
+        }
+    }
+
+    /// What a valid plan should still make its operator think twice about.
+    pub fn warnings(&self) -> Vec<Violation> {
+        let mut out = Vec::new();
+        if self.data.writes == WritesMode::Unmanaged {
+            out.push(Violation {
+                field: "data.writes".into(),
+                message: "unmanaged: writes that reach green's database while traffic shifts are lost on a rollback; set blue-until-switch or freeze-and-switch to move the data with the application (docs/data.md)".into(),
+            });
+        }
+        out
+    }
+
     /// The most history events one execution of `cutover.asl.json` can record for this plan,
     /// without retries: every poll loop the plan bounds (a Wait, a Lambda Task and a Choice:
     /// 2 + 5 + 2 events) run to its bound. Step Functions fails a Standard execution at 25,000
@@ -916,7 +1226,18 @@ impl Plan {
         // Validate, start, the collapse and its sync, the finalize gate and finalize, rollback
         // (each retried attempt adds 3 events, up to the attempt backstop) and its sync, close.
         let rollback = TASK + 3 * crate::steps::ROLLBACK_MAX_ATTEMPTS + sync;
-        let fixed = 3 * TASK + 2 + (TASK + 4 + sync) + 3 * TASK + rollback + 2 * TASK + 8;
+        let mut fixed = 3 * TASK + 2 + (TASK + 4 + sync) + 3 * TASK + rollback + 2 * TASK + 8;
+        if self.data.writes != WritesMode::Unmanaged {
+            // The gate, freeze, drain polls, switch, unfreeze and a bake after the switch; the
+            // same again for a rollback after the switch (freeze, reverse drain, switch back).
+            let drain = POLL * per(self.data.max_freeze_seconds, self.data.drain_poll_seconds);
+            let last_bake = self.traffic.steps.last().map_or(0, |s| s.bake_seconds);
+            let bake = POLL * (per(last_bake, h.interval_seconds) + u64::from(h.failure_limit()));
+            fixed = fixed
+                .saturating_add(2 * (4 * TASK + 2 + drain))
+                .saturating_add(bake)
+                .saturating_add(TASK + 8);
+        }
         HistoryEstimate {
             lag,
             launch,
@@ -942,6 +1263,7 @@ static ZONE_RE: OnceLock<Regex> = OnceLock::new();
 static GATE_RE: OnceLock<Regex> = OnceLock::new();
 static HOST_RE: OnceLock<Regex> = OnceLock::new();
 static HEALTH_CHECK_RE: OnceLock<Regex> = OnceLock::new();
+static LAMBDA_ARN_RE: OnceLock<Regex> = OnceLock::new();
 
 fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("pattern is valid"))

@@ -6,7 +6,7 @@ use crate::model::{
     DmsStartType, DmsTask, MgnJob, MgnServer, ProbeResult, RecordSet, RecordType, RunNotice,
     RunRecord,
 };
-use crate::plan::HttpCheck;
+use crate::plan::{Hook, HttpCheck};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -180,4 +180,13 @@ pub trait WaveSchedules: Send + Sync {
         at: DateTime<Utc>,
         input: &str,
     ) -> Result<String, PortError>;
+}
+
+/// The application owner's data hooks (freeze writes, switch the database, unfreeze).
+#[async_trait]
+pub trait Hooks: Send + Sync {
+    /// Calls `hook` with `payload` and returns its answer. Errors keep their meaning in `code`:
+    /// `HookFailed` (the hook answered with an error), `HookTimedOut` (no answer within
+    /// `hook.timeout_seconds`: it may or may not have acted), or the transport's own.
+    async fn call(&self, hook: &Hook, payload: &Value) -> Result<Value, PortError>;
 }

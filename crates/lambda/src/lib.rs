@@ -29,6 +29,7 @@ pub fn needs(function: &str) -> Needs {
         probe: uses(Port::Probe),
         notifier: uses(Port::Notifier),
         callbacks: uses(Port::Callbacks),
+        hooks: uses(Port::Hooks),
     }
 }
 
@@ -40,6 +41,7 @@ pub struct Needs {
     pub probe: bool,
     pub notifier: bool,
     pub callbacks: bool,
+    pub hooks: bool,
 }
 
 /// Builds the ports for `step` from one SDK config. A port the function was built without
@@ -86,7 +88,12 @@ pub async fn build_deps(
             none.clone()
         },
         callbacks: if n.callbacks {
-            ports::callbacks(sdk).unwrap_or(none)
+            ports::callbacks(sdk).unwrap_or(none.clone())
+        } else {
+            none.clone()
+        },
+        hooks: if n.hooks {
+            ports::hooks(sdk)?.unwrap_or(none)
         } else {
             none
         },
@@ -168,6 +175,19 @@ mod ports {
     #[cfg(not(feature = "notifier"))]
     pub fn notifier(_: &aws_config::SdkConfig, _: &str) -> Option<Arc<dyn Notifier>> {
         None
+    }
+
+    #[cfg(feature = "hooks")]
+    pub fn hooks(sdk: &aws_config::SdkConfig) -> Result<Option<Arc<dyn Hooks>>, ConfigError> {
+        let h = HttpHooks::new(sdk).map_err(|e| ConfigError::Invalid {
+            name: "hooks",
+            message: e.to_string(),
+        })?;
+        Ok(Some(Arc::new(h)))
+    }
+    #[cfg(not(feature = "hooks"))]
+    pub fn hooks(_: &aws_config::SdkConfig) -> Result<Option<Arc<dyn Hooks>>, ConfigError> {
+        Ok(None)
     }
 
     #[cfg(feature = "callbacks")]

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use cutover_core::model::*;
-use cutover_core::plan::HttpCheck;
+use cutover_core::plan::{Hook, HttpCheck};
 use cutover_core::ports::*;
 use serde_json::Value;
 
@@ -95,5 +95,12 @@ impl TaskCallbacks for Unconfigured {
     }
     async fn send_failure(&self, _: &str, _: &str, _: &str) -> Result<(), PortError> {
         Err(self.refuse("states"))
+    }
+}
+
+#[async_trait]
+impl Hooks for Unconfigured {
+    async fn call(&self, _: &Hook, _: &Value) -> Result<Value, PortError> {
+        Err(self.refuse("hooks"))
     }
 }

@@ -34,6 +34,7 @@ fn deps() -> (Deps, Arc<World>) {
         probe: world.clone(),
         notifier: world.clone(),
         callbacks: Arc::new(Unconfigured("tests".into())),
+        hooks: world.clone(),
     };
     (deps, world)
 }

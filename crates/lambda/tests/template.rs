@@ -155,16 +155,21 @@ fn every_function_has_its_crate_bin_and_sample_event() {
 
 /// The IAM actions that show a role is built for a port: present exactly when the function uses
 /// the port. (The HTTP probe needs no IAM; DMS reads also serve the metrics port's dimension
-/// lookup, so MGN is what marks the replication port.)
-fn port_marker(port: Port) -> Option<&'static str> {
+/// lookup, so MGN or a DMS start/stop is what marks the replication port.)
+fn port_marker(port: Port) -> &'static [&'static str] {
     match port {
-        Port::Router => Some("route53:"),
-        Port::Replication => Some("mgn:"),
-        Port::Metrics => Some("cloudwatch:"),
-        Port::Probe => None,
-        Port::Notifier => Some("sns:Publish"),
-        Port::Callbacks => Some("states:SendTask"),
-        Port::Schedules => Some("scheduler:"),
+        Port::Router => &["route53:"],
+        Port::Replication => &[
+            "mgn:",
+            "dms:StartReplicationTask",
+            "dms:StopReplicationTask",
+        ],
+        Port::Metrics => &["cloudwatch:"],
+        Port::Probe => &[],
+        Port::Notifier => &["sns:Publish"],
+        Port::Callbacks => &["states:SendTask"],
+        Port::Schedules => &["scheduler:"],
+        Port::Hooks => &["lambda:InvokeFunction"],
     }
 }
 
@@ -206,7 +211,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 needs.metrics,
                 needs.probe,
                 needs.notifier,
-                needs.callbacks
+                needs.callbacks,
+                needs.hooks
             ],
             [
                 Port::Router,
@@ -214,7 +220,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 Port::Metrics,
                 Port::Probe,
                 Port::Notifier,
-                Port::Callbacks
+                Port::Callbacks,
+                Port::Hooks
             ]
             .map(|p| f.uses(p)),
             "{}: wiring vs registry",
@@ -231,10 +238,14 @@ fn wiring_features_and_iam_agree_with_the_registry() {
             .flat_map(|(_, s)| actions(s))
             .collect();
         for port in Port::ALL {
-            let Some(marker) = port_marker(port) else {
+            let markers = port_marker(port);
+            if markers.is_empty() {
                 continue;
-            };
-            let allowed = actions.iter().any(|a| a.starts_with(marker));
+            }
+            let marker = markers.join("|");
+            let allowed = actions
+                .iter()
+                .any(|a| markers.iter().any(|m| a.starts_with(m)));
             assert_eq!(
                 allowed,
                 f.uses(port),

@@ -16,13 +16,16 @@ use std::sync::{Arc, Mutex};
 /// The kind of an AWS error code, as the SDK adapters classify it.
 pub fn aws_error(service: &'static str, code: &str, message: impl Into<String>) -> PortError {
     let kind = match code {
-        "Throttling" | "ThrottlingException" | "ProvisionedThroughputExceededException" => {
-            PortErrorKind::Throttled
-        }
+        "Throttling"
+        | "ThrottlingException"
+        | "ProvisionedThroughputExceededException"
+        | "TooManyRequestsException" => PortErrorKind::Throttled,
         "PriorRequestNotComplete" => PortErrorKind::Busy,
-        "ServiceUnavailable" | "InternalServerError" | "Timeout" | "ConnectionRefused" => {
-            PortErrorKind::Transient
-        }
+        "ServiceUnavailable"
+        | "InternalServerError"
+        | "Timeout"
+        | "ConnectionRefused"
+        | "ServiceException" => PortErrorKind::Transient,
         "InvalidChangeBatch"
         | "InvalidResourceStateFault"
         | "ConflictException"
@@ -272,5 +275,17 @@ impl RunStore for Faulty<dyn RunStore> {
     async fn set_wave_frozen(&self, wave: &str, reason: Option<&str>) -> Result<(), PortError> {
         self.faults.check("dynamodb", "dynamodb.PutItem")?;
         self.inner.set_wave_frozen(wave, reason).await
+    }
+}
+
+#[async_trait]
+impl Hooks for Faulty<dyn Hooks> {
+    async fn call(
+        &self,
+        hook: &cutover_core::plan::Hook,
+        payload: &Value,
+    ) -> Result<Value, PortError> {
+        self.faults.check("hooks", "hooks.Call")?;
+        self.inner.call(hook, payload).await
     }
 }

@@ -12,4 +12,4 @@ pub use clock::SimClock;
 pub use faults::{Faults, Faulty};
 pub use spec::{WorldError, WorldSpec};
 pub use store::MemoryStore;
-pub use world::{Counters, World};
+pub use world::{Counters, World, WriteTally};

@@ -30,6 +30,38 @@ pub struct WorldSpec {
     pub operator: Vec<OperatorSpec>,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// The application's writes, counted so a run's lost writes are computed, never assumed.
+    #[serde(default)]
+    pub app: AppSpec,
+    /// Data hook (Lambda ARN or URL) -> [[from second, ok | fail | timeout]]; an unlisted hook
+    /// answers ok.
+    #[serde(default)]
+    pub hooks: BTreeMap<String, Vec<(f64, String)>>,
+}
+
+/// Which database a tier of the application writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Db {
+    Blue,
+    Green,
+}
+
+/// The application's write traffic: `writesPerSecond` split between blue's and green's tiers by
+/// the DNS weights in effect, each tier writing to its current database until a switch hook
+/// moves both.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppSpec {
+    #[serde(default)]
+    pub writes_per_second: f64,
+    /// The record clients resolve; defaults to the only record name in the world's zones.
+    #[serde(default)]
+    pub record: Option<String>,
+    /// Where green's tier writes before any switch. Default: blue when the plan's data.writes
+    /// is blue-until-switch (that is what the mode asks of the application), green otherwise.
+    #[serde(default)]
+    pub green_writes_to: Option<Db>,
 }
 
 /// `abort` is the approval API's abort (the run stops at its next check and rolls back if traffic
@@ -177,6 +209,17 @@ pub struct DmsTaskSpec {
     pub stop_after_seconds: Option<f64>,
     #[serde(default)]
     pub tables: Vec<TableSpec>,
+    /// Which way the task replicates: blue-to-green (default) or green-to-blue (reverse).
+    #[serde(default)]
+    pub carries: Carries,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Carries {
+    #[default]
+    BlueToGreen,
+    GreenToBlue,
 }
 
 fn default_migration_type() -> String {
@@ -367,6 +410,11 @@ pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
     ),
     ("sns.Publish", &["Throttling", "ServiceUnavailable"]),
     ("http.Probe", &["ConnectionRefused", "Timeout"]),
+    // The transport to a data hook (Lambda Invoke or HTTPS), before the hook itself runs.
+    (
+        "hooks.Call",
+        &["TooManyRequestsException", "ServiceException"],
+    ),
 ];
 
 pub type WorldError = PlanError;
@@ -604,6 +652,62 @@ impl WorldSpec {
                     bad(
                         format!("alarms.{name}"),
                         format!("state '{s}' at t={t} is not OK, ALARM or INSUFFICIENT_DATA"),
+                    );
+                }
+            }
+        }
+        let a = &self.app;
+        if !(a.writes_per_second.is_finite() && (0.0..=1_000_000.0).contains(&a.writes_per_second))
+        {
+            bad(
+                "app.writesPerSecond".into(),
+                format!("{} is outside 0..=1000000", a.writes_per_second),
+            );
+        }
+        let names: std::collections::BTreeSet<String> = self
+            .route53
+            .zones
+            .iter()
+            .flat_map(|z| z.records.iter().map(|r| normalize_name(&r.name)))
+            .collect();
+        match &a.record {
+            Some(r) if !names.contains(&normalize_name(r)) => bad(
+                "app.record".into(),
+                format!("'{r}' is not a record of the world's zones"),
+            ),
+            None if a.writes_per_second > 0.0 && names.len() > 1 => bad(
+                "app.record".into(),
+                "names which record clients resolve (the zones hold more than one)".into(),
+            ),
+            _ => {}
+        }
+        for (i, c) in [Carries::BlueToGreen, Carries::GreenToBlue]
+            .iter()
+            .enumerate()
+        {
+            if self.dms.tasks.iter().filter(|t| t.carries == *c).count() > 1
+                && a.writes_per_second > 0.0
+            {
+                bad(
+                    "dms.tasks".into(),
+                    format!(
+                        "more than one task {} while app writes are modelled: which one carries them is ambiguous",
+                        ["carries blue-to-green", "carries green-to-blue"][i]
+                    ),
+                );
+            }
+        }
+        for (hook, points) in &self.hooks {
+            steps(
+                points.iter().map(|p| p.0),
+                &format!("hooks.{hook}"),
+                &mut bad,
+            );
+            for (t, v) in points {
+                if !["ok", "fail", "timeout"].contains(&v.as_str()) {
+                    bad(
+                        format!("hooks.{hook}"),
+                        format!("'{v}' at t={t} is not ok, fail or timeout"),
                     );
                 }
             }

@@ -102,6 +102,7 @@ async fn given() -> Given {
         probe: world.clone(),
         notifier: world.clone(),
         callbacks: callbacks.clone(),
+        hooks: world.clone(),
     };
     let plan = Plan::parse(PLAN, false).unwrap();
     validate_cutover(

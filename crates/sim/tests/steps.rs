@@ -77,6 +77,7 @@ fn given(world: &str) -> Given {
         probe: world.clone(),
         notifier: world.clone(),
         callbacks: callbacks.clone(),
+        hooks: world.clone(),
     };
     Given {
         deps,

@@ -44,6 +44,17 @@ pub async fn finalize_cutover(
     let action = super::replication::strategy(&input.plan)
         .finalize(deps)
         .await?;
+    // Reverse replication (started at the data switch) ends with the rollback window.
+    if let (Some(r), true) = (
+        &input.plan.data.reverse_replication,
+        run.data.reverse_started,
+    ) {
+        match deps.replication.stop_dms_task(&r.task_arn).await {
+            Ok(()) => {}
+            Err(e) if e.kind == PortErrorKind::Invalid => {}
+            Err(e) => return Err(super::replication::repl_err(e)),
+        }
+    }
     let out = FinalizeOutput {
         action: action.into(),
     };
@@ -97,6 +108,11 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
     let traffic_moved = existing.as_ref().is_some_and(|r| r.traffic_moved());
     let outcome = match input.outcome.as_deref() {
         Some("completed") if error.is_none() => "completed".to_string(),
+        // Green was unhealthy after the data switch and nobody chose to lose writes: green
+        // keeps the data, the run is completed, and the error says what happened.
+        Some("completed") if error.as_deref() == Some("UnhealthyAfterSwitch") => {
+            "completed".to_string()
+        }
         Some(other @ ("failed" | "aborted" | "rolled_back" | "rollback_failed")) => {
             other.to_string()
         }

@@ -49,7 +49,14 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     let now = deps.clock.now();
     let mut bake = input.bake.clone();
     bake.samples += 1;
-    let key = format!("health#{}#{}", input.index, bake.samples);
+    // After the data switch green's database is the primary: the forward replication no longer
+    // speaks for green, and the bake's rounds are its own (the last step's index again).
+    let switched = run.data.switched_to.as_deref() == Some("green");
+    let key = if switched {
+        format!("health#switched#{}#{}", input.index, bake.samples)
+    } else {
+        format!("health#{}#{}", input.index, bake.samples)
+    };
 
     if let Some(reason) = &run.abort_requested {
         let mut ev = event(&input.run_id, &key, "RunHealthCheck", "abort-honoured", now);
@@ -81,7 +88,7 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     }
     // An MGN green is a point-in-time instance: once launched, the source's replication lag says
     // nothing about it, so only DMS lag is watched during bakes.
-    let reading = if super::replication::strategy(plan).lag_matters_in_bakes() {
+    let reading = if super::replication::strategy(plan).lag_matters_in_bakes() && !switched {
         read_lag(plan, deps).await?
     } else {
         Default::default()

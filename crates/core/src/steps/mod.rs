@@ -3,6 +3,7 @@
 
 mod approval;
 mod close;
+mod data;
 mod health;
 mod launch;
 mod reconcile;
@@ -20,6 +21,7 @@ pub use close::{
     close_run, finalize_cutover, request_abort, CloseRunInput, CloseRunOutput, FinalizeInput,
     FinalizeOutput,
 };
+pub use data::{data_cutover, DataAction, DataInput, DataOutput};
 pub use health::{run_health_check, BakeState, HealthInput};
 pub use launch::{check_launch, CheckLaunchInput, LaunchStatus, LAUNCH_POLL_SECONDS};
 pub use reconcile::{reconcile_run, ExecutionStatus, ReconcileInput, ReconcileOutput};
@@ -56,6 +58,7 @@ pub struct Deps {
     pub probe: Arc<dyn HealthProbe>,
     pub notifier: Arc<dyn Notifier>,
     pub callbacks: Arc<dyn TaskCallbacks>,
+    pub hooks: Arc<dyn Hooks>,
 }
 
 /// Runs the named step on a JSON payload. Payloads are checked strictly at this boundary.
@@ -86,6 +89,7 @@ pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Val
         "rollback-cutover" => output(rollback_cutover(input(function, payload)?, deps).await?),
         "request-approval" => output(request_approval(input(function, payload)?, deps).await?),
         "finalize-cutover" => output(finalize_cutover(input(function, payload)?, deps).await?),
+        "data-cutover" => output(data_cutover(input(function, payload)?, deps).await?),
         "close-run" => output(close_run(input(function, payload)?, deps).await?),
         "reconcile-run" => output(reconcile_run(input(function, payload)?, deps).await?),
         "start-wave" => output(start_wave(input(function, payload)?, deps).await?),

@@ -13,10 +13,11 @@ pub enum Port {
     Notifier,
     Callbacks,
     Schedules,
+    Hooks,
 }
 
 impl Port {
-    pub const ALL: [Port; 7] = [
+    pub const ALL: [Port; 8] = [
         Port::Router,
         Port::Replication,
         Port::Metrics,
@@ -24,6 +25,7 @@ impl Port {
         Port::Notifier,
         Port::Callbacks,
         Port::Schedules,
+        Port::Hooks,
     ];
 
     /// The `cutover-lambda` cargo feature that links this port's SDK client.
@@ -36,6 +38,7 @@ impl Port {
             Port::Notifier => "notifier",
             Port::Callbacks => "callbacks",
             Port::Schedules => "scheduler",
+            Port::Hooks => "hooks",
         }
     }
 }
@@ -144,6 +147,13 @@ pub const REGISTRY: &[FunctionSpec] = &[
         Cutover,
         "FinalizeCutoverFunctionArn",
         &[Replication],
+    ),
+    // Freeze, drain, switch, unfreeze: the data cutover (docs/data.md).
+    step(
+        "data-cutover",
+        Cutover,
+        "DataCutoverFunctionArn",
+        &[Hooks, Replication, Metrics, Notifier],
     ),
     step("close-run", Cutover, "CloseRunFunctionArn", &[Notifier]),
     step("start-wave", Wave, "StartWaveFunctionArn", &[]),

@@ -121,7 +121,33 @@ async fn preflight_replication(
 ) -> Result<(), StepError> {
     super::replication::strategy(plan)
         .preflight(deps, problems)
-        .await
+        .await?;
+    // Reverse replication is a CDC task green -> blue that the switch starts: it must exist and
+    // be startable with start-replication, which for a `cdc` task means ready or stopped
+    // (API_StartReplicationTask, StartReplicationTaskType).
+    if let Some(r) = &plan.data.reverse_replication {
+        match deps.replication.dms_task(&r.task_arn).await {
+            Ok(t) => {
+                if t.migration_type != "cdc" {
+                    problems.push(format!(
+                        "data.reverseReplication.taskArn: task is {}, not cdc: a reverse task carries only the writes green takes after the switch",
+                        t.migration_type
+                    ));
+                }
+                if !matches!(t.status.as_str(), "ready" | "stopped") {
+                    problems.push(format!(
+                        "data.reverseReplication.taskArn: task is {}; it must be ready or stopped so the switch can start it",
+                        t.status
+                    ));
+                }
+            }
+            Err(e) if e.kind == PortErrorKind::NotFound => {
+                problems.push(format!("data.reverseReplication.taskArn: {}", e.message))
+            }
+            Err(e) => return Err(super::replication::repl_err(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Reads what DNS serves now and checks it is the plan's blue: a simple record with the blue

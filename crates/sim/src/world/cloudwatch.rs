@@ -21,6 +21,7 @@ impl Metrics for World {
             return Ok(None);
         }
         let start = s.started_at.unwrap_or(0.0);
+        let spec = spec.clone();
         let period = self.spec.dms.metric_period_seconds as f64;
         let t = self.t();
         let period_start = ((t / period).floor() - 1.0) * period;
@@ -29,7 +30,25 @@ impl Metrics for World {
             return Ok(None);
         }
         let since = period_start + period - start;
-        let target = interpolate(&spec.lag, since);
+        let mut target = interpolate(&spec.lag, since);
+        // With the application's writes modelled, what waits is counted: CDCIncomingChanges is
+        // the most waiting in the period, and latency is 0 once nothing waits (latency is
+        // measured from the oldest change not yet applied; source latency resets to 0 when the
+        // source is idle — AWS DMS user guide, "Replication task metrics").
+        self.settle(&mut st);
+        let end = period_start + period;
+        let incoming = match (
+            self.backlog(&st, task_arn, period_start.max(start)),
+            self.backlog(&st, task_arn, end),
+        ) {
+            (Some((a, _)), Some((b, idle))) => {
+                if idle {
+                    target = 0.0;
+                }
+                Some(a.max(b).round())
+            }
+            _ => None,
+        };
         let source = if spec.source_lag.is_empty() {
             0.0
         } else {
@@ -41,6 +60,7 @@ impl Metrics for World {
             source_seconds: source,
             target_seconds: target,
             at,
+            incoming_changes: incoming,
         }))
     }
 

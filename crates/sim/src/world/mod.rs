@@ -31,6 +31,8 @@ pub struct Counters {
     pub faults_injected: u64,
     /// Pages sent to the people on call (a rollback that could not restore DNS).
     pub pages_sent: u64,
+    /// Data hook calls that reached the application (freeze, switch, unfreeze).
+    pub hook_calls: u64,
 }
 
 struct Zone {
@@ -41,6 +43,8 @@ struct Zone {
 struct DmsState {
     status: String,
     started_at: Option<f64>,
+    /// When StopReplicationTask stopped it (replication carries nothing after).
+    stopped_at: Option<f64>,
 }
 
 struct MgnState {
@@ -61,6 +65,7 @@ struct State {
     counters: Counters,
     notices: Vec<ApprovalNotice>,
     pages: Vec<RunNotice>,
+    app: app::AppState,
 }
 
 pub struct World {
@@ -70,6 +75,10 @@ pub struct World {
     spec: WorldSpec,
     state: Mutex<State>,
     notices_tx: Mutex<Option<UnboundedSender<ApprovalNotice>>>,
+    /// The record the application's clients resolve (canonical), and what it routed to at t = 0:
+    /// any other target is green.
+    app_record: Option<String>,
+    blue_targets: std::collections::HashSet<String>,
 }
 
 fn canonical(name: &str) -> String {
@@ -108,6 +117,7 @@ pub fn record_shape_error(r: &RecordSet) -> Option<String> {
 }
 
 use crate::faults::{aws_error as err, Faults};
+pub use app::WriteTally;
 
 impl World {
     /// Builds the world at t = 0 of `clock`. The spec must have been validated.
@@ -138,6 +148,7 @@ impl World {
                     DmsState {
                         status: t.status.clone(),
                         started_at,
+                        stopped_at: None,
                     },
                 )
             })
@@ -159,6 +170,26 @@ impl World {
             })
             .collect();
         let faults = std::sync::Arc::new(Faults::new(&spec.faults, clock));
+        let names: std::collections::BTreeSet<String> = spec
+            .route53
+            .zones
+            .iter()
+            .flat_map(|z| z.records.iter().map(|r| canonical(&r.name)))
+            .collect();
+        let app_record = match &spec.app.record {
+            Some(r) => Some(canonical(r)),
+            None if names.len() == 1 => names.into_iter().next(),
+            None => None,
+        };
+        let blue_targets = spec
+            .route53
+            .zones
+            .iter()
+            .flat_map(|z| z.records.iter())
+            .filter(|r| Some(canonical(&r.name)) == app_record)
+            .map(|r| app::target_of(&canonical_record(r.clone())))
+            .collect();
+        let green_tier = spec.app.green_writes_to.unwrap_or(crate::spec::Db::Green);
         World {
             clock,
             faults,
@@ -173,8 +204,11 @@ impl World {
                 counters: Counters::default(),
                 notices: Vec::new(),
                 pages: Vec::new(),
+                app: app::AppState::new(green_tier),
             }),
             notices_tx: Mutex::new(None),
+            app_record,
+            blue_targets,
         }
     }
 
@@ -275,6 +309,7 @@ impl World {
     }
 }
 
+mod app;
 mod cloudwatch;
 mod http;
 mod replication;

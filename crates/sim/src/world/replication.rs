@@ -88,9 +88,11 @@ impl Replication for World {
             ));
         }
         let t = self.t();
+        self.settle(&mut st);
         if let Some(s) = st.dms.get_mut(task_arn) {
             s.status = "running".into();
             s.started_at = Some(t);
+            s.stopped_at = None;
         }
         st.counters.dms_starts += 1;
         Ok(())
@@ -108,8 +110,11 @@ impl Replication for World {
                 format!("Replication task is in state {status}, not running"),
             ));
         }
+        self.settle(&mut st);
+        let t = self.t();
         if let Some(s) = st.dms.get_mut(task_arn) {
             s.status = "stopped".into();
+            s.stopped_at = Some(t);
         }
         st.counters.dms_stops += 1;
         Ok(())

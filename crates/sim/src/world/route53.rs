@@ -179,6 +179,8 @@ impl TrafficRouter for World {
     ) -> Result<ChangeInfo, PortError> {
         let mut st = self.st();
         self.route53_enter(&mut st, "ChangeResourceRecordSets")?;
+        // Writes so far split by the weights that held until now.
+        self.settle(&mut st);
         let now = self.clock.now();
         let busy_for = chrono::Duration::seconds(self.spec.route53.busy_seconds as i64);
         let busy = st

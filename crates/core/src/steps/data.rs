@@ -1,0 +1,573 @@
+//! The data cutover (docs/data.md): freeze the application's writes, wait until replication has
+//! drained, switch the application to the other database, unfreeze. The switch to green is the
+//! point of no return: from then on green's database takes writes that blue's does not have, so
+//! a rollback is automatic only with reverse replication (green -> blue) that has drained.
+//!
+//! Every action is idempotent: a redelivered action finds its result in the run record and calls
+//! no hook twice; each is audited. Hooks themselves must be idempotent too (a Lambda that timed out
+//! may have acted, and is called again by the abandon path).
+
+use super::{audit, check_run_id, event, load_run, remember, stored_result, update_run};
+use super::{Deps, StepError};
+use crate::error::ErrorInfo;
+use crate::model::{DataRecord, DmsStartType, RunNotice};
+use crate::plan::{Hook, Plan, WritesMode, ROLLBACK_AFTER_SWITCH_GATE};
+use crate::ports::{PortError, PortErrorKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataAction {
+    /// Calls the freeze hook: writes stop (a maintenance page, read-only mode).
+    Freeze,
+    /// One drain check while frozen: CDCIncomingChanges 0 and no latency, from a datapoint whose
+    /// whole period lies after the freeze. Fails with FreezeTooLong past data.maxFreezeSeconds.
+    CheckDrain,
+    /// Calls the switch hook with `to` (green | blue).
+    Switch,
+    /// Calls the unfreeze hook.
+    Unfreeze,
+    /// After a failure: undoes a switch that may have half happened and unfreezes. Never fails on
+    /// a hook: it pages instead, so the rollback that follows still runs.
+    Abandon,
+    /// Green was unhealthy after the switch: records it and pages.
+    UnhealthyAfterSwitch,
+    /// The unfreeze hook kept failing after its retries: pages.
+    UnfreezeFailed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataInput {
+    pub run_id: String,
+    pub plan: Plan,
+    pub action: DataAction,
+    /// For `switch`: the database the application moves to.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// For `switch` to blue without a drained reverse replication: a human approved losing the
+    /// writes green's database took since the switch.
+    #[serde(default)]
+    pub accept_loss: bool,
+    /// The error that led here (abandon, unhealthy-after-switch, unfreeze-failed).
+    #[serde(default)]
+    pub error: Option<ErrorInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataOutput {
+    pub mode: String,
+    pub frozen: bool,
+    pub switched_to: Option<String>,
+    /// True once the application has written to green's database.
+    pub point_of_no_return: bool,
+    /// Reverse replication runs: a rollback after the switch can be automatic.
+    pub reverse: bool,
+    /// check-drain: the replication has applied every change made before the freeze.
+    #[serde(default)]
+    pub drained: bool,
+    /// The traffic step whose bake is repeated after the switch (the last one).
+    pub bake_index: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+fn output(plan: &Plan, d: &DataRecord) -> DataOutput {
+    DataOutput {
+        mode: plan.data.writes.as_str().into(),
+        frozen: d.frozen_at.is_some(),
+        switched_to: d.switched_to.clone(),
+        point_of_no_return: d.point_of_no_return.is_some(),
+        reverse: d.reverse_started,
+        drained: false,
+        bake_index: plan.traffic.steps.len().saturating_sub(1),
+        warning: None,
+    }
+}
+
+fn hook<'a>(plan: &'a Plan, name: &str) -> Result<&'a Hook, StepError> {
+    let d = &plan.data;
+    let h = match name {
+        "freeze" => &d.freeze,
+        "switch" => &d.switch,
+        _ => &d.unfreeze,
+    };
+    h.as_ref()
+        .ok_or_else(|| StepError::invalid(format!("data.{name} is not set")))
+}
+
+fn hook_err(name: &str, h: &Hook, e: PortError) -> StepError {
+    let what = format!("{name} hook {}: {}", h.target(), e.message);
+    match (e.code.as_str(), e.kind) {
+        ("HookTimedOut", _) => StepError::HookTimedOut(format!(
+            "{what} (no answer within {}s; it may have acted)",
+            h.timeout_seconds
+        )),
+        (_, PortErrorKind::Throttled | PortErrorKind::Transient) => StepError::Retryable(what),
+        _ => StepError::HookFailed(what),
+    }
+}
+
+/// Calls one hook with the run's context; hooks see the action, the run and the application.
+async fn call_hook(
+    deps: &Deps,
+    input: &DataInput,
+    name: &str,
+    extra: Value,
+) -> Result<(), StepError> {
+    let h = hook(&input.plan, name)?;
+    let mut payload = json!({
+        "action": name,
+        "runId": input.run_id,
+        "application": input.plan.application,
+    });
+    if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    deps.hooks
+        .call(h, &payload)
+        .await
+        .map(|_| ())
+        .map_err(|e| hook_err(name, h, e))
+}
+
+/// The DMS task that carries writes toward the database the application is switching to.
+fn drain_task<'a>(plan: &'a Plan, d: &DataRecord) -> Result<&'a str, StepError> {
+    if d.switched_to.as_deref() == Some("green") {
+        plan.data
+            .reverse_replication
+            .as_ref()
+            .map(|r| r.task_arn.as_str())
+            .ok_or_else(|| {
+                StepError::invalid(
+                    "no data.reverseReplication: green's writes cannot drain to blue",
+                )
+            })
+    } else {
+        plan.replication
+            .task_arn
+            .as_deref()
+            .ok_or_else(|| StepError::invalid("replication.taskArn is not set"))
+    }
+}
+
+async fn page(
+    deps: &Deps,
+    input: &DataInput,
+    kind: &str,
+    message: String,
+) -> Result<(), StepError> {
+    let run = load_run(deps, &input.run_id).await?;
+    let key = format!("page.{kind}");
+    if stored_result::<Value>(&run, &key).is_some() {
+        return Ok(());
+    }
+    let now = deps.clock.now();
+    let notice = RunNotice {
+        run_id: input.run_id.clone(),
+        application: input.plan.application.clone(),
+        kind: kind.into(),
+        message,
+        at: now,
+    };
+    deps.notifier
+        .page(&notice)
+        .await
+        .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
+    remember(deps, &input.run_id, &key, &json!({"at": now}), |_| {}).await?;
+    Ok(())
+}
+
+fn cause(input: &DataInput) -> String {
+    input
+        .error
+        .as_ref()
+        .map(|e| format!("{}: {}", e.error, e.cause))
+        .unwrap_or_else(|| "no cause given".into())
+}
+
+pub async fn data_cutover(input: DataInput, deps: &Deps) -> Result<DataOutput, StepError> {
+    check_run_id(&input.run_id)?;
+    if input.plan.data.writes == WritesMode::Unmanaged {
+        return Err(StepError::invalid(
+            "data.writes is unmanaged: the run has no data cutover",
+        ));
+    }
+    match input.action {
+        DataAction::Freeze => freeze(&input, deps).await,
+        DataAction::CheckDrain => check_drain(&input, deps).await,
+        DataAction::Switch => switch(&input, deps).await,
+        DataAction::Unfreeze => unfreeze(&input, deps).await,
+        DataAction::Abandon => abandon(&input, deps).await,
+        DataAction::UnhealthyAfterSwitch => unhealthy_after_switch(&input, deps).await,
+        DataAction::UnfreezeFailed => {
+            let message = format!(
+                "The unfreeze hook of {} kept failing ({}): the application may still refuse writes. Call the unfreeze hook by hand.",
+                input.plan.application,
+                cause(&input)
+            );
+            page(deps, &input, "unfreeze_failed", message).await?;
+            let run = load_run(deps, &input.run_id).await?;
+            let mut out = output(&input.plan, &run.data);
+            out.warning = Some("writes may still be frozen: the unfreeze hook failed".into());
+            Ok(out)
+        }
+    }
+}
+
+/// The database a freeze prepares the switch to: green first, blue when rolling back after it.
+fn switch_target(d: &DataRecord) -> &'static str {
+    if d.switched_to.as_deref() == Some("green") {
+        "blue"
+    } else {
+        "green"
+    }
+}
+
+async fn freeze(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError> {
+    let run = load_run(deps, &input.run_id).await?;
+    let target = switch_target(&run.data);
+    let key = format!("data.freeze.{target}");
+    if stored_result::<DataOutput>(&run, &key).is_some() || run.data.frozen_at.is_some() {
+        return Ok(output(&input.plan, &run.data));
+    }
+    // An abort before the point of no return ends the run before writes ever stop.
+    if target == "green" {
+        if let Some(reason) = &run.abort_requested {
+            return Err(StepError::Aborted(format!("abort requested: {reason}")));
+        }
+    }
+    let reason = format!(
+        "switching {} to the {target} database",
+        input.plan.application
+    );
+    call_hook(deps, input, "freeze", json!({"reason": reason})).await?;
+    let now = deps.clock.now();
+    let rec = update_run(deps, &input.run_id, |rec| {
+        if rec.data.frozen_at.is_none() {
+            rec.data.frozen_at = Some(now);
+        }
+        rec.phase = "writes-frozen".into();
+        rec.data.clone()
+    })
+    .await?;
+    let out = output(&input.plan, &rec);
+    let out = remember(deps, &input.run_id, &key, &out, |_| {}).await?;
+    let mut ev = event(&input.run_id, key, "FreezeWrites", "writes-frozen", now);
+    ev.message = format!(
+        "{} before switching to {target}; at most {}s",
+        hook(&input.plan, "freeze")?.target(),
+        input.plan.data.max_freeze_seconds
+    );
+    audit(deps, ev).await?;
+    Ok(out)
+}
+
+async fn check_drain(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError> {
+    let run = load_run(deps, &input.run_id).await?;
+    let Some(frozen_at) = run.data.frozen_at else {
+        return Err(StepError::invalid(
+            "writes are not frozen: nothing to drain",
+        ));
+    };
+    let task = drain_task(&input.plan, &run.data)?;
+    let now = deps.clock.now();
+    let frozen_for = (now - frozen_at).num_milliseconds() as f64 / 1000.0;
+    let max = input.plan.data.max_freeze_seconds as f64;
+    let status = deps
+        .replication
+        .dms_task(task)
+        .await
+        .map_err(super::replication::repl_err)?
+        .status;
+    if status != "running" {
+        return Err(StepError::ReplicationFailed(format!(
+            "replication task {task} is {status}: the changes made before the freeze cannot drain"
+        )));
+    }
+    let reading =
+        deps.metrics.dms_cdc_latency(task).await.map_err(|e| {
+            StepError::from_port(e, |e| StepError::ReplicationFailed(e.to_string()))
+        })?;
+    // Drained: a datapoint whose whole period lies after the freeze (no write can be in flight
+    // unseen) with nothing waiting to be applied (CDCIncomingChanges) and no latency left
+    // (CDCLatencyTarget; DMS reports latency from the oldest change not yet applied). AWS DMS
+    // user guide, "Replication task metrics":
+    // https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Monitoring.html
+    let (drained, why) = match reading {
+        None => (false, "no CDC datapoint yet".to_string()),
+        Some(r) if r.at < frozen_at => (
+            false,
+            "newest datapoint is from before the freeze".to_string(),
+        ),
+        Some(r) => match r.incoming_changes {
+            None => (false, "no CDCIncomingChanges datapoint".to_string()),
+            Some(n) if n > 0.0 || r.end_to_end() >= 1.0 => (
+                false,
+                format!("{n:.0} change(s) waiting, latency {:.1}s", r.end_to_end()),
+            ),
+            Some(_) => (true, String::new()),
+        },
+    };
+    let samples = run.steps.keys().filter(|k| k.starts_with("drain#")).count() + 1;
+    let mut ev = event(
+        &input.run_id,
+        format!("drain#{samples}"),
+        "CheckDrain",
+        if drained { "drained" } else { "draining" },
+        now,
+    );
+    ev.lag_seconds = reading.map(|r| r.end_to_end());
+    ev.message = if drained {
+        format!("{task}: every change made before the freeze is applied, {frozen_for:.0}s after it")
+    } else {
+        format!("{task}: {why}; frozen {frozen_for:.0}s of at most {max:.0}s")
+    };
+    audit(deps, ev).await?;
+    // Counts samples for the audit key without keeping anything else.
+    update_run(deps, &input.run_id, |rec| {
+        rec.steps
+            .insert(format!("drain#{samples}"), json!({"drained": drained}));
+    })
+    .await?;
+    if !drained && frozen_for >= max {
+        return Err(StepError::FreezeTooLong(format!(
+            "writes frozen {frozen_for:.0}s, the most data.maxFreezeSeconds allows ({max:.0}s), and {task} has not drained: {why}"
+        )));
+    }
+    let mut out = output(&input.plan, &run.data);
+    out.drained = drained;
+    Ok(out)
+}
+
+async fn switch(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError> {
+    let to = match input.to.as_deref() {
+        Some(t @ ("green" | "blue")) => t,
+        other => {
+            return Err(StepError::invalid(format!(
+                "switch needs to: green | blue, got {other:?}"
+            )))
+        }
+    };
+    let run = load_run(deps, &input.run_id).await?;
+    let key = format!("data.switch.{to}");
+    if let Some(done) = stored_result(&run, &key) {
+        return done;
+    }
+    let now = deps.clock.now();
+    match run.data.frozen_at {
+        Some(f) => {
+            let frozen_for = (now - f).num_milliseconds() as f64 / 1000.0;
+            if frozen_for > input.plan.data.max_freeze_seconds as f64 {
+                return Err(StepError::FreezeTooLong(format!(
+                    "writes frozen {frozen_for:.0}s before the switch, more than data.maxFreezeSeconds ({})",
+                    input.plan.data.max_freeze_seconds
+                )));
+            }
+        }
+        None if input.accept_loss && to == "blue" => {}
+        None => {
+            return Err(StepError::invalid(
+                "writes are not frozen: the database is switched only while frozen and drained",
+            ))
+        }
+    }
+    // The intent first, so a failure at any point below is undone by `abandon`.
+    update_run(deps, &input.run_id, |rec| {
+        rec.steps
+            .insert(format!("data.switch-requested.{to}"), json!({"at": now}));
+    })
+    .await?;
+    let reverse = input.plan.data.reverse_replication.as_ref();
+    let forward = input
+        .plan
+        .replication
+        .task_arn
+        .as_deref()
+        .unwrap_or_default();
+    let mut reverse_started = run.data.reverse_started;
+    if to == "green" {
+        if let Some(r) = reverse {
+            // Captures green's changes from before the first write green's database takes
+            // (writes are still frozen). A CDC-only task starts with start-replication
+            // (API_StartReplicationTask, StartReplicationTaskType).
+            let task = deps
+                .replication
+                .dms_task(&r.task_arn)
+                .await
+                .map_err(super::replication::repl_err)?;
+            if !matches!(task.status.as_str(), "running" | "starting") {
+                deps.replication
+                    .start_dms_task(&r.task_arn, DmsStartType::StartReplication)
+                    .await
+                    .map_err(super::replication::repl_err)?;
+            }
+            reverse_started = true;
+        }
+    }
+    call_hook(deps, input, "switch", json!({"to": to})).await?;
+    // With both directions running, each change would come back: the forward task stops once
+    // the switch has happened, the reverse one when blue takes the writes again (DMS loopback:
+    // https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Task.CDC.html#CHAP_Task.CDC.Bidirectional).
+    let stop = match (to, reverse) {
+        ("green", Some(_)) => Some(forward.to_string()),
+        ("blue", Some(r)) if run.data.reverse_started => Some(r.task_arn.clone()),
+        _ => None,
+    };
+    if let Some(task) = stop {
+        match deps.replication.stop_dms_task(&task).await {
+            Ok(()) => {}
+            // Already stopped: nothing to do.
+            Err(e) if e.kind == PortErrorKind::Invalid => {}
+            Err(e) => return Err(super::replication::repl_err(e)),
+        }
+    }
+    let rec = update_run(deps, &input.run_id, |rec| {
+        rec.data.switched_to = Some(to.to_string());
+        rec.data.switched_at = Some(now);
+        rec.data.reverse_started = reverse_started;
+        if to == "green" && rec.data.point_of_no_return.is_none() {
+            rec.data.point_of_no_return = Some(now);
+        }
+        rec.phase = format!("switched-to-{to}");
+        rec.data.clone()
+    })
+    .await?;
+    let out = output(&input.plan, &rec);
+    let out = remember(deps, &input.run_id, &key, &out, |_| {}).await?;
+    let mut ev = event(
+        &input.run_id,
+        key,
+        "SwitchDatabase",
+        "database-switched",
+        now,
+    );
+    ev.message = match (to, input.accept_loss) {
+        ("green", _) if reverse.is_some() => {
+            "to green: point of no return; reverse replication started".into()
+        }
+        ("green", _) => "to green: point of no return".into(),
+        (_, true) => {
+            "back to blue, approved: writes green's database took since the switch are lost".into()
+        }
+        _ => "back to blue after reverse replication drained".into(),
+    };
+    audit(deps, ev).await?;
+    Ok(out)
+}
+
+async fn unfreeze(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError> {
+    let run = load_run(deps, &input.run_id).await?;
+    let Some(frozen_at) = run.data.frozen_at else {
+        return Ok(output(&input.plan, &run.data));
+    };
+    call_hook(deps, input, "unfreeze", json!({})).await?;
+    let now = deps.clock.now();
+    let rec = update_run(deps, &input.run_id, |rec| {
+        if rec.data.frozen_at == Some(frozen_at) {
+            rec.data.freeze_seconds = rec.data.frozen_seconds(now);
+            rec.data.frozen_at = None;
+        }
+        rec.data.clone()
+    })
+    .await?;
+    let mut ev = event(
+        &input.run_id,
+        format!("data.unfreeze@{}", frozen_at.timestamp_millis()),
+        "UnfreezeWrites",
+        "writes-unfrozen",
+        now,
+    );
+    ev.message = format!(
+        "frozen {:.0}s",
+        (now - frozen_at).num_milliseconds() as f64 / 1000.0
+    );
+    audit(deps, ev).await?;
+    Ok(output(&input.plan, &rec))
+}
+
+async fn abandon(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError> {
+    let run = load_run(deps, &input.run_id).await?;
+    let current = run.data.switched_to.clone();
+    let mut problems = Vec::new();
+    // A switch that was asked for but never confirmed may have half happened: point the
+    // application back where it was (writes are still frozen, so nothing is written meanwhile).
+    let undo = match current.as_deref() {
+        Some("green") => "blue",
+        _ => "green",
+    };
+    let back = if undo == "green" { "blue" } else { "green" };
+    if run
+        .steps
+        .contains_key(&format!("data.switch-requested.{undo}"))
+        && !run.steps.contains_key(&format!("data.switch.{undo}"))
+    {
+        if let Err(e) = call_hook(deps, input, "switch", json!({"to": back})).await {
+            problems.push(format!("switching back to {back}: {e}"));
+        }
+    }
+    if run.data.frozen_at.is_some() {
+        if let Err(e) = unfreeze(input, deps).await {
+            problems.push(format!("unfreezing: {e}"));
+        }
+    }
+    let now = deps.clock.now();
+    let mut ev = event(
+        &input.run_id,
+        format!("data.abandon@{}", now.timestamp_millis()),
+        "AbandonDataCutover",
+        "data-cutover-abandoned",
+        now,
+    );
+    ev.message = format!("after {}", cause(input));
+    if !problems.is_empty() {
+        ev.message
+            .push_str(&format!("; needs a human: {}", problems.join("; ")));
+    }
+    audit(deps, ev).await?;
+    let rec = load_run(deps, &input.run_id).await?;
+    let mut out = output(&input.plan, &rec.data);
+    if !problems.is_empty() {
+        let message = format!(
+            "The data cutover of {} was abandoned after {}, and undoing it needs a human: {}",
+            input.plan.application,
+            cause(input),
+            problems.join("; ")
+        );
+        page(deps, input, "data_abandon_incomplete", message).await?;
+        out.warning = Some(problems.join("; "));
+    }
+    Ok(out)
+}
+
+async fn unhealthy_after_switch(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError> {
+    let run = load_run(deps, &input.run_id).await?;
+    let reverse = run.data.reverse_started;
+    let what = if reverse {
+        "rolling back automatically: writes freeze, reverse replication drains to blue, the application switches back, then DNS is restored".to_string()
+    } else {
+        format!(
+            "no reverse replication: gate '{ROLLBACK_AFTER_SWITCH_GATE}' is open. Approve to roll back (DNS and the database; writes green's database took since the switch are lost), reject or let it expire to keep green"
+        )
+    };
+    let message = format!(
+        "{} is unhealthy after its database switched to green ({}): {what}.",
+        input.plan.application,
+        cause(input)
+    );
+    page(deps, input, "unhealthy_after_switch", message.clone()).await?;
+    let now = deps.clock.now();
+    let mut ev = event(
+        &input.run_id,
+        "data.unhealthy-after-switch",
+        "UnhealthyAfterSwitch",
+        "unhealthy-after-switch",
+        now,
+    );
+    ev.healthy = Some(false);
+    ev.message = message;
+    audit(deps, ev).await?;
+    Ok(output(&input.plan, &run.data))
+}

@@ -1,0 +1,6 @@
+//! Lambda entry point of the `data-cutover` step; the logic lives in `cutover_core::steps`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    cutover_lambda::serve("data-cutover").await
+}
