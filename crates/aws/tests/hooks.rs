@@ -111,7 +111,10 @@ async fn a_lambda_hook_is_a_signed_invoke_and_a_function_error_is_hook_failed() 
         .await
         .unwrap_err();
     assert_eq!(e.code, "HookFailed");
-    assert!(e.message.contains("maintenance page could not be enabled"), "{e}");
+    assert!(
+        e.message.contains("maintenance page could not be enabled"),
+        "{e}"
+    );
     let request = server.await.unwrap();
     assert!(
         request.starts_with("POST /2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aorders-maintenance-on/invocations "),
@@ -130,7 +133,10 @@ async fn a_lambda_hook_is_a_signed_invoke_and_a_function_error_is_hook_failed() 
         header(&request, "x-amz-invocation-type"),
         Some("RequestResponse")
     );
-    assert!(request.ends_with(r#"{"action":"freeze","runId":"r1"}"#), "{request}");
+    assert!(
+        request.ends_with(r#"{"action":"freeze","runId":"r1"}"#),
+        "{request}"
+    );
     assert!(
         !request.contains("wJalrXUtnFEMI"),
         "the secret key never travels"
@@ -143,7 +149,10 @@ async fn a_url_hook_is_signed_for_api_gateway_unless_auth_none() {
     let hooks = HttpHooks::new(&sdk()).unwrap();
     let url = format!("{addr}/orders/switch");
     let out = hooks
-        .call(&hook(None, Some(&url), None), &json!({"action": "switch", "to": "green"}))
+        .call(
+            &hook(None, Some(&url), None),
+            &json!({"action": "switch", "to": "green"}),
+        )
         .await
         .unwrap();
     assert_eq!(out, json!({"ok": true}));

@@ -466,3 +466,18 @@ fn plans_refuse_data_modes_they_cannot_honour() {
         Some("data.writes")
     );
 }
+
+#[test]
+fn a_console_stop_while_frozen_is_unfrozen_by_the_safety_net() {
+    // Writes freeze at 51:30 (3090 s) after the go/no-go; the execution is stopped 10 s later.
+    let r = blue_until_switch(&[], |w| {
+        w + "operator: [{afterSeconds: 3100, action: stop, by: ops@example.com}]\n"
+    });
+    assert!(happened(&r, "writes-frozen"));
+    assert!(happened(&r, "writes-unfrozen"), "the safety net unfroze");
+    assert_eq!(r.report.outcome, "rolled_back", "{:?}", r.report.cause);
+    assert!(served_by_blue_only(&r) || green_weight(&r) == 0);
+    let d = &r.report.data;
+    assert_eq!(d.writes_lost, 0, "{d:?}");
+    assert!(d.writes_refused > 0 && d.writes_refused < 1000, "{d:?}");
+}

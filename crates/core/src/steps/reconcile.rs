@@ -6,8 +6,12 @@
 //! (Step Functions execution status change events:
 //! https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html)
 
-use super::{check_run_id, close_run, rollback_cutover, CloseRunInput, Deps, RollbackInput};
+use super::{
+    check_run_id, close_run, data_cutover, rollback_cutover, CloseRunInput, DataAction, DataInput,
+    Deps, RollbackInput,
+};
 use crate::error::{ErrorInfo, StepError};
+use crate::plan::WritesMode;
 use serde::{Deserialize, Serialize};
 
 /// The EventBridge event, of which only `detail.name` and `detail.status` are read; EventBridge
@@ -80,6 +84,25 @@ pub async fn reconcile_run(
         error: format!("Execution{}", pascal(&status)),
         cause: cause.unwrap_or_else(|| format!("the execution ended {status}")),
     };
+    // Writes frozen, or a database switch asked for and never confirmed: undo that first, as the
+    // machine's own abandon path would (it pages when a hook cannot be undone). A switch that
+    // completed stays: both tiers write to that database, so restoring DNS loses nothing.
+    let mut warnings = Vec::new();
+    if plan.data.writes != WritesMode::Unmanaged {
+        let out = data_cutover(
+            DataInput {
+                run_id: run_id.clone(),
+                plan: plan.clone(),
+                action: DataAction::Abandon,
+                to: None,
+                accept_loss: false,
+                error: Some(error.clone()),
+            },
+            deps,
+        )
+        .await?;
+        warnings.extend(out.warning);
+    }
     // Restore whatever DNS holds to the snapshot (a no-op when nothing moved). A rollback that
     // cannot finish is retried by the caller; one that gives up ends rollback_failed.
     let (outcome, warning) = match rollback_cutover(
@@ -102,13 +125,14 @@ pub async fn reconcile_run(
         Err(StepError::RollbackFailed(m)) => ("rollback_failed", Some(m)),
         Err(e) => return Err(e),
     };
+    warnings.extend(warning);
     let closed = close_run(
         CloseRunInput {
             run_id,
             plan,
             outcome: Some(outcome.into()),
             error: Some(error),
-            warning,
+            warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
         },
         deps,
     )

@@ -159,12 +159,13 @@ pub const REGISTRY: &[FunctionSpec] = &[
     step("start-wave", Wave, "StartWaveFunctionArn", &[]),
     step("next-wave-round", Wave, "NextWaveRoundFunctionArn", &[]),
     step("close-wave", Wave, "CloseWaveFunctionArn", &[]),
-    // The safety net: restores DNS and closes a run whose execution ended outside its paths.
+    // The safety net: unfreezes writes, restores DNS and closes a run whose execution ended
+    // outside its paths.
     FunctionSpec {
         name: "reconcile-run",
         machine: Events,
         substitution: None,
-        ports: &[Router, Notifier],
+        ports: &[Router, Notifier, Hooks],
     },
     // Answers gates (SendTaskSuccess/Failure) and schedules waves.
     FunctionSpec {
