@@ -481,3 +481,47 @@ fn a_console_stop_while_frozen_is_unfrozen_by_the_safety_net() {
     assert_eq!(d.writes_lost, 0, "{d:?}");
     assert!(d.writes_refused > 0 && d.writes_refused < 1000, "{d:?}");
 }
+
+#[test]
+fn freeze_and_switch_with_a_drain_that_never_completes_aborts_before_any_traffic() {
+    // From 720 s DMS applies nothing new; the lag gate, reading a period behind, still opens at
+    // 780 s and writes freeze then.
+    let r = freeze_and_switch(&[], |w| {
+        edit(
+            w,
+            &[(
+                "lag: [[0, 900], [600, 40], [900, 3]]",
+                "lag: [[0, 900], [600, 30], [720, 25], [1720, 1025]]",
+            )],
+        )
+    });
+    assert_eq!(r.report.exit_code(), 4, "{} {:?}", r.report.outcome, r.report.cause);
+    assert!(served_by_blue_only(&r), "no traffic ever moved: {:?}", r.report.dns);
+    assert!(happened(&r, "writes-frozen") && happened(&r, "writes-unfrozen"));
+    assert!(!r.report.data.point_of_no_return);
+    assert_eq!(r.report.data.writes_lost, 0, "{:?}", r.report.data);
+    assert!(r.report.data.freeze_seconds >= 300.0, "{:?}", r.report.data);
+}
+
+#[test]
+fn freeze_and_switch_with_a_failing_freeze_changes_nothing() {
+    let freeze = "https://ops.example.com/orders/maintenance";
+    let r = freeze_and_switch(&[], |w| w + &format!("hooks: {{\"{freeze}\": [[0, fail]]}}\n"));
+    assert_eq!(r.report.exit_code(), 4);
+    assert!(served_by_blue_only(&r));
+    assert_eq!(r.report.data.writes_lost, 0);
+    assert_eq!(r.report.data.writes_refused, 0);
+    assert_eq!(r.world.counters().dms_starts, 1, "the reverse task never started");
+}
+
+#[test]
+fn unmanaged_happy_path_loses_nothing_when_green_keeps_the_traffic() {
+    let plan = text("dms-happy-path", "plan.yaml");
+    let world = text("dms-happy-path", "world.yaml") + "app: {writesPerSecond: 20}\n";
+    let r = run(&plan, &world, false);
+    assert_eq!(r.report.outcome, "completed");
+    assert_eq!(r.report.data.mode, "unmanaged");
+    assert_eq!(r.report.data.surviving_database, "green");
+    assert_eq!(r.report.data.writes_lost, 0, "{:?}", r.report.data);
+    assert_eq!(r.world.counters().hook_calls, 0);
+}
