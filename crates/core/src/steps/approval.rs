@@ -62,10 +62,22 @@ pub async fn request_approval(
             });
         }
     }
+    // What approving does, in words, for the gates whose effect is not a traffic step.
+    let approving = if input.gate == crate::plan::ROLLBACK_AFTER_SWITCH_GATE {
+        Some("rolls back DNS and switches the application back to blue's database: every write green's database took since the switch is lost. Reject, or let the gate expire, to keep green")
+    } else if input.plan.data.approval.as_deref() == Some(input.gate.as_str()) {
+        Some("freezes writes, waits for replication to drain and switches the application to green's database: the point of no return")
+    } else if input.gate == crate::plan::FINALIZE_GATE {
+        Some("stops replication (DMS) or finalizes the MGN cutover: the rollback window closes")
+    } else {
+        None
+    };
     let evidence = json!({
         "weights": run.as_ref().and_then(|r| r.weights),
         "lagSeconds": run.as_ref().and_then(|r| r.last_lag_seconds),
         "nextWeight": input.weight,
+        "approving": approving,
+        "database": run.as_ref().and_then(|r| r.data.switched_to.clone()).unwrap_or_else(|| "blue".into()),
     });
     let expires_at = now + Duration::seconds(input.plan.approvals.expires_seconds as i64);
     let record = ApprovalRecord {
