@@ -10,4 +10,7 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+    fn sleep(&self, d: std::time::Duration) -> cutover_core::ports::Pause {
+        Box::pin(tokio::time::sleep(d))
+    }
 }

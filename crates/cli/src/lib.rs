@@ -3,6 +3,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws_mode;
+pub mod chaos;
 pub mod local;
 pub mod report;
 pub mod wave;

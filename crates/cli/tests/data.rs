@@ -495,8 +495,18 @@ fn freeze_and_switch_with_a_drain_that_never_completes_aborts_before_any_traffic
             )],
         )
     });
-    assert_eq!(r.report.exit_code(), 4, "{} {:?}", r.report.outcome, r.report.cause);
-    assert!(served_by_blue_only(&r), "no traffic ever moved: {:?}", r.report.dns);
+    assert_eq!(
+        r.report.exit_code(),
+        4,
+        "{} {:?}",
+        r.report.outcome,
+        r.report.cause
+    );
+    assert!(
+        served_by_blue_only(&r),
+        "no traffic ever moved: {:?}",
+        r.report.dns
+    );
     assert!(happened(&r, "writes-frozen") && happened(&r, "writes-unfrozen"));
     assert!(!r.report.data.point_of_no_return);
     assert_eq!(r.report.data.writes_lost, 0, "{:?}", r.report.data);
@@ -506,12 +516,18 @@ fn freeze_and_switch_with_a_drain_that_never_completes_aborts_before_any_traffic
 #[test]
 fn freeze_and_switch_with_a_failing_freeze_changes_nothing() {
     let freeze = "https://ops.example.com/orders/maintenance";
-    let r = freeze_and_switch(&[], |w| w + &format!("hooks: {{\"{freeze}\": [[0, fail]]}}\n"));
+    let r = freeze_and_switch(&[], |w| {
+        w + &format!("hooks: {{\"{freeze}\": [[0, fail]]}}\n")
+    });
     assert_eq!(r.report.exit_code(), 4);
     assert!(served_by_blue_only(&r));
     assert_eq!(r.report.data.writes_lost, 0);
     assert_eq!(r.report.data.writes_refused, 0);
-    assert_eq!(r.world.counters().dms_starts, 1, "the reverse task never started");
+    assert_eq!(
+        r.world.counters().dms_starts,
+        1,
+        "the reverse task never started"
+    );
 }
 
 #[test]

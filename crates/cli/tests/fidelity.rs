@@ -624,3 +624,18 @@ fn a_stopped_run_is_reconciled() {
     assert_eq!(r.report.world.dns_changes_applied, 0);
     assert_eq!(r.store.lock_holder("orders"), None);
 }
+
+#[test]
+fn a_cutover_completes_at_an_account_limit_of_one_route53_request_a_second() {
+    // Each shift reads the record set and then changes it: at 1 request/s the change shares the
+    // read's second and is throttled, so the step waits it out instead of failing forward.
+    let world = text("dms-happy-path", "world.yaml")
+        .replace("requestsPerSecond: 5", "requestsPerSecond: 1");
+    let r = run_texts(&text("dms-happy-path", "plan.yaml"), &world);
+    assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
+    assert!(
+        r.report.world.throttled > 0,
+        "the limit was hit and waited out"
+    );
+    assert_eq!(r.report.world.dns_changes_applied, 3);
+}

@@ -199,9 +199,12 @@ impl RunRecord {
         }
     }
 
-    /// True once any traffic shift was submitted for this run.
+    /// True once any traffic shift was submitted for this run (or was about to be: the intent is
+    /// stored before the call, so a result that could not be stored still counts).
     pub fn traffic_moved(&self) -> bool {
-        self.steps.keys().any(|k| k.starts_with("shift#"))
+        self.steps
+            .keys()
+            .any(|k| k.starts_with("shift#") || k.starts_with("shift-intent#"))
     }
 }
 

@@ -54,8 +54,14 @@ impl PortError {
     }
 }
 
+/// A wait on a clock: real time on AWS, virtual time in the simulator.
+pub type Pause = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+    /// Waits `d` on this clock. Steps wait only seconds in-step (never a bake or a poll, which
+    /// are Wait states).
+    fn sleep(&self, d: std::time::Duration) -> Pause;
 }
 
 #[derive(Debug, Clone, PartialEq)]

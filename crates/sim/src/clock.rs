@@ -34,4 +34,7 @@ impl Clock for SimClock {
             + chrono::Duration::from_std(tokio::time::Instant::now() - self.base)
                 .unwrap_or_default()
     }
+    fn sleep(&self, d: std::time::Duration) -> cutover_core::ports::Pause {
+        Box::pin(tokio::time::sleep(d))
+    }
 }

@@ -86,6 +86,35 @@ fn side_record(
     }
 }
 
+/// One change batch, waiting out throttling and a busy zone in-step before giving the error to
+/// the state machine's retry: the step reads the record set just before, and at an account limit
+/// of 1 request a second (Route 53's quota is 5 per second per account, shared by every caller:
+/// https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html#limits-api-requests)
+/// a change sent in the same second as that read would be throttled on every attempt.
+async fn change_waiting(
+    deps: &Deps,
+    zone: &str,
+    changes: &[Change],
+    comment: &str,
+) -> Result<crate::model::ChangeInfo, crate::ports::PortError> {
+    let mut wait = std::time::Duration::from_millis(1100);
+    for _ in 0..3 {
+        match deps.router.change(zone, changes, comment).await {
+            Err(e)
+                if matches!(
+                    e.kind,
+                    crate::ports::PortErrorKind::Throttled | crate::ports::PortErrorKind::Busy
+                ) =>
+            {
+                deps.clock.sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+    deps.router.change(zone, changes, comment).await
+}
+
 fn route53_err(e: crate::ports::PortError) -> StepError {
     StepError::from_port(e, |e| StepError::TrafficShiftFailed(e.to_string()))
 }
@@ -144,9 +173,16 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
         "cutover {} step {} -> green {}%",
         input.run_id, input.index, input.weight
     );
-    let info = deps
-        .router
-        .change(&d.hosted_zone_id, &changes, &comment)
+    // The intent first: if the result cannot be stored, the run still knows traffic may have
+    // moved (outcome, rollback and the audit trail rely on it).
+    update_run(deps, &input.run_id, |rec| {
+        rec.steps.insert(
+            format!("shift-intent#{}", input.index),
+            serde_json::json!({"weight": input.weight}),
+        );
+    })
+    .await?;
+    let info = change_waiting(deps, &d.hosted_zone_id, &changes, &comment)
         .await
         .map_err(route53_err)?;
     let out = ShiftOutput {
@@ -273,15 +309,14 @@ pub async fn collapse_to_simple(
             action: ChangeAction::Upsert,
             record: simple.clone(),
         });
-        let info = deps
-            .router
-            .change(
-                &d.hosted_zone_id,
-                &changes,
-                &format!("cutover {} final form: simple", input.run_id),
-            )
-            .await
-            .map_err(route53_err)?;
+        let info = change_waiting(
+            deps,
+            &d.hosted_zone_id,
+            &changes,
+            &format!("cutover {} final form: simple", input.run_id),
+        )
+        .await
+        .map_err(route53_err)?;
         CollapseOutput {
             change_id: Some(info.id),
             submitted_at: Some(info.submitted_at),
@@ -450,17 +485,24 @@ pub async fn rollback_cutover(
         .as_ref()
         .map(|e| e.error.clone())
         .unwrap_or_else(|| "requested".into());
+    let confirmed = run.steps.keys().any(|k| k.starts_with("shift#"));
+    if changes.is_empty() && !confirmed && run.traffic_moved() {
+        // A shift was about to be sent but DNS is the snapshot and no shift was confirmed: the
+        // DNS found says nothing moved, so the outcome must not claim a rollback.
+        update_run(deps, &input.run_id, |rec| {
+            rec.steps.retain(|k, _| !k.starts_with("shift-intent#"));
+        })
+        .await?;
+    }
     let out = if changes.is_empty() {
         RollbackOutput {
-            traffic_moved: run.traffic_moved(),
+            traffic_moved: confirmed,
             change_id: None,
             submitted_at: None,
         }
     } else {
         let comment = format!("cutover {} rollback ({reason})", input.run_id);
-        let info = deps
-            .router
-            .change(&d.hosted_zone_id, &changes, &comment)
+        let info = change_waiting(deps, &d.hosted_zone_id, &changes, &comment)
             .await
             .map_err(rb_err)?;
         RollbackOutput {

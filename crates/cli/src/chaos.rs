@@ -1,0 +1,401 @@
+//! The chaos suite: generated plans, worlds and fault schedules — faults at every operation
+//! (rollback included), throttling down to 1 request a second, failing and hanging data hooks,
+//! duplicate deliveries, operators stopping and aborting, humans approving and rejecting — each
+//! run through the real state machine and checked against the promises:
+//!
+//! - DNS ends exactly as it started or exactly fully on green (or, only when green was unhealthy
+//!   after the data switch and nobody chose to lose writes, wherever green kept it);
+//! - the outcome matches the DNS found; `rollback_failed` never happens within the budget;
+//! - the run is closed (by the machine or the safety net) within a bounded simulated time;
+//! - the application lock is released, unless a failed rollback keeps it;
+//! - no side effect happens twice (DMS starts, MGN launches and finalizations);
+//! - with a managed data mode, no write is lost unless a human approved losing them;
+//! - no task token appears in the report.
+//!
+//! `cutover chaos --runs N --seed S` runs seeds S..S+N; run `i` is fully determined by its seed,
+//! so `--runs 1 --seed <failing seed>` replays it, and the failing inputs are written out.
+
+use crate::local::{run_local, LocalRun, RunOptions};
+use cutover_core::model::{normalize_name, RecordSet};
+use cutover_core::plan::Plan;
+use cutover_sim::spec::FAULT_OPERATIONS;
+use cutover_sim::WorldSpec;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const ZONE: &str = "Z0123456789";
+const TASK: &str = "arn:aws:dms:us-east-1:123456789012:task:ORDERS";
+const REVERSE: &str = "arn:aws:dms:us-east-1:123456789012:task:ORDERS-REVERSE";
+const SERVER: &str = "s-0123456789abcdef0";
+const HEALTH: &str = "https://green.example.com/health";
+const FREEZE: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-maintenance-on";
+const SWITCH: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-use-green-db";
+const UNFREEZE: &str = "https://ops.example.com/orders/maintenance/off";
+const BLUE_LB: &str = "dualstack.blue-alb-1234.us-east-1.elb.amazonaws.com";
+const GREEN_LB: &str = "dualstack.green-alb-5678.us-east-1.elb.amazonaws.com";
+
+/// One generated case: its inputs and how it is delivered.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub seed: u64,
+    pub plan: Value,
+    pub world: Value,
+    pub duplicate_delivery: bool,
+}
+
+/// What one case broke, if anything.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub seed: u64,
+    pub outcome: String,
+    pub violations: Vec<String>,
+}
+
+fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
+    &items[rng.gen_range(0..items.len())]
+}
+
+/// Generates the case of `seed`.
+pub fn generate(seed: u64) -> Case {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mgn = rng.gen_bool(0.2);
+    let alias = rng.gen_bool(0.3);
+    let (record_type, record_name) = if alias {
+        ("A", "shop.example.com")
+    } else {
+        ("CNAME", "orders.example.com")
+    };
+    let (blue, green) = if alias {
+        (
+            json!({"setIdentifier": "blue", "alias": {"hostedZoneId": "Z35SXDOTRQ7X7K", "dnsName": BLUE_LB, "evaluateTargetHealth": true}}),
+            json!({"setIdentifier": "green", "alias": {"hostedZoneId": "Z35SXDOTRQ7X7K", "dnsName": GREEN_LB, "evaluateTargetHealth": true}}),
+        )
+    } else {
+        (
+            json!({"setIdentifier": "blue", "value": "blue-lb.example.com"}),
+            json!({"setIdentifier": "green", "value": "green-lb.example.com"}),
+        )
+    };
+    // 1-3 strictly increasing steps ending at 100.
+    let mut weights: Vec<u32> = match rng.gen_range(0..3) {
+        0 => vec![100],
+        1 => vec![rng.gen_range(1..100), 100],
+        _ => {
+            let a = rng.gen_range(1..50);
+            vec![a, rng.gen_range(a + 1..100), 100]
+        }
+    };
+    weights.dedup();
+    let gate_at = rng.gen_bool(0.3).then(|| rng.gen_range(0..weights.len()));
+    let steps: Vec<Value> = weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let mut s = json!({"weight": w, "bakeSeconds": rng.gen_range(60..900)});
+            if gate_at == Some(i) {
+                s["approval"] = json!(format!("gate-{i}"));
+            }
+            s
+        })
+        .collect();
+    let replication = if mgn {
+        json!({"kind": "mgn", "sourceServerId": SERVER, "maxLagSeconds": 60, "stableSamples": 2, "sampleIntervalSeconds": 60, "deadlineSeconds": 3600, "launchDeadlineSeconds": 1800})
+    } else {
+        json!({"kind": "dms", "taskArn": TASK, "maxLagSeconds": 30, "stableSamples": rng.gen_range(1..4), "sampleIntervalSeconds": 60, "deadlineSeconds": 3600})
+    };
+    let mode = if mgn {
+        "unmanaged"
+    } else {
+        *pick(
+            &mut rng,
+            &["unmanaged", "blue-until-switch", "freeze-and-switch"],
+        )
+    };
+    let reverse = mode != "unmanaged" && rng.gen_bool(0.5);
+    let mut plan = json!({
+        "application": "orders",
+        "replication": replication,
+        "dns": {"hostedZoneId": ZONE, "recordName": record_name, "recordType": record_type, "ttl": 60, "blue": blue, "green": green,
+                "finalForm": if rng.gen_bool(0.2) { "simple" } else { "weighted" }},
+        "traffic": {"steps": steps},
+        "health": {"intervalSeconds": 30, "failureThreshold": 2, "http": [{"url": HEALTH, "expectStatus": 200}]},
+        "approvals": {"expiresSeconds": rng.gen_range(600..3600)},
+        "finalize": {"enabled": rng.gen_bool(0.2)},
+        "rollback": {"budgetSeconds": rng.gen_range(1800..3600)},
+    });
+    if mode != "unmanaged" {
+        let mut data = json!({
+            "writes": mode,
+            "freeze": {"lambdaArn": FREEZE},
+            "switch": {"lambdaArn": SWITCH},
+            "unfreeze": {"url": UNFREEZE, "method": "POST"},
+            "maxFreezeSeconds": rng.gen_range(120..600),
+            "drainPollSeconds": 15,
+        });
+        if reverse {
+            data["reverseReplication"] = json!({"taskArn": REVERSE});
+        }
+        if rng.gen_bool(0.2) {
+            data["approval"] = json!("before-switch");
+        }
+        plan["data"] = data;
+    }
+
+    // The world.
+    let record = if alias {
+        json!({"name": "shop.example.com.", "type": "A", "aliasTarget": {"hostedZoneId": "Z35SXDOTRQ7X7K", "dnsName": format!("{BLUE_LB}."), "evaluateTargetHealth": true}})
+    } else {
+        json!({"name": "orders.example.com.", "type": "CNAME", "ttl": 300, "values": ["blue-lb.example.com"]})
+    };
+    let converges = rng.gen_bool(0.9);
+    let settle = rng.gen_range(300..1500) as f64;
+    let lag = if converges {
+        json!([[0, 900], [settle, 3]])
+    } else {
+        json!([[0, 900], [settle, 200]])
+    };
+    let mut tasks = vec![
+        json!({"arn": TASK, "migrationType": "full-load-and-cdc", "status": *pick(&mut rng, &["ready", "ready", "stopped", "running"]), "lag": lag}),
+    ];
+    if reverse && rng.gen_bool(0.9) {
+        tasks.push(json!({"arn": REVERSE, "migrationType": "cdc", "status": "ready", "carries": "green-to-blue", "lag": [[0, rng.gen_range(1..20)]]}));
+    }
+    let fail_at = rng.gen_bool(0.4).then(|| rng.gen_range(0..6000));
+    let health = match fail_at {
+        Some(t) => json!([[0, 200], [t, 503]]),
+        None => json!([[0, 200]]),
+    };
+    let mut world = json!({
+        "route53": {
+            "requestsPerSecond": if rng.gen_bool(0.25) { 1 } else { rng.gen_range(2..6) },
+            "propagationSeconds": rng.gen_range(5..60),
+            "zones": [{"id": ZONE, "name": "example.com.", "records": [record]}],
+        },
+        "dms": {"tasks": tasks},
+        "http": {HEALTH: health},
+        "app": {"writesPerSecond": rng.gen_range(0..50)},
+    });
+    if mgn {
+        world["mgn"] = json!({"servers": [{
+            "id": SERVER, "lifecycle": "READY_FOR_CUTOVER", "replicationState": "CONTINUOUS",
+            "lag": [[0, 120], [300, 5]], "launchSeconds": rng.gen_range(30..400),
+            "launchFails": rng.gen_bool(0.1), "launchedUrls": [HEALTH],
+        }]});
+        world["dms"] = json!({"tasks": []});
+    }
+    let mut hooks = serde_json::Map::new();
+    for h in [FREEZE, SWITCH, UNFREEZE] {
+        let roll: f64 = rng.gen();
+        if roll < 0.1 {
+            hooks.insert(
+                h.into(),
+                json!([[0, "ok"], [rng.gen_range(0..6000), "fail"]]),
+            );
+        } else if roll < 0.15 {
+            hooks.insert(
+                h.into(),
+                json!([[0, "ok"], [rng.gen_range(0..6000), "timeout"]]),
+            );
+        }
+    }
+    if !hooks.is_empty() {
+        world["hooks"] = Value::Object(hooks);
+    }
+    let mut approvals = Vec::new();
+    let gates: Vec<String> = gate_at
+        .map(|i| format!("gate-{i}"))
+        .into_iter()
+        .chain([
+            "before-switch".into(),
+            "finalize".into(),
+            "rollback-after-switch".into(),
+        ])
+        .collect();
+    for g in gates {
+        let roll: f64 = rng.gen();
+        let decision = if roll < 0.7 {
+            "approve"
+        } else if roll < 0.9 {
+            "reject"
+        } else {
+            continue;
+        };
+        approvals.push(json!({"gate": g, "decision": decision, "by": "alice@example.com", "afterSeconds": rng.gen_range(0..900)}));
+    }
+    world["approvals"] = Value::Array(approvals);
+    let mut operator = Vec::new();
+    if rng.gen_bool(0.1) {
+        operator.push(json!({"afterSeconds": rng.gen_range(0..6000), "action": "abort", "by": "carol@example.com"}));
+    }
+    if rng.gen_bool(0.1) {
+        operator.push(json!({"afterSeconds": rng.gen_range(0..6000), "action": "stop", "by": "dave@example.com"}));
+    }
+    world["operator"] = Value::Array(operator);
+    let mut faults = Vec::new();
+    for _ in 0..rng.gen_range(0..5) {
+        let (op, errors) = pick(&mut rng, FAULT_OPERATIONS);
+        faults.push(json!({
+            "operation": op,
+            "error": pick(&mut rng, errors),
+            "times": rng.gen_range(1..7),
+            "afterSeconds": rng.gen_range(0..6000),
+        }));
+    }
+    world["faults"] = Value::Array(faults);
+    Case {
+        seed,
+        plan,
+        world,
+        duplicate_delivery: rng.gen_bool(0.2),
+    }
+}
+
+/// The record as compared: names without case and trailing dot.
+fn norm(r: &RecordSet) -> RecordSet {
+    let mut r = r.clone();
+    r.name = normalize_name(&r.name);
+    r.values = r.values.iter().map(|v| normalize_name(v)).collect();
+    if let Some(a) = r.alias_target.as_mut() {
+        a.dns_name = normalize_name(&a.dns_name);
+    }
+    r
+}
+
+fn same_set(a: &[RecordSet], b: &[RecordSet]) -> bool {
+    let mut a: Vec<RecordSet> = a.iter().map(norm).collect();
+    let mut b: Vec<RecordSet> = b.iter().map(norm).collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// Every answer goes to green: the weighted records with weight go to green only, or one
+/// simple record points at green.
+fn fully_green(dns: &[RecordSet], plan: &Plan) -> bool {
+    let green = plan.dns.green.routing();
+    let serving: Vec<&RecordSet> = dns.iter().filter(|r| r.weight != Some(0)).collect();
+    !serving.is_empty() && serving.iter().all(|r| r.routes_to(&green))
+}
+
+/// Runs one case and checks every promise.
+pub fn check(case: &Case) -> Result<Verdict, String> {
+    let plan = Plan::parse(&case.plan.to_string(), true)
+        .map_err(|e| format!("seed {}: generated plan refused: {e}", case.seed))?;
+    let world = WorldSpec::parse(&case.world.to_string(), true)
+        .map_err(|e| format!("seed {}: generated world refused: {e}", case.seed))?;
+    let opts = RunOptions {
+        duplicate_delivery: case.duplicate_delivery,
+        seed: case.seed,
+        ..RunOptions::default()
+    };
+    let run = run_local(&plan, &world, &opts).map_err(|e| e.to_string())?;
+    Ok(Verdict {
+        seed: case.seed,
+        outcome: run.report.outcome.clone(),
+        violations: violations(&plan, &world, &run),
+    })
+}
+
+fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
+    let mut v = Vec::new();
+    let r = &run.report;
+    let snapshot: Vec<RecordSet> = world
+        .route53
+        .zones
+        .iter()
+        .flat_map(|z| z.records.iter())
+        .filter(|rec| {
+            normalize_name(&rec.name) == normalize_name(&plan.dns.record_name)
+                && rec.record_type == plan.dns.record_type
+        })
+        .cloned()
+        .collect();
+    let at_start = same_set(&r.dns, &snapshot);
+    let on_green = fully_green(&r.dns, plan);
+    let kept_green = r.outcome == "completed" && r.error.as_deref() == Some("UnhealthyAfterSwitch");
+    match r.outcome.as_str() {
+        "completed" if !(on_green || kept_green) => v.push(format!(
+            "completed but DNS is not fully on green: {:?}",
+            r.dns
+        )),
+        "rolled_back" | "aborted" | "failed" if !at_start => v.push(format!(
+            "{} but DNS is not the snapshot: {:?}",
+            r.outcome, r.dns
+        )),
+        "rollback_failed" => v.push(format!(
+            "rollback_failed within a budget of {}s (faults are finite)",
+            plan.rollback.budget_seconds
+        )),
+        "completed" | "rolled_back" | "aborted" | "failed" => {}
+        other => v.push(format!("unknown outcome {other}")),
+    }
+    if !(at_start || on_green || kept_green) {
+        v.push(format!("half-shifted: {:?}", r.dns));
+    }
+    // Every run is closed by the machine or the safety net: an outcome recorded, never stuck.
+    if !r.timeline.iter().any(|e| e.event == "run-closed") {
+        v.push(format!(
+            "the run was never closed (execution {:?})",
+            run.execution.status
+        ));
+    }
+    if r.simulated_seconds > 40.0 * 86_400.0 {
+        v.push(format!("ran {}s of simulated time", r.simulated_seconds));
+    }
+    let held = run.store.lock_holder(&plan.application);
+    if r.outcome != "rollback_failed" && held.is_some() {
+        v.push(format!("lock still held by {held:?} after {}", r.outcome));
+    }
+    let c = &r.world;
+    if c.dms_starts > 2 || c.mgn_cutovers > 1 || c.mgn_finalizes > 1 {
+        v.push(format!(
+            "a side effect happened twice: dmsStarts {}, mgnCutovers {}, mgnFinalizes {}",
+            c.dms_starts, c.mgn_cutovers, c.mgn_finalizes
+        ));
+    }
+    let loss_approved = r.approvals.iter().any(|a| {
+        a.gate == cutover_core::plan::ROLLBACK_AFTER_SWITCH_GATE && a.decision == "approve"
+    });
+    if r.data.mode != "unmanaged" && !loss_approved && r.data.writes_lost > 0 {
+        v.push(format!(
+            "{} writes lost in mode {} without anyone approving it",
+            r.data.writes_lost, r.data.mode
+        ));
+    }
+    let text = serde_json::to_string(r).unwrap_or_default();
+    if run.tokens.iter().any(|t| text.contains(t.as_str())) {
+        v.push("a task token is in the report".into());
+    }
+    v
+}
+
+/// Writes a failing case's inputs for replay and inspection.
+pub fn save(
+    case: &Case,
+    verdict: &Verdict,
+    dir: &std::path::Path,
+) -> std::io::Result<std::path::PathBuf> {
+    let d = dir.join(format!("seed-{}", case.seed));
+    std::fs::create_dir_all(&d)?;
+    std::fs::write(
+        d.join("plan.json"),
+        serde_json::to_string_pretty(&case.plan)?,
+    )?;
+    std::fs::write(
+        d.join("world.json"),
+        serde_json::to_string_pretty(&case.world)?,
+    )?;
+    std::fs::write(
+        d.join("violations.txt"),
+        format!(
+            "seed {}\nduplicateDelivery {}\noutcome {}\n{}\n\nreplay: cutover chaos --runs 1 --seed {}\n",
+            case.seed,
+            case.duplicate_delivery,
+            verdict.outcome,
+            verdict.violations.join("\n"),
+            case.seed
+        ),
+    )?;
+    Ok(d)
+}
