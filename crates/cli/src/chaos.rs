@@ -161,7 +161,7 @@ pub fn generate(seed: u64) -> Case {
     if reverse && rng.gen_bool(0.9) {
         tasks.push(json!({"arn": REVERSE, "migrationType": "cdc", "status": "ready", "carries": "green-to-blue", "lag": [[0, rng.gen_range(1..20)]]}));
     }
-    let fail_at = rng.gen_bool(0.4).then(|| rng.gen_range(0..6000));
+    let fail_at = rng.gen_bool(0.4).then(|| rng.gen_range(1..6000));
     let health = match fail_at {
         Some(t) => json!([[0, 200], [t, 503]]),
         None => json!([[0, 200]]),

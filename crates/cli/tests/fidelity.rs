@@ -639,3 +639,17 @@ fn a_cutover_completes_at_an_account_limit_of_one_route53_request_a_second() {
     );
     assert_eq!(r.report.world.dns_changes_applied, 3);
 }
+
+#[test]
+fn a_safety_net_whose_lock_release_failed_once_still_releases_it() {
+    // Found by the chaos suite (seed 1117): the console stop's reconcile recorded the outcome,
+    // its lock release was throttled, and the retry saw an outcome and stopped there.
+    let world = text("dms-happy-path", "world.yaml")
+        + "operator: [{afterSeconds: 300, action: stop, by: dave@example.com}]\n"
+        + "faults: [{operation: dynamodb.DeleteItem, error: ProvisionedThroughputExceededException, times: 1, afterSeconds: 200}]\n";
+    let r = run_texts(&text("dms-happy-path", "plan.yaml"), &world);
+    assert_eq!(r.report.outcome, "aborted");
+    assert_eq!(r.store.lock_holder("orders"), None);
+    assert!(r.report.timeline.iter().any(|e| e.event == "run-closed"));
+    assert_eq!(r.report.world.faults_injected, 1);
+}

@@ -69,7 +69,25 @@ pub async fn reconcile_run(
         });
     };
     if run.outcome.is_some() {
-        // The machine closed the run itself (its own failure paths end FAILED too).
+        // The outcome is recorded (the machine's own failure paths end FAILED too, and an earlier
+        // attempt of this function may have got that far). Closing again is idempotent and
+        // finishes what a failed attempt left: the lock released, the closing audit event.
+        if let Some(plan) = run.plan.clone() {
+            close_run(
+                CloseRunInput {
+                    run_id: run_id.clone(),
+                    plan,
+                    outcome: run.outcome.clone(),
+                    error: run.error.clone().map(|e| ErrorInfo {
+                        error: e,
+                        cause: String::new(),
+                    }),
+                    warning: None,
+                },
+                deps,
+            )
+            .await?;
+        }
         return Ok(ReconcileOutput {
             action: "already-closed".into(),
             outcome: run.outcome,
