@@ -536,6 +536,22 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 
 /// Deserializes strictly, naming the field path of the first shape error.
 pub fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, PlanError> {
+    // Every document is a mapping of fields. serde would read a list as the fields in order (so
+    // `[]` would be a document of defaults): refuse anything but a mapping here.
+    let found = match &v {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Null => Some("nothing (an empty document)"),
+        serde_json::Value::Array(_) => Some("a list"),
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+    };
+    if let Some(found) = found {
+        return Err(PlanError::Shape {
+            field: "(root)".into(),
+            message: format!("expected a mapping of fields (key: value), found {found}"),
+        });
+    }
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         PlanError::Shape {
