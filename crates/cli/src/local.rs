@@ -436,6 +436,7 @@ fn spawn_operator_aborts(
                             .to_string(),
                     ),
                     identity: Some(o.by.clone()),
+                    groups: vec![],
                 };
                 let answer = handle_api(&request, &deps).await;
                 if answer.status >= 300 {

@@ -18,6 +18,26 @@ pub struct ApiRequest {
     pub body: Option<String>,
     /// Who is calling, from the authorizer; None when no identity reached the function.
     pub identity: Option<String>,
+    /// The caller's groups (a JWT's `cognito:groups` or `groups` claim); empty for IAM callers.
+    pub groups: Vec<String>,
+}
+
+/// 403 unless the plan's `approvals.approvers` admit the caller.
+fn authorize(
+    rec: &crate::model::RunRecord,
+    identity: &str,
+    groups: &[String],
+) -> Result<(), ApiResponse> {
+    match &rec.plan {
+        Some(plan) if !plan.approvals.allows(identity, groups) => Err(error(
+            403,
+            format!(
+                "{identity} is not among the approvers of application {} (approvals.approvers)",
+                rec.application
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -112,7 +132,11 @@ pub async fn handle_api_with(
             match deps.store.load_run(run).await {
                 Ok(None) => return error(404, format!("run {run} not found")),
                 Err(e) => return error(503, e.to_string()),
-                Ok(Some(_)) => {}
+                Ok(Some(rec)) => {
+                    if let Err(r) = authorize(&rec, identity, &req.groups) {
+                        return r;
+                    }
+                }
             }
             match decide_approval(
                 run,
@@ -156,7 +180,11 @@ pub async fn handle_api_with(
             match deps.store.load_run(run).await {
                 Ok(None) => return error(404, format!("run {run} not found")),
                 Err(e) => return error(503, e.to_string()),
-                Ok(Some(_)) => {}
+                Ok(Some(rec)) => {
+                    if let Err(r) = authorize(&rec, identity, &req.groups) {
+                        return r;
+                    }
+                }
             }
             let reason = format!("{identity}: {}", body.reason);
             if let Err(e) = request_abort(run, &reason, deps).await {
@@ -240,6 +268,22 @@ pub async fn handle_api_with(
                         ),
                     );
                 }
+            }
+            // Scheduling starts every application of the wave: the caller must be allowed to
+            // run each of them.
+            if let Some(app) = body
+                .wave
+                .applications
+                .iter()
+                .find(|a| !a.plan.approvals.allows(identity, &req.groups))
+            {
+                return error(
+                    403,
+                    format!(
+                        "{identity} is not among the approvers of application {} (approvals.approvers)",
+                        app.plan.application
+                    ),
+                );
             }
             // The same checks the wave's first step makes, before anything is scheduled.
             let check = crate::steps::StartWaveInput {

@@ -338,6 +338,45 @@ pub struct ApprovalsPlan {
     /// Gates that need two distinct approvers (a rejection by anyone still ends the gate).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub two_person_gates: Vec<String>,
+    /// Who may decide this application's gates and abort its runs through the API: IAM principal
+    /// ARN patterns (`*` matches any run of characters) or `group:NAME` for a JWT group claim.
+    /// Empty: any caller the API's authorizer lets in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+}
+
+impl ApprovalsPlan {
+    /// Whether a caller (identity, JWT groups) may decide gates and abort runs of this plan.
+    pub fn allows(&self, identity: &str, groups: &[String]) -> bool {
+        self.approvers.is_empty()
+            || self
+                .approvers
+                .iter()
+                .any(|p| match p.strip_prefix("group:") {
+                    Some(g) => groups.iter().any(|x| x == g),
+                    None => glob(p, identity),
+                })
+    }
+}
+
+/// `*` matches any run of characters (IAM's own wildcard); everything else literally.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 impl Default for ApprovalsPlan {
@@ -345,6 +384,7 @@ impl Default for ApprovalsPlan {
         ApprovalsPlan {
             expires_seconds: default_expiry(),
             two_person_gates: vec![],
+            approvers: vec![],
         }
     }
 }
@@ -966,6 +1006,18 @@ impl Plan {
                     self.rollback.budget_seconds
                 ),
             );
+        }
+        for (i, a) in self.approvals.approvers.iter().enumerate() {
+            let ok = match a.strip_prefix("group:") {
+                Some(g) => !g.is_empty() && g.len() <= 128,
+                None => a.starts_with("arn:") && a.len() <= 2048 && a.split(':').count() >= 6,
+            };
+            if !ok {
+                bad(
+                    &format!("approvals.approvers[{i}]"),
+                    format!("'{a}' is not an IAM principal ARN pattern (arn:aws:iam::ACCOUNT:role/NAME, arn:aws:sts::ACCOUNT:assumed-role/NAME/*, ...) or group:NAME"),
+                );
+            }
         }
         self.data_violations(&mut bad);
         if !(60..=31_536_000).contains(&self.approvals.expires_seconds) {

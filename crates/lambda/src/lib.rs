@@ -330,11 +330,29 @@ pub fn api_request(e: ApiGatewayV2httpRequest) -> ApiRequest {
             None
         }
     });
+    // Group claims arrive flattened by API Gateway ("[a b]" or "a,b"); either name is read.
+    let groups = auth
+        .and_then(|a| a.jwt.as_ref())
+        .and_then(|j| {
+            j.claims
+                .get("cognito:groups")
+                .or_else(|| j.claims.get("groups"))
+        })
+        .map(|g| {
+            g.trim_matches(|c| c == '[' || c == ']')
+                .split([' ', ','])
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let identity = iam.or(jwt);
     ApiRequest {
         method: e.request_context.http.method.to_string(),
         path: e.raw_path.unwrap_or_default(),
         body: e.body,
-        identity: iam.or(jwt),
+        groups: if identity.is_some() { groups } else { vec![] },
+        identity,
     }
 }
 

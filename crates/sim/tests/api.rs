@@ -82,6 +82,7 @@ impl Given {
             path: path.into(),
             body: body.map(|b| b.to_string()),
             identity: who.map(str::to_string),
+            groups: vec![],
         };
         let r = handle_api(&req, &self.deps).await;
         self.responses.lock().unwrap().push(r.body.to_string());
@@ -90,6 +91,10 @@ impl Given {
 }
 
 async fn given() -> Given {
+    given_plan(PLAN).await
+}
+
+async fn given_plan(plan_text: &str) -> Given {
     let clock = SimClock::start(Utc::now());
     let world = Arc::new(World::new(WorldSpec::parse(WORLD, false).unwrap(), clock));
     let callbacks = Arc::new(Callbacks::default());
@@ -104,7 +109,7 @@ async fn given() -> Given {
         callbacks: callbacks.clone(),
         hooks: world.clone(),
     };
-    let plan = Plan::parse(PLAN, false).unwrap();
+    let plan = Plan::parse(plan_text, false).unwrap();
     validate_cutover(
         ValidateInput {
             run_id: "r1".into(),
@@ -318,6 +323,7 @@ async fn unknown_runs_and_gates_are_404_and_bad_bodies_name_the_field() {
             path: "/runs/r1/approvals/g1".into(),
             body: Some("{not json".into()),
             identity: ALICE.map(str::to_string),
+            groups: vec![],
         },
         &g.deps,
     )
@@ -490,6 +496,7 @@ async fn a_wave_is_scheduled_through_the_api_inside_its_window() {
             path: path.into(),
             body: Some(body.to_string()),
             identity: ALICE.map(str::to_string),
+            groups: vec![],
         };
         let (deps, s) = (&g.deps, &s);
         async move { cutover_core::api::handle_api_with(&req, deps, Some(s)).await }
@@ -542,9 +549,104 @@ async fn a_wave_is_scheduled_through_the_api_inside_its_window() {
             path: "/waves/w7/schedule".into(),
             body: Some("{}".into()),
             identity: ALICE.map(str::to_string),
+            groups: vec![],
         },
         &g.deps,
     )
     .await;
     assert_eq!(not_configured.status, 404);
+}
+
+const APPROVER_ROLE: &str = "arn:aws:sts::123456789012:assumed-role/CutoverApprover";
+
+#[tokio::test(start_paused = true)]
+async fn only_the_plans_approvers_decide_gates_and_abort() {
+    let g = given_plan(&PLAN.replace(
+        "twoPersonGates: [g2]}",
+        "twoPersonGates: [g2], approvers: [\"arn:aws:sts::123456789012:assumed-role/CutoverApprover/*\", \"group:release-managers\"]}",
+    ))
+    .await;
+    let outsider = "arn:aws:sts::123456789012:assumed-role/Developer/mallory";
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g1",
+            Some(json!({"decision": "approve"})),
+            Some(outsider),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("approvals.approvers"));
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/abort",
+            Some(json!({"reason": "because"})),
+            Some(outsider),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let rec = g.deps.store.load_run("r1").await.unwrap().unwrap();
+    assert_eq!(
+        rec.abort_requested, None,
+        "a refused caller changed nothing"
+    );
+    assert!(g.callbacks.0.lock().unwrap().is_empty());
+    // A JWT caller in the group, and a session of the approver role, are let in.
+    let req = ApiRequest {
+        method: "POST".into(),
+        path: "/runs/r1/approvals/g1".into(),
+        body: Some(json!({"decision": "approve"}).to_string()),
+        identity: Some("4b1c-user-sub".into()),
+        groups: vec!["release-managers".into()],
+    };
+    assert_eq!(handle_api(&req, &g.deps).await.status, 200);
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g3",
+            Some(json!({"decision": "approve"})),
+            Some(&format!("{APPROVER_ROLE}/alice")),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_person_cannot_be_both_approvers_through_two_sessions_of_one_role() {
+    let g = given().await;
+    let first = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g2",
+            Some(json!({"decision": "approve"})),
+            Some(&format!("{APPROVER_ROLE}/alice")),
+        )
+        .await;
+    assert_eq!(first.status, 202);
+    let again = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g2",
+            Some(json!({"decision": "approve"})),
+            Some(&format!("{APPROVER_ROLE}/alice-second-session")),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let other = g
+        .call(
+            "POST",
+            "/runs/r1/approvals/g2",
+            Some(json!({"decision": "approve"})),
+            Some("arn:aws:iam::123456789012:user/bob"),
+        )
+        .await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert_eq!(
+        person("arn:aws:sts::123456789012:assumed-role/CutoverApprover/x"),
+        "arn:aws:iam::123456789012:role/CutoverApprover"
+    );
 }

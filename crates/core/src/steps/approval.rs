@@ -161,6 +161,29 @@ pub enum DecisionOutcome {
     WaitingForSecondApprover(ApprovalRecord),
 }
 
+/// The person behind a caller identity, for the two-person rule. An assumed-role session
+/// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) names its session freely, so one person
+/// could assume the same role twice under two session names: every session of a role counts as
+/// one person (`arn:aws:iam::ACCOUNT:role/ROLE`). IAM users and JWT subjects are taken as they
+/// are (an identity provider issues one subject per user). IAM identifiers:
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
+pub fn person(identity: &str) -> String {
+    let parts: Vec<&str> = identity.splitn(6, ':').collect();
+    if let [arn, partition, "sts", _, account, resource] = parts.as_slice() {
+        if *arn == "arn" {
+            if let Some(rest) = resource.strip_prefix("assumed-role/") {
+                let role = rest.split('/').next().unwrap_or(rest);
+                return format!("arn:{partition}:iam::{account}:role/{role}");
+            }
+        }
+    }
+    identity.to_string()
+}
+
+fn same_person(a: &str, b: &str) -> bool {
+    person(a) == person(b)
+}
+
 /// Records a human decision and answers the waiting task. A second decision is refused; under
 /// the two-person rule the second approval must come from someone else.
 pub async fn decide_approval(
@@ -201,7 +224,7 @@ pub async fn decide_approval(
     if decision.decision == Decision::Approve
         && (rec.approvals.len() + 1) < usize::from(rec.required_approvals)
     {
-        if rec.approvals.iter().any(|a| a.by == actor) {
+        if rec.approvals.iter().any(|a| same_person(&a.by, actor)) {
             return Err(ApprovalError::SameApprover(actor.into()));
         }
         rec.approvals.push(Approver {
@@ -226,7 +249,9 @@ pub async fn decide_approval(
         deps.store.append_event(&ev).await.map_err(unavailable)?;
         return Ok(DecisionOutcome::WaitingForSecondApprover(rec));
     }
-    if decision.decision == Decision::Approve && rec.approvals.iter().any(|a| a.by == actor) {
+    if decision.decision == Decision::Approve
+        && rec.approvals.iter().any(|a| same_person(&a.by, actor))
+    {
         return Err(ApprovalError::SameApprover(actor.into()));
     }
     rec.approvals.push(Approver {

@@ -14,7 +14,7 @@ mod validate;
 mod wave;
 
 pub use approval::{
-    decide_approval, request_approval, ApprovalError, DecideApproval, DecisionOutcome,
+    decide_approval, person, request_approval, ApprovalError, DecideApproval, DecisionOutcome,
     RequestApprovalInput, RequestApprovalOutput,
 };
 pub use close::{
