@@ -55,3 +55,57 @@ impl TaskCallbacks for SfnCallbacks {
         Ok(())
     }
 }
+
+/// DescribeExecution of the cutover machine by run id: the execution ARN is the machine's ARN
+/// with `stateMachine` replaced by `execution` and the name appended
+/// (https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html).
+/// RUNNING and PENDING_REDRIVE count as running; ExecutionDoesNotExist is None.
+#[derive(Clone)]
+pub struct SfnExecutions {
+    client: aws_sdk_sfn::Client,
+    machine_arn: String,
+}
+
+impl SfnExecutions {
+    pub fn new(client: aws_sdk_sfn::Client, machine_arn: &str) -> Self {
+        SfnExecutions {
+            client,
+            machine_arn: machine_arn.to_string(),
+        }
+    }
+
+    pub fn execution_arn(&self, run_id: &str) -> String {
+        format!(
+            "{}:{run_id}",
+            self.machine_arn
+                .replacen(":stateMachine:", ":execution:", 1)
+        )
+    }
+}
+
+#[async_trait]
+impl cutover_core::ports::Executions for SfnExecutions {
+    async fn is_running(&self, run_id: &str) -> Result<Option<bool>, PortError> {
+        match self
+            .client
+            .describe_execution()
+            .execution_arn(self.execution_arn(run_id))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(matches!(
+                out.status(),
+                aws_sdk_sfn::types::ExecutionStatus::Running
+                    | aws_sdk_sfn::types::ExecutionStatus::PendingRedrive
+            ))),
+            Err(e) => {
+                let e = map_sdk_error(SERVICE, e, &["InvalidArn"], &["ExecutionDoesNotExist"], &[]);
+                if e.kind == cutover_core::ports::PortErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}

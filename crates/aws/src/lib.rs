@@ -15,7 +15,7 @@ pub mod route53;
 pub mod schedules;
 pub mod store;
 
-pub use callbacks::SfnCallbacks;
+pub use callbacks::{SfnCallbacks, SfnExecutions};
 pub use clock::SystemClock;
 pub use hooks::HttpHooks;
 pub use metrics::CloudWatchMetrics;

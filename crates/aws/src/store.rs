@@ -104,6 +104,40 @@ impl DynamoStore {
 
 #[async_trait]
 impl RunStore for DynamoStore {
+    /// A conditional put: only while `from` holds the lock (ConditionExpression on runId).
+    async fn take_over_lock(
+        &self,
+        application: &str,
+        from: &str,
+        to: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&format!("APP#{application}")))
+            .item("sk", s("LOCK"))
+            .item("runId", s(to))
+            .item("acquiredAt", s(&at.to_rfc3339()))
+            .item("takenOverFrom", s(from))
+            .condition_expression("runId = :from")
+            .expression_attribute_values(":from", s(from))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = CODES.map(e);
+                if e.kind == PortErrorKind::Conflict {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
     async fn acquire_lock(
         &self,
         application: &str,

@@ -9,7 +9,7 @@ use aws_sdk_mgn::types::{
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use aws_smithy_types::retry::RetryConfig;
 use cutover_aws::route53::Backoff;
-use cutover_aws::{AwsReplication, CloudWatchMetrics, Route53Router, SfnCallbacks};
+use cutover_aws::{AwsReplication, CloudWatchMetrics, Route53Router, SfnCallbacks, SfnExecutions};
 use cutover_core::model::*;
 use cutover_core::ports::*;
 use std::time::Duration;
@@ -458,4 +458,52 @@ async fn sfn_unknown_token_is_not_found() {
         (e.kind, e.code.as_str()),
         (PortErrorKind::NotFound, "InvalidToken")
     );
+}
+
+#[tokio::test]
+async fn sfn_executions_tell_a_running_lock_holder_from_an_ended_or_unknown_one() {
+    use cutover_core::ports::Executions;
+    const MACHINE: &str = "arn:aws:states:us-east-1:123456789012:stateMachine:cutover-prod";
+    let running = mock!(aws_sdk_sfn::Client::describe_execution)
+        .match_requests(|r| {
+            r.execution_arn()
+                == Some("arn:aws:states:us-east-1:123456789012:execution:cutover-prod:orders-1")
+        })
+        .then_output(|| {
+            aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput::builder()
+                .execution_arn(
+                    "arn:aws:states:us-east-1:123456789012:execution:cutover-prod:orders-1",
+                )
+                .state_machine_arn(MACHINE)
+                .status(aws_sdk_sfn::types::ExecutionStatus::Running)
+                .start_date(aws_smithy_types::DateTime::from_secs(1_800_000_000))
+                .build()
+                .unwrap()
+        });
+    let ended = mock!(aws_sdk_sfn::Client::describe_execution).then_output(|| {
+        aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput::builder()
+            .execution_arn("arn:aws:states:us-east-1:123456789012:execution:cutover-prod:orders-2")
+            .state_machine_arn(MACHINE)
+            .status(aws_sdk_sfn::types::ExecutionStatus::Aborted)
+            .start_date(aws_smithy_types::DateTime::from_secs(1_800_000_000))
+            .build()
+            .unwrap()
+    });
+    let missing = mock!(aws_sdk_sfn::Client::describe_execution).then_error(|| {
+        aws_sdk_sfn::operation::describe_execution::DescribeExecutionError::ExecutionDoesNotExist(
+            aws_sdk_sfn::types::error::ExecutionDoesNotExist::builder()
+                .message("no")
+                .meta(meta("ExecutionDoesNotExist", "no"))
+                .build(),
+        )
+    });
+    let client = mock_client!(
+        aws_sdk_sfn,
+        aws_smithy_mocks::RuleMode::Sequential,
+        [&running, &ended, &missing]
+    );
+    let x = SfnExecutions::new(client, MACHINE);
+    assert_eq!(x.is_running("orders-1").await.unwrap(), Some(true));
+    assert_eq!(x.is_running("orders-2").await.unwrap(), Some(false));
+    assert_eq!(x.is_running("orders-3").await.unwrap(), None);
 }

@@ -111,6 +111,14 @@ async fn dynamodb_lock_is_a_conditional_put() {
         s.acquire_lock("orders", "r2", now).await.unwrap(),
         LockOutcome::Acquired
     );
+    // The lease: taken over only from the run that still holds it.
+    assert!(!s.take_over_lock("orders", "r1", "r3", now).await.unwrap());
+    assert!(s.take_over_lock("orders", "r2", "r3", now).await.unwrap());
+    assert_eq!(
+        s.acquire_lock("orders", "r2", now).await.unwrap(),
+        LockOutcome::HeldBy("r3".into())
+    );
+    assert!(!s.take_over_lock("orders", "r2", "r4", now).await.unwrap());
 }
 
 #[tokio::test]

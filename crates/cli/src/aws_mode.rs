@@ -90,6 +90,16 @@ impl RunStore for Real<DynamoStore> {
         let (a, r) = (a.to_string(), r.to_string());
         real_call!(self, |i| i.release_lock(&a, &r).await)
     }
+    async fn take_over_lock(
+        &self,
+        a: &str,
+        f: &str,
+        t: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let (a, f, t) = (a.to_string(), f.to_string(), t.to_string());
+        real_call!(self, |i| i.take_over_lock(&a, &f, &t, at).await)
+    }
     async fn load_run(&self, r: &str) -> Result<Option<RunRecord>, PortError> {
         let r = r.to_string();
         real_call!(self, |i| i.load_run(&r).await)

@@ -6,8 +6,8 @@ use cutover_core::api::{handle_api, ApiRequest};
 use cutover_core::model::{ApprovalNotice, AuditEvent, Decision};
 use cutover_core::plan::{Plan, PlanError};
 use cutover_core::ports::{
-    HealthProbe, Hooks, Metrics, Notifier, PortError, PortErrorKind, Replication, RunStore,
-    TaskCallbacks, TrafficRouter,
+    Executions, HealthProbe, Hooks, Metrics, Notifier, PortError, PortErrorKind, Replication,
+    RunStore, TaskCallbacks, TrafficRouter,
 };
 use cutover_core::steps::{self, DecideApproval, Deps};
 use cutover_engine::{
@@ -166,6 +166,15 @@ impl RunStore for ProgressStore {
     }
     async fn release_lock(&self, a: &str, r: &str) -> Result<(), PortError> {
         self.inner.release_lock(a, r).await
+    }
+    async fn take_over_lock(
+        &self,
+        a: &str,
+        f: &str,
+        t: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, PortError> {
+        self.inner.take_over_lock(a, f, t, at).await
     }
     async fn load_run(&self, r: &str) -> Result<Option<cutover_core::model::RunRecord>, PortError> {
         self.inner.load_run(r).await
@@ -327,6 +336,7 @@ pub(crate) fn setup(
     let notifier: Arc<dyn Notifier> = world.clone();
     let callbacks: Arc<dyn TaskCallbacks> = Arc::new(BrokerCallbacks(broker.clone()));
     let hooks: Arc<dyn Hooks> = world.clone();
+    let executions: Arc<dyn Executions> = world.clone();
     let deps = Deps {
         clock: Arc::new(clock),
         store: Faulty::new(faults.clone(), store),
@@ -336,7 +346,8 @@ pub(crate) fn setup(
         probe: Faulty::new(faults.clone(), probe),
         notifier: Faulty::new(faults.clone(), notifier),
         callbacks: Faulty::new(faults.clone(), callbacks),
-        hooks: Faulty::new(faults, hooks),
+        hooks: Faulty::new(faults.clone(), hooks),
+        executions: Faulty::new(faults, executions),
     };
 
     // The simulated humans: each gate's scripted answers are all played, in order, each at its
@@ -557,6 +568,14 @@ pub async fn run_local_async(
             (ports.plan, ports.store, ports.router, ports.replication)
         }
     };
+    // Locks earlier runs left behind, as the world describes them.
+    for l in &world_spec.locks {
+        let _ = wiring
+            .1
+            .acquire_lock(&l.application, &l.held_by, world_spec.start_time)
+            .await;
+    }
+    world.set_execution(&run_id, true);
     let s = setup(world, world_spec, memory, &wiring, options);
     let (plan, base_store, router, _) = &wiring;
     let operators = spawn_operator_aborts(world_spec, &run_id, &s.deps);
@@ -574,6 +593,7 @@ pub async fn run_local_async(
     for o in operators {
         o.abort();
     }
+    s.world.set_execution(&run_id, false);
     reconcile_after(&execution, &run_id, &s.deps).await;
     s.approver.abort();
     let d = &plan.dns;

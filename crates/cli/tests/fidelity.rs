@@ -653,3 +653,36 @@ fn a_safety_net_whose_lock_release_failed_once_still_releases_it() {
     assert!(r.report.timeline.iter().any(|e| e.event == "run-closed"));
     assert_eq!(r.report.world.faults_injected, 1);
 }
+
+#[test]
+fn a_lock_left_by_an_ended_execution_is_taken_over_and_a_running_ones_is_not() {
+    // The lock is a lease on its holder's execution (DescribeExecution).
+    let stale = text("dms-happy-path", "world.yaml")
+        + "locks: [{application: orders, heldBy: orders-crashed-run, running: false}]\n";
+    let r = run_texts(&text("dms-happy-path", "plan.yaml"), &stale);
+    assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
+    let taken = r
+        .report
+        .timeline
+        .iter()
+        .find(|e| e.event == "lock-taken-over")
+        .expect("audited");
+    assert!(
+        taken.message.contains("orders-crashed-run"),
+        "{}",
+        taken.message
+    );
+    assert_eq!(r.store.lock_holder("orders"), None, "released at the end");
+
+    let live = text("dms-happy-path", "world.yaml")
+        + "locks: [{application: orders, heldBy: orders-other-run, running: true}]\n";
+    let r = run_texts(&text("dms-happy-path", "plan.yaml"), &live);
+    assert_eq!(r.report.exit_code(), 4);
+    assert_eq!(r.report.error.as_deref(), Some("RunInProgress"));
+    assert_eq!(
+        r.store.lock_holder("orders").as_deref(),
+        Some("orders-other-run"),
+        "a running holder keeps its lock"
+    );
+    assert_eq!(r.report.world.dns_changes_applied, 0);
+}

@@ -82,6 +82,14 @@ pub trait RunStore: Send + Sync {
     ) -> Result<LockOutcome, PortError>;
     /// Releases only a lock this run holds; anything else is left alone.
     async fn release_lock(&self, application: &str, run_id: &str) -> Result<(), PortError>;
+    /// Moves the lock from `from` to `to` if `from` still holds it; false if it does not.
+    async fn take_over_lock(
+        &self,
+        application: &str,
+        from: &str,
+        to: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError>;
     async fn load_run(&self, run_id: &str) -> Result<Option<RunRecord>, PortError>;
     /// Writes if the stored version equals `record.version` (0 = must not exist); stores version + 1.
     async fn save_run(&self, record: &RunRecord) -> Result<(), PortError>;
@@ -186,6 +194,14 @@ pub trait WaveSchedules: Send + Sync {
         at: DateTime<Utc>,
         input: &str,
     ) -> Result<String, PortError>;
+}
+
+/// Step Functions executions of the cutover machine, by run id (the execution name).
+#[async_trait]
+pub trait Executions: Send + Sync {
+    /// Some(true) while the execution runs (or waits to be redriven), Some(false) once it ended,
+    /// None when no such execution exists.
+    async fn is_running(&self, run_id: &str) -> Result<Option<bool>, PortError>;
 }
 
 /// The application owner's data hooks (freeze writes, switch the database, unfreeze).

@@ -17,6 +17,9 @@ pub struct Config {
     /// WAVE_STATE_MACHINE_ARN and WAVE_SCHEDULER_ROLE_ARN: what the approval API's
     /// `POST /waves/{wave}/schedule` schedules, and as whom (both or neither).
     pub wave_schedule: Option<(String, String)>,
+    /// CUTOVER_STATE_MACHINE_ARN: the cutover machine, whose executions hold application locks
+    /// (validate-cutover only).
+    pub cutover_state_machine_arn: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -69,6 +72,7 @@ impl Config {
             (None, Some(_)) => return Err(ConfigError::Missing("WAVE_STATE_MACHINE_ARN")),
         };
         Ok(Config {
+            cutover_state_machine_arn: get("CUTOVER_STATE_MACHINE_ARN").filter(|s| !s.is_empty()),
             wave_schedule,
             table_name,
             topic_arn: get("TOPIC_ARN").filter(|s| !s.is_empty()),

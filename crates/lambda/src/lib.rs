@@ -30,6 +30,7 @@ pub fn needs(function: &str) -> Needs {
         notifier: uses(Port::Notifier),
         callbacks: uses(Port::Callbacks),
         hooks: uses(Port::Hooks),
+        executions: uses(Port::Executions),
     }
 }
 
@@ -42,6 +43,7 @@ pub struct Needs {
     pub notifier: bool,
     pub callbacks: bool,
     pub hooks: bool,
+    pub executions: bool,
 }
 
 /// Builds the ports for `step` from one SDK config. A port the function was built without
@@ -93,7 +95,16 @@ pub async fn build_deps(
             none.clone()
         },
         hooks: if n.hooks {
-            ports::hooks(sdk)?.unwrap_or(none)
+            ports::hooks(sdk)?.unwrap_or(none.clone())
+        } else {
+            none.clone()
+        },
+        executions: if n.executions {
+            let machine = config
+                .cutover_state_machine_arn
+                .as_deref()
+                .ok_or(ConfigError::Missing("CUTOVER_STATE_MACHINE_ARN"))?;
+            ports::executions(sdk, machine).unwrap_or(none)
         } else {
             none
         },
@@ -188,6 +199,18 @@ mod ports {
     #[cfg(not(feature = "hooks"))]
     pub fn hooks(_: &aws_config::SdkConfig) -> Result<Option<Arc<dyn Hooks>>, ConfigError> {
         Ok(None)
+    }
+
+    #[cfg(feature = "executions")]
+    pub fn executions(sdk: &aws_config::SdkConfig, machine: &str) -> Option<Arc<dyn Executions>> {
+        Some(Arc::new(SfnExecutions::new(
+            aws_sdk_sfn::Client::new(sdk),
+            machine,
+        )))
+    }
+    #[cfg(not(feature = "executions"))]
+    pub fn executions(_: &aws_config::SdkConfig, _: &str) -> Option<Arc<dyn Executions>> {
+        None
     }
 
     #[cfg(feature = "callbacks")]

@@ -104,3 +104,10 @@ impl Hooks for Unconfigured {
         Err(self.refuse("hooks"))
     }
 }
+
+#[async_trait]
+impl Executions for Unconfigured {
+    async fn is_running(&self, _: &str) -> Result<Option<bool>, PortError> {
+        Err(self.refuse("states"))
+    }
+}

@@ -35,6 +35,7 @@ fn deps() -> (Deps, Arc<World>) {
         notifier: world.clone(),
         callbacks: Arc::new(Unconfigured("tests".into())),
         hooks: world.clone(),
+        executions: world.clone(),
     };
     (deps, world)
 }

@@ -170,6 +170,7 @@ fn port_marker(port: Port) -> &'static [&'static str] {
         Port::Callbacks => &["states:SendTask"],
         Port::Schedules => &["scheduler:"],
         Port::Hooks => &["lambda:InvokeFunction"],
+        Port::Executions => &["states:DescribeExecution"],
     }
 }
 
@@ -212,7 +213,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 needs.probe,
                 needs.notifier,
                 needs.callbacks,
-                needs.hooks
+                needs.hooks,
+                needs.executions
             ],
             [
                 Port::Router,
@@ -221,7 +223,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 Port::Probe,
                 Port::Notifier,
                 Port::Callbacks,
-                Port::Hooks
+                Port::Hooks,
+                Port::Executions
             ]
             .map(|p| f.uses(p)),
             "{}: wiring vs registry",

@@ -228,6 +228,16 @@ impl RunStore for Faulty<dyn RunStore> {
         self.faults.check("dynamodb", "dynamodb.PutItem")?;
         self.inner.acquire_lock(application, run_id, at).await
     }
+    async fn take_over_lock(
+        &self,
+        application: &str,
+        from: &str,
+        to: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        self.faults.check("dynamodb", "dynamodb.PutItem")?;
+        self.inner.take_over_lock(application, from, to, at).await
+    }
     async fn release_lock(&self, application: &str, run_id: &str) -> Result<(), PortError> {
         self.faults.check("dynamodb", "dynamodb.DeleteItem")?;
         self.inner.release_lock(application, run_id).await
@@ -275,6 +285,14 @@ impl RunStore for Faulty<dyn RunStore> {
     async fn set_wave_frozen(&self, wave: &str, reason: Option<&str>) -> Result<(), PortError> {
         self.faults.check("dynamodb", "dynamodb.PutItem")?;
         self.inner.set_wave_frozen(wave, reason).await
+    }
+}
+
+#[async_trait]
+impl Executions for Faulty<dyn Executions> {
+    async fn is_running(&self, run_id: &str) -> Result<Option<bool>, PortError> {
+        self.faults.check("states", "states.DescribeExecution")?;
+        self.inner.is_running(run_id).await
     }
 }
 

@@ -37,6 +37,19 @@ pub struct WorldSpec {
     /// answers ok.
     #[serde(default)]
     pub hooks: BTreeMap<String, Vec<(f64, String)>>,
+    /// Application locks held at t = 0 by earlier runs, and whether their executions still run.
+    #[serde(default)]
+    pub locks: Vec<LockSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LockSpec {
+    pub application: String,
+    /// The run id (execution name) holding it.
+    pub held_by: String,
+    /// Whether that execution is still running (false: it ended without releasing the lock).
+    pub running: bool,
 }
 
 /// Which database a tier of the application writes to.
@@ -377,6 +390,10 @@ pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
         &["ThrottlingException", "ServiceUnavailable"],
     ),
     (
+        "states.DescribeExecution",
+        &["ThrottlingException", "ServiceUnavailable"],
+    ),
+    (
         "dynamodb.GetItem",
         &[
             "ProvisionedThroughputExceededException",
@@ -654,6 +671,19 @@ impl WorldSpec {
                         format!("state '{s}' at t={t} is not OK, ALARM or INSUFFICIENT_DATA"),
                     );
                 }
+            }
+        }
+        for (i, l) in self.locks.iter().enumerate() {
+            let ok = !l.held_by.is_empty()
+                && l.held_by.len() <= 80
+                && l.held_by
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !ok {
+                bad(
+                    format!("locks[{i}].heldBy"),
+                    "must be a run id: 1-80 letters, digits, '-' or '_'".into(),
+                );
             }
         }
         let a = &self.app;

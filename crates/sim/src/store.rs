@@ -86,6 +86,23 @@ impl RunStore for MemoryStore {
         }
     }
 
+    async fn take_over_lock(
+        &self,
+        application: &str,
+        from: &str,
+        to: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, PortError> {
+        let mut t = self.lock();
+        if t.locks.get(application).is_some_and(|(h, _)| h == from) {
+            t.locks
+                .insert(application.to_string(), (to.to_string(), at));
+            t.writes += 1;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     async fn release_lock(&self, application: &str, run_id: &str) -> Result<(), PortError> {
         let mut t = self.lock();
         if t.locks.get(application).is_some_and(|(h, _)| h == run_id) {

@@ -108,6 +108,7 @@ async fn given_plan(plan_text: &str) -> Given {
         notifier: world.clone(),
         callbacks: callbacks.clone(),
         hooks: world.clone(),
+        executions: world.clone(),
     };
     let plan = Plan::parse(plan_text, false).unwrap();
     validate_cutover(

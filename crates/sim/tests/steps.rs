@@ -78,6 +78,7 @@ fn given(world: &str) -> Given {
         notifier: world.clone(),
         callbacks: callbacks.clone(),
         hooks: world.clone(),
+        executions: world.clone(),
     };
     Given {
         deps,
@@ -146,6 +147,7 @@ async fn validate_lists_every_preflight_problem() {
 #[tokio::test(start_paused = true)]
 async fn a_second_run_of_the_same_application_is_refused() {
     let g = given(WORLD);
+    g.world.set_execution("r1", true);
     validated(&g, "r1").await;
     let e = validate_cutover(
         ValidateInput {

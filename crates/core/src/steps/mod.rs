@@ -59,6 +59,7 @@ pub struct Deps {
     pub notifier: Arc<dyn Notifier>,
     pub callbacks: Arc<dyn TaskCallbacks>,
     pub hooks: Arc<dyn Hooks>,
+    pub executions: Arc<dyn Executions>,
 }
 
 /// Runs the named step on a JSON payload. Payloads are checked strictly at this boundary.

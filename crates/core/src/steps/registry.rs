@@ -14,10 +14,11 @@ pub enum Port {
     Callbacks,
     Schedules,
     Hooks,
+    Executions,
 }
 
 impl Port {
-    pub const ALL: [Port; 8] = [
+    pub const ALL: [Port; 9] = [
         Port::Router,
         Port::Replication,
         Port::Metrics,
@@ -26,6 +27,7 @@ impl Port {
         Port::Callbacks,
         Port::Schedules,
         Port::Hooks,
+        Port::Executions,
     ];
 
     /// The `cutover-lambda` cargo feature that links this port's SDK client.
@@ -39,6 +41,7 @@ impl Port {
             Port::Callbacks => "callbacks",
             Port::Schedules => "scheduler",
             Port::Hooks => "hooks",
+            Port::Executions => "executions",
         }
     }
 }
@@ -92,7 +95,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "validate-cutover",
         Cutover,
         "ValidateCutoverFunctionArn",
-        &[Router, Replication, Metrics, Probe],
+        &[Router, Replication, Metrics, Probe, Executions],
     ),
     step(
         "start-replication",

@@ -73,10 +73,38 @@ pub async fn validate_cutover(
     {
         LockOutcome::Acquired | LockOutcome::AlreadyHeld => {}
         LockOutcome::HeldBy(holder) => {
-            return Err(StepError::RunInProgress {
-                application: plan.application.clone(),
-                holder,
-            })
+            // The lock is a lease on the holder's execution: one that no longer runs (it ended
+            // without closing, or never existed) cannot keep it; one that runs always does.
+            let running = deps.executions.is_running(&holder).await.map_err(|e| {
+                StepError::from_port(e, |e| {
+                    StepError::Retryable(format!("cannot tell whether run {holder} runs: {e}"))
+                })
+            })?;
+            let taken = running != Some(true)
+                && deps
+                    .store
+                    .take_over_lock(&plan.application, &holder, &run_id, now)
+                    .await
+                    .map_err(store_err)?;
+            if !taken {
+                return Err(StepError::RunInProgress {
+                    application: plan.application.clone(),
+                    holder,
+                });
+            }
+            let mut ev = event(
+                &run_id,
+                "lock-taken-over",
+                "ValidateCutover",
+                "lock-taken-over",
+                now,
+            );
+            ev.message = format!(
+                "the lock of {} was held by run {holder}, whose execution {}; check that run's DNS and data before relying on its record",
+                plan.application,
+                if running.is_some() { "has ended" } else { "does not exist" }
+            );
+            audit(deps, ev).await?;
         }
     }
     let mut rec = RunRecord::new(&run_id, &plan.application, now);

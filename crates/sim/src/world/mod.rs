@@ -66,6 +66,8 @@ struct State {
     notices: Vec<ApprovalNotice>,
     pages: Vec<RunNotice>,
     app: app::AppState,
+    /// Executions of the cutover machine by run id: running or ended.
+    executions: HashMap<String, bool>,
 }
 
 pub struct World {
@@ -190,6 +192,11 @@ impl World {
             .map(|r| app::target_of(&canonical_record(r.clone())))
             .collect();
         let green_tier = spec.app.green_writes_to.unwrap_or(crate::spec::Db::Green);
+        let executions = spec
+            .locks
+            .iter()
+            .map(|l| (l.held_by.clone(), l.running))
+            .collect();
         World {
             clock,
             faults,
@@ -205,6 +212,7 @@ impl World {
                 notices: Vec::new(),
                 pages: Vec::new(),
                 app: app::AppState::new(green_tier),
+                executions,
             }),
             notices_tx: Mutex::new(None),
             app_record,
@@ -241,6 +249,12 @@ impl World {
             s.status = "running".into();
             s.started_at = Some(t);
         }
+    }
+
+    /// Records an execution of the cutover machine as running or ended (the local runner does,
+    /// as Step Functions would).
+    pub fn set_execution(&self, run_id: &str, running: bool) {
+        self.st().executions.insert(run_id.to_string(), running);
     }
 
     pub fn counters(&self) -> Counters {
@@ -315,6 +329,17 @@ mod http;
 mod replication;
 mod route53;
 mod sns;
+
+/// DescribeExecution of the cutover machine: RUNNING until the execution ends
+/// (https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html).
+#[async_trait::async_trait]
+impl Executions for World {
+    async fn is_running(&self, run_id: &str) -> Result<Option<bool>, PortError> {
+        let mut st = self.st();
+        self.enter(&mut st, "states", "DescribeExecution")?;
+        Ok(st.executions.get(run_id).copied())
+    }
+}
 
 #[cfg(test)]
 mod tests {
