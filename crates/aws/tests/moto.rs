@@ -218,6 +218,7 @@ async fn dynamodb_approval_token_stays_server_side() {
         required_approvals: 1,
         approvals: vec![],
         callback_sent: false,
+        notified: false,
     };
     s.save_approval(&a, true).await.unwrap();
     let loaded = s.load_approval("r1", "g").await.unwrap().unwrap();

@@ -102,7 +102,7 @@ impl TaskHandler for LocalHandler {
         let name = function.rsplit(':').next().unwrap_or(function);
         steps::dispatch(name, payload, &self.deps)
             .await
-            .map_err(|e| lambda_error(e.name(), &e.to_string()))
+            .map_err(|e| lambda_error(e.name(), &cutover_core::redact::redact_text(&e.to_string())))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod error;
 pub mod model;
 pub mod plan;
 pub mod ports;
+pub mod redact;
 pub mod steps;
 pub mod waves;
 

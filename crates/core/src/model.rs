@@ -301,6 +301,10 @@ pub struct ApprovalRecord {
     /// A decision stored without it is sent again when the decision is repeated.
     #[serde(default)]
     pub callback_sent: bool,
+    /// The humans were told (the notice was published); a redelivered request whose notice
+    /// failed publishes it then, one that was told does not again.
+    #[serde(default)]
+    pub notified: bool,
 }
 
 fn one() -> u8 {

@@ -237,7 +237,8 @@ pub async fn handle(step: &str, payload: Value, deps: &Deps) -> Result<Value, Di
             tracing::warn!(step, error = e.name(), "step failed");
             Err(Diagnostic {
                 error_type: e.name().to_string(),
-                error_message: e.to_string(),
+                // The cause lands in the execution history: no URL credential goes there.
+                error_message: cutover_core::redact::redact_text(&e.to_string()),
             })
         }
     }

@@ -833,3 +833,28 @@ async fn a_frozen_wave_starts_nothing_new() {
         "outcomes come from the run records"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_approval_notice_that_failed_is_sent_on_redelivery_and_only_once() {
+    let mut g = given(&format!(
+        "{WORLD}\nfaults: [{{operation: sns.Publish, error: ServiceUnavailable, times: 1}}]\n"
+    ));
+    let notifier: Arc<dyn cutover_core::ports::Notifier> = g.world.clone();
+    g.deps.notifier = cutover_sim::Faulty::new(g.world.faults(), notifier);
+    validated(&g, "r1").await;
+    let ask = || RequestApprovalInput {
+        run_id: "r1".into(),
+        plan: g.plan.clone(),
+        gate: "g1".into(),
+        task_token: "TOKEN-1".into(),
+        weight: None,
+    };
+    let first = request_approval(ask(), &g.deps).await.unwrap_err();
+    assert_eq!(first.name(), "Retryable", "{first}");
+    assert!(g.world.notices().is_empty());
+    let opened = request_approval(ask(), &g.deps).await.unwrap();
+    assert_eq!(g.world.notices().len(), 1, "the redelivery told the humans");
+    let again = request_approval(ask(), &g.deps).await.unwrap();
+    assert_eq!(g.world.notices().len(), 1, "and nobody twice");
+    assert_eq!(opened.expires_at, again.expires_at);
+}

@@ -54,8 +54,8 @@ pub async fn request_approval(
                 input.gate, input.run_id
             )));
         }
-        if a.task_token == input.task_token {
-            // Redelivered: the gate is open and the human was told once already.
+        if a.task_token == input.task_token && a.notified {
+            // Redelivered: the gate is open and the humans were told once already.
             return Ok(RequestApprovalOutput {
                 gate: input.gate,
                 expires_at: a.expires_at,
@@ -98,6 +98,12 @@ pub async fn request_approval(
         },
         approvals: vec![],
         callback_sent: false,
+        notified: false,
+    };
+    // A redelivery whose notice failed keeps the gate's first request time and expiry.
+    let mut record = match &existing {
+        Some(a) if a.task_token == input.task_token => a.clone(),
+        _ => record,
     };
     deps.store
         .save_approval(&record, true)
@@ -107,14 +113,22 @@ pub async fn request_approval(
         run_id: input.run_id.clone(),
         application: input.plan.application.clone(),
         gate: input.gate.clone(),
-        expires_at,
-        evidence,
+        expires_at: record.expires_at,
+        evidence: record.evidence.clone(),
         how_to_answer: format!("POST /runs/{}/approvals/{} with {{\"decision\": \"approve\"|\"reject\", \"reason\": \"…\"}}", input.run_id, input.gate),
     };
     deps.notifier
         .approval_requested(&notice)
         .await
         .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
+    record.notified = true;
+    // Told: a redelivery from here on notifies nobody again. (A decision that raced in keeps its
+    // own write; the conditional save then refuses this one, which is fine.)
+    match deps.store.save_approval(&record, true).await {
+        Ok(()) => {}
+        Err(e) if e.kind == crate::ports::PortErrorKind::Conflict => {}
+        Err(e) => return Err(store_err(e)),
+    }
     let mut ev = event(
         &input.run_id,
         format!("approval#{}#requested", input.gate),
@@ -122,11 +136,15 @@ pub async fn request_approval(
         "approval-requested",
         now,
     );
-    ev.message = format!("gate {} open until {}", input.gate, expires_at.to_rfc3339());
+    ev.message = format!(
+        "gate {} open until {}",
+        input.gate,
+        record.expires_at.to_rfc3339()
+    );
     audit(deps, ev).await?;
     Ok(RequestApprovalOutput {
         gate: input.gate,
-        expires_at,
+        expires_at: record.expires_at,
     })
 }
 

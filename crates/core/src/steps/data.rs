@@ -99,7 +99,7 @@ fn hook<'a>(plan: &'a Plan, name: &str) -> Result<&'a Hook, StepError> {
 }
 
 fn hook_err(name: &str, h: &Hook, e: PortError) -> StepError {
-    let what = format!("{name} hook {}: {}", h.target(), e.message);
+    let what = crate::redact::redact_text(&format!("{name} hook {}: {}", h.target(), e.message));
     match (e.code.as_str(), e.kind) {
         ("HookTimedOut", _) => StepError::HookTimedOut(format!(
             "{what} (no answer within {}s; it may have acted)",

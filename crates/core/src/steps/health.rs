@@ -70,7 +70,10 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     for c in &plan.health.http {
         let r = deps.probe.probe(c).await;
         if !r.ok {
-            reasons.push(format!("{}: {}", c.url, r.detail));
+            reasons.push(crate::redact::redact_text(&format!(
+                "{}: {}",
+                c.url, r.detail
+            )));
         }
     }
     if !plan.health.alarms.is_empty() {

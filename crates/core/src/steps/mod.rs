@@ -164,8 +164,10 @@ pub(crate) async fn remember<T: serde::Serialize + serde::de::DeserializeOwned>(
     serde_json::from_value(kept).map_err(|e| StepError::invalid(e.to_string()))
 }
 
-/// Appends an audit event; a redelivered step finds its key taken and adds nothing.
-pub(crate) async fn audit(deps: &Deps, event: AuditEvent) -> Result<(), StepError> {
+/// Appends an audit event; a redelivered step finds its key taken and adds nothing. A URL's
+/// credentials never reach the trail.
+pub(crate) async fn audit(deps: &Deps, mut event: AuditEvent) -> Result<(), StepError> {
+    event.message = crate::redact::redact_text(&event.message);
     deps.store.append_event(&event).await.map_err(store_err)?;
     Ok(())
 }

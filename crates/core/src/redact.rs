@@ -1,0 +1,104 @@
+//! Credentials never leave through what the suite writes: a URL's password and the values of
+//! query parameters that carry secrets are replaced before a URL reaches an audit event, a health
+//! reason, an error cause or a log line.
+
+/// Query parameter names (compared without case) whose values are credentials: passwords, API
+/// keys, tokens, SigV4 presigned-URL parameters (X-Amz-Signature, X-Amz-Credential,
+/// X-Amz-Security-Token).
+const SECRET_PARAMS: &[&str] = &[
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "apikey",
+    "signature",
+    "credential",
+    "auth",
+    "sig",
+    "code",
+    "session",
+];
+
+const REDACTED: &str = "REDACTED";
+
+fn secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SECRET_PARAMS.iter().any(|s| n.contains(s))
+}
+
+/// One URL with its password and secret query values replaced; text that is not a URL unchanged.
+pub fn redact_url(text: &str) -> String {
+    let Ok(mut u) = url::Url::parse(text) else {
+        return text.to_string();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some(REDACTED));
+    }
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_param(&k) {
+                    REDACTED.to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+/// Free text with every http(s) URL in it redacted.
+pub fn redact_text(text: &str) -> String {
+    if !text.contains("://") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("http") {
+        let candidate = &rest[i..];
+        if !(candidate.starts_with("https://") || candidate.starts_with("http://")) {
+            out.push_str(&rest[..i + 4]);
+            rest = &rest[i + 4..];
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        let end = candidate
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | ']' | ','))
+            .unwrap_or(candidate.len());
+        out.push_str(&redact_url(&candidate[..end]));
+        rest = &candidate[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_secret_parameters_are_replaced() {
+        assert_eq!(
+            redact_url("https://probe:hunter2@green.example.com/health?api_key=abc&region=eu"),
+            "https://probe:REDACTED@green.example.com/health?api_key=REDACTED&region=eu"
+        );
+        assert_eq!(
+            redact_text("https://user:pw@x.example.com/h: connection failed (https://x.example.com/?X-Amz-Signature=f00&X-Amz-Credential=AKID)"),
+            "https://user:REDACTED@x.example.com/h: connection failed (https://x.example.com/?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED)"
+        );
+        assert_eq!(
+            redact_text("lag 3s; http 503 from https://green.example.com/health"),
+            "lag 3s; http 503 from https://green.example.com/health"
+        );
+        assert_eq!(
+            redact_text("no urls, httpd is fine"),
+            "no urls, httpd is fine"
+        );
+    }
+}
