@@ -460,7 +460,7 @@ fn spawn_operator_aborts(
 
 /// The first `stop` of the world's operators, as a console StopExecution: it records who stopped
 /// the run and why, then resolves with the error and cause the execution ends with.
-async fn operator_stop(world: &WorldSpec, run_id: &str, deps: Deps) -> (String, String) {
+pub(crate) async fn operator_stop(world: &WorldSpec, run_id: &str, deps: Deps) -> (String, String) {
     let Some((i, o)) = world
         .operator
         .iter()
@@ -513,7 +513,18 @@ pub(crate) async fn reconcile_after(
         cutover_engine::Status::TimedOut => "TIMED_OUT",
         cutover_engine::Status::Aborted => "ABORTED",
     };
-    let event = json!({"detail": {"name": run_id, "status": status, "cause": execution.cause}});
+    reconcile_status(run_id, status, execution.cause.clone(), deps).await;
+}
+
+/// Sends the safety net's event for one run, as the EventBridge rule would, retrying while the
+/// store or Route 53 ask for it.
+pub(crate) async fn reconcile_status(
+    run_id: &str,
+    status: &str,
+    cause: Option<String>,
+    deps: &Deps,
+) {
+    let event = json!({"detail": {"name": run_id, "status": status, "cause": cause}});
     for _ in 0..120 {
         match steps::dispatch("reconcile-run", event.clone(), deps).await {
             Ok(_) => return,

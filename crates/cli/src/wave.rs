@@ -1,7 +1,9 @@
 //! `cutover local wave`: a wave file's applications, each a child execution of the cutover
 //! machine, run by the real wave machine in the local engine over one simulated world.
 
-use crate::local::{load_plan, paused_runtime, setup, InputError, RunOptions};
+use crate::local::{
+    load_plan, operator_stop, paused_runtime, reconcile_status, setup, InputError, RunOptions,
+};
 use chrono::{DateTime, Utc};
 use cutover_core::steps::{WaveApp, WaveReport, WaveSpec};
 use cutover_core::waves::{check_graph, WaveFile};
@@ -183,10 +185,25 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             &spec.wave,
             &world_spec.start_time.format("%Y%m%dT%H%M%SZ").to_string(),
         );
+        // An operator's console stop of the wave: Step Functions stops the children started
+        // with startExecution.sync (they end ABORTED), and the safety net's rule reconciles
+        // each of them, so no application is left half-shifted.
+        let stop = operator_stop(world_spec, &wave_run_id, s.deps.clone());
         let execution = s
             .engine
-            .execute(&s.wave, "wave", &wave_run_id, json!({ "wave": spec }))
+            .execute_until(&s.wave, "wave", &wave_run_id, json!({ "wave": spec }), stop)
             .await;
+        if execution.status == cutover_engine::Status::Aborted {
+            for app in &spec.applications {
+                reconcile_status(
+                    &app.run_id,
+                    "ABORTED",
+                    Some(format!("the wave {} was stopped", spec.wave)),
+                    &s.deps,
+                )
+                .await;
+            }
+        }
         s.approver.abort();
         let start = execution.started;
         let secs = |t: DateTime<Utc>| (t - start).num_milliseconds() as f64 / 1000.0;
@@ -209,6 +226,9 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
                     })
                     .collect(),
             ),
+            None if execution.status == cutover_engine::Status::Aborted => {
+                ("aborted".to_string(), vec![])
+            }
             None => ("failed".to_string(), vec![]),
         };
         let report = WaveRunReport {

@@ -186,3 +186,71 @@ fn the_cli_plans_waves_from_a_portfolio() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("a -> b -> a"));
 }
+
+#[test]
+fn a_stopped_wave_leaves_no_application_half_shifted_and_no_lock_held() {
+    let spec = load_wave(&example().join("wave.yaml")).expect("wave");
+    let mut world = load_world(&example().join("world.yaml")).expect("world");
+    // Stopped from the console while the first applications are shifting traffic.
+    world.operator = vec![cutover_sim::spec::OperatorSpec {
+        after_seconds: 1300.0,
+        action: cutover_sim::spec::OperatorAction::Stop,
+        by: "ops@example.com".into(),
+        reason: Some("change freeze".into()),
+    }];
+    let run = run_wave_local(&spec, &world, &RunOptions::default());
+    assert_eq!(run.report.outcome, "aborted");
+    let mut moved = 0;
+    for app in &spec.applications {
+        let d = &app.plan.dns;
+        let now = run
+            .world
+            .dns(&d.hosted_zone_id, &d.record_name, d.record_type);
+        let green = app.plan.dns.green.routing();
+        let at_start = now.len() == 1 && now[0].set_identifier.is_none();
+        let all_green = now
+            .iter()
+            .filter(|r| r.weight != Some(0))
+            .all(|r| r.routes_to(&green));
+        assert!(
+            at_start || all_green,
+            "{} is half-shifted: {now:?}",
+            app.application
+        );
+        moved += usize::from(!at_start);
+        assert_eq!(
+            run.store.lock_holder(&app.application),
+            None,
+            "{} still locked",
+            app.application
+        );
+    }
+    // Some applications had started: the stop really interrupted traffic that was moving.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let closed: Vec<String> = spec
+        .applications
+        .iter()
+        .filter_map(|a| {
+            rt.block_on(cutover_core::ports::RunStore::load_run(
+                run.store.as_ref(),
+                &a.run_id,
+            ))
+            .unwrap()
+            .map(|r| {
+                r.outcome
+                    .unwrap_or_else(|| format!("{} unclosed", a.application))
+            })
+        })
+        .collect();
+    assert!(!closed.is_empty(), "some applications had started");
+    assert!(
+        closed.iter().all(|o| !o.ends_with("unclosed")),
+        "{closed:?}"
+    );
+    assert!(
+        closed.iter().any(|o| o == "rolled_back"),
+        "{closed:?} (moved: {moved})"
+    );
+}
