@@ -541,3 +541,16 @@ fn unmanaged_happy_path_loses_nothing_when_green_keeps_the_traffic() {
     assert_eq!(r.report.data.writes_lost, 0, "{:?}", r.report.data);
     assert_eq!(r.world.counters().hook_calls, 0);
 }
+
+#[test]
+fn an_abort_while_frozen_unfreezes_and_rolls_back() {
+    // Writes freeze at 3090 s; the drain needs until 3180 s; the abort arrives at 3100 s.
+    let r = blue_until_switch(&[], |w| {
+        w + "operator: [{afterSeconds: 3100, action: abort, by: carol@example.com, reason: freeze window}]\n"
+    });
+    assert_eq!(r.report.outcome, "rolled_back", "{:?}", r.report.cause);
+    assert!(happened(&r, "writes-unfrozen"));
+    assert!(!r.report.data.point_of_no_return);
+    assert_eq!(r.report.data.writes_lost, 0);
+    assert!(r.report.data.freeze_seconds < 60.0, "{:?}", r.report.data);
+}

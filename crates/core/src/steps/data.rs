@@ -272,6 +272,10 @@ async fn check_drain(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepE
             "writes are not frozen: nothing to drain",
         ));
     };
+    // An abort is honoured while frozen too: the catch abandons (unfreezes) and rolls back.
+    if let Some(reason) = &run.abort_requested {
+        return Err(StepError::Aborted(format!("abort requested: {reason}")));
+    }
     let task = drain_task(&input.plan, &run.data)?;
     let now = deps.clock.now();
     let frozen_for = (now - frozen_at).num_milliseconds() as f64 / 1000.0;

@@ -182,6 +182,15 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
         );
     })
     .await?;
+    let mut intent = event(
+        &input.run_id,
+        format!("{key}#requested"),
+        "ShiftTrafficWeight",
+        "weights-change-requested",
+        deps.clock.now(),
+    );
+    intent.weights = Some(Plan::weights_for(input.weight));
+    audit(deps, intent).await?;
     let info = change_waiting(deps, &d.hosted_zone_id, &changes, &comment)
         .await
         .map_err(route53_err)?;
