@@ -158,18 +158,7 @@ fn deps() -> Deps {
     .unwrap();
     let clock = SimClock::start(spec.start_time);
     let world = Arc::new(World::new(spec, clock));
-    Deps {
-        clock: Arc::new(clock),
-        store: Arc::new(MemoryStore::new()),
-        router: world.clone(),
-        replication: world.clone(),
-        metrics: world.clone(),
-        probe: world.clone(),
-        notifier: world.clone(),
-        callbacks: Arc::new(NoCallbacks),
-        hooks: world.clone(),
-        executions: world,
-    }
+    cutover_sim::world_deps(world, Arc::new(MemoryStore::new()), Arc::new(NoCallbacks))
 }
 
 struct NoCallbacks;

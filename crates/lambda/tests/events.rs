@@ -25,18 +25,11 @@ fn deps() -> (Deps, Arc<World>) {
     let spec = WorldSpec::parse(&std::fs::read_to_string(root).unwrap(), false).unwrap();
     let clock = SimClock::start(spec.start_time);
     let world = Arc::new(World::new(spec, clock));
-    let deps = Deps {
-        clock: Arc::new(clock),
-        store: Arc::new(MemoryStore::new()),
-        router: world.clone(),
-        replication: world.clone(),
-        metrics: world.clone(),
-        probe: world.clone(),
-        notifier: world.clone(),
-        callbacks: Arc::new(Unconfigured("tests".into())),
-        hooks: world.clone(),
-        executions: world.clone(),
-    };
+    let deps = cutover_sim::world_deps(
+        world.clone(),
+        Arc::new(MemoryStore::new()),
+        Arc::new(Unconfigured("tests".into())),
+    );
     (deps, world)
 }
 

@@ -13,3 +13,24 @@ pub use faults::{Faults, Faulty};
 pub use spec::{WorldError, WorldSpec};
 pub use store::MemoryStore;
 pub use world::{Counters, World, WriteTally};
+
+/// The step ports over one world, with the given run store and Step Functions callbacks: every
+/// AWS service the steps call is the world (tests and tools that drive steps directly).
+pub fn world_deps(
+    world: std::sync::Arc<World>,
+    store: std::sync::Arc<dyn cutover_core::ports::RunStore>,
+    callbacks: std::sync::Arc<dyn cutover_core::ports::TaskCallbacks>,
+) -> cutover_core::steps::Deps {
+    cutover_core::steps::Deps {
+        clock: std::sync::Arc::new(world.clock()),
+        store,
+        router: world.clone(),
+        replication: world.clone(),
+        metrics: world.clone(),
+        probe: world.clone(),
+        notifier: world.clone(),
+        callbacks,
+        hooks: world.clone(),
+        executions: world,
+    }
+}

@@ -98,18 +98,11 @@ async fn given_plan(plan_text: &str) -> Given {
     let clock = SimClock::start(Utc::now());
     let world = Arc::new(World::new(WorldSpec::parse(WORLD, false).unwrap(), clock));
     let callbacks = Arc::new(Callbacks::default());
-    let deps = Deps {
-        clock: Arc::new(clock),
-        store: Arc::new(MemoryStore::new()),
-        router: world.clone(),
-        replication: world.clone(),
-        metrics: world.clone(),
-        probe: world.clone(),
-        notifier: world.clone(),
-        callbacks: callbacks.clone(),
-        hooks: world.clone(),
-        executions: world.clone(),
-    };
+    let deps = cutover_sim::world_deps(
+        world.clone(),
+        Arc::new(MemoryStore::new()),
+        callbacks.clone(),
+    );
     let plan = Plan::parse(plan_text, false).unwrap();
     validate_cutover(
         ValidateInput {

@@ -68,18 +68,7 @@ fn given(world: &str) -> Given {
     ));
     let store = Arc::new(MemoryStore::new());
     let callbacks = Arc::new(RecordedCallbacks::default());
-    let deps = Deps {
-        clock: Arc::new(clock),
-        store: store.clone(),
-        router: world.clone(),
-        replication: world.clone(),
-        metrics: world.clone(),
-        probe: world.clone(),
-        notifier: world.clone(),
-        callbacks: callbacks.clone(),
-        hooks: world.clone(),
-        executions: world.clone(),
-    };
+    let deps = cutover_sim::world_deps(world.clone(), store.clone(), callbacks.clone());
     Given {
         deps,
         world,
