@@ -225,6 +225,13 @@ mod ports {
 
 /// Runs the step on one event. The payload is never logged: it may carry a task token.
 pub async fn handle(step: &str, payload: Value, deps: &Deps) -> Result<Value, Diagnostic> {
+    use tracing::Instrument;
+    let (run_id, application) = log_fields(&payload);
+    let span = tracing::info_span!("invocation", runId = %run_id, application = %application, step);
+    handle_in_span(step, payload, deps).instrument(span).await
+}
+
+async fn handle_in_span(step: &str, payload: Value, deps: &Deps) -> Result<Value, Diagnostic> {
     match dispatch(step, payload, deps).await {
         Ok(v) => {
             tracing::info!(step, "step succeeded");
@@ -270,11 +277,50 @@ pub fn rollback_failed_metric(close_output: &Value) -> Value {
 }
 
 /// Sandbox start-up shared by every function: JSON logs, the config, the SDK config.
+/// The log filter: Lambda's advanced logging controls pass the function's ApplicationLogLevel as
+/// AWS_LAMBDA_LOG_LEVEL (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html);
+/// RUST_LOG, when set, wins (local runs). FATAL has no tracing level: it keeps errors only.
+pub fn log_filter(
+    aws_level: Option<&str>,
+    rust_log: Option<&str>,
+) -> tracing_subscriber::EnvFilter {
+    let level = match (rust_log, aws_level.map(str::to_ascii_lowercase).as_deref()) {
+        (Some(r), _) if !r.is_empty() => r.to_string(),
+        (_, Some("fatal")) => "error".into(),
+        (_, Some(l)) if ["trace", "debug", "info", "warn", "error"].contains(&l) => l.into(),
+        _ => "info".into(),
+    };
+    tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// The fields every log line of one invocation carries: the run, its application, the step.
+pub fn log_fields(payload: &Value) -> (String, String) {
+    let s = |p: &str| {
+        payload
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let run_id = [s("/runId"), s("/detail/name"), s("/waveRunId")]
+        .into_iter()
+        .find(|v| !v.is_empty())
+        .unwrap_or_default();
+    (run_id, s("/plan/application"))
+}
+
 async fn init() -> Result<(Config, aws_config::SdkConfig), ConfigError> {
+    let filter = log_filter(
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        std::env::var("RUST_LOG").ok().as_deref(),
+    );
     tracing_subscriber::fmt()
         .json()
+        .with_env_filter(filter)
         .with_target(false)
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(false)
         .without_time()
         .init();
     let config = Config::from_env()?;
@@ -393,5 +439,31 @@ pub fn api_response(r: ApiResponse) -> ApiGatewayV2httpResponse {
         headers,
         body: Some(aws_lambda_events::encodings::Body::Text(r.body.to_string())),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn the_level_comes_from_lambda_unless_rust_log_says_otherwise() {
+        assert_eq!(log_filter(Some("DEBUG"), None).to_string(), "debug");
+        assert_eq!(log_filter(Some("FATAL"), None).to_string(), "error");
+        assert_eq!(log_filter(Some("nonsense"), None).to_string(), "info");
+        assert_eq!(log_filter(None, None).to_string(), "info");
+        assert_eq!(log_filter(Some("INFO"), Some("warn")).to_string(), "warn");
+    }
+
+    #[test]
+    fn every_line_names_the_run_and_application_of_the_event() {
+        let step_event =
+            serde_json::json!({"runId": "orders-1", "plan": {"application": "orders"}});
+        assert_eq!(
+            log_fields(&step_event),
+            ("orders-1".into(), "orders".into())
+        );
+        let rule_event = serde_json::json!({"detail": {"name": "orders-2", "status": "ABORTED"}});
+        assert_eq!(log_fields(&rule_event), ("orders-2".into(), String::new()));
     }
 }
