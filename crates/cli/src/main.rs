@@ -101,10 +101,14 @@ enum PlanCommand {
 
 #[derive(Subcommand)]
 enum LocalCommand {
-    /// Run a wave locally. Exit 0 all completed, 2 invalid input, 5 some application did not complete.
+    /// Run a wave locally: its applications in dependency order under its concurrency cap, on
+    /// the real wave and cutover machines over one simulated world. Exit 0 all completed,
+    /// 2 invalid input, 5 some application did not complete.
     Wave {
+        /// The wave file (applications, dependencies, cap): docs/waves.md.
         #[arg(long)]
         wave: PathBuf,
+        /// The simulated AWS world every application runs against: docs/world.md.
         #[arg(long)]
         world: PathBuf,
         /// Print the wave report as JSON on stdout.
@@ -117,10 +121,18 @@ enum LocalCommand {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
-    /// Exit 0 completed, 2 invalid input, 3 rolled back, 4 failed or aborted.
+    /// Run one cutover locally: the real statemachines/cutover.asl.json in the embedded engine,
+    /// the real step handlers, over a simulated AWS world on a virtual clock (hours of simulated
+    /// time in a second). Progress lines go to stderr, a summary (or --json, the report) to
+    /// stdout.
+    ///
+    /// Exit 0 completed, 2 invalid input (file and field named, nothing run), 3 rolled back,
+    /// 4 failed or aborted, 6 rollback failed (DNS not restored: paged, lock kept).
     Run {
+        /// The cutover plan (YAML, or JSON by extension): docs/plan.md.
         #[arg(long)]
         plan: PathBuf,
+        /// The simulated AWS world the plan runs against (YAML or JSON): docs/world.md.
         #[arg(long)]
         world: PathBuf,
         /// Print the final report as JSON on stdout.
