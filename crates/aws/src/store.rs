@@ -301,6 +301,10 @@ impl RunStore for DynamoStore {
         )?;
         // The token is not part of the serialized record; it is stored beside it and read only here.
         item.insert("taskToken".into(), s(&approval.task_token));
+        item.insert(
+            "version".into(),
+            aws_sdk_dynamodb::types::AttributeValue::N((approval.version + 1).to_string()),
+        );
         let req = self
             .client
             .put_item()
@@ -308,9 +312,13 @@ impl RunStore for DynamoStore {
             .set_item(Some(item));
         let req = if expect_undecided {
             req.condition_expression(
-                "attribute_not_exists(decision) OR attribute_type(decision, :null)",
+                "(attribute_not_exists(decision) OR attribute_type(decision, :null)) AND (attribute_not_exists(version) OR version = :v)",
             )
             .expression_attribute_values(":null", s("NULL"))
+            .expression_attribute_values(
+                ":v",
+                aws_sdk_dynamodb::types::AttributeValue::N(approval.version.to_string()),
+            )
         } else {
             req
         };

@@ -219,6 +219,7 @@ async fn dynamodb_approval_token_stays_server_side() {
         approvals: vec![],
         callback_sent: false,
         notified: false,
+        version: 0,
     };
     s.save_approval(&a, true).await.unwrap();
     let loaded = s.load_approval("r1", "g").await.unwrap().unwrap();
@@ -228,9 +229,21 @@ async fn dynamodb_approval_token_stays_server_side() {
         "",
         "listing never returns the token"
     );
+    assert_eq!(loaded.version, 1, "the store bumps the version");
+    // A write from a stale read (version 0) is refused: a concurrent approval is never lost.
+    a.approvals.push(cutover_core::model::Approver {
+        by: "bob".into(),
+        at: Utc::now(),
+    });
+    assert_eq!(
+        s.save_approval(&a, true).await.unwrap_err().kind,
+        PortErrorKind::Conflict
+    );
+    a.version = 1;
     a.decision = Some(Decision::Approve);
     a.decided_by = Some("alice".into());
     s.save_approval(&a, true).await.unwrap();
+    a.version = 2;
     a.decision = Some(Decision::Reject);
     assert_eq!(
         s.save_approval(&a, true).await.unwrap_err().kind,

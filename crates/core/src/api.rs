@@ -167,6 +167,7 @@ pub async fn handle_api_with(
                 Err(e @ ApprovalError::Expired(_)) => error(410, e.to_string()),
                 Err(ApprovalError::Invalid(m)) => bad_field("(identity)", m),
                 Err(ApprovalError::Unavailable(m)) => error(503, m),
+                Err(e @ ApprovalError::Raced) => error(503, e.to_string()),
             }
         }
         ("POST", ["runs", run, "abort"]) if valid_segment(run) => {

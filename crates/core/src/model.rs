@@ -305,6 +305,10 @@ pub struct ApprovalRecord {
     /// failed publishes it then, one that was told does not again.
     #[serde(default)]
     pub notified: bool,
+    /// Bumped by the store on every write; a conditional write carrying a stale version is
+    /// refused, so two first approvals of a two-person gate cannot overwrite each other.
+    #[serde(default)]
+    pub version: u64,
 }
 
 fn one() -> u8 {

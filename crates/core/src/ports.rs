@@ -96,7 +96,8 @@ pub trait RunStore: Send + Sync {
     /// Appends unless an event with the same key exists; returns whether it was new.
     async fn append_event(&self, event: &AuditEvent) -> Result<bool, PortError>;
     async fn events(&self, run_id: &str) -> Result<Vec<AuditEvent>, PortError>;
-    /// `expect_undecided` makes the write conditional on no decision being stored yet.
+    /// `expect_undecided` makes the write conditional on no decision being stored yet and on the
+    /// stored version being `approval.version` (0: nothing stored). Every write stores version + 1.
     async fn save_approval(
         &self,
         approval: &ApprovalRecord,

@@ -161,7 +161,16 @@ impl RunStore for MemoryStore {
                 approval.gate
             )));
         }
-        t.approvals.insert(key, approval.clone());
+        let stored = t.approvals.get(&key).map_or(0, |a| a.version);
+        if expect_undecided && stored != approval.version {
+            return Err(conflict(format!(
+                "gate {} changed meanwhile (version {stored}, not {})",
+                approval.gate, approval.version
+            )));
+        }
+        let mut next = approval.clone();
+        next.version = approval.version + 1;
+        t.approvals.insert(key, next);
         t.writes += 1;
         Ok(())
     }

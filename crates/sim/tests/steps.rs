@@ -847,3 +847,57 @@ async fn an_approval_notice_that_failed_is_sent_on_redelivery_and_only_once() {
     assert_eq!(g.world.notices().len(), 1, "and nobody twice");
     assert_eq!(opened.expires_at, again.expires_at);
 }
+
+#[tokio::test(start_paused = true)]
+async fn two_first_approvals_at_once_both_count() {
+    // Two approvers of a two-person gate read the gate at the same moment: the store refuses
+    // the second write (stale version) instead of losing the first approval.
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    let mut plan = g.plan.clone();
+    plan.approvals.two_person_gates = vec!["g1".into()];
+    request_approval(
+        RequestApprovalInput {
+            run_id: "r1".into(),
+            plan,
+            gate: "g1".into(),
+            task_token: "TOKEN-1".into(),
+            weight: None,
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    let read_by_alice = g.store.load_approval("r1", "g1").await.unwrap().unwrap();
+    let read_by_bob = read_by_alice.clone();
+    let mut a = read_by_alice;
+    a.approvals.push(cutover_core::model::Approver {
+        by: "alice".into(),
+        at: Utc::now(),
+    });
+    g.store.save_approval(&a, true).await.unwrap();
+    let mut b = read_by_bob;
+    b.approvals.push(cutover_core::model::Approver {
+        by: "bob".into(),
+        at: Utc::now(),
+    });
+    let lost = g.store.save_approval(&b, true).await.unwrap_err();
+    assert_eq!(lost.kind, cutover_core::ports::PortErrorKind::Conflict);
+    // Through the step, bob's approval is decided again on what is stored: it is the second.
+    let out = decide_approval(
+        "r1",
+        "g1",
+        DecideApproval {
+            decision: Decision::Approve,
+            reason: None,
+        },
+        "bob",
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    let DecisionOutcome::Decided(rec) = out else {
+        panic!("bob's approval was the second: {out:?}")
+    };
+    assert_eq!(rec.decided_by.as_deref(), Some("alice, bob"));
+}

@@ -99,16 +99,22 @@ pub async fn request_approval(
         approvals: vec![],
         callback_sent: false,
         notified: false,
+        version: 0,
     };
     // A redelivery whose notice failed keeps the gate's first request time and expiry.
     let mut record = match &existing {
         Some(a) if a.task_token == input.task_token => a.clone(),
-        _ => record,
+        Some(a) => ApprovalRecord {
+            version: a.version,
+            ..record
+        },
+        None => record,
     };
     deps.store
         .save_approval(&record, true)
         .await
         .map_err(store_err)?;
+    record.version += 1;
     let notice = ApprovalNotice {
         run_id: input.run_id.clone(),
         application: input.plan.application.clone(),
@@ -170,6 +176,9 @@ pub enum ApprovalError {
     Unavailable(String),
     #[error("{0} approved this gate already; the two-person rule needs someone else")]
     SameApprover(String),
+    /// The stored gate changed between reading and writing it (internal: decided again).
+    #[error("the gate changed while being decided")]
+    Raced,
 }
 
 /// What a decision did: ended the gate, or (two-person rule) recorded the first of two approvals.
@@ -205,6 +214,26 @@ fn same_person(a: &str, b: &str) -> bool {
 /// Records a human decision and answers the waiting task. A second decision is refused; under
 /// the two-person rule the second approval must come from someone else.
 pub async fn decide_approval(
+    run_id: &str,
+    gate: &str,
+    decision: DecideApproval,
+    actor: &str,
+    deps: &Deps,
+) -> Result<DecisionOutcome, ApprovalError> {
+    // A write that lost a race (another approval landed between our read and write) is decided
+    // again on what is stored now: two first approvals both count, one of them as the second.
+    for _ in 0..3 {
+        match decide_once(run_id, gate, decision.clone(), actor, deps).await {
+            Err(ApprovalError::Raced) => continue,
+            other => return other,
+        }
+    }
+    Err(ApprovalError::Unavailable(format!(
+        "gate {gate} kept changing while being decided; try again"
+    )))
+}
+
+async fn decide_once(
     run_id: &str,
     gate: &str,
     decision: DecideApproval,
@@ -253,9 +282,10 @@ pub async fn decide_approval(
             .save_approval(&rec, true)
             .await
             .map_err(|e| match e.kind {
-                PortErrorKind::Conflict => ApprovalError::AlreadyDecided(gate.into()),
+                PortErrorKind::Conflict => ApprovalError::Raced,
                 _ => unavailable(e),
             })?;
+        rec.version += 1;
         let mut ev = event(
             run_id,
             format!("approval#{gate}#first"),
@@ -287,10 +317,9 @@ pub async fn decide_approval(
     rec.decided_at = Some(now);
     rec.reason = decision.reason.clone();
     match deps.store.save_approval(&rec, true).await {
-        Ok(()) => {}
-        Err(e) if e.kind == PortErrorKind::Conflict => {
-            return Err(ApprovalError::AlreadyDecided(gate.into()))
-        }
+        Ok(()) => rec.version += 1,
+        // Decided meanwhile, or another approval landed: look again.
+        Err(e) if e.kind == PortErrorKind::Conflict => return Err(ApprovalError::Raced),
         Err(e) => return Err(unavailable(e)),
     }
     deliver(&mut rec, gate, deps, now, false).await?;
