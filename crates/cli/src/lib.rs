@@ -4,6 +4,7 @@
 #[cfg(feature = "aws")]
 pub mod aws_mode;
 pub mod chaos;
+pub mod html;
 pub mod local;
 pub mod report;
 pub mod wave;

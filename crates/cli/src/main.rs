@@ -48,6 +48,16 @@ enum Command {
         #[arg(long, default_value = "chaos-failures")]
         out: PathBuf,
     },
+    /// Render a run report (the JSON of `local run --json`) as one self-contained HTML page with
+    /// an SVG timeline (weights, lag against its threshold, health rounds, approvals, freeze,
+    /// switch, rollback) and the audit table. Exit 0, or 2 when the report cannot be read.
+    Report {
+        /// The report JSON file.
+        report: PathBuf,
+        /// Where to write the HTML page.
+        #[arg(long)]
+        html: PathBuf,
+    },
     /// Time local runs of a plan and world (wall time per run, transitions, simulated time).
     Bench {
         #[arg(long, default_value = "examples/dms-happy-path/plan.yaml")]
@@ -410,6 +420,36 @@ fn main() -> ExitCode {
             )
         }
         Command::Chaos { runs, seed, out } => chaos(runs, seed, &out),
+        Command::Report { report, html } => {
+            let parsed = std::fs::read_to_string(&report)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string())
+                })
+                .and_then(|v| {
+                    if v.get("timeline").is_some_and(|t| t.is_array()) {
+                        Ok(v)
+                    } else {
+                        Err("timeline: missing; not a run report".into())
+                    }
+                });
+            match parsed {
+                Ok(v) => match std::fs::write(&html, cutover_cli::html::render(&v)) {
+                    Ok(()) => {
+                        println!("{} written", html.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", html.display());
+                        ExitCode::from(1)
+                    }
+                },
+                Err(e) => {
+                    eprintln!("error: {}: {e}", report.display());
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Bench {
             plan,
             world,

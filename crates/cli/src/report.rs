@@ -29,6 +29,8 @@ pub struct Report {
     pub world: Counters,
     /// The data cutover and what became of the application's writes (docs/data.md).
     pub data: DataReport,
+    /// The plan's replication.maxLagSeconds, for drawing lag against it.
+    pub lag_threshold_seconds: f64,
 }
 
 /// The data cutover of a run. The write counts come from the simulated application, which counts
@@ -230,5 +232,6 @@ pub async fn build_report(
         approvals,
         world: world.counters(),
         data,
+        lag_threshold_seconds: plan.replication.max_lag_seconds,
     }
 }
