@@ -86,6 +86,8 @@ pub struct RunOptions {
     /// Run store, Route 53 and DMS through the SDK adapters at this endpoint (e.g. moto);
     /// lag, health, alarms, approvals and MGN stay simulated.
     pub aws_endpoint_url: Option<String>,
+    /// Progress lines name each run by this label (run id -> application, in a wave).
+    pub progress_labels: HashMap<String, String>,
     /// The execution input exactly as given (as a console user would start it), instead of
     /// `{"plan": <the parsed plan, every default filled>}`.
     pub raw_input: Option<Value>,
@@ -147,6 +149,8 @@ impl TaskCallbacks for BrokerCallbacks {
 struct ProgressStore {
     inner: Arc<dyn RunStore>,
     clock: SimClock,
+    /// Run id -> what a line names it by (a wave's applications); empty for a single run.
+    labels: HashMap<String, String>,
 }
 
 fn hms(seconds: f64) -> String {
@@ -185,8 +189,13 @@ impl RunStore for ProgressStore {
     async fn append_event(&self, e: &AuditEvent) -> Result<bool, PortError> {
         let new = self.inner.append_event(e).await?;
         if new {
+            let who = self
+                .labels
+                .get(&e.run_id)
+                .map(|l| format!("{l:<14} "))
+                .unwrap_or_default();
             let mut line = format!(
-                "[t+{}] {:<20} {:<18}",
+                "[t+{}] {who}{:<20} {:<18}",
                 hms(self.clock.elapsed_seconds()),
                 e.step,
                 e.event
@@ -323,6 +332,7 @@ pub(crate) fn setup(
         Arc::new(ProgressStore {
             inner: base_store.clone(),
             clock,
+            labels: options.progress_labels.clone(),
         })
     } else {
         base_store.clone()

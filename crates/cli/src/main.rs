@@ -160,6 +160,9 @@ enum LocalCommand {
         /// Run id (the execution name); defaults to <application>-<world start time>.
         #[arg(long)]
         run_id: Option<String>,
+        /// Also write the report as an HTML page with its timeline (see `cutover report`).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// Send the run store, Route 53 and DMS calls through the SDK adapters to this endpoint
         /// (e.g. a moto server); lag, health, alarms, approvals and MGN stay simulated.
         #[arg(long, value_name = "URL")]
@@ -204,6 +207,7 @@ fn main() -> ExitCode {
                     duplicate_delivery,
                     seed,
                     run_id,
+                    html,
                     aws_endpoint_url,
                 },
         } => {
@@ -216,7 +220,7 @@ fn main() -> ExitCode {
                 progress: !quiet,
                 run_id,
                 aws_endpoint_url,
-                raw_input: None,
+                ..Default::default()
             };
             let run = match run_local(&plan_v, &world_v, &opts) {
                 Ok(r) => r,
@@ -226,6 +230,17 @@ fn main() -> ExitCode {
                 }
             };
             let r = &run.report;
+            if let Some(path) = &html {
+                let page = serde_json::to_value(r)
+                    .map(|v| cutover_cli::html::render(&v))
+                    .map_err(|e| e.to_string());
+                if let Err(e) =
+                    page.and_then(|p| std::fs::write(path, p).map_err(|e| e.to_string()))
+                {
+                    eprintln!("error: {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
             if json {
                 match serde_json::to_string_pretty(r) {
                     Ok(s) => println!("{s}"),

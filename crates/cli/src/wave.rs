@@ -180,6 +180,15 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             world.clone() as _,
             world.clone() as _,
         );
+        // Progress lines of a wave name the application each line is about.
+        let options = &RunOptions {
+            progress_labels: spec
+                .applications
+                .iter()
+                .map(|a| (a.run_id.clone(), a.application.clone()))
+                .collect(),
+            ..options.clone()
+        };
         let s = setup(world, world_spec, memory, &wiring, options);
         let wave_run_id = run_id_for(
             &spec.wave,

@@ -126,3 +126,33 @@ fn the_cli_writes_the_page_and_refuses_what_is_not_a_report() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("timeline"));
 }
+
+#[test]
+fn local_run_writes_the_page_beside_its_report() {
+    let out = std::env::temp_dir().join(format!("cutover-run-{}.html", std::process::id()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(&root)
+        .args([
+            "local",
+            "run",
+            "--plan",
+            "examples/approval-rejected/plan.yaml",
+            "--world",
+            "examples/approval-rejected/world.yaml",
+            "--quiet",
+            "--html",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("id=\"outcome\">rolled_back<"));
+    assert!(html.contains("class=\"approval\""));
+}
