@@ -193,6 +193,38 @@ impl HttpHooks {
     }
 }
 
+impl HttpHooks {
+    /// One JSON request to an API Gateway API behind IAM authorization, signed for
+    /// `execute-api` with these credentials: the status and the JSON answer (Null if none).
+    pub async fn call_api(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), PortError> {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let hook = Hook {
+            lambda_arn: None,
+            url: Some(url.to_string()),
+            method: Some(method.to_string()),
+            auth: None,
+            timeout_seconds: 30,
+        };
+        let resp = self
+            .send(
+                &hook,
+                method,
+                url,
+                &[],
+                bytes,
+                Some(("execute-api", self.region.as_str())),
+            )
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, answer(resp).await))
+    }
+}
+
 async fn answer(resp: reqwest::Response) -> Value {
     let bytes = resp.bytes().await.unwrap_or_default();
     serde_json::from_slice(&bytes).unwrap_or(Value::Null)

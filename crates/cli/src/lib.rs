@@ -4,6 +4,8 @@
 #[cfg(feature = "aws")]
 pub mod aws_mode;
 pub mod chaos;
+#[cfg(feature = "aws")]
+pub mod deployed;
 pub mod html;
 pub mod local;
 pub mod report;

@@ -1,6 +1,6 @@
 //! `cutover`: local cutover runs on the embedded engine, plan checks and benchmarks.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use cutover_cli::{load_plan, load_world, run_local, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +47,12 @@ enum Command {
         /// Where failing cases' plan, world and violations are written.
         #[arg(long, default_value = "chaos-failures")]
         out: PathBuf,
+    },
+    /// Runs of a deployed stack: start one, read its status, decide its gates, abort it (through
+    /// the approval API, signed with your credentials). Needs the CLI built with `--features aws`.
+    Run {
+        #[command(subcommand)]
+        command: RunCommand,
     },
     /// Render a run report (the JSON of `local run --json`) as one self-contained HTML page with
     /// an SVG timeline (weights, lag against its threshold, health rounds, approvals, freeze,
@@ -100,6 +106,72 @@ enum WavesCommand {
         /// An AWS-compatible endpoint (e.g. moto); default: the AWS account of the environment.
         #[arg(long, value_name = "URL")]
         aws_endpoint_url: Option<String>,
+    },
+}
+
+/// Where the deployed stack is: its outputs, and optionally an AWS-compatible endpoint.
+#[derive(Args, Debug, Clone)]
+struct StackArgs {
+    /// The stack's CutoverStateMachineArn output.
+    #[arg(long, env = "CUTOVER_STATE_MACHINE_ARN")]
+    state_machine_arn: Option<String>,
+    /// The stack's RunTableName output.
+    #[arg(long, env = "CUTOVER_TABLE")]
+    table: Option<String>,
+    /// The stack's ApprovalApiUrl output.
+    #[arg(long, env = "CUTOVER_API_URL")]
+    api_url: Option<String>,
+    /// An AWS-compatible endpoint (e.g. moto) instead of the environment's AWS account.
+    #[arg(long, value_name = "URL")]
+    aws_endpoint_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RunCommand {
+    /// Start a run of a checked plan: one execution of the cutover machine named by the run id.
+    /// Exit 0 started, 2 invalid plan, 1 AWS refused.
+    Start {
+        #[arg(long)]
+        plan: PathBuf,
+        /// Default: <application>-<UTC time>.
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Phase, weights, lag, last health round, pending gates, outcome, execution state.
+    Status {
+        run: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Approve a gate (through the approval API, as you).
+    Approve {
+        run: String,
+        gate: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Reject a gate (through the approval API, as you).
+    Reject {
+        run: String,
+        gate: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Abort a run: it stops at its next check and rolls back if traffic moved.
+    Abort {
+        run: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        stack: StackArgs,
     },
 }
 
@@ -435,6 +507,7 @@ fn main() -> ExitCode {
             )
         }
         Command::Chaos { runs, seed, out } => chaos(runs, seed, &out),
+        Command::Run { command } => run_command(command),
         Command::Report { report, html } => {
             let parsed = std::fs::read_to_string(&report)
                 .map_err(|e| e.to_string())
@@ -638,4 +711,120 @@ fn chaos(runs: u64, seed: u64, out: &std::path::Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+#[cfg(feature = "aws")]
+fn stack_of(a: &StackArgs) -> cutover_cli::deployed::Stack {
+    cutover_cli::deployed::Stack {
+        state_machine_arn: a.state_machine_arn.clone(),
+        table: a.table.clone(),
+        api_url: a.api_url.clone(),
+        endpoint: a.aws_endpoint_url.clone(),
+    }
+}
+
+/// `cutover run …`: exit 0 done, 1 AWS or the API refused (one line says why), 2 invalid input.
+#[cfg(feature = "aws")]
+fn run_command(command: RunCommand) -> ExitCode {
+    use cutover_cli::deployed;
+    let answered = |r: Result<(u16, serde_json::Value), String>| match r {
+        Ok((s, body)) if (200..300).contains(&s) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((s, body)) => {
+            let why = body["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string());
+            eprintln!("error: the approval API answered {s}: {why}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    };
+    let decision = |run: &str, gate: &str, d: &str, reason: Option<String>, stack: &StackArgs| {
+        let mut body = serde_json::json!({ "decision": d });
+        if let Some(r) = reason {
+            body["reason"] = serde_json::json!(r);
+        }
+        answered(deployed::api_post(
+            &stack_of(stack),
+            &format!("runs/{run}/approvals/{gate}"),
+            &body,
+        ))
+    };
+    match command {
+        RunCommand::Start {
+            plan,
+            run_id,
+            stack,
+        } => {
+            let p = match load_plan(&plan) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let run_id = run_id.unwrap_or_else(|| {
+                format!(
+                    "{}-{}",
+                    p.application,
+                    chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+                )
+            });
+            match deployed::start(&stack_of(&stack), &p, &run_id) {
+                Ok(arn) => {
+                    println!("{run_id} started: {arn}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        RunCommand::Status { run, json, stack } => {
+            match deployed::status(&stack_of(&stack), &run) {
+                Ok(s) if json => {
+                    println!("{s}");
+                    ExitCode::SUCCESS
+                }
+                Ok(s) => {
+                    println!("{}", deployed::describe(&s));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        RunCommand::Approve {
+            run,
+            gate,
+            reason,
+            stack,
+        } => decision(&run, &gate, "approve", reason, &stack),
+        RunCommand::Reject {
+            run,
+            gate,
+            reason,
+            stack,
+        } => decision(&run, &gate, "reject", reason, &stack),
+        RunCommand::Abort { run, reason, stack } => answered(deployed::api_post(
+            &stack_of(&stack),
+            &format!("runs/{run}/abort"),
+            &serde_json::json!({ "reason": reason }),
+        )),
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+fn run_command(_: RunCommand) -> ExitCode {
+    eprintln!("error: this cutover was built without AWS support: build it with `--features aws` (cargo run --features aws --bin cutover -- run …)");
+    ExitCode::from(1)
 }

@@ -40,12 +40,136 @@ fn unique(prefix: &str) -> String {
 #[test]
 fn examples_through_the_sdk_adapters() {
     let Some(ep) = endpoint() else { return };
-    happy_path(&ep);
+    let happy = unique("happy");
+    happy_path(&ep, &happy);
+    run_commands_read_and_start_runs(&ep, &happy);
     rollback_restores_the_exact_record(&ep);
 }
 
-fn happy_path(ep: &str) {
-    let r = run("dms-happy-path", &unique("happy"), ep);
+fn cutover(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `cutover run status` reads the run the happy path left in DynamoDB; `run start` starts an
+/// execution of a state machine in Step Functions (moto), once per run id.
+fn run_commands_read_and_start_runs(ep: &str, run_id: &str) {
+    let table = format!("cutover-local-{}", run_id.to_ascii_lowercase());
+    let status = cutover(&[
+        "run",
+        "status",
+        run_id,
+        "--json",
+        "--table",
+        &table,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["outcome"], "completed");
+    assert_eq!(s["weights"]["green"], 100);
+    assert_eq!(s["pendingGates"], serde_json::json!([]));
+    let human = cutover(&[
+        "run",
+        "status",
+        run_id,
+        "--table",
+        &table,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("weights blue 0 / green 100"));
+    let missing = cutover(&[
+        "run",
+        "status",
+        "no-such-run",
+        "--table",
+        &table,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-run not found"));
+
+    // A state machine to start: any definition will do for StartExecution.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let machine = rt.block_on(async {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(ep)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "t",
+            ))
+            .load()
+            .await;
+        aws_sdk_sfn::Client::new(&sdk)
+            .create_state_machine()
+            .name(unique("cutover"))
+            .definition(r#"{"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}"#)
+            .role_arn("arn:aws:iam::123456789012:role/cutover")
+            .send()
+            .await
+            .unwrap()
+            .state_machine_arn()
+            .to_string()
+    });
+    let id = unique("orders");
+    let start = |id: &str| {
+        cutover(&[
+            "run",
+            "start",
+            "--plan",
+            "examples/dms-happy-path/plan.yaml",
+            "--run-id",
+            id,
+            "--state-machine-arn",
+            &machine,
+            "--aws-endpoint-url",
+            ep,
+        ])
+    };
+    let started = start(&id);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    assert!(String::from_utf8_lossy(&started.stdout).contains(":execution:"));
+    // StartExecution is idempotent on the name for the same input (API_StartExecution): a
+    // repeated start of one run id is that same execution, never a second run.
+    let again = start(&id);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(again.stdout, started.stdout, "the same execution");
+    let bad = cutover(&[
+        "run",
+        "start",
+        "--plan",
+        "examples/README-missing.yaml",
+        "--state-machine-arn",
+        &machine,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+fn happy_path(ep: &str, run_id: &str) {
+    let r = run("dms-happy-path", run_id, ep);
     assert_eq!(
         r.report.outcome, "completed",
         "{:?} {:?}",
@@ -149,4 +273,119 @@ fn a_wave_is_scheduled_inside_its_window() {
     let outside = run("2030-01-05T07:00:00Z");
     assert_eq!(outside.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&outside.stderr).contains("outside the wave's window"));
+}
+
+/// `cutover run approve|reject|abort` go through the approval API, SigV4-signed for
+/// `execute-api` with the caller's credentials; an API refusal is exit 1 with its message.
+#[test]
+fn run_decisions_are_signed_requests_to_the_approval_api() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for answer in [
+            "HTTP/1.1 200 OK\r\ncontent-length: 22\r\n\r\n{\"decision\":\"approve\"}",
+            "HTTP/1.1 403 Forbidden\r\ncontent-length: 24\r\n\r\n{\"error\":\"not approver\"}",
+        ] {
+            let (mut sock, _) = listener.accept().unwrap();
+            sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = vec![0u8; 16384];
+            let mut got = Vec::new();
+            while let Ok(n) = sock.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let t = String::from_utf8_lossy(&got);
+                if let Some(h) = t.find("\r\n\r\n") {
+                    let len: usize = t[..h]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= h + 4 + len {
+                        break;
+                    }
+                }
+            }
+            sock.write_all(answer.as_bytes()).unwrap();
+            seen.push(String::from_utf8_lossy(&got).to_string());
+        }
+        seen
+    });
+    let approve = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "run",
+            "approve",
+            "orders-1",
+            "before-50",
+            "--reason",
+            "looks good",
+            "--api-url",
+            &url,
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(
+        approve.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approve.stderr)
+    );
+    let abort = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "run",
+            "abort",
+            "orders-1",
+            "--reason",
+            "change freeze",
+            "--api-url",
+            &url,
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_eq!(abort.status.code(), Some(1));
+    let why = String::from_utf8_lossy(&abort.stderr);
+    assert!(why.contains("403") && why.contains("not approver"), "{why}");
+    let seen = server.join().unwrap();
+    assert!(
+        seen[0].starts_with("POST /runs/orders-1/approvals/before-50 "),
+        "{}",
+        seen[0]
+    );
+    assert!(
+        seen[0].contains("/us-east-1/execute-api/aws4_request"),
+        "{}",
+        seen[0]
+    );
+    assert!(
+        seen[0].ends_with(r#"{"decision":"approve","reason":"looks good"}"#),
+        "{}",
+        seen[0]
+    );
+    assert!(
+        seen[1].starts_with("POST /runs/orders-1/abort "),
+        "{}",
+        seen[1]
+    );
+    assert!(
+        !seen.iter().any(|r| r.contains("wJalrXUtnFEMI")),
+        "the secret never travels"
+    );
 }
