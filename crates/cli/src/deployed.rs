@@ -138,6 +138,24 @@ pub fn status(stack: &Stack, run_id: &str) -> Result<Value, String> {
     })
 }
 
+/// Runs in the table, newest first: (run id, application, phase, outcome, started at).
+pub fn list(stack: &Stack, application: Option<&str>, active: bool) -> Result<Vec<Value>, String> {
+    let table = need(&stack.table, "--table", "RunTableName")?;
+    runtime()?.block_on(async {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk(stack).await), table);
+        Ok(store
+            .list_runs(application)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| !active || r.outcome.is_none())
+            .map(|r| {
+                json!({"runId": r.run_id, "application": r.application, "phase": r.phase, "outcome": r.outcome, "startedAt": r.started_at, "weights": r.weights})
+            })
+            .collect())
+    })
+}
+
 /// POSTs to the approval API with the caller's credentials: `approvals/{gate}` or `abort`.
 /// Ok((status, answer)) for any answer; the caller decides what a 4xx means.
 pub fn api_post(stack: &Stack, path: &str, body: &Value) -> Result<(u16, Value), String> {

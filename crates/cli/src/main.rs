@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: RunCommand,
     },
+    /// List a deployed stack's runs, newest first. Needs `--features aws`.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
     /// Render a run report (the JSON of `local run --json`) as one self-contained HTML page with
     /// an SVG timeline (weights, lag against its threshold, health rounds, approvals, freeze,
     /// switch, rollback) and the audit table. Exit 0, or 2 when the report cannot be read.
@@ -124,6 +129,22 @@ struct StackArgs {
     /// An AWS-compatible endpoint (e.g. moto) instead of the environment's AWS account.
     #[arg(long, value_name = "URL")]
     aws_endpoint_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// Run id, application, phase, outcome and start of every run in the table.
+    List {
+        #[arg(long)]
+        application: Option<String>,
+        /// Only runs without an outcome yet.
+        #[arg(long)]
+        active: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -508,6 +529,15 @@ fn main() -> ExitCode {
         }
         Command::Chaos { runs, seed, out } => chaos(runs, seed, &out),
         Command::Run { command } => run_command(command),
+        Command::Runs {
+            command:
+                RunsCommand::List {
+                    application,
+                    active,
+                    json,
+                    stack,
+                },
+        } => runs_list(application, active, json, stack),
         Command::Report { report, html } => {
             let parsed = std::fs::read_to_string(&report)
                 .map_err(|e| e.to_string())
@@ -825,6 +855,43 @@ fn run_command(command: RunCommand) -> ExitCode {
 
 #[cfg(not(feature = "aws"))]
 fn run_command(_: RunCommand) -> ExitCode {
+    run_command_unavailable()
+}
+
+#[cfg(not(feature = "aws"))]
+fn run_command_unavailable() -> ExitCode {
     eprintln!("error: this cutover was built without AWS support: build it with `--features aws` (cargo run --features aws --bin cutover -- run …)");
     ExitCode::from(1)
+}
+
+#[cfg(feature = "aws")]
+fn runs_list(application: Option<String>, active: bool, json: bool, stack: StackArgs) -> ExitCode {
+    match cutover_cli::deployed::list(&stack_of(&stack), application.as_deref(), active) {
+        Ok(runs) if json => {
+            println!("{}", serde_json::Value::Array(runs));
+            ExitCode::SUCCESS
+        }
+        Ok(runs) => {
+            for r in runs {
+                println!(
+                    "{:<40} {:<20} {:<22} {:<16} {}",
+                    r["runId"].as_str().unwrap_or(""),
+                    r["application"].as_str().unwrap_or(""),
+                    r["phase"].as_str().unwrap_or(""),
+                    r["outcome"].as_str().unwrap_or("(running)"),
+                    r["startedAt"].as_str().unwrap_or("")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+fn runs_list(_: Option<String>, _: bool, _: bool, _: StackArgs) -> ExitCode {
+    run_command_unavailable()
 }

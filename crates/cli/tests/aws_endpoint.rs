@@ -87,6 +87,38 @@ fn run_commands_read_and_start_runs(ep: &str, run_id: &str) {
         ep,
     ]);
     assert!(String::from_utf8_lossy(&human.stdout).contains("weights blue 0 / green 100"));
+    let listed = cutover(&[
+        "runs",
+        "list",
+        "--json",
+        "--table",
+        &table,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let runs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1));
+    assert_eq!(runs[0]["runId"], run_id);
+    let active = cutover(&[
+        "runs",
+        "list",
+        "--active",
+        "--json",
+        "--table",
+        &table,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&active.stdout).trim(),
+        "[]",
+        "the run is closed"
+    );
     let missing = cutover(&[
         "run",
         "status",
