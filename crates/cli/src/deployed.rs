@@ -138,6 +138,49 @@ pub fn status(stack: &Stack, run_id: &str) -> Result<Value, String> {
     })
 }
 
+/// A deployed run's report in the shape `local run --json` prints (so `cutover report` and
+/// `--html` render both alike): outcome, timeline from the audit trail, approvals, data.
+pub fn report(stack: &Stack, run_id: &str) -> Result<Value, String> {
+    let table = need(&stack.table, "--table", "RunTableName")?;
+    runtime()?.block_on(async {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk(stack).await), table);
+        let rec = store
+            .load_run(run_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("run {run_id} not found in table {table}"))?;
+        let events = store.events(run_id).await.map_err(|e| e.to_string())?;
+        let approvals = store.approvals(run_id).await.map_err(|e| e.to_string())?;
+        let start = rec.started_at;
+        let secs = |t: chrono::DateTime<chrono::Utc>| (t - start).num_milliseconds() as f64 / 1000.0;
+        let end = events.iter().map(|e| e.at).max().unwrap_or(start);
+        Ok(json!({
+            "runId": rec.run_id,
+            "application": rec.application,
+            "outcome": rec.outcome.clone().unwrap_or_else(|| "running".into()),
+            "error": rec.error,
+            "cause": null,
+            "simulatedSeconds": secs(end),
+            "stateTransitions": null,
+            "lagThresholdSeconds": rec.plan.as_ref().map(|p| p.replication.max_lag_seconds),
+            "timeline": events.iter().map(|e| json!({
+                "t": secs(e.at), "state": e.step, "event": e.event, "weights": e.weights,
+                "lagSeconds": e.lag_seconds, "healthy": e.healthy, "actor": e.actor, "message": e.message,
+            })).collect::<Vec<_>>(),
+            "approvals": approvals.iter().map(|a| json!({
+                "gate": a.gate, "decision": a.decision, "by": a.decided_by,
+                "at": a.decided_at.map(secs), "reason": a.reason,
+            })).collect::<Vec<_>>(),
+            "data": {
+                "mode": rec.plan.as_ref().map(|p| p.data.writes.as_str()),
+                "freezeSeconds": rec.data.frozen_seconds(end),
+                "switchedTo": rec.data.switched_to,
+                "pointOfNoReturn": rec.data.point_of_no_return.is_some(),
+            },
+        }))
+    })
+}
+
 /// Runs in the table, newest first: (run id, application, phase, outcome, started at).
 pub fn list(stack: &Stack, application: Option<&str>, active: bool) -> Result<Vec<Value>, String> {
     let table = need(&stack.table, "--table", "RunTableName")?;

@@ -216,7 +216,7 @@ pub fn render(report: &Value) -> String {
 <style>body{{font:14px sans-serif;margin:24px;color:#222}} table{{border-collapse:collapse;font-size:12px}} td,th{{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;vertical-align:top}} .badge{{padding:2px 8px;border-radius:4px;color:#fff;background:{color}}}</style></head>
 <body>
 <h1>{app} <span class="badge" id="outcome">{outcome}</span></h1>
-<p>Run <code>{run}</code> · {dur} simulated · {transitions} state transitions · est. ${cost:.4}</p>
+<p>Run <code>{run}</code> · {dur} · {transitions}</p>
 <p id="cause">{cause}</p>
 <p id="data">Data: mode {mode}; writes accepted {acc}, lost {lost}, refused while frozen {refused}; frozen {freeze}s; database {db}.</p>
 {svg}
@@ -234,8 +234,14 @@ pub fn render(report: &Value) -> String {
         },
         outcome = esc(outcome),
         dur = hms(end),
-        transitions = report["stateTransitions"],
-        cost = num(report, "estimatedCostUsd").unwrap_or(0.0),
+        transitions = match (
+            report["stateTransitions"].as_u64(),
+            num(report, "estimatedCostUsd")
+        ) {
+            (Some(t), Some(c)) => format!("{t} state transitions · est. ${c:.4}"),
+            (Some(t), None) => format!("{t} state transitions"),
+            _ => String::new(),
+        },
         cause = match (
             report.get("error").and_then(Value::as_str),
             report.get("cause").and_then(Value::as_str)

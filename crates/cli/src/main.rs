@@ -186,6 +186,15 @@ enum RunCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
+    /// The run's report (as `local run --json` prints it) from its audit trail; `--html FILE`
+    /// also writes the page with its timeline.
+    Report {
+        run: String,
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
     /// Abort a run: it stops at its next check and rolls back if traffic moved.
     Abort {
         run: String,
@@ -845,6 +854,24 @@ fn run_command(command: RunCommand) -> ExitCode {
             reason,
             stack,
         } => decision(&run, &gate, "reject", reason, &stack),
+        RunCommand::Report { run, html, stack } => {
+            match deployed::report(&stack_of(&stack), &run) {
+                Ok(r) => {
+                    if let Some(path) = html {
+                        if let Err(e) = std::fs::write(&path, cutover_cli::html::render(&r)) {
+                            eprintln!("error: {}: {e}", path.display());
+                            return ExitCode::from(1);
+                        }
+                    }
+                    println!("{r}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         RunCommand::Abort { run, reason, stack } => answered(deployed::api_post(
             &stack_of(&stack),
             &format!("runs/{run}/abort"),

@@ -119,6 +119,31 @@ fn run_commands_read_and_start_runs(ep: &str, run_id: &str) {
         "[]",
         "the run is closed"
     );
+    let page = std::env::temp_dir().join(format!("{run_id}.html"));
+    let report = cutover(&[
+        "run",
+        "report",
+        run_id,
+        "--html",
+        page.to_str().unwrap(),
+        "--table",
+        &table,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(r["outcome"], "completed");
+    assert_eq!(
+        r["timeline"].as_array().unwrap().last().unwrap()["event"],
+        "run-closed"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("id=\"series-weight\"") && html.contains("id=\"series-lag\""));
     let missing = cutover(&[
         "run",
         "status",
