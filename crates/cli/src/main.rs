@@ -165,6 +165,13 @@ enum RunCommand {
         run: String,
         #[arg(long)]
         json: bool,
+        /// Keep watching until the run has an outcome: redraw on a terminal, print each change
+        /// otherwise.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between reads with --watch.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
         #[command(flatten)]
         stack: StackArgs,
     },
@@ -826,22 +833,57 @@ fn run_command(command: RunCommand) -> ExitCode {
                 }
             }
         }
-        RunCommand::Status { run, json, stack } => {
-            match deployed::status(&stack_of(&stack), &run) {
-                Ok(s) if json => {
-                    println!("{s}");
-                    ExitCode::SUCCESS
+        RunCommand::Status {
+            run,
+            json,
+            watch: true,
+            interval,
+            stack,
+        } => {
+            use std::io::IsTerminal;
+            let tty = std::io::stdout().is_terminal();
+            let mut last = String::new();
+            loop {
+                let s = match deployed::status(&stack_of(&stack), &run) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
+                let shown = if json {
+                    s.to_string()
+                } else {
+                    deployed::describe(&s)
+                };
+                if tty {
+                    print!("\x1b[2J\x1b[H{shown}\n");
+                } else if shown != last {
+                    println!("{shown}");
                 }
-                Ok(s) => {
-                    println!("{}", deployed::describe(&s));
-                    ExitCode::SUCCESS
+                last = shown;
+                if !s["outcome"].is_null() {
+                    return ExitCode::SUCCESS;
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
+                std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
             }
         }
+        RunCommand::Status {
+            run, json, stack, ..
+        } => match deployed::status(&stack_of(&stack), &run) {
+            Ok(s) if json => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Ok(s) => {
+                println!("{}", deployed::describe(&s));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         RunCommand::Approve {
             run,
             gate,

@@ -87,6 +87,26 @@ fn run_commands_read_and_start_runs(ep: &str, run_id: &str) {
         ep,
     ]);
     assert!(String::from_utf8_lossy(&human.stdout).contains("weights blue 0 / green 100"));
+    let watched = cutover(&[
+        "run",
+        "status",
+        run_id,
+        "--watch",
+        "--table",
+        &table,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert!(
+        watched.status.success(),
+        "a closed run ends the watch at once"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&watched.stdout)
+            .matches("phase ")
+            .count(),
+        1
+    );
     let listed = cutover(&[
         "runs",
         "list",
