@@ -857,7 +857,7 @@ fn run_command(command: RunCommand) -> ExitCode {
                     deployed::describe(&s)
                 };
                 if tty {
-                    print!("\x1b[2J\x1b[H{shown}\n");
+                    println!("\x1b[2J\x1b[H{shown}");
                 } else if shown != last {
                     println!("{shown}");
                 }
