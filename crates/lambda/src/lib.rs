@@ -232,9 +232,14 @@ pub async fn handle(step: &str, payload: Value, deps: &Deps) -> Result<Value, Di
 }
 
 async fn handle_in_span(step: &str, payload: Value, deps: &Deps) -> Result<Value, Diagnostic> {
+    // What the metrics need of the input (the application), kept before the step consumes it.
+    let payload_for_metrics = serde_json::json!({"plan": {"application": payload.pointer("/plan/application").cloned().unwrap_or(Value::Null)}});
     match dispatch(step, payload, deps).await {
         Ok(v) => {
             tracing::info!(step, "step succeeded");
+            if let Some(m) = step_metrics(step, &payload_for_metrics, &v) {
+                println!("{m}");
+            }
             if v.get("outcome").and_then(Value::as_str) == Some("rollback_failed") {
                 println!("{}", rollback_failed_metric(&v));
             }
@@ -274,6 +279,88 @@ pub fn rollback_failed_metric(close_output: &Value) -> Value {
         "RollbackFailed": 1,
         "error": close_output.get("error").cloned().unwrap_or(Value::Null),
     })
+}
+
+/// The metric names the steps publish, for the dashboard and the alarms (a test checks the
+/// template draws every one).
+pub const STEP_METRICS: &[&str] = &[
+    "GreenWeight",
+    "ReplicationLagSeconds",
+    "HealthRoundFailed",
+    "RunCompleted",
+    "RunRolledBack",
+    "RunAborted",
+    "RunFailed",
+    "ApprovalExpired",
+];
+
+/// One embedded-metric-format document for a step's result, or None when the step has nothing
+/// to measure. Each metric is published per environment and per environment and application
+/// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html).
+pub fn step_metrics(step: &str, payload: &Value, output: &Value) -> Option<Value> {
+    let mut values: Vec<(&str, f64, &str)> = Vec::new();
+    match step {
+        "shift-traffic" => {
+            if let Some(g) = output.pointer("/weights/green").and_then(Value::as_f64) {
+                values.push(("GreenWeight", g, "Percent"));
+            }
+        }
+        "check-replication-lag" => {
+            if let Some(l) = output.get("lagSeconds").and_then(Value::as_f64) {
+                values.push(("ReplicationLagSeconds", l, "Seconds"));
+            }
+        }
+        "run-health-check" => {
+            if let Some(h) = output.get("healthy").and_then(Value::as_bool) {
+                values.push(("HealthRoundFailed", if h { 0.0 } else { 1.0 }, "Count"));
+            }
+        }
+        "close-run" => {
+            let name = match output.get("outcome").and_then(Value::as_str) {
+                Some("completed") => "RunCompleted",
+                Some("rolled_back") => "RunRolledBack",
+                Some("aborted") => "RunAborted",
+                Some("failed") => "RunFailed",
+                _ => "",
+            };
+            if !name.is_empty() {
+                values.push((name, 1.0, "Count"));
+            }
+            if output.get("error").and_then(Value::as_str) == Some("ApprovalExpired") {
+                values.push(("ApprovalExpired", 1.0, "Count"));
+            }
+        }
+        _ => {}
+    }
+    if values.is_empty() {
+        return None;
+    }
+    let environment =
+        std::env::var("METRICS_ENVIRONMENT").unwrap_or_else(|_| "default".to_string());
+    let application = payload
+        .pointer("/plan/application")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut doc = serde_json::json!({
+        "_aws": {
+            "Timestamp": millis,
+            "CloudWatchMetrics": [{
+                "Namespace": "Cutover",
+                "Dimensions": [["Environment"], ["Environment", "Application"]],
+                "Metrics": values.iter().map(|(n, _, u)| serde_json::json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+            }]
+        },
+        "Environment": environment,
+        "Application": application,
+    });
+    for (n, v, _) in values {
+        doc[n] = serde_json::json!(v);
+    }
+    Some(doc)
 }
 
 /// Sandbox start-up shared by every function: JSON logs, the config, the SDK config.
@@ -465,5 +552,58 @@ mod log_tests {
         );
         let rule_event = serde_json::json!({"detail": {"name": "orders-2", "status": "ABORTED"}});
         assert_eq!(log_fields(&rule_event), ("orders-2".into(), String::new()));
+    }
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+
+    #[test]
+    fn steps_publish_their_measure_per_environment_and_application() {
+        let payload = serde_json::json!({"plan": {"application": "orders"}});
+        let m = step_metrics(
+            "shift-traffic",
+            &payload,
+            &serde_json::json!({"weights": {"blue": 50, "green": 50}, "changeId": "C1"}),
+        )
+        .unwrap();
+        assert_eq!(m["GreenWeight"], 50.0);
+        assert_eq!(m["Application"], "orders");
+        assert_eq!(
+            m["_aws"]["CloudWatchMetrics"][0]["Dimensions"][1][1],
+            "Application"
+        );
+        let m = step_metrics(
+            "close-run",
+            &payload,
+            &serde_json::json!({"outcome": "aborted", "error": "ApprovalExpired"}),
+        )
+        .unwrap();
+        assert_eq!(
+            (m["RunAborted"].as_f64(), m["ApprovalExpired"].as_f64()),
+            (Some(1.0), Some(1.0))
+        );
+        let m = step_metrics(
+            "run-health-check",
+            &payload,
+            &serde_json::json!({"healthy": false}),
+        )
+        .unwrap();
+        assert_eq!(m["HealthRoundFailed"], 1.0);
+        assert!(step_metrics(
+            "check-dns-sync",
+            &payload,
+            &serde_json::json!({"inSync": true})
+        )
+        .is_none());
+        for n in [
+            "GreenWeight",
+            "RunAborted",
+            "ApprovalExpired",
+            "HealthRoundFailed",
+        ] {
+            assert!(STEP_METRICS.contains(&n));
+        }
     }
 }

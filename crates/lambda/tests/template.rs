@@ -434,3 +434,37 @@ fn every_api_route_is_authenticated() {
         );
     }
 }
+
+/// The dashboard draws every metric the steps publish, and every alarm pages the notice topic.
+#[test]
+fn the_dashboard_draws_every_step_metric_and_alarms_page() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    let t = template();
+    let resources = t["Resources"].as_mapping().unwrap();
+    let board = resources
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Dashboard"))
+        .expect("a dashboard");
+    let body = serde_yaml::to_string(&board["Properties"]["DashboardBody"]).unwrap();
+    for m in cutover_lambda::STEP_METRICS {
+        assert!(body.contains(m), "the dashboard does not draw {m}");
+    }
+    let alarms: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .collect();
+    assert!(
+        alarms.len() >= 3,
+        "rollback failed, approval expired, safety net"
+    );
+    for a in alarms {
+        assert!(
+            serde_yaml::to_string(&a["Properties"]["AlarmActions"])
+                .unwrap()
+                .contains("ApprovalTopic"),
+            "{:?} pages nobody",
+            a["Properties"]["AlarmName"]
+        );
+    }
+    assert!(text.contains("METRICS_ENVIRONMENT: !Ref Environment"));
+}
