@@ -47,6 +47,9 @@ enum Command {
         /// Where failing cases' plan, world and violations are written.
         #[arg(long, default_value = "chaos-failures")]
         out: PathBuf,
+        /// Cases run at once (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// Runs of a deployed stack: start one, read its status, decide its gates, abort it (through
     /// the approval API, signed with your credentials). Needs the CLI built with `--features aws`.
@@ -543,7 +546,17 @@ fn main() -> ExitCode {
                 aws_endpoint_url,
             )
         }
-        Command::Chaos { runs, seed, out } => chaos(runs, seed, &out),
+        Command::Chaos {
+            runs,
+            seed,
+            out,
+            jobs,
+        } => chaos(
+            runs,
+            seed,
+            jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            &out,
+        ),
         Command::Run { command } => run_command(command),
         Command::Runs {
             command:
@@ -707,38 +720,66 @@ fn schedule_wave(
 }
 
 /// `cutover chaos`: runs the cases, prints progress every 500 and a summary, saves failures.
-fn chaos(runs: u64, seed: u64, out: &std::path::Path) -> ExitCode {
+fn chaos(runs: u64, seed: u64, jobs: usize, out: &std::path::Path) -> ExitCode {
     use cutover_cli::chaos;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
     let started = std::time::Instant::now();
-    let mut outcomes: std::collections::BTreeMap<String, u64> = Default::default();
-    let mut failed = Vec::new();
-    for i in 0..runs {
-        let case = chaos::generate(seed + i);
-        match chaos::check(&case) {
-            Ok(v) => {
-                *outcomes.entry(v.outcome.clone()).or_default() += 1;
-                if !v.violations.is_empty() {
-                    let saved = chaos::save(&case, &v, out)
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|e| format!("(not saved: {e})"));
-                    eprintln!("seed {}: {} -> {saved}", case.seed, v.violations.join("; "));
-                    failed.push(case.seed);
+    let outcomes: Mutex<std::collections::BTreeMap<String, u64>> = Default::default();
+    let failed: Mutex<Vec<u64>> = Default::default();
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    // Cases are independent (each its own world, store and paused runtime): `jobs` threads take
+    // the next seed until all are run.
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= runs {
+                    break;
                 }
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                failed.push(case.seed);
-            }
+                let case = chaos::generate(seed + i);
+                let mut failed_here = false;
+                match chaos::check(&case) {
+                    Ok(v) => {
+                        *outcomes
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .entry(v.outcome.clone())
+                            .or_default() += 1;
+                        if !v.violations.is_empty() {
+                            let saved = chaos::save(&case, &v, out)
+                                .map(|p| p.display().to_string())
+                                .unwrap_or_else(|e| format!("(not saved: {e})"));
+                            eprintln!("seed {}: {} -> {saved}", case.seed, v.violations.join("; "));
+                            failed_here = true;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        failed_here = true;
+                    }
+                }
+                if failed_here {
+                    failed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(case.seed);
+                }
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                if n.is_multiple_of(500) {
+                    eprintln!(
+                        "chaos: {n}/{runs} runs, {} failing, {:.0}s",
+                        failed.lock().unwrap_or_else(|p| p.into_inner()).len(),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            });
         }
-        if (i + 1) % 500 == 0 {
-            eprintln!(
-                "chaos: {}/{runs} runs, {} failing, {:.0}s",
-                i + 1,
-                failed.len(),
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
+    });
+    let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+    let mut failed = failed.into_inner().unwrap_or_else(|p| p.into_inner());
+    failed.sort_unstable();
     let summary: Vec<String> = outcomes.iter().map(|(k, n)| format!("{k} {n}")).collect();
     println!(
         "chaos: {runs} runs (seeds {seed}..{}), {} with violations, {:.1}s wall; outcomes: {}",

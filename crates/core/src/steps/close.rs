@@ -110,7 +110,12 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
         Some("completed") if error.is_none() => "completed".to_string(),
         // Green was unhealthy after the data switch and nobody chose to lose writes: green
         // keeps the data, the run is completed, and the error says what happened.
-        Some("completed") if error.as_deref() == Some("UnhealthyAfterSwitch") => {
+        Some("completed")
+            if matches!(
+                error.as_deref(),
+                Some("UnhealthyAfterSwitch" | "FinalizeFailed")
+            ) =>
+        {
             "completed".to_string()
         }
         Some(other @ ("failed" | "aborted" | "rolled_back" | "rollback_failed")) => {
@@ -161,6 +166,34 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
         }
     }
     let stored = load_run(deps, &input.run_id).await?;
+    // Traffic is on green but the point of no return failed: a human finalizes by hand.
+    if stored.error.as_deref() == Some("FinalizeFailed")
+        && stored_result::<serde_json::Value>(&stored, "page.finalize_failed").is_none()
+    {
+        let notice = RunNotice {
+            run_id: input.run_id.clone(),
+            application: input.plan.application.clone(),
+            kind: "finalize_failed".into(),
+            message: format!(
+                "{} completed (all traffic on green) but finalize failed: {}. Finalize by hand (stop the DMS task / MGN FinalizeCutover) once the cause is fixed.",
+                input.plan.application,
+                input.error.as_ref().map(|e| e.cause.as_str()).unwrap_or("no cause")
+            ),
+            at: now,
+        };
+        deps.notifier
+            .page(&notice)
+            .await
+            .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
+        remember(
+            deps,
+            &input.run_id,
+            "page.finalize_failed",
+            &serde_json::json!({"at": now}),
+            |_| {},
+        )
+        .await?;
+    }
     let rollback_failed = stored.outcome.as_deref() == Some(ROLLBACK_FAILED);
     if rollback_failed {
         // DNS may be anywhere: a human must look now, and no other run may start on this
