@@ -88,20 +88,36 @@ pub fn start(stack: &Stack, plan: &Plan, run_id: &str) -> Result<String, String>
     })
 }
 
+type RunRead = (
+    cutover_core::model::RunRecord,
+    Vec<cutover_core::model::AuditEvent>,
+    Vec<cutover_core::model::ApprovalRecord>,
+);
+
+/// A run's record, audit trail and gates from the run table.
+async fn read_run(
+    sdk: &aws_config::SdkConfig,
+    table: &str,
+    run_id: &str,
+) -> Result<RunRead, String> {
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    let rec = store
+        .load_run(run_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("run {run_id} not found in table {table}"))?;
+    let events = store.events(run_id).await.map_err(|e| e.to_string())?;
+    let approvals = store.approvals(run_id).await.map_err(|e| e.to_string())?;
+    Ok((rec, events, approvals))
+}
+
 /// What an operator needs at a glance: phase, weights, lag, health, pending gates, outcome, and
 /// whether the execution still runs.
 pub fn status(stack: &Stack, run_id: &str) -> Result<Value, String> {
     let table = need(&stack.table, "--table", "RunTableName")?;
     runtime()?.block_on(async {
         let sdk = sdk(stack).await;
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-        let rec = store
-            .load_run(run_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("run {run_id} not found in table {table}"))?;
-        let events = store.events(run_id).await.map_err(|e| e.to_string())?;
-        let approvals = store.approvals(run_id).await.map_err(|e| e.to_string())?;
+        let (rec, events, approvals) = read_run(&sdk, table, run_id).await?;
         let execution = match &stack.state_machine_arn {
             Some(m) => match SfnExecutions::new(aws_sdk_sfn::Client::new(&sdk), m)
                 .is_running(run_id)
@@ -143,14 +159,7 @@ pub fn status(stack: &Stack, run_id: &str) -> Result<Value, String> {
 pub fn report(stack: &Stack, run_id: &str) -> Result<Value, String> {
     let table = need(&stack.table, "--table", "RunTableName")?;
     runtime()?.block_on(async {
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk(stack).await), table);
-        let rec = store
-            .load_run(run_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("run {run_id} not found in table {table}"))?;
-        let events = store.events(run_id).await.map_err(|e| e.to_string())?;
-        let approvals = store.approvals(run_id).await.map_err(|e| e.to_string())?;
+        let (rec, events, approvals) = read_run(&sdk(stack).await, table, run_id).await?;
         let start = rec.started_at;
         let secs = |t: chrono::DateTime<chrono::Utc>| (t - start).num_milliseconds() as f64 / 1000.0;
         let end = events.iter().map(|e| e.at).max().unwrap_or(start);

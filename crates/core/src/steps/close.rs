@@ -2,10 +2,11 @@
 //! records the outcome and releases the application lock on every path.
 
 use super::{
-    audit, check_run_id, event, load_run, remember, store_err, stored_result, update_run, Deps,
+    audit, check_run_id, event, load_run, page_once, remember, store_err, stored_result,
+    update_run, Deps,
 };
 use crate::error::{ErrorInfo, StepError, ABORT_ERRORS};
-use crate::model::{RunNotice, RunRecord};
+use crate::model::RunRecord;
 use crate::plan::Plan;
 use crate::ports::PortErrorKind;
 use serde::{Deserialize, Serialize};
@@ -166,31 +167,23 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
         }
     }
     let stored = load_run(deps, &input.run_id).await?;
+    let cause = input
+        .error
+        .as_ref()
+        .map(|e| e.cause.as_str())
+        .unwrap_or("no cause");
     // Traffic is on green but the point of no return failed: a human finalizes by hand.
-    if stored.error.as_deref() == Some("FinalizeFailed")
-        && stored_result::<serde_json::Value>(&stored, "page.finalize_failed").is_none()
-    {
-        let notice = RunNotice {
-            run_id: input.run_id.clone(),
-            application: input.plan.application.clone(),
-            kind: "finalize_failed".into(),
-            message: format!(
-                "{} completed (all traffic on green) but finalize failed: {}. Finalize by hand (stop the DMS task / MGN FinalizeCutover) once the cause is fixed.",
-                input.plan.application,
-                input.error.as_ref().map(|e| e.cause.as_str()).unwrap_or("no cause")
-            ),
-            at: now,
-        };
-        deps.notifier
-            .page(&notice)
-            .await
-            .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
-        remember(
+    if stored.error.as_deref() == Some("FinalizeFailed") {
+        page_once(
             deps,
             &input.run_id,
+            &input.plan.application,
             "page.finalize_failed",
-            &serde_json::json!({"at": now}),
-            |_| {},
+            "finalize_failed",
+            format!(
+                "{} completed (all traffic on green) but finalize failed: {cause}. Finalize by hand (stop the DMS task / MGN FinalizeCutover) once the cause is fixed.",
+                input.plan.application
+            ),
         )
         .await?;
     }
@@ -198,32 +191,19 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
     if rollback_failed {
         // DNS may be anywhere: a human must look now, and no other run may start on this
         // application until one has (the lock stays, the run record says why).
-        if stored_result::<serde_json::Value>(&stored, PAGE_KEY).is_none() {
-            let notice = RunNotice {
-                run_id: input.run_id.clone(),
-                application: input.plan.application.clone(),
-                kind: ROLLBACK_FAILED.into(),
-                message: format!(
-                    "The rollback of {} could not restore DNS to its snapshot within rollback.budgetSeconds ({}s): {}. The application's lock is kept until someone has restored DNS and released it.",
-                    input.plan.dns.record_name,
-                    input.plan.rollback.budget_seconds,
-                    input.error.as_ref().map(|e| e.cause.as_str()).unwrap_or("no cause")
-                ),
-                at: now,
-            };
-            deps.notifier
-                .page(&notice)
-                .await
-                .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
-            remember(
-                deps,
-                &input.run_id,
-                PAGE_KEY,
-                &serde_json::json!({"at": now}),
-                |_| {},
-            )
-            .await?;
-        }
+        page_once(
+            deps,
+            &input.run_id,
+            &input.plan.application,
+            PAGE_KEY,
+            ROLLBACK_FAILED,
+            format!(
+                "The rollback of {} could not restore DNS to its snapshot within rollback.budgetSeconds ({}s): {cause}. The application's lock is kept until someone has restored DNS and released it.",
+                input.plan.dns.record_name,
+                input.plan.rollback.budget_seconds
+            ),
+        )
+        .await?;
     } else {
         deps.store
             .release_lock(&input.plan.application, &input.run_id)

@@ -10,7 +10,7 @@
 use super::{audit, check_run_id, event, load_run, remember, stored_result, update_run};
 use super::{Deps, StepError};
 use crate::error::ErrorInfo;
-use crate::model::{DataRecord, DmsStartType, RunNotice};
+use crate::model::{DataRecord, DmsStartType};
 use crate::plan::{Hook, Plan, WritesMode, ROLLBACK_AFTER_SWITCH_GATE};
 use crate::ports::{PortError, PortErrorKind};
 use serde::{Deserialize, Serialize};
@@ -159,25 +159,15 @@ async fn page(
     kind: &str,
     message: String,
 ) -> Result<(), StepError> {
-    let run = load_run(deps, &input.run_id).await?;
-    let key = format!("page.{kind}");
-    if stored_result::<Value>(&run, &key).is_some() {
-        return Ok(());
-    }
-    let now = deps.clock.now();
-    let notice = RunNotice {
-        run_id: input.run_id.clone(),
-        application: input.plan.application.clone(),
-        kind: kind.into(),
+    super::page_once(
+        deps,
+        &input.run_id,
+        &input.plan.application,
+        &format!("page.{kind}"),
+        kind,
         message,
-        at: now,
-    };
-    deps.notifier
-        .page(&notice)
-        .await
-        .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
-    remember(deps, &input.run_id, &key, &json!({"at": now}), |_| {}).await?;
-    Ok(())
+    )
+    .await
 }
 
 fn cause(input: &DataInput) -> String {

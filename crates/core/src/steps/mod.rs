@@ -164,6 +164,36 @@ pub(crate) async fn remember<T: serde::Serialize + serde::de::DeserializeOwned>(
     serde_json::from_value(kept).map_err(|e| StepError::invalid(e.to_string()))
 }
 
+/// Pages the people on call about a run once: a redelivered step finds `key` stored and sends
+/// nothing again.
+pub(crate) async fn page_once(
+    deps: &Deps,
+    run_id: &str,
+    application: &str,
+    key: &str,
+    kind: &str,
+    message: String,
+) -> Result<(), StepError> {
+    let run = load_run(deps, run_id).await?;
+    if stored_result::<Value>(&run, key).is_some() {
+        return Ok(());
+    }
+    let now = deps.clock.now();
+    let notice = crate::model::RunNotice {
+        run_id: run_id.to_string(),
+        application: application.to_string(),
+        kind: kind.to_string(),
+        message,
+        at: now,
+    };
+    deps.notifier
+        .page(&notice)
+        .await
+        .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
+    remember(deps, run_id, key, &serde_json::json!({"at": now}), |_| {}).await?;
+    Ok(())
+}
+
 /// Appends an audit event; a redelivered step finds its key taken and adds nothing. A URL's
 /// credentials never reach the trail.
 pub(crate) async fn audit(deps: &Deps, mut event: AuditEvent) -> Result<(), StepError> {
