@@ -9,6 +9,8 @@ use cutover_core::ports::{Notifier, PortError};
 pub struct SnsNotifier {
     client: aws_sdk_sns::Client,
     topic_arn: String,
+    /// The approval API's base URL, named in approval notices when known.
+    api_url: Option<String>,
 }
 
 impl SnsNotifier {
@@ -16,7 +18,13 @@ impl SnsNotifier {
         SnsNotifier {
             client,
             topic_arn: topic_arn.into(),
+            api_url: None,
         }
+    }
+
+    pub fn with_api_url(mut self, url: Option<String>) -> Self {
+        self.api_url = url.filter(|u| !u.is_empty());
+        self
     }
 }
 
@@ -51,8 +59,18 @@ impl SnsNotifier {
 #[async_trait]
 impl Notifier for SnsNotifier {
     async fn approval_requested(&self, notice: &ApprovalNotice) -> Result<(), PortError> {
-        let body =
+        let details =
             serde_json::to_string_pretty(notice).map_err(|e| crate::errors::build_err("sns", e))?;
+        // Plain words first (an e-mail subscriber reads this), then how to answer, then the data.
+        let api = self
+            .api_url
+            .as_deref()
+            .map(|u| format!("\nApproval API: {u} (cutover run … --api-url {u})"))
+            .unwrap_or_default();
+        let body = format!(
+            "{}\n\nTo answer: {}{api}\n\n{details}",
+            notice.summary, notice.how_to_answer
+        );
         self.publish(
             format!(
                 "cutover {}: approval {} requested",

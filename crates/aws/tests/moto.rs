@@ -569,6 +569,7 @@ async fn sns_publishes_a_notice_without_a_token_field() {
         expires_at: Utc::now(),
         evidence: json!({"weights": {"blue": 90, "green": 10}}),
         how_to_answer: "POST /runs/r1/approvals/before-50".into(),
+        summary: "orders: gate before-50".into(),
     };
     n.approval_requested(&notice).await.unwrap();
     let missing = SnsNotifier::new(sns, "arn:aws:sns:us-east-1:123456789012:no-such-topic");

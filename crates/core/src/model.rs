@@ -526,4 +526,7 @@ pub struct ApprovalNotice {
     pub expires_at: DateTime<Utc>,
     pub evidence: Value,
     pub how_to_answer: String,
+    /// The notice in plain words: where the run stands, what approving does, until when.
+    #[serde(default)]
+    pub summary: String,
 }

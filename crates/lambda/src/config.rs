@@ -17,6 +17,8 @@ pub struct Config {
     /// WAVE_STATE_MACHINE_ARN and WAVE_SCHEDULER_ROLE_ARN: what the approval API's
     /// `POST /waves/{wave}/schedule` schedules, and as whom (both or neither).
     pub wave_schedule: Option<(String, String)>,
+    /// APPROVAL_API_URL: the approval API, named in approval notices (request-approval).
+    pub approval_api_url: Option<String>,
     /// CUTOVER_STATE_MACHINE_ARN: the cutover machine, whose executions hold application locks
     /// (validate-cutover only).
     pub cutover_state_machine_arn: Option<String>,
@@ -73,6 +75,7 @@ impl Config {
         };
         Ok(Config {
             cutover_state_machine_arn: get("CUTOVER_STATE_MACHINE_ARN").filter(|s| !s.is_empty()),
+            approval_api_url: get("APPROVAL_API_URL").filter(|s| !s.is_empty()),
             wave_schedule,
             table_name,
             topic_arn: get("TOPIC_ARN").filter(|s| !s.is_empty()),

@@ -85,7 +85,7 @@ pub async fn build_deps(
                 .topic_arn
                 .as_deref()
                 .ok_or(ConfigError::Missing("TOPIC_ARN"))?;
-            ports::notifier(sdk, topic).unwrap_or(none.clone())
+            ports::notifier(sdk, topic, config.approval_api_url.clone()).unwrap_or(none.clone())
         } else {
             none.clone()
         },
@@ -177,14 +177,21 @@ mod ports {
     }
 
     #[cfg(feature = "notifier")]
-    pub fn notifier(sdk: &aws_config::SdkConfig, topic: &str) -> Option<Arc<dyn Notifier>> {
-        Some(Arc::new(SnsNotifier::new(
-            aws_sdk_sns::Client::new(sdk),
-            topic,
-        )))
+    pub fn notifier(
+        sdk: &aws_config::SdkConfig,
+        topic: &str,
+        api_url: Option<String>,
+    ) -> Option<Arc<dyn Notifier>> {
+        Some(Arc::new(
+            SnsNotifier::new(aws_sdk_sns::Client::new(sdk), topic).with_api_url(api_url),
+        ))
     }
     #[cfg(not(feature = "notifier"))]
-    pub fn notifier(_: &aws_config::SdkConfig, _: &str) -> Option<Arc<dyn Notifier>> {
+    pub fn notifier(
+        _: &aws_config::SdkConfig,
+        _: &str,
+        _: Option<String>,
+    ) -> Option<Arc<dyn Notifier>> {
         None
     }
 

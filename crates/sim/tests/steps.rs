@@ -901,3 +901,40 @@ async fn two_first_approvals_at_once_both_count() {
     };
     assert_eq!(rec.decided_by.as_deref(), Some("alice, bob"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_approval_notice_says_in_plain_words_where_the_run_is_and_how_to_answer() {
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    request_approval(
+        RequestApprovalInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            gate: "g1".into(),
+            task_token: "TOKEN-1".into(),
+            weight: Some(50),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    let n = &g.world.notices()[0];
+    assert!(
+        n.summary.contains("orders, run r1: gate g1"),
+        "{}",
+        n.summary
+    );
+    assert!(
+        n.summary.contains("Traffic now: blue 100 / green 0"),
+        "{}",
+        n.summary
+    );
+    assert!(
+        n.summary.contains("Approving shifts green to 50%"),
+        "{}",
+        n.summary
+    );
+    assert!(n.summary.contains(&n.expires_at.to_rfc3339()));
+    assert!(n.how_to_answer.starts_with("cutover run approve r1 g1"));
+    assert!(!n.summary.contains("TOKEN-1") && !n.how_to_answer.contains("TOKEN-1"));
+}

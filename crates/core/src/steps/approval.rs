@@ -115,13 +115,39 @@ pub async fn request_approval(
         .await
         .map_err(store_err)?;
     record.version += 1;
+    let ev = &record.evidence;
+    let weights = match (ev.pointer("/weights/blue"), ev.pointer("/weights/green")) {
+        (Some(b), Some(g)) => format!("blue {b} / green {g}"),
+        _ => "blue 100 / green 0".into(),
+    };
+    let lag = ev["lagSeconds"]
+        .as_f64()
+        .map(|l| format!("{l:.1} s"))
+        .unwrap_or_else(|| "not sampled yet".into());
+    let approving = match (ev["approving"].as_str(), ev["nextWeight"].as_u64()) {
+        (Some(a), _) => a.to_string(),
+        (None, Some(w)) => format!("shifts green to {w}% of the traffic"),
+        (None, None) => "lets the run continue".into(),
+    };
+    let summary = format!(
+        "{app}, run {run}: gate {gate} waits for a decision. Traffic now: {weights}; replication lag: {lag}. Approving {approving}. Rejecting stops the run (rolled back if traffic moved). No decision by {exp} counts as expired.",
+        app = input.plan.application,
+        run = input.run_id,
+        gate = input.gate,
+        exp = record.expires_at.to_rfc3339(),
+    );
     let notice = ApprovalNotice {
         run_id: input.run_id.clone(),
         application: input.plan.application.clone(),
         gate: input.gate.clone(),
         expires_at: record.expires_at,
         evidence: record.evidence.clone(),
-        how_to_answer: format!("POST /runs/{}/approvals/{} with {{\"decision\": \"approve\"|\"reject\", \"reason\": \"…\"}}", input.run_id, input.gate),
+        how_to_answer: format!(
+            "cutover run approve {run} {gate} --reason \"…\" (or: cutover run reject {run} {gate} --reason \"…\"); or POST /runs/{run}/approvals/{gate} with {{\"decision\": \"approve\"|\"reject\", \"reason\": \"…\"}} to the approval API, SigV4-signed",
+            run = input.run_id,
+            gate = input.gate
+        ),
+        summary,
     };
     deps.notifier
         .approval_requested(&notice)
