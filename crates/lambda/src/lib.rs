@@ -388,6 +388,15 @@ pub fn log_filter(
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
 }
 
+/// The run id of an approval API path (`/runs/{runId}/…`), or empty.
+pub fn api_run_id(path: &str) -> String {
+    let mut parts = path.trim_matches('/').split('/');
+    match (parts.next(), parts.next()) {
+        (Some("runs"), Some(id)) => id.to_string(),
+        _ => String::new(),
+    }
+}
+
 /// The fields every log line of one invocation carries: the run, its application, the step.
 pub fn log_fields(payload: &Value) -> (String, String) {
     let s = |p: &str| {
@@ -443,10 +452,27 @@ pub async fn serve_api() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let (deps, schedules) = (&deps, schedules.as_deref());
         async move {
+            use tracing::Instrument;
             let request = api_request(event.payload);
-            Ok::<_, lambda_runtime::Error>(api_response(
-                handle_api_with(&request, deps, schedules).await,
-            ))
+            // The run the request is about, on every line it logs (never the body or a token).
+            let span = tracing::info_span!(
+                "invocation",
+                runId = %api_run_id(&request.path),
+                application = "",
+                step = "approval-api"
+            );
+            let response = handle_api_with(&request, deps, schedules)
+                .instrument(span.clone())
+                .await;
+            span.in_scope(|| {
+                tracing::info!(
+                    method = %request.method,
+                    path = %request.path,
+                    status = response.status,
+                    "api request"
+                )
+            });
+            Ok::<_, lambda_runtime::Error>(api_response(response))
         }
     }))
     .await
@@ -547,6 +573,13 @@ mod log_tests {
         assert_eq!(log_filter(Some("nonsense"), None).to_string(), "info");
         assert_eq!(log_filter(None, None).to_string(), "info");
         assert_eq!(log_filter(Some("INFO"), Some("warn")).to_string(), "warn");
+    }
+
+    #[test]
+    fn api_lines_name_the_run_of_the_path() {
+        assert_eq!(api_run_id("/runs/orders-1/approvals/g1"), "orders-1");
+        assert_eq!(api_run_id("/runs/orders-1"), "orders-1");
+        assert_eq!(api_run_id("/waves/w/schedule"), "");
     }
 
     #[test]
