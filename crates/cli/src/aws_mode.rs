@@ -246,6 +246,15 @@ pub async fn seed(
     })
 }
 
+/// The SDK config for an AWS-compatible endpoint (test credentials unless the environment has
+/// some), or for the environment's AWS account.
+pub(crate) async fn sdk_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    match endpoint {
+        Some(ep) => sdk_config(ep).await,
+        None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    }
+}
+
 async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
     let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
@@ -430,10 +439,7 @@ pub fn create_schedule(
         .build()
         .map_err(|e| PortError::new("scheduler", PortErrorKind::Other, "Runtime", e.to_string()))?;
     rt.block_on(async {
-        let sdk = match endpoint {
-            Some(ep) => sdk_config(ep).await,
-            None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-        };
+        let sdk = sdk_for(endpoint).await;
         cutover_aws::WaveScheduler::new(aws_sdk_scheduler::Client::new(&sdk))
             .create(s)
             .await

@@ -27,26 +27,7 @@ fn need<'a>(v: &'a Option<String>, flag: &str, output: &str) -> Result<&'a str, 
 }
 
 async fn sdk(stack: &Stack) -> aws_config::SdkConfig {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    match &stack.endpoint {
-        Some(ep) => {
-            let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
-            let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
-            loader
-                .region(aws_config::Region::new("us-east-1"))
-                .endpoint_url(ep)
-                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                    key,
-                    secret,
-                    None,
-                    None,
-                    "cutover-cli",
-                ))
-                .load()
-                .await
-        }
-        None => loader.load().await,
-    }
+    crate::aws_mode::sdk_for(stack.endpoint.as_deref()).await
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

@@ -97,15 +97,18 @@ fn the_cli_writes_the_page_and_refuses_what_is_not_a_report() {
     let json = dir.join("report.json");
     std::fs::write(&json, serde_json::to_string(&report).unwrap()).unwrap();
     let out = dir.join("report.html");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args([
-            "report",
-            json.to_str().unwrap(),
-            "--html",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let render_page = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args([
+                "report",
+                json.to_str().unwrap(),
+                "--html",
+                out.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let run = render_page();
     assert!(
         run.status.success(),
         "{}",
@@ -114,15 +117,7 @@ fn the_cli_writes_the_page_and_refuses_what_is_not_a_report() {
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.contains("id=\"series-weight\"") && html.contains("rolled_back"));
     std::fs::write(&json, "{\"not\": \"a report\"}").unwrap();
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args([
-            "report",
-            json.to_str().unwrap(),
-            "--html",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let bad = render_page();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("timeline"));
 }
