@@ -21,7 +21,7 @@ use cutover_core::plan::Plan;
 use cutover_sim::spec::FAULT_OPERATIONS;
 use cutover_sim::WorldSpec;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 
 const ZONE: &str = "Z0123456789";
@@ -53,14 +53,14 @@ pub struct Verdict {
 }
 
 fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
-    &items[rng.gen_range(0..items.len())]
+    &items[rng.random_range(0..items.len())]
 }
 
 /// Generates the case of `seed`.
 pub fn generate(seed: u64) -> Case {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mgn = rng.gen_bool(0.2);
-    let alias = rng.gen_bool(0.3);
+    let mgn = rng.random_bool(0.2);
+    let alias = rng.random_bool(0.3);
     let (record_type, record_name) = if alias {
         ("A", "shop.example.com")
     } else {
@@ -78,21 +78,23 @@ pub fn generate(seed: u64) -> Case {
         )
     };
     // 1-3 strictly increasing steps ending at 100.
-    let mut weights: Vec<u32> = match rng.gen_range(0..3) {
+    let mut weights: Vec<u32> = match rng.random_range(0..3) {
         0 => vec![100],
-        1 => vec![rng.gen_range(1..100), 100],
+        1 => vec![rng.random_range(1..100), 100],
         _ => {
-            let a = rng.gen_range(1..50);
-            vec![a, rng.gen_range(a + 1..100), 100]
+            let a = rng.random_range(1..50);
+            vec![a, rng.random_range(a + 1..100), 100]
         }
     };
     weights.dedup();
-    let gate_at = rng.gen_bool(0.3).then(|| rng.gen_range(0..weights.len()));
+    let gate_at = rng
+        .random_bool(0.3)
+        .then(|| rng.random_range(0..weights.len()));
     let steps: Vec<Value> = weights
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            let mut s = json!({"weight": w, "bakeSeconds": rng.gen_range(60..900)});
+            let mut s = json!({"weight": w, "bakeSeconds": rng.random_range(60..900)});
             if gate_at == Some(i) {
                 s["approval"] = json!(format!("gate-{i}"));
             }
@@ -102,7 +104,7 @@ pub fn generate(seed: u64) -> Case {
     let replication = if mgn {
         json!({"kind": "mgn", "sourceServerId": SERVER, "maxLagSeconds": 60, "stableSamples": 2, "sampleIntervalSeconds": 60, "deadlineSeconds": 3600, "launchDeadlineSeconds": 1800})
     } else {
-        json!({"kind": "dms", "taskArn": TASK, "maxLagSeconds": 30, "stableSamples": rng.gen_range(1..4), "sampleIntervalSeconds": 60, "deadlineSeconds": 3600})
+        json!({"kind": "dms", "taskArn": TASK, "maxLagSeconds": 30, "stableSamples": rng.random_range(1..4), "sampleIntervalSeconds": 60, "deadlineSeconds": 3600})
     };
     let mode = if mgn {
         "unmanaged"
@@ -112,17 +114,17 @@ pub fn generate(seed: u64) -> Case {
             &["unmanaged", "blue-until-switch", "freeze-and-switch"],
         )
     };
-    let reverse = mode != "unmanaged" && rng.gen_bool(0.5);
+    let reverse = mode != "unmanaged" && rng.random_bool(0.5);
     let mut plan = json!({
         "application": "orders",
         "replication": replication,
         "dns": {"hostedZoneId": ZONE, "recordName": record_name, "recordType": record_type, "ttl": 60, "blue": blue, "green": green,
-                "finalForm": if rng.gen_bool(0.2) { "simple" } else { "weighted" }},
+                "finalForm": if rng.random_bool(0.2) { "simple" } else { "weighted" }},
         "traffic": {"steps": steps},
         "health": {"intervalSeconds": 30, "failureThreshold": 2, "http": [{"url": HEALTH, "expectStatus": 200}]},
-        "approvals": {"expiresSeconds": rng.gen_range(600..3600)},
-        "finalize": {"enabled": rng.gen_bool(0.2)},
-        "rollback": {"budgetSeconds": rng.gen_range(1800..3600)},
+        "approvals": {"expiresSeconds": rng.random_range(600..3600)},
+        "finalize": {"enabled": rng.random_bool(0.2)},
+        "rollback": {"budgetSeconds": rng.random_range(1800..3600)},
     });
     if mode != "unmanaged" {
         let mut data = json!({
@@ -130,13 +132,13 @@ pub fn generate(seed: u64) -> Case {
             "freeze": {"lambdaArn": FREEZE},
             "switch": {"lambdaArn": SWITCH},
             "unfreeze": {"url": UNFREEZE, "method": "POST"},
-            "maxFreezeSeconds": rng.gen_range(120..600),
+            "maxFreezeSeconds": rng.random_range(120..600),
             "drainPollSeconds": 15,
         });
         if reverse {
             data["reverseReplication"] = json!({"taskArn": REVERSE});
         }
-        if rng.gen_bool(0.2) {
+        if rng.random_bool(0.2) {
             data["approval"] = json!("before-switch");
         }
         plan["data"] = data;
@@ -148,8 +150,8 @@ pub fn generate(seed: u64) -> Case {
     } else {
         json!({"name": "orders.example.com.", "type": "CNAME", "ttl": 300, "values": ["blue-lb.example.com"]})
     };
-    let converges = rng.gen_bool(0.9);
-    let settle = rng.gen_range(300..1500) as f64;
+    let converges = rng.random_bool(0.9);
+    let settle = rng.random_range(300..1500) as f64;
     let lag = if converges {
         json!([[0, 900], [settle, 3]])
     } else {
@@ -158,44 +160,44 @@ pub fn generate(seed: u64) -> Case {
     let mut tasks = vec![
         json!({"arn": TASK, "migrationType": "full-load-and-cdc", "status": *pick(&mut rng, &["ready", "ready", "stopped", "running"]), "lag": lag}),
     ];
-    if reverse && rng.gen_bool(0.9) {
-        tasks.push(json!({"arn": REVERSE, "migrationType": "cdc", "status": "ready", "carries": "green-to-blue", "lag": [[0, rng.gen_range(1..20)]]}));
+    if reverse && rng.random_bool(0.9) {
+        tasks.push(json!({"arn": REVERSE, "migrationType": "cdc", "status": "ready", "carries": "green-to-blue", "lag": [[0, rng.random_range(1..20)]]}));
     }
-    let fail_at = rng.gen_bool(0.4).then(|| rng.gen_range(1..6000));
+    let fail_at = rng.random_bool(0.4).then(|| rng.random_range(1..6000));
     let health = match fail_at {
         Some(t) => json!([[0, 200], [t, 503]]),
         None => json!([[0, 200]]),
     };
     let mut world = json!({
         "route53": {
-            "requestsPerSecond": if rng.gen_bool(0.25) { 1 } else { rng.gen_range(2..6) },
-            "propagationSeconds": rng.gen_range(5..60),
+            "requestsPerSecond": if rng.random_bool(0.25) { 1 } else { rng.random_range(2..6) },
+            "propagationSeconds": rng.random_range(5..60),
             "zones": [{"id": ZONE, "name": "example.com.", "records": [record]}],
         },
         "dms": {"tasks": tasks},
         "http": {HEALTH: health},
-        "app": {"writesPerSecond": rng.gen_range(0..50)},
+        "app": {"writesPerSecond": rng.random_range(0..50)},
     });
     if mgn {
         world["mgn"] = json!({"servers": [{
             "id": SERVER, "lifecycle": "READY_FOR_CUTOVER", "replicationState": "CONTINUOUS",
-            "lag": [[0, 120], [300, 5]], "launchSeconds": rng.gen_range(30..400),
-            "launchFails": rng.gen_bool(0.1), "launchedUrls": [HEALTH],
+            "lag": [[0, 120], [300, 5]], "launchSeconds": rng.random_range(30..400),
+            "launchFails": rng.random_bool(0.1), "launchedUrls": [HEALTH],
         }]});
         world["dms"] = json!({"tasks": []});
     }
     let mut hooks = serde_json::Map::new();
     for h in [FREEZE, SWITCH, UNFREEZE] {
-        let roll: f64 = rng.gen();
+        let roll: f64 = rng.random();
         if roll < 0.1 {
             hooks.insert(
                 h.into(),
-                json!([[0, "ok"], [rng.gen_range(0..6000), "fail"]]),
+                json!([[0, "ok"], [rng.random_range(0..6000), "fail"]]),
             );
         } else if roll < 0.15 {
             hooks.insert(
                 h.into(),
-                json!([[0, "ok"], [rng.gen_range(0..6000), "timeout"]]),
+                json!([[0, "ok"], [rng.random_range(0..6000), "timeout"]]),
             );
         }
     }
@@ -213,7 +215,7 @@ pub fn generate(seed: u64) -> Case {
         ])
         .collect();
     for g in gates {
-        let roll: f64 = rng.gen();
+        let roll: f64 = rng.random();
         let decision = if roll < 0.7 {
             "approve"
         } else if roll < 0.9 {
@@ -221,25 +223,25 @@ pub fn generate(seed: u64) -> Case {
         } else {
             continue;
         };
-        approvals.push(json!({"gate": g, "decision": decision, "by": "alice@example.com", "afterSeconds": rng.gen_range(0..900)}));
+        approvals.push(json!({"gate": g, "decision": decision, "by": "alice@example.com", "afterSeconds": rng.random_range(0..900)}));
     }
     world["approvals"] = Value::Array(approvals);
     let mut operator = Vec::new();
-    if rng.gen_bool(0.1) {
-        operator.push(json!({"afterSeconds": rng.gen_range(0..6000), "action": "abort", "by": "carol@example.com"}));
+    if rng.random_bool(0.1) {
+        operator.push(json!({"afterSeconds": rng.random_range(0..6000), "action": "abort", "by": "carol@example.com"}));
     }
-    if rng.gen_bool(0.1) {
-        operator.push(json!({"afterSeconds": rng.gen_range(0..6000), "action": "stop", "by": "dave@example.com"}));
+    if rng.random_bool(0.1) {
+        operator.push(json!({"afterSeconds": rng.random_range(0..6000), "action": "stop", "by": "dave@example.com"}));
     }
     world["operator"] = Value::Array(operator);
     let mut faults = Vec::new();
-    for _ in 0..rng.gen_range(0..5) {
+    for _ in 0..rng.random_range(0..5) {
         let (op, errors) = pick(&mut rng, FAULT_OPERATIONS);
         faults.push(json!({
             "operation": op,
             "error": pick(&mut rng, errors),
-            "times": rng.gen_range(1..7),
-            "afterSeconds": rng.gen_range(0..6000),
+            "times": rng.random_range(1..7),
+            "afterSeconds": rng.random_range(0..6000),
         }));
     }
     world["faults"] = Value::Array(faults);
@@ -247,7 +249,7 @@ pub fn generate(seed: u64) -> Case {
         seed,
         plan,
         world,
-        duplicate_delivery: rng.gen_bool(0.2),
+        duplicate_delivery: rng.random_bool(0.2),
     }
 }
 

@@ -187,7 +187,7 @@ fn local_run_reports_json_and_exit_codes() {
 
 #[test]
 fn plan_in_json_is_accepted() {
-    let plan: serde_json::Value = serde_yaml::from_str(&happy("plan.yaml")).unwrap();
+    let plan: serde_json::Value = serde_norway::from_str(&happy("plan.yaml")).unwrap();
     let p = temp("plan.json", &serde_json::to_string(&plan).unwrap());
     let out = cutover(&["plan", "check", p.to_str().unwrap()]);
     assert!(

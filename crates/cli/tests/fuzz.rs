@@ -9,7 +9,7 @@ use cutover_core::steps::{dispatch, registry::REGISTRY, Deps};
 use cutover_core::waves::{Portfolio, WaveFile};
 use cutover_sim::{MemoryStore, SimClock, World, WorldSpec};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -29,19 +29,19 @@ const ALPHABET: &[u8] = b"{}[]:,\"'-_ .0123456789aAzZ#&*!|>\n\t\\/eE+";
 /// A valid text with a few random edits: bytes replaced, inserted, deleted, lines swapped.
 fn mutate(rng: &mut StdRng, text: &str) -> Vec<u8> {
     let mut b = text.as_bytes().to_vec();
-    for _ in 0..rng.gen_range(1..6) {
+    for _ in 0..rng.random_range(1..6) {
         if b.is_empty() {
             break;
         }
-        let i = rng.gen_range(0..b.len());
-        match rng.gen_range(0..4) {
-            0 => b[i] = ALPHABET[rng.gen_range(0..ALPHABET.len())],
-            1 => b.insert(i, ALPHABET[rng.gen_range(0..ALPHABET.len())]),
+        let i = rng.random_range(0..b.len());
+        match rng.random_range(0..4) {
+            0 => b[i] = ALPHABET[rng.random_range(0..ALPHABET.len())],
+            1 => b.insert(i, ALPHABET[rng.random_range(0..ALPHABET.len())]),
             2 => {
                 b.remove(i);
             }
             _ => {
-                let j = rng.gen_range(0..b.len());
+                let j = rng.random_range(0..b.len());
                 let (lo, hi) = (i.min(j), i.max(j));
                 b[lo..hi].reverse();
             }
@@ -51,15 +51,17 @@ fn mutate(rng: &mut StdRng, text: &str) -> Vec<u8> {
 }
 
 fn random_bytes(rng: &mut StdRng) -> Vec<u8> {
-    (0..rng.gen_range(0..200)).map(|_| rng.gen()).collect()
+    (0..rng.random_range(0..200))
+        .map(|_| rng.random())
+        .collect()
 }
 
 fn random_json(rng: &mut StdRng, depth: u32) -> Value {
-    match rng.gen_range(0..if depth > 3 { 5 } else { 7 }) {
+    match rng.random_range(0..if depth > 3 { 5 } else { 7 }) {
         0 => Value::Null,
-        1 => json!(rng.gen::<bool>()),
-        2 => json!(rng.gen_range(-1e12..1e12)),
-        3 => json!(rng.gen::<i64>()),
+        1 => json!(rng.random::<bool>()),
+        2 => json!(rng.random_range(-1e12..1e12)),
+        3 => json!(rng.random::<i64>()),
         4 => json!(
             [
                 "r1",
@@ -69,10 +71,10 @@ fn random_json(rng: &mut StdRng, depth: u32) -> Value {
                 "approve",
                 "9999999999999",
                 "-1"
-            ][rng.gen_range(0..7)]
+            ][rng.random_range(0..7)]
         ),
         5 => Value::Array(
-            (0..rng.gen_range(0..4))
+            (0..rng.random_range(0..4))
                 .map(|_| random_json(rng, depth + 1))
                 .collect(),
         ),
@@ -99,10 +101,10 @@ fn random_json(rng: &mut StdRng, depth: u32) -> Value {
                 "jobId",
             ];
             Value::Object(
-                (0..rng.gen_range(0..5))
+                (0..rng.random_range(0..5))
                     .map(|_| {
                         (
-                            keys[rng.gen_range(0..keys.len())].to_string(),
+                            keys[rng.random_range(0..keys.len())].to_string(),
                             random_json(rng, depth + 1),
                         )
                     })
@@ -123,7 +125,7 @@ fn document_parsers_answer_every_input_without_panicking() {
     let wave = example("examples/wave-12/wave.yaml");
     for seed in 0..3000u64 {
         let mut rng = StdRng::seed_from_u64(seed);
-        let json = rng.gen_bool(0.3);
+        let json = rng.random_bool(0.3);
         let inputs = [
             mutate(&mut rng, &plan),
             mutate(&mut rng, &world),
@@ -187,10 +189,10 @@ async fn step_events_and_api_requests_are_answered_without_panicking() {
     .unwrap();
     for seed in 0..1500u64 {
         let mut rng = StdRng::seed_from_u64(seed);
-        let f = &REGISTRY[rng.gen_range(0..REGISTRY.len())];
+        let f = &REGISTRY[rng.random_range(0..REGISTRY.len())];
         let mut event = random_json(&mut rng, 0);
         // Half the events carry a valid plan and run id, so the handlers get past the shape.
-        if rng.gen_bool(0.5) {
+        if rng.random_bool(0.5) {
             if let Value::Object(m) = &mut event {
                 m.insert("plan".into(), plan.clone());
                 m.insert("runId".into(), json!("r1"));
@@ -214,17 +216,17 @@ async fn step_events_and_api_requests_are_answered_without_panicking() {
             "/runs/r1/approvals/%00",
         ];
         let req = ApiRequest {
-            method: ["GET", "POST", "PUT", "DELETE"][rng.gen_range(0..4)].into(),
-            path: paths[rng.gen_range(0..paths.len())].into(),
-            body: rng.gen_bool(0.8).then(|| {
-                if rng.gen_bool(0.5) {
+            method: ["GET", "POST", "PUT", "DELETE"][rng.random_range(0..4)].into(),
+            path: paths[rng.random_range(0..paths.len())].into(),
+            body: rng.random_bool(0.8).then(|| {
+                if rng.random_bool(0.5) {
                     random_json(&mut rng, 0).to_string()
                 } else {
                     String::from_utf8_lossy(&random_bytes(&mut rng)).into_owned()
                 }
             }),
             identity: rng
-                .gen_bool(0.9)
+                .random_bool(0.9)
                 .then(|| "arn:aws:iam::123456789012:user/fuzz".into()),
             groups: vec![],
         };

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -471,7 +471,7 @@ impl<'e> Exec<'e> {
         }
         if r.jitter_full {
             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-            d = rng.gen_range(0.0..=d);
+            d = rng.random_range(0.0..=d);
         }
         Duration::from_secs_f64(d.max(0.0))
     }

@@ -2,7 +2,7 @@
 
 use crate::jsonpath::JsonPath;
 use base64::Engine as _;
-use rand::Rng;
+use rand::RngExt;
 use serde_json::{Number, Value};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -416,7 +416,7 @@ fn apply(name: &str, args: Vec<Value>) -> Result<Value, String> {
             if lo >= hi {
                 return Err("States.MathRandom start must be below end".into());
             }
-            Ok(Value::from(rand::thread_rng().gen_range(lo..hi)))
+            Ok(Value::from(rand::rng().random_range(lo..hi)))
         }
         "States.MathAdd" => {
             want_args(name, &args, 2)?;
