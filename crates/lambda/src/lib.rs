@@ -299,6 +299,9 @@ pub const STEP_METRICS: &[&str] = &[
     "RunAborted",
     "RunFailed",
     "ApprovalExpired",
+    "RunStuck",
+    "LockHeldByFinishedExecution",
+    "ApprovalExpiring",
 ];
 
 /// One embedded-metric-format document for a step's result, or None when the step has nothing
@@ -335,6 +338,20 @@ pub fn step_metrics(step: &str, payload: &Value, output: &Value) -> Option<Value
             }
             if output.get("error").and_then(Value::as_str) == Some("ApprovalExpired") {
                 values.push(("ApprovalExpired", 1.0, "Count"));
+            }
+        }
+        // The run sweep: one count per kind of finding, only when there is one (a custom metric
+        // is billed for every hour it is published in; the alarms treat no data as OK).
+        "reconcile-run" if output.get("runsChecked").is_some() => {
+            let count = |k: &str| output.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+            for (name, key) in [
+                ("RunStuck", "stuck"),
+                ("LockHeldByFinishedExecution", "abandoned"),
+                ("ApprovalExpiring", "expiring"),
+            ] {
+                if count(key) > 0 {
+                    values.push((name, count(key) as f64, "Count"));
+                }
             }
         }
         _ => {}
@@ -554,12 +571,12 @@ pub fn api_response(r: ApiResponse) -> ApiGatewayV2httpResponse {
         "content-type",
         aws_lambda_events::http::HeaderValue::from_static("application/json"),
     );
-    ApiGatewayV2httpResponse {
-        status_code: i64::from(r.status),
-        headers,
-        body: Some(aws_lambda_events::encodings::Body::Text(r.body.to_string())),
-        ..Default::default()
-    }
+    // The event types are non-exhaustive: start from the default and set what is answered.
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(r.status);
+    response.headers = headers;
+    response.body = Some(aws_lambda_events::encodings::Body::Text(r.body.to_string()));
+    response
 }
 
 #[cfg(test)]
@@ -631,6 +648,21 @@ mod metric_tests {
         )
         .unwrap();
         assert_eq!(m["HealthRoundFailed"], 1.0);
+        // The sweep publishes only what it found.
+        let sweep = |stuck: usize, expiring: usize| {
+            step_metrics(
+                "reconcile-run",
+                &serde_json::json!({"sweep": {}}),
+                &serde_json::json!({"runsChecked": 3, "stuck": vec!["r"; stuck], "abandoned": [], "expiring": vec!["r/g"; expiring]}),
+            )
+        };
+        assert!(sweep(0, 0).is_none());
+        let m = sweep(1, 2).unwrap();
+        assert_eq!(
+            (m["RunStuck"].as_f64(), m["ApprovalExpiring"].as_f64()),
+            (Some(1.0), Some(2.0))
+        );
+        assert!(m.get("LockHeldByFinishedExecution").is_none());
         assert!(step_metrics(
             "check-dns-sync",
             &payload,
