@@ -86,8 +86,11 @@ impl Notifier for SnsNotifier {
             serde_json::to_string_pretty(notice).map_err(|e| crate::errors::build_err("sns", e))?;
         self.publish(
             format!(
-                "cutover {}: {} (run {})",
-                notice.application, notice.kind, notice.run_id
+                "cutover {}{}: {} (run {})",
+                if notice.is_page() { "PAGE " } else { "" },
+                notice.application,
+                notice.kind,
+                notice.run_id
             ),
             body,
         )

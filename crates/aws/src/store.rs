@@ -57,37 +57,6 @@ fn run_pk(run_id: &str) -> String {
 }
 
 impl DynamoStore {
-    /// Every run record in the table (of one application, when given): a paginated Scan of the
-    /// STATE items. For operators' listings, never on a step's path.
-    pub async fn list_runs(&self, application: Option<&str>) -> Result<Vec<RunRecord>, PortError> {
-        let mut out = Vec::new();
-        let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
-        loop {
-            let mut req = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start.take())
-                .expression_attribute_values(":state", s("STATE"));
-            req = match application {
-                Some(a) => req
-                    .filter_expression("sk = :state AND application = :app")
-                    .expression_attribute_values(":app", s(a)),
-                None => req.filter_expression("sk = :state"),
-            };
-            let page = req.send().await.map_err(|e| CODES.map(e))?;
-            for item in page.items().iter().cloned() {
-                out.push(from_item::<RunRecord>(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        out.sort_by_key(|r| std::cmp::Reverse(r.started_at));
-        Ok(out)
-    }
-
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
             client,
@@ -135,6 +104,36 @@ impl DynamoStore {
 
 #[async_trait]
 impl RunStore for DynamoStore {
+    /// A paginated Scan of the STATE items.
+    async fn list_runs(&self, application: Option<&str>) -> Result<Vec<RunRecord>, PortError> {
+        let mut out = Vec::new();
+        let mut start: Option<std::collections::HashMap<String, AttributeValue>> = None;
+        loop {
+            let mut req = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start.take())
+                .expression_attribute_values(":state", s("STATE"));
+            req = match application {
+                Some(a) => req
+                    .filter_expression("sk = :state AND application = :app")
+                    .expression_attribute_values(":app", s(a)),
+                None => req.filter_expression("sk = :state"),
+            };
+            let page = req.send().await.map_err(|e| CODES.map(e))?;
+            for item in page.items().iter().cloned() {
+                out.push(from_item::<RunRecord>(item)?);
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+        Ok(out)
+    }
+
     /// A conditional put: only while `from` holds the lock (ConditionExpression on runId).
     async fn take_over_lock(
         &self,

@@ -171,6 +171,12 @@ impl RunStore for ProgressStore {
     async fn release_lock(&self, a: &str, r: &str) -> Result<(), PortError> {
         self.inner.release_lock(a, r).await
     }
+    async fn list_runs(
+        &self,
+        a: Option<&str>,
+    ) -> Result<Vec<cutover_core::model::RunRecord>, PortError> {
+        self.inner.list_runs(a).await
+    }
     async fn take_over_lock(
         &self,
         a: &str,

@@ -510,10 +510,27 @@ pub struct ProbeResult {
 pub struct RunNotice {
     pub run_id: String,
     pub application: String,
-    /// rollback_failed
+    /// A page (rollback_failed, finalize_failed, run_stuck, …) or, for the kinds in
+    /// [`RunNotice::INFO_KINDS`], a notice that needs nobody to act.
     pub kind: String,
     pub message: String,
     pub at: DateTime<Utc>,
+}
+
+impl RunNotice {
+    /// Notices that a run started or ended as planned: told to the topic, never paged.
+    pub const INFO_KINDS: [&'static str; 5] = [
+        "run_started",
+        "run_completed",
+        "run_rolled_back",
+        "run_aborted",
+        "run_failed",
+    ];
+
+    /// Whether somebody must act on it.
+    pub fn is_page(&self) -> bool {
+        !Self::INFO_KINDS.contains(&self.kind.as_str())
+    }
 }
 
 /// What a human is told when a gate opens: never the task token.

@@ -487,8 +487,9 @@ pub fn parse_document(text: &str, json: bool) -> Result<serde_json::Value, PlanE
             .and_then(|v| d.end().map(|()| v).map_err(|e| (".".into(), e.to_string())));
         ("JSON", r)
     } else {
-        let r =
-            serde_path_to_error::deserialize::<_, Strict>(serde_yaml::Deserializer::from_str(text));
+        let r = serde_path_to_error::deserialize::<_, Strict>(
+            serde_norway::Deserializer::from_str(text),
+        );
         (
             "YAML",
             r.map_err(|e| (e.path().to_string(), e.into_inner().to_string())),
@@ -1312,6 +1313,53 @@ impl Plan {
             traffic,
             fixed,
         }
+    }
+
+    /// The longest one execution can take for this plan when every bounded wait runs to its
+    /// bound: the lag deadline (and MGN's launch deadline), each traffic step's bake with its
+    /// failed-round allowance and a DNS sync given up after 900 s, every gate left to expire,
+    /// the data cutover's freezes with their hooks, and the rollback budget. A run still active
+    /// past this (plus a margin) is stuck, not slow; the run sweep alarms on it.
+    pub fn worst_case_seconds(&self) -> u64 {
+        const SYNC: u64 = 900;
+        let r = &self.replication;
+        let mut total = r.deadline_seconds;
+        if r.kind == ReplicationKind::Mgn {
+            total = total.saturating_add(r.launch_deadline_seconds);
+        }
+        let h = &self.health;
+        let failed_rounds = u64::from(h.failure_limit()).saturating_mul(h.interval_seconds);
+        let gate = self.approvals.expires_seconds;
+        for (i, s) in self.traffic.steps.iter().enumerate() {
+            let bake = if i == 0 {
+                s.bake_seconds.max(self.dns.max_original_ttl_seconds)
+            } else {
+                s.bake_seconds
+            };
+            total = total
+                .saturating_add(bake)
+                .saturating_add(failed_rounds)
+                .saturating_add(SYNC)
+                .saturating_add(if s.approval.is_some() { gate } else { 0 });
+        }
+        if self.data.writes != WritesMode::Unmanaged {
+            let hooks: u64 = [&self.data.freeze, &self.data.switch, &self.data.unfreeze]
+                .iter()
+                .filter_map(|h| h.as_ref().map(|h| h.timeout_seconds))
+                .sum();
+            let last_bake = self.traffic.steps.last().map_or(0, |s| s.bake_seconds);
+            // Forward and, after the switch, back again; the go/no-go and after-switch gates.
+            total = total
+                .saturating_add(2 * (self.data.max_freeze_seconds + hooks))
+                .saturating_add(last_bake + failed_rounds)
+                .saturating_add(2 * gate);
+        }
+        if self.finalize.enabled {
+            total = total.saturating_add(gate);
+        }
+        total
+            .saturating_add(self.rollback.budget_seconds)
+            .saturating_add(SYNC)
     }
 
     /// Blue and green weights after shifting to `green` percent.

@@ -110,6 +110,9 @@ pub trait RunStore: Send + Sync {
         gate: &str,
     ) -> Result<Option<ApprovalRecord>, PortError>;
     async fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalRecord>, PortError>;
+    /// Every run record (of one application, when given), newest first. For the run sweep and
+    /// operators' listings, never on a cutover step's path.
+    async fn list_runs(&self, application: Option<&str>) -> Result<Vec<RunRecord>, PortError>;
     /// The wave's freeze flag: Some(reason) stops new applications of the wave from starting.
     async fn wave_frozen(&self, wave: &str) -> Result<Option<String>, PortError>;
     async fn set_wave_frozen(&self, wave: &str, reason: Option<&str>) -> Result<(), PortError>;

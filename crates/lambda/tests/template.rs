@@ -3,7 +3,7 @@
 //! exceptions; record-level Route 53 conditions; tag conditions on DMS and MGN mutations).
 
 use cutover_core::steps::registry::{substitutions_of, Machine, Port, REGISTRY};
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ fn root() -> PathBuf {
 }
 
 fn template() -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap())
+    serde_norway::from_str(&std::fs::read_to_string(root().join("template.yaml")).unwrap())
         .expect("template.yaml parses")
 }
 
@@ -445,7 +445,7 @@ fn the_dashboard_draws_every_step_metric_and_alarms_page() {
         .values()
         .find(|r| r["Type"].as_str() == Some("AWS::CloudWatch::Dashboard"))
         .expect("a dashboard");
-    let body = serde_yaml::to_string(&board["Properties"]["DashboardBody"]).unwrap();
+    let body = serde_norway::to_string(&board["Properties"]["DashboardBody"]).unwrap();
     for m in cutover_lambda::STEP_METRICS {
         assert!(body.contains(m), "the dashboard does not draw {m}");
     }
@@ -459,7 +459,7 @@ fn the_dashboard_draws_every_step_metric_and_alarms_page() {
     );
     for a in alarms {
         assert!(
-            serde_yaml::to_string(&a["Properties"]["AlarmActions"])
+            serde_norway::to_string(&a["Properties"]["AlarmActions"])
                 .unwrap()
                 .contains("ApprovalTopic"),
             "{:?} pages nobody",
@@ -467,4 +467,78 @@ fn the_dashboard_draws_every_step_metric_and_alarms_page() {
         );
     }
     assert!(text.contains("METRICS_ENVIRONMENT: !Ref Environment"));
+}
+
+/// `sam delete` then `sam deploy` again must work: a resource kept after the stack is deleted
+/// must not carry a fixed name, or the second deploy fails on the name already taken. A name
+/// made from the stack's id is unique per stack creation.
+#[test]
+fn nothing_retained_has_a_fixed_name_so_a_redeploy_after_delete_works() {
+    const NAME_PROPERTIES: [&str; 8] = [
+        "TableName",
+        "LogGroupName",
+        "TopicName",
+        "BucketName",
+        "QueueName",
+        "FunctionName",
+        "StateMachineName",
+        "AlarmName",
+    ];
+    let mut retained = 0;
+    for (id, r) in resources(&template()) {
+        if r["DeletionPolicy"].as_str() != Some("Retain") {
+            continue;
+        }
+        retained += 1;
+        for p in NAME_PROPERTIES {
+            let name = &r["Properties"][p];
+            if name.is_null() {
+                continue;
+            }
+            let text = serde_norway::to_string(name).unwrap();
+            assert!(
+                text.contains("AWS::StackId"),
+                "{id} is retained and named {text}: a redeploy after sam delete would fail on it"
+            );
+        }
+    }
+    assert!(
+        retained >= 2,
+        "the run table and the state machine's logs are kept"
+    );
+}
+
+/// The run sweep is scheduled with an input the step accepts, and each of its findings pages.
+#[test]
+fn the_run_sweep_is_scheduled_and_its_findings_page() {
+    let t = template();
+    let sweep = &t["Resources"]["ReconcileRunFunction"]["Properties"]["Events"]["Sweep"];
+    assert_eq!(sweep["Type"], "Schedule");
+    let input = serde_norway::to_string(&sweep["Properties"]["Input"]).unwrap();
+    assert!(
+        input.contains(r#"{"sweep": {"warnBeforeSeconds": ${ApprovalWarningSeconds}}}"#),
+        "{input}"
+    );
+    let alarms: Vec<String> = resources(&t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .filter_map(|(_, r)| r["Properties"]["MetricName"].as_str().map(str::to_string))
+        .collect();
+    for m in [
+        "RunStuck",
+        "LockHeldByFinishedExecution",
+        "ApprovalExpiring",
+        "RollbackFailed",
+        "ApprovalExpired",
+    ] {
+        assert!(alarms.iter().any(|a| a == m), "no alarm on {m}");
+    }
+    // The probing functions can be put in the operator's subnets for private green endpoints.
+    for f in ["ValidateCutoverFunction", "RunHealthCheckFunction"] {
+        let vpc = serde_norway::to_string(&t["Resources"][f]["Properties"]["VpcConfig"]).unwrap();
+        assert!(
+            vpc.contains("HasProbeVpc") && vpc.contains("ProbeSubnetIds"),
+            "{f}: {vpc}"
+        );
+    }
 }

@@ -228,6 +228,10 @@ impl RunStore for Faulty<dyn RunStore> {
         self.faults.check("dynamodb", "dynamodb.PutItem")?;
         self.inner.acquire_lock(application, run_id, at).await
     }
+    async fn list_runs(&self, application: Option<&str>) -> Result<Vec<RunRecord>, PortError> {
+        self.faults.check("dynamodb", "dynamodb.Scan")?;
+        self.inner.list_runs(application).await
+    }
     async fn take_over_lock(
         &self,
         application: &str,

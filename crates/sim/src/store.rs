@@ -116,6 +116,15 @@ impl RunStore for MemoryStore {
         Ok(self.lock().runs.get(run_id).cloned())
     }
 
+    async fn list_runs(&self, application: Option<&str>) -> Result<Vec<RunRecord>, PortError> {
+        let mut runs: Vec<RunRecord> = (self.lock().runs.values())
+            .filter(|r| application.is_none_or(|a| r.application == a))
+            .cloned()
+            .collect();
+        runs.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+        Ok(runs)
+    }
+
     async fn save_run(&self, record: &RunRecord) -> Result<(), PortError> {
         let mut t = self.lock();
         let stored = t.runs.get(&record.run_id).map(|r| r.version).unwrap_or(0);

@@ -826,11 +826,18 @@ async fn a_frozen_wave_starts_nothing_new() {
 #[tokio::test(start_paused = true)]
 async fn an_approval_notice_that_failed_is_sent_on_redelivery_and_only_once() {
     let mut g = given(&format!(
-        "{WORLD}\nfaults: [{{operation: sns.Publish, error: ServiceUnavailable, times: 1}}]\n"
+        "{WORLD}\nfaults: [{{operation: sns.Publish, error: ServiceUnavailable, times: 2}}]\n"
     ));
     let notifier: Arc<dyn cutover_core::ports::Notifier> = g.world.clone();
     g.deps.notifier = cutover_sim::Faulty::new(g.world.faults(), notifier);
+    // The first failure meets the "run started" notice, which never fails the step: the audit
+    // trail says it was not sent.
     validated(&g, "r1").await;
+    let trail = g.store.events("r1").await.unwrap();
+    assert!(
+        trail.iter().any(|e| e.event == "notice-failed"),
+        "{trail:?}"
+    );
     let ask = || RequestApprovalInput {
         run_id: "r1".into(),
         plan: g.plan.clone(),
@@ -937,4 +944,138 @@ async fn an_approval_notice_says_in_plain_words_where_the_run_is_and_how_to_answ
     assert!(n.summary.contains(&n.expires_at.to_rfc3339()));
     assert!(n.how_to_answer.starts_with("cutover run approve r1 g1"));
     assert!(!n.summary.contains("TOKEN-1") && !n.how_to_answer.contains("TOKEN-1"));
+}
+
+fn sweep() -> SweepInput {
+    serde_json::from_value(json!({"sweep": {}})).expect("sweep input")
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweep_finds_stuck_and_abandoned_runs_and_expiring_gates_and_pages_each_once() {
+    let g = given(WORLD);
+    validated(&g, "r1").await;
+    g.world.set_execution("r1", true);
+    let started = g.world.pages().len();
+    assert!(
+        g.world.pages().iter().any(|p| p.kind == "run_started"),
+        "a started run is announced"
+    );
+
+    // Nothing to say about a young run with no gate.
+    let out = sweep_runs(sweep(), &g.deps).await.unwrap();
+    assert_eq!(
+        (
+            out.runs_checked,
+            out.stuck.len(),
+            out.abandoned.len(),
+            out.expiring.len()
+        ),
+        (1, 0, 0, 0)
+    );
+
+    // A gate 600 s from expiry is not announced at once; 5 minutes before its expiry it is.
+    request_approval(
+        RequestApprovalInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+            gate: "g1".into(),
+            task_token: "t1".into(),
+            weight: Some(10),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    let sw = |warn: u64| SweepInput {
+        sweep: SweepOptions {
+            stuck_margin_seconds: 900,
+            warn_before_seconds: warn,
+        },
+    };
+    assert!(sweep_runs(sw(300), &g.deps)
+        .await
+        .unwrap()
+        .expiring
+        .is_empty());
+    tokio::time::sleep(Duration::from_secs(400)).await;
+    let out = sweep_runs(sw(300), &g.deps).await.unwrap();
+    assert_eq!(out.expiring, vec!["r1/g1".to_string()]);
+    sweep_runs(sw(300), &g.deps).await.unwrap();
+    let expiring: Vec<_> = g
+        .world
+        .pages()
+        .into_iter()
+        .filter(|p| p.kind == "approval_expiring")
+        .collect();
+    assert_eq!(
+        expiring.len(),
+        1,
+        "announced once, however often the sweep runs"
+    );
+    assert!(
+        expiring[0].message.contains("cutover run approve r1 g1"),
+        "{}",
+        expiring[0].message
+    );
+
+    // Past the plan's worst case plus the margin, the run is stuck.
+    let bound = g.plan.worst_case_seconds() + 900;
+    tokio::time::sleep(Duration::from_secs(bound)).await;
+    let out = sweep_runs(sweep(), &g.deps).await.unwrap();
+    assert_eq!(out.stuck, vec!["r1".to_string()]);
+    assert!(
+        out.expiring.is_empty(),
+        "an expired gate is not announced as expiring"
+    );
+    // Its execution ended without an outcome: the lock is held by a finished execution.
+    g.world.set_execution("r1", false);
+    let out = sweep_runs(sweep(), &g.deps).await.unwrap();
+    assert_eq!(
+        (out.stuck.clone(), out.abandoned.clone()),
+        (vec!["r1".to_string()], vec!["r1".to_string()])
+    );
+    let kinds: Vec<String> = g.world.pages()[started..]
+        .iter()
+        .map(|p| p.kind.clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "approval_expiring",
+            "run_stuck",
+            "lock_held_by_finished_execution"
+        ]
+    );
+
+    // A closed run is not swept.
+    close_run(
+        serde_json::from_value(json!({"runId": "r1", "plan": g.plan, "outcome": "aborted"}))
+            .unwrap(),
+        &g.deps,
+    )
+    .await
+    .unwrap();
+    let out = sweep_runs(sweep(), &g.deps).await.unwrap();
+    assert_eq!(out.runs_checked, 0);
+    assert!(
+        g.world.pages().iter().any(|p| p.kind == "run_aborted"),
+        "the close is announced"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sweep_input_is_checked_at_the_boundary() {
+    let g = given(WORLD);
+    let e = dispatch(
+        "reconcile-run",
+        json!({"sweep": {"warnBefore": 5}}),
+        &g.deps,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("warnBefore"), "{e}");
+    let out = dispatch("reconcile-run", json!({"sweep": {}}), &g.deps)
+        .await
+        .unwrap();
+    assert_eq!(out["runsChecked"], 0);
 }

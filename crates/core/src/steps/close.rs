@@ -209,6 +209,30 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
             .release_lock(&input.plan.application, &input.run_id)
             .await
             .map_err(store_err)?;
+        let outcome = stored.outcome.clone().unwrap_or_default();
+        let weights = stored
+            .weights
+            .map(|w| format!("blue {} / green {}", w.blue, w.green))
+            .unwrap_or_else(|| "unchanged".into());
+        let message = match &error {
+            None => format!(
+                "Cutover of {} {outcome} (run {}); weights {weights}. Report: `cutover run report {} --html report.html`.",
+                input.plan.application, input.run_id, input.run_id
+            ),
+            Some(e) => format!(
+                "Cutover of {} {outcome} (run {}): {e}: {cause}; weights {weights}. Report: `cutover run report {} --html report.html`.",
+                input.plan.application, input.run_id, input.run_id
+            ),
+        };
+        super::notify_once(
+            deps,
+            &input.run_id,
+            &input.plan.application,
+            "notice.closed",
+            &format!("run_{outcome}"),
+            message,
+        )
+        .await?;
     }
     let mut ev = event(&input.run_id, "close", "CloseRun", "run-closed", now);
     ev.weights = stored.weights;

@@ -24,7 +24,10 @@ pub use close::{
 pub use data::{data_cutover, DataAction, DataInput, DataOutput};
 pub use health::{run_health_check, BakeState, HealthInput};
 pub use launch::{check_launch, CheckLaunchInput, LaunchStatus, LAUNCH_POLL_SECONDS};
-pub use reconcile::{reconcile_run, ExecutionStatus, ReconcileInput, ReconcileOutput};
+pub use reconcile::{
+    reconcile_run, sweep_runs, ExecutionStatus, ReconcileInput, ReconcileOutput, SweepInput,
+    SweepOptions, SweepOutput,
+};
 pub use replication::{
     check_replication_lag, start_replication, CheckLagInput, LagGate, StartReplicationInput,
     StartReplicationOutput,
@@ -92,6 +95,10 @@ pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Val
         "finalize-cutover" => output(finalize_cutover(input(function, payload)?, deps).await?),
         "data-cutover" => output(data_cutover(input(function, payload)?, deps).await?),
         "close-run" => output(close_run(input(function, payload)?, deps).await?),
+        // The same function sweeps active runs on a schedule (stuck, abandoned, expiring gates).
+        "reconcile-run" if payload.get("sweep").is_some() => {
+            output(sweep_runs(input(function, payload)?, deps).await?)
+        }
         "reconcile-run" => output(reconcile_run(input(function, payload)?, deps).await?),
         "start-wave" => output(start_wave(input(function, payload)?, deps).await?),
         "next-wave-round" => output(next_wave_round(input(function, payload)?, deps).await?),
@@ -192,6 +199,33 @@ pub(crate) async fn page_once(
         .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
     remember(deps, run_id, key, &serde_json::json!({"at": now}), |_| {}).await?;
     Ok(())
+}
+
+/// Tells the topic about a run once, best effort: a notice nobody must act on never fails or
+/// delays the step. When it cannot be sent, the audit trail says so (and a redelivery tries again).
+pub(crate) async fn notify_once(
+    deps: &Deps,
+    run_id: &str,
+    application: &str,
+    key: &str,
+    kind: &str,
+    message: String,
+) -> Result<(), StepError> {
+    match page_once(deps, run_id, application, key, kind, message).await {
+        Err(StepError::Retryable(why)) => {
+            let now = deps.clock.now();
+            let mut ev = event(
+                run_id,
+                format!("{key}.failed"),
+                "Notice",
+                "notice-failed",
+                now,
+            );
+            ev.message = format!("the {kind} notice was not sent: {why}");
+            audit(deps, ev).await
+        }
+        other => other,
+    }
 }
 
 /// Appends an audit event; a redelivered step finds its key taken and adds nothing. A URL's

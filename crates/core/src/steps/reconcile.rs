@@ -174,3 +174,120 @@ fn pascal(status: &str) -> String {
         })
         .collect()
 }
+
+/// The run sweep's input, from an EventBridge schedule every few minutes: `{"sweep": {}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SweepInput {
+    pub sweep: SweepOptions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SweepOptions {
+    /// How long past its plan's worst case (`Plan::worst_case_seconds`) an active run may go
+    /// before it is called stuck.
+    #[serde(default = "default_stuck_margin")]
+    pub stuck_margin_seconds: u64,
+    /// How long before its expiry an undecided gate is announced as expiring.
+    #[serde(default = "default_warn_before")]
+    pub warn_before_seconds: u64,
+}
+
+fn default_stuck_margin() -> u64 {
+    900
+}
+
+fn default_warn_before() -> u64 {
+    900
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepOutput {
+    /// Active runs (no outcome recorded) looked at.
+    pub runs_checked: usize,
+    /// Active runs past their plan's worst-case duration plus the margin.
+    pub stuck: Vec<String>,
+    /// Active runs whose execution has ended: their lock is held by a finished execution.
+    pub abandoned: Vec<String>,
+    /// `run/gate` of undecided gates that expire within `warnBeforeSeconds`.
+    pub expiring: Vec<String>,
+}
+
+/// The run sweep: finds what the machine's own paths and the safety net cannot see, and pages
+/// once per run and finding. A run is *stuck* when it is still active past the longest its plan
+/// allows; it is *abandoned* when its execution ended but no outcome was recorded (the lock stays
+/// held until `reconcile-run` or a human closes it, see docs/runbook.md); a gate nobody has
+/// answered is announced before it expires. The step publishes one metric per finding, which the
+/// template's alarms page on.
+pub async fn sweep_runs(input: SweepInput, deps: &Deps) -> Result<SweepOutput, StepError> {
+    let SweepOptions {
+        stuck_margin_seconds,
+        warn_before_seconds,
+    } = input.sweep;
+    let retryable = |e| StepError::from_port(e, |e| StepError::Retryable(e.to_string()));
+    let now = deps.clock.now();
+    let active: Vec<_> = deps
+        .store
+        .list_runs(None)
+        .await
+        .map_err(retryable)?
+        .into_iter()
+        .filter(|r| r.outcome.is_none())
+        .collect();
+    let mut out = SweepOutput {
+        runs_checked: active.len(),
+        stuck: Vec::new(),
+        abandoned: Vec::new(),
+        expiring: Vec::new(),
+    };
+    for run in &active {
+        let (id, app) = (run.run_id.as_str(), run.application.as_str());
+        if let Some(plan) = &run.plan {
+            let bound = plan
+                .worst_case_seconds()
+                .saturating_add(stuck_margin_seconds);
+            let age = (now - run.started_at).num_seconds().max(0) as u64;
+            if age > bound {
+                out.stuck.push(id.to_string());
+                let message = format!(
+                    "Run {id} of {app} is still in phase '{}' after {age} s, past the {bound} s its plan can take at most. Look at it with `cutover run status {id}`; abort it with `cutover run abort {id} --reason …` (docs/runbook.md, \"Run stuck\").",
+                    run.phase
+                );
+                super::page_once(deps, id, app, "sweep:stuck", "run_stuck", message).await?;
+            }
+        }
+        if deps.executions.is_running(id).await.map_err(retryable)? == Some(false) {
+            out.abandoned.push(id.to_string());
+            let message = format!(
+                "Run {id} of {app} has no outcome but its execution has ended: its lock on {app} is held by a finished execution and DNS may not be restored. The safety net (reconcile-run) should have closed it. Follow docs/runbook.md, \"Lock held by a finished execution\"."
+            );
+            super::page_once(
+                deps,
+                id,
+                app,
+                "sweep:abandoned",
+                "lock_held_by_finished_execution",
+                message,
+            )
+            .await?;
+        }
+        for a in deps.store.approvals(id).await.map_err(retryable)? {
+            let left = (a.expires_at - now).num_seconds();
+            if a.decision.is_some() || left <= 0 || left as u64 > warn_before_seconds {
+                continue;
+            }
+            let gate = a.gate.as_str();
+            out.expiring.push(format!("{id}/{gate}"));
+            let message = format!(
+                "The approval gate '{gate}' of run {id} ({app}) expires in {} min without a decision ({}). Approve: cutover run approve {id} {gate} --reason \"…\"; reject: cutover run reject {id} {gate} --reason \"…\". Without a decision the run is stopped (or rolled back) at the expiry.",
+                left / 60,
+                a.expires_at.to_rfc3339()
+            );
+            let key = format!("sweep:expiring:{gate}");
+            super::page_once(deps, id, app, &key, "approval_expiring", message).await?;
+        }
+    }
+    Ok(out)
+}

@@ -95,7 +95,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "validate-cutover",
         Cutover,
         "ValidateCutoverFunctionArn",
-        &[Router, Replication, Metrics, Probe, Executions],
+        &[Router, Replication, Metrics, Probe, Notifier, Executions],
     ),
     step(
         "start-replication",
@@ -163,12 +163,12 @@ pub const REGISTRY: &[FunctionSpec] = &[
     step("next-wave-round", Wave, "NextWaveRoundFunctionArn", &[]),
     step("close-wave", Wave, "CloseWaveFunctionArn", &[]),
     // The safety net: unfreezes writes, restores DNS and closes a run whose execution ended
-    // outside its paths.
+    // outside its paths; on a schedule, sweeps active runs (stuck, abandoned, expiring gates).
     FunctionSpec {
         name: "reconcile-run",
         machine: Events,
         substitution: None,
-        ports: &[Router, Notifier, Hooks],
+        ports: &[Router, Notifier, Hooks, Executions],
     },
     // Answers gates (SendTaskSuccess/Failure) and schedules waves.
     FunctionSpec {

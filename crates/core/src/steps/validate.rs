@@ -115,6 +115,7 @@ pub async fn validate_cutover(
         // Another delivery of this step won the race; use what it stored.
         Err(e) if e.kind == PortErrorKind::Conflict => {
             let stored = super::load_run(deps, &run_id).await?;
+            notice_started(deps, &run_id, &plan).await?;
             return Ok(ValidateOutput {
                 plan: plan.clone(),
                 run_id,
@@ -133,6 +134,7 @@ pub async fn validate_cutover(
         plan.dns.record_type
     );
     audit(deps, ev).await?;
+    notice_started(deps, &run_id, &plan).await?;
     Ok(ValidateOutput {
         plan: plan.clone(),
         run_id,
@@ -140,6 +142,32 @@ pub async fn validate_cutover(
         snapshot: current,
         finalize: plan.finalize.enabled,
     })
+}
+
+/// Tells the notice topic that a run has started (once per run, however often this is delivered).
+async fn notice_started(deps: &Deps, run_id: &str, plan: &Plan) -> Result<(), StepError> {
+    let steps: Vec<String> = plan
+        .traffic
+        .steps
+        .iter()
+        .map(|s| format!("{}%", s.weight))
+        .collect();
+    let message = format!(
+        "Cutover of {} started (run {run_id}): {} {} moves to green in steps {}. Follow it with `cutover run status {run_id} --watch`; stop it with `cutover run abort {run_id} --reason …`.",
+        plan.application,
+        plan.dns.record_name,
+        plan.dns.record_type,
+        steps.join(" → ")
+    );
+    super::notify_once(
+        deps,
+        run_id,
+        &plan.application,
+        "notice.started",
+        "run_started",
+        message,
+    )
+    .await
 }
 
 async fn preflight_replication(

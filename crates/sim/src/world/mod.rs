@@ -31,6 +31,8 @@ pub struct Counters {
     pub faults_injected: u64,
     /// Pages sent to the people on call (a rollback that could not restore DNS).
     pub pages_sent: u64,
+    /// Notices that a run started or ended (SNS, nobody paged).
+    pub notices_sent: u64,
     /// Data hook calls that reached the application (freeze, switch, unfreeze).
     pub hook_calls: u64,
 }

@@ -25,7 +25,11 @@ impl Notifier for World {
     async fn page(&self, notice: &RunNotice) -> Result<(), PortError> {
         let mut st = self.st();
         self.enter(&mut st, "sns", "Publish")?;
-        st.counters.pages_sent += 1;
+        if notice.is_page() {
+            st.counters.pages_sent += 1;
+        } else {
+            st.counters.notices_sent += 1;
+        }
         st.pages.push(notice.clone());
         Ok(())
     }
