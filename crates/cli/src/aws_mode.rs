@@ -104,6 +104,10 @@ impl RunStore for Real<DynamoStore> {
         let r = r.to_string();
         real_call!(self, |i| i.load_run(&r).await)
     }
+    async fn list_runs(&self, a: Option<&str>) -> Result<Vec<RunRecord>, PortError> {
+        let a = a.map(str::to_string);
+        real_call!(self, |i| i.list_runs(a.as_deref()).await)
+    }
     async fn save_run(&self, rec: &RunRecord) -> Result<(), PortError> {
         let rec = rec.clone();
         real_call!(self, |i| i.save_run(&rec).await)
@@ -249,10 +253,27 @@ pub async fn seed(
 /// The SDK config for an AWS-compatible endpoint (test credentials unless the environment has
 /// some), or for the environment's AWS account.
 pub(crate) async fn sdk_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    match endpoint {
-        Some(ep) => sdk_config(ep).await,
-        None => aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    sdk_with(endpoint, None, None).await
+}
+
+/// As [`sdk_for`], with a named profile and a region as the AWS CLI's `--profile` and
+/// `--region` take them (the environment's `AWS_PROFILE` and `AWS_REGION` otherwise).
+pub(crate) async fn sdk_with(
+    endpoint: Option<&str>,
+    profile: Option<&str>,
+    region: Option<&str>,
+) -> aws_config::SdkConfig {
+    if let Some(ep) = endpoint {
+        return sdk_config(ep).await;
     }
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(r) = region {
+        loader = loader.region(aws_config::Region::new(r.to_string()));
+    }
+    loader.load().await
 }
 
 async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {

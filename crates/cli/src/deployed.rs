@@ -1,40 +1,117 @@
-//! `cutover run …` against a deployed stack: start a run (StartExecution of the cutover machine,
-//! named by the run id, with the plan as input), read its status (the run table and
-//! DescribeExecution), and decide gates or abort through the approval API — SigV4-signed with the
-//! caller's own credentials, never around the API, so its authorization and audit apply.
-//! Where things are comes from the stack's outputs (`CutoverStateMachineArn`, `RunTableName`,
-//! `ApprovalApiUrl`), given as flags.
+//! `cutover run …`, `runs list` and `wave …` against a deployed stack: start a run (StartExecution
+//! of the cutover machine, named by the run id, with the plan as input), read its status (the run
+//! table and DescribeExecution), decide gates or abort through the approval API — SigV4-signed
+//! with the caller's own credentials, never around the API, so its authorization and audit apply
+//! — and start or follow a wave.
+//!
+//! Every command works on one [`Context`]: the SDK configuration (profile, region or an
+//! AWS-compatible endpoint) and where the stack's pieces are. With `--stack NAME` those come from
+//! the stack's outputs (CloudFormation DescribeStacks); a flag or its environment variable given
+//! as well wins over the output.
 
 use cutover_aws::{DynamoStore, HttpHooks, SfnExecutions};
 use cutover_core::plan::Plan;
 use cutover_core::ports::{Executions, RunStore};
 use serde_json::{json, Value};
 
-/// Where the deployed stack's pieces are, and how to reach them.
+/// Where the deployed stack's pieces are, and how to reach them, as the command line gives them.
 #[derive(Debug, Clone, Default)]
 pub struct Stack {
+    /// A CloudFormation stack whose outputs fill in what the flags leave out.
+    pub stack_name: Option<String>,
     pub state_machine_arn: Option<String>,
+    pub wave_state_machine_arn: Option<String>,
     pub table: Option<String>,
     pub api_url: Option<String>,
+    /// A named profile of the shared AWS config files (as the AWS CLI's `--profile`).
+    pub profile: Option<String>,
+    pub region: Option<String>,
     /// An AWS-compatible endpoint (tests against moto); default: the environment's account.
     pub endpoint: Option<String>,
 }
 
-fn need<'a>(v: &'a Option<String>, flag: &str, output: &str) -> Result<&'a str, String> {
-    v.as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("{flag} is required (the stack's {output} output)"))
+/// The outputs of the template that the commands read, by output key.
+pub const OUTPUT_KEYS: [(&str, &str); 4] = [
+    ("CutoverStateMachineArn", "--state-machine-arn"),
+    ("WaveStateMachineArn", "--wave-state-machine-arn"),
+    ("RunTableName", "--table"),
+    ("ApprovalApiUrl", "--api-url"),
+];
+
+/// One connection to a deployed stack, shared by every call a command makes.
+pub struct Context {
+    pub sdk: aws_config::SdkConfig,
+    pub stack: Stack,
+    rt: tokio::runtime::Runtime,
 }
 
-async fn sdk(stack: &Stack) -> aws_config::SdkConfig {
-    crate::aws_mode::sdk_for(stack.endpoint.as_deref()).await
+impl Context {
+    /// Loads the SDK configuration and, with `--stack`, reads the stack's outputs.
+    pub fn connect(stack: &Stack) -> Result<Context, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let sdk = rt.block_on(crate::aws_mode::sdk_with(
+            stack.endpoint.as_deref(),
+            stack.profile.as_deref(),
+            stack.region.as_deref(),
+        ));
+        let mut stack = stack.clone();
+        if let Some(name) = stack.stack_name.clone().filter(|n| !n.is_empty()) {
+            let outputs = rt.block_on(stack_outputs(&sdk, &name))?;
+            let fill = |field: &mut Option<String>, key: &str| {
+                if field.as_deref().is_none_or(str::is_empty) {
+                    *field = outputs.get(key).cloned();
+                }
+            };
+            fill(&mut stack.state_machine_arn, "CutoverStateMachineArn");
+            fill(&mut stack.wave_state_machine_arn, "WaveStateMachineArn");
+            fill(&mut stack.table, "RunTableName");
+            fill(&mut stack.api_url, "ApprovalApiUrl");
+        }
+        Ok(Context { sdk, stack, rt })
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    fn need<'a>(&'a self, v: &'a Option<String>, output: &str) -> Result<&'a str, String> {
+        let flag = OUTPUT_KEYS
+            .iter()
+            .find(|(k, _)| *k == output)
+            .map_or("", |(_, f)| *f);
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| match &self.stack.stack_name {
+                Some(name) => format!("stack {name} has no {output} output; give {flag}"),
+                None => format!("{flag} or --stack NAME is required (the stack's {output} output)"),
+            })
+    }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
+/// The outputs of a CloudFormation stack, by key. A stack that does not exist is one clear line.
+async fn stack_outputs(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let out = cfn
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .map_err(|e| format!("stack {name}: {}", sdk_err(e)))?;
+    let stack = out
+        .stacks()
+        .first()
+        .ok_or_else(|| format!("stack {name} not found"))?;
+    Ok(stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+        .collect())
 }
 
 /// One line for an SDK error: its code and message, never a debug structure.
@@ -49,14 +126,10 @@ fn sdk_err<E: std::error::Error>(e: E) -> String {
 }
 
 /// Starts a run: the execution is named by the run id. Returns the execution ARN.
-pub fn start(stack: &Stack, plan: &Plan, run_id: &str) -> Result<String, String> {
-    let machine = need(
-        &stack.state_machine_arn,
-        "--state-machine-arn",
-        "CutoverStateMachineArn",
-    )?;
-    runtime()?.block_on(async {
-        let sfn = aws_sdk_sfn::Client::new(&sdk(stack).await);
+pub fn start(cx: &Context, plan: &Plan, run_id: &str) -> Result<String, String> {
+    let machine = cx.need(&cx.stack.state_machine_arn, "CutoverStateMachineArn")?;
+    cx.block_on(async {
+        let sfn = aws_sdk_sfn::Client::new(&cx.sdk);
         let out = sfn
             .start_execution()
             .state_machine_arn(machine)
@@ -94,13 +167,13 @@ async fn read_run(
 
 /// What an operator needs at a glance: phase, weights, lag, health, pending gates, outcome, and
 /// whether the execution still runs.
-pub fn status(stack: &Stack, run_id: &str) -> Result<Value, String> {
-    let table = need(&stack.table, "--table", "RunTableName")?;
-    runtime()?.block_on(async {
-        let sdk = sdk(stack).await;
-        let (rec, events, approvals) = read_run(&sdk, table, run_id).await?;
-        let execution = match &stack.state_machine_arn {
-            Some(m) => match SfnExecutions::new(aws_sdk_sfn::Client::new(&sdk), m)
+pub fn status(cx: &Context, run_id: &str) -> Result<Value, String> {
+    let table = cx.need(&cx.stack.table, "RunTableName")?;
+    cx.block_on(async {
+        let sdk = &cx.sdk;
+        let (rec, events, approvals) = read_run(sdk, table, run_id).await?;
+        let execution = match &cx.stack.state_machine_arn {
+            Some(m) => match SfnExecutions::new(aws_sdk_sfn::Client::new(sdk), m)
                 .is_running(run_id)
                 .await
             {
@@ -137,10 +210,10 @@ pub fn status(stack: &Stack, run_id: &str) -> Result<Value, String> {
 
 /// A deployed run's report in the shape `local run --json` prints (so `cutover report` and
 /// `--html` render both alike): outcome, timeline from the audit trail, approvals, data.
-pub fn report(stack: &Stack, run_id: &str) -> Result<Value, String> {
-    let table = need(&stack.table, "--table", "RunTableName")?;
-    runtime()?.block_on(async {
-        let (rec, events, approvals) = read_run(&sdk(stack).await, table, run_id).await?;
+pub fn report(cx: &Context, run_id: &str) -> Result<Value, String> {
+    let table = cx.need(&cx.stack.table, "RunTableName")?;
+    cx.block_on(async {
+        let (rec, events, approvals) = read_run(&cx.sdk, table, run_id).await?;
         let start = rec.started_at;
         let secs = |t: chrono::DateTime<chrono::Utc>| (t - start).num_milliseconds() as f64 / 1000.0;
         let end = events.iter().map(|e| e.at).max().unwrap_or(start);
@@ -172,10 +245,10 @@ pub fn report(stack: &Stack, run_id: &str) -> Result<Value, String> {
 }
 
 /// Runs in the table, newest first: (run id, application, phase, outcome, started at).
-pub fn list(stack: &Stack, application: Option<&str>, active: bool) -> Result<Vec<Value>, String> {
-    let table = need(&stack.table, "--table", "RunTableName")?;
-    runtime()?.block_on(async {
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk(stack).await), table);
+pub fn list(cx: &Context, application: Option<&str>, active: bool) -> Result<Vec<Value>, String> {
+    let table = cx.need(&cx.stack.table, "RunTableName")?;
+    cx.block_on(async {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&cx.sdk), table);
         Ok(store
             .list_runs(application)
             .await
@@ -191,16 +264,15 @@ pub fn list(stack: &Stack, application: Option<&str>, active: bool) -> Result<Ve
 
 /// POSTs to the approval API with the caller's credentials: `approvals/{gate}` or `abort`.
 /// Ok((status, answer)) for any answer; the caller decides what a 4xx means.
-pub fn api_post(stack: &Stack, path: &str, body: &Value) -> Result<(u16, Value), String> {
-    let base = need(&stack.api_url, "--api-url", "ApprovalApiUrl")?;
+pub fn api_post(cx: &Context, path: &str, body: &Value) -> Result<(u16, Value), String> {
+    let base = cx.need(&cx.stack.api_url, "ApprovalApiUrl")?;
     let url = format!(
         "{}/{}",
         base.trim_end_matches('/'),
         path.trim_start_matches('/')
     );
-    runtime()?.block_on(async {
-        let sdk = sdk(stack).await;
-        let client = HttpHooks::new(&sdk).map_err(|e| e.to_string())?;
+    cx.block_on(async {
+        let client = HttpHooks::new(&cx.sdk).map_err(|e| e.to_string())?;
         client
             .call_api("POST", &url, Some(body))
             .await
@@ -245,4 +317,94 @@ pub fn describe(s: &Value) -> String {
         },
         if gates.is_empty() { "none".into() } else { gates.join(", ") }
     )
+}
+
+/// Starts a wave: one execution of the wave machine, named `name`, with the wave as input.
+/// Returns the execution ARN. A repeated start of the same name is the same execution.
+pub fn wave_start(
+    cx: &Context,
+    spec: &cutover_core::steps::WaveSpec,
+    name: &str,
+) -> Result<String, String> {
+    let machine = cx.need(&cx.stack.wave_state_machine_arn, "WaveStateMachineArn")?;
+    cx.block_on(async {
+        let out = aws_sdk_sfn::Client::new(&cx.sdk)
+            .start_execution()
+            .state_machine_arn(machine)
+            .name(name)
+            .input(json!({ "wave": spec }).to_string())
+            .send()
+            .await
+            .map_err(sdk_err)?;
+        Ok(out.execution_arn().to_string())
+    })
+}
+
+/// A wave's execution state and, for each of its applications, its run as the run table has it
+/// (not started yet, or phase, weights and outcome).
+pub fn wave_status(cx: &Context, name: &str) -> Result<Value, String> {
+    let machine = cx.need(&cx.stack.wave_state_machine_arn, "WaveStateMachineArn")?;
+    let table = cx.need(&cx.stack.table, "RunTableName")?;
+    // An execution's ARN is its machine's with `execution` and the name
+    // (https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html).
+    let arn = format!(
+        "{}:{name}",
+        machine.replacen(":stateMachine:", ":execution:", 1)
+    );
+    cx.block_on(async {
+        let out = aws_sdk_sfn::Client::new(&cx.sdk)
+            .describe_execution()
+            .execution_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| format!("wave execution {name}: {}", sdk_err(e)))?;
+        let input: Value = out
+            .input()
+            .and_then(|i| serde_json::from_str(i).ok())
+            .unwrap_or(Value::Null);
+        let spec: cutover_core::steps::WaveSpec = serde_json::from_value(input["wave"].clone())
+            .map_err(|e| format!("wave execution {name}: its input is not a wave: {e}"))?;
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&cx.sdk), table);
+        let mut apps = Vec::new();
+        for a in &spec.applications {
+            let rec = store.load_run(&a.run_id).await.map_err(|e| e.to_string())?;
+            apps.push(match rec {
+                None => json!({"application": a.application, "runId": a.run_id, "phase": "not started", "outcome": null, "weights": null, "dependsOn": a.depends_on}),
+                Some(r) => json!({"application": a.application, "runId": a.run_id, "phase": r.phase, "outcome": r.outcome, "error": r.error, "weights": r.weights, "dependsOn": a.depends_on}),
+            });
+        }
+        Ok(json!({
+            "wave": spec.wave,
+            "execution": name,
+            "status": out.status().as_str(),
+            "startedAt": out.start_date().to_string(),
+            "applications": apps,
+        }))
+    })
+}
+
+/// A one-screen summary of `wave_status`: one line per application.
+pub fn describe_wave(s: &Value) -> String {
+    let mut lines = vec![format!(
+        "wave {} ({}): {}",
+        s["wave"].as_str().unwrap_or(""),
+        s["execution"].as_str().unwrap_or(""),
+        s["status"].as_str().unwrap_or("")
+    )];
+    for a in s["applications"].as_array().into_iter().flatten() {
+        let w = &a["weights"];
+        let weights = if w.is_null() {
+            "-".to_string()
+        } else {
+            format!("blue {} / green {}", w["blue"], w["green"])
+        };
+        lines.push(format!(
+            "  {:<24} {:<22} {:<14} {}",
+            a["application"].as_str().unwrap_or(""),
+            a["phase"].as_str().unwrap_or(""),
+            a["outcome"].as_str().unwrap_or("(running)"),
+            weights
+        ));
+    }
+    lines.join("\n")
 }

@@ -98,7 +98,7 @@ pub fn render(report: &Value) -> String {
     let _ = write!(
         svg,
         r##"<svg xmlns="http://www.w3.org/2000/svg" id="timeline" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="run timeline">
-<style>text{{font:11px sans-serif;fill:#444}} .axis{{stroke:#bbb}} .weight{{fill:none;stroke:#2a7;stroke-width:2}} .lag{{fill:none;stroke:#36c;stroke-width:1.5}} .threshold{{stroke:#c33;stroke-dasharray:4 3}} .ok{{fill:#2a7}} .failed{{fill:#c33}} .approval{{stroke:#a6c;stroke-width:1.5}} .rollback{{stroke:#c33;stroke-width:2}} .freeze{{fill:#fc6;opacity:.35}} .switch{{stroke:#f80;stroke-width:2}}</style>
+<style>text{{font:11px sans-serif;fill:#444}} .axis{{stroke:#bbb}} .weight{{fill:none;stroke:#2a7;stroke-width:2}} .lag{{fill:none;stroke:#36c;stroke-width:1.5}} .threshold{{stroke:#e88;stroke-dasharray:4 3}} .ok{{fill:#5c9}} .failed{{fill:#c33}} .approval{{stroke:#a6c;stroke-width:1.5}} .rollback{{stroke:#c33;stroke-width:2}} .freeze{{fill:#fc6;opacity:.35}} .switch{{stroke:#f80;stroke-width:2}}</style>
 <text x="4" y="{}">green %</text><text x="4" y="{}">lag (s)</text><text x="4" y="{}">health</text>
 <line class="axis" x1="{LEFT}" y1="{}" x2="{}" y2="{}"/><line class="axis" x1="{LEFT}" y1="{}" x2="{}" y2="{}"/>
 <text x="{LEFT}" y="{}">0</text><text x="{}" y="{}" text-anchor="end">{}</text>

@@ -1,6 +1,10 @@
 //! `cutover`: local cutover runs on the embedded engine, plan checks and benchmarks.
 
-use clap::{Args, Parser, Subcommand};
+mod commands;
+
+use clap::{Parser, Subcommand};
+use commands::run::{run_command, runs_list, RunCommand, RunsCommand};
+use commands::wave::{wave_command, WaveCommand};
 use cutover_cli::{load_plan, load_world, run_local, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// A wave of a deployed stack: start it, follow it. Needs `--features aws`.
+    Wave {
+        #[command(subcommand)]
+        command: WaveCommand,
+    },
     /// Render a run report (the JSON of `local run --json`) as one self-contained HTML page with
     /// an SVG timeline (weights, lag against its threshold, health rounds, approvals, freeze,
     /// switch, rollback) and the audit table. Exit 0, or 2 when the report cannot be read.
@@ -114,104 +123,6 @@ enum WavesCommand {
         /// An AWS-compatible endpoint (e.g. moto); default: the AWS account of the environment.
         #[arg(long, value_name = "URL")]
         aws_endpoint_url: Option<String>,
-    },
-}
-
-/// Where the deployed stack is: its outputs, and optionally an AWS-compatible endpoint.
-#[derive(Args, Debug, Clone)]
-struct StackArgs {
-    /// The stack's CutoverStateMachineArn output.
-    #[arg(long, env = "CUTOVER_STATE_MACHINE_ARN")]
-    state_machine_arn: Option<String>,
-    /// The stack's RunTableName output.
-    #[arg(long, env = "CUTOVER_TABLE")]
-    table: Option<String>,
-    /// The stack's ApprovalApiUrl output.
-    #[arg(long, env = "CUTOVER_API_URL")]
-    api_url: Option<String>,
-    /// An AWS-compatible endpoint (e.g. moto) instead of the environment's AWS account.
-    #[arg(long, value_name = "URL")]
-    aws_endpoint_url: Option<String>,
-}
-
-#[derive(Subcommand)]
-enum RunsCommand {
-    /// Run id, application, phase, outcome and start of every run in the table.
-    List {
-        #[arg(long)]
-        application: Option<String>,
-        /// Only runs without an outcome yet.
-        #[arg(long)]
-        active: bool,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        stack: StackArgs,
-    },
-}
-
-#[derive(Subcommand)]
-enum RunCommand {
-    /// Start a run of a checked plan: one execution of the cutover machine named by the run id.
-    /// Exit 0 started, 2 invalid plan, 1 AWS refused.
-    Start {
-        #[arg(long)]
-        plan: PathBuf,
-        /// Default: <application>-<UTC time>.
-        #[arg(long)]
-        run_id: Option<String>,
-        #[command(flatten)]
-        stack: StackArgs,
-    },
-    /// Phase, weights, lag, last health round, pending gates, outcome, execution state.
-    Status {
-        run: String,
-        #[arg(long)]
-        json: bool,
-        /// Keep watching until the run has an outcome: redraw on a terminal, print each change
-        /// otherwise.
-        #[arg(long)]
-        watch: bool,
-        /// Seconds between reads with --watch.
-        #[arg(long, default_value_t = 10)]
-        interval: u64,
-        #[command(flatten)]
-        stack: StackArgs,
-    },
-    /// Approve a gate (through the approval API, as you).
-    Approve {
-        run: String,
-        gate: String,
-        #[arg(long)]
-        reason: Option<String>,
-        #[command(flatten)]
-        stack: StackArgs,
-    },
-    /// Reject a gate (through the approval API, as you).
-    Reject {
-        run: String,
-        gate: String,
-        #[arg(long)]
-        reason: Option<String>,
-        #[command(flatten)]
-        stack: StackArgs,
-    },
-    /// The run's report (as `local run --json` prints it) from its audit trail; `--html FILE`
-    /// also writes the page with its timeline.
-    Report {
-        run: String,
-        #[arg(long, value_name = "FILE")]
-        html: Option<PathBuf>,
-        #[command(flatten)]
-        stack: StackArgs,
-    },
-    /// Abort a run: it stops at its next check and rolls back if traffic moved.
-    Abort {
-        run: String,
-        #[arg(long)]
-        reason: String,
-        #[command(flatten)]
-        stack: StackArgs,
     },
 }
 
@@ -480,7 +391,7 @@ fn main() -> ExitCode {
                 eprintln!("not planned: {}: {}", e.name, e.reason);
             }
             for w in planned.waves {
-                let yaml = match serde_yaml::to_string(&w.wave) {
+                let yaml = match serde_norway::to_string(&w.wave) {
                     Ok(y) => y,
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -558,6 +469,7 @@ fn main() -> ExitCode {
             &out,
         ),
         Command::Run { command } => run_command(command),
+        Command::Wave { command } => wave_command(command),
         Command::Runs {
             command:
                 RunsCommand::List {
@@ -798,210 +710,4 @@ fn chaos(runs: u64, seed: u64, jobs: usize, out: &std::path::Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-#[cfg(feature = "aws")]
-fn stack_of(a: &StackArgs) -> cutover_cli::deployed::Stack {
-    cutover_cli::deployed::Stack {
-        state_machine_arn: a.state_machine_arn.clone(),
-        table: a.table.clone(),
-        api_url: a.api_url.clone(),
-        endpoint: a.aws_endpoint_url.clone(),
-    }
-}
-
-/// `cutover run …`: exit 0 done, 1 AWS or the API refused (one line says why), 2 invalid input.
-#[cfg(feature = "aws")]
-fn run_command(command: RunCommand) -> ExitCode {
-    use cutover_cli::deployed;
-    let answered = |r: Result<(u16, serde_json::Value), String>| match r {
-        Ok((s, body)) if (200..300).contains(&s) => {
-            println!("{body}");
-            ExitCode::SUCCESS
-        }
-        Ok((s, body)) => {
-            let why = body["error"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| body.to_string());
-            eprintln!("error: the approval API answered {s}: {why}");
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    };
-    let decision = |run: &str, gate: &str, d: &str, reason: Option<String>, stack: &StackArgs| {
-        let mut body = serde_json::json!({ "decision": d });
-        if let Some(r) = reason {
-            body["reason"] = serde_json::json!(r);
-        }
-        answered(deployed::api_post(
-            &stack_of(stack),
-            &format!("runs/{run}/approvals/{gate}"),
-            &body,
-        ))
-    };
-    match command {
-        RunCommand::Start {
-            plan,
-            run_id,
-            stack,
-        } => {
-            let p = match load_plan(&plan) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let run_id = run_id.unwrap_or_else(|| {
-                format!(
-                    "{}-{}",
-                    p.application,
-                    chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-                )
-            });
-            match deployed::start(&stack_of(&stack), &p, &run_id) {
-                Ok(arn) => {
-                    println!("{run_id} started: {arn}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        RunCommand::Status {
-            run,
-            json,
-            watch: true,
-            interval,
-            stack,
-        } => {
-            use std::io::IsTerminal;
-            let tty = std::io::stdout().is_terminal();
-            let mut last = String::new();
-            loop {
-                let s = match deployed::status(&stack_of(&stack), &run) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(1);
-                    }
-                };
-                let shown = if json {
-                    s.to_string()
-                } else {
-                    deployed::describe(&s)
-                };
-                if tty {
-                    println!("\x1b[2J\x1b[H{shown}");
-                } else if shown != last {
-                    println!("{shown}");
-                }
-                last = shown;
-                if !s["outcome"].is_null() {
-                    return ExitCode::SUCCESS;
-                }
-                std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
-            }
-        }
-        RunCommand::Status {
-            run, json, stack, ..
-        } => match deployed::status(&stack_of(&stack), &run) {
-            Ok(s) if json => {
-                println!("{s}");
-                ExitCode::SUCCESS
-            }
-            Ok(s) => {
-                println!("{}", deployed::describe(&s));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(1)
-            }
-        },
-        RunCommand::Approve {
-            run,
-            gate,
-            reason,
-            stack,
-        } => decision(&run, &gate, "approve", reason, &stack),
-        RunCommand::Reject {
-            run,
-            gate,
-            reason,
-            stack,
-        } => decision(&run, &gate, "reject", reason, &stack),
-        RunCommand::Report { run, html, stack } => {
-            match deployed::report(&stack_of(&stack), &run) {
-                Ok(r) => {
-                    if let Some(path) = html {
-                        if let Err(e) = std::fs::write(&path, cutover_cli::html::render(&r)) {
-                            eprintln!("error: {}: {e}", path.display());
-                            return ExitCode::from(1);
-                        }
-                    }
-                    println!("{r}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        RunCommand::Abort { run, reason, stack } => answered(deployed::api_post(
-            &stack_of(&stack),
-            &format!("runs/{run}/abort"),
-            &serde_json::json!({ "reason": reason }),
-        )),
-    }
-}
-
-#[cfg(not(feature = "aws"))]
-fn run_command(_: RunCommand) -> ExitCode {
-    run_command_unavailable()
-}
-
-#[cfg(not(feature = "aws"))]
-fn run_command_unavailable() -> ExitCode {
-    eprintln!("error: this cutover was built without AWS support: build it with `--features aws` (cargo run --features aws --bin cutover -- run …)");
-    ExitCode::from(1)
-}
-
-#[cfg(feature = "aws")]
-fn runs_list(application: Option<String>, active: bool, json: bool, stack: StackArgs) -> ExitCode {
-    match cutover_cli::deployed::list(&stack_of(&stack), application.as_deref(), active) {
-        Ok(runs) if json => {
-            println!("{}", serde_json::Value::Array(runs));
-            ExitCode::SUCCESS
-        }
-        Ok(runs) => {
-            for r in runs {
-                println!(
-                    "{:<40} {:<20} {:<22} {:<16} {}",
-                    r["runId"].as_str().unwrap_or(""),
-                    r["application"].as_str().unwrap_or(""),
-                    r["phase"].as_str().unwrap_or(""),
-                    r["outcome"].as_str().unwrap_or("(running)"),
-                    r["startedAt"].as_str().unwrap_or("")
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-#[cfg(not(feature = "aws"))]
-fn runs_list(_: Option<String>, _: bool, _: bool, _: StackArgs) -> ExitCode {
-    run_command_unavailable()
 }

@@ -43,6 +43,7 @@ fn examples_through_the_sdk_adapters() {
     let happy = unique("happy");
     happy_path(&ep, &happy);
     run_commands_read_and_start_runs(&ep, &happy);
+    a_stack_name_finds_the_outputs_and_waves_start_and_report(&ep, &happy);
     rollback_restores_the_exact_record(&ep);
 }
 
@@ -52,6 +53,187 @@ fn cutover(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+fn sdk(ep: &str) -> (tokio::runtime::Runtime, aws_config::SdkConfig) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sdk = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(ep)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "t",
+            ))
+            .load(),
+    );
+    (rt, sdk)
+}
+
+/// `--stack NAME` reads the stack's outputs (CloudFormation DescribeStacks on moto); `wave
+/// start` starts the wave machine with the wave file, `wave status` lists its applications' runs.
+fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &str) {
+    let table = format!("cutover-local-{}", run_id.to_ascii_lowercase());
+    let (rt, sdk) = sdk(ep);
+    let stack = unique("cutover-stack");
+    let machine = |rt: &tokio::runtime::Runtime| {
+        rt.block_on(
+            aws_sdk_sfn::Client::new(&sdk)
+                .create_state_machine()
+                .name(unique("waves"))
+                .definition(r#"{"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": true}}}"#)
+                .role_arn("arn:aws:iam::123456789012:role/cutover")
+                .send(),
+        )
+        .unwrap()
+        .state_machine_arn()
+        .to_string()
+    };
+    let wave_machine = machine(&rt);
+    let template = serde_json::json!({
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {
+            "RunTableName": {"Value": table},
+            "WaveStateMachineArn": {"Value": wave_machine},
+            "ApprovalApiUrl": {"Value": "https://api.example.com"},
+        }
+    });
+    rt.block_on(
+        aws_sdk_cloudformation::Client::new(&sdk)
+            .create_stack()
+            .stack_name(&stack)
+            .template_body(template.to_string())
+            .send(),
+    )
+    .unwrap();
+
+    let status = cutover(&[
+        "run",
+        "status",
+        run_id,
+        "--json",
+        "--stack",
+        &stack,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["outcome"], "completed", "{s}");
+    // A flag wins over the output.
+    let wrong = cutover(&[
+        "runs",
+        "list",
+        "--stack",
+        &stack,
+        "--table",
+        "no-such-table",
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert_eq!(wrong.status.code(), Some(1));
+    // The stack has no CutoverStateMachineArn output: say so, and name the flag.
+    let start = cutover(&[
+        "run",
+        "start",
+        "--plan",
+        "examples/dms-happy-path/plan.yaml",
+        "--stack",
+        &stack,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    let err = String::from_utf8_lossy(&start.stderr);
+    assert_eq!(start.status.code(), Some(1));
+    assert!(
+        err.contains("no CutoverStateMachineArn output") && err.contains("--state-machine-arn"),
+        "{err}"
+    );
+    let missing = cutover(&[
+        "runs",
+        "list",
+        "--stack",
+        "no-such-stack",
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("no-such-stack"), "{err}");
+
+    let name = unique("wave-12");
+    let started = cutover(&[
+        "wave",
+        "start",
+        "--wave",
+        "examples/wave-12/wave.yaml",
+        "--name",
+        &name,
+        "--stack",
+        &stack,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
+    assert!(String::from_utf8_lossy(&started.stdout).contains(":execution:"));
+    let status = cutover(&[
+        "wave",
+        "status",
+        &name,
+        "--json",
+        "--stack",
+        &stack,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(s["status"], "RUNNING", "{s}");
+    let spec = cutover_cli::wave::load_wave(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/wave-12/wave.yaml"
+    )))
+    .unwrap();
+    let apps = s["applications"].as_array().unwrap();
+    assert_eq!(apps.len(), spec.applications.len());
+    assert!(apps.iter().all(|a| a["phase"] == "not started"), "{s}");
+    let text = cutover(&[
+        "wave",
+        "status",
+        &name,
+        "--stack",
+        &stack,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&spec.applications[0].application), "{text}");
+    let bad = cutover(&[
+        "wave",
+        "start",
+        "--wave",
+        "examples/wave-12/world.yaml",
+        "--stack",
+        &stack,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 /// `cutover run status` reads the run the happy path left in DynamoDB; `run start` starts an

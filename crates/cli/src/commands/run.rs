@@ -1,0 +1,303 @@
+//! `cutover run …` and `cutover runs list`: one run of a deployed stack, and its list of runs.
+
+#[cfg(feature = "aws")]
+use super::stack::fail;
+use super::stack::StackArgs;
+use clap::Subcommand;
+#[cfg(feature = "aws")]
+use cutover_cli::load_plan;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// Run id, application, phase, outcome and start of every run in the table.
+    List {
+        #[arg(long)]
+        application: Option<String>,
+        /// Only runs without an outcome yet.
+        #[arg(long)]
+        active: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RunCommand {
+    /// Start a run of a checked plan: one execution of the cutover machine named by the run id.
+    /// Exit 0 started, 2 invalid plan, 1 AWS refused.
+    Start {
+        #[arg(long)]
+        plan: PathBuf,
+        /// Default: <application>-<UTC time>.
+        #[arg(long)]
+        run_id: Option<String>,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Phase, weights, lag, last health round, pending gates, outcome, execution state.
+    Status {
+        run: String,
+        #[arg(long)]
+        json: bool,
+        /// Keep watching until the run has an outcome: redraw on a terminal, print each change
+        /// otherwise.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between reads with --watch.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Approve a gate (through the approval API, as you).
+    Approve {
+        run: String,
+        gate: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Reject a gate (through the approval API, as you).
+    Reject {
+        run: String,
+        gate: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// The run's report (as `local run --json` prints it) from its audit trail; `--html FILE`
+    /// also writes the page with its timeline.
+    Report {
+        run: String,
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Abort a run: it stops at its next check and rolls back if traffic moved.
+    Abort {
+        run: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+}
+
+/// `cutover run …`: exit 0 done, 1 AWS or the API refused (one line says why), 2 invalid input.
+#[cfg(feature = "aws")]
+pub fn run_command(command: RunCommand) -> ExitCode {
+    use cutover_cli::deployed;
+    let answered = |r: Result<(u16, serde_json::Value), String>| match r {
+        Ok((s, body)) if (200..300).contains(&s) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((s, body)) => {
+            let why = body["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string());
+            eprintln!("error: the approval API answered {s}: {why}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    };
+    let decision = |run: &str, gate: &str, d: &str, reason: Option<String>, stack: &StackArgs| {
+        let mut body = serde_json::json!({ "decision": d });
+        if let Some(r) = reason {
+            body["reason"] = serde_json::json!(r);
+        }
+        let cx = match stack.connect() {
+            Ok(cx) => cx,
+            Err(e) => return fail(e),
+        };
+        answered(deployed::api_post(
+            &cx,
+            &format!("runs/{run}/approvals/{gate}"),
+            &body,
+        ))
+    };
+    match command {
+        RunCommand::Start {
+            plan,
+            run_id,
+            stack,
+        } => {
+            let p = match load_plan(&plan) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let run_id = run_id.unwrap_or_else(|| {
+                format!(
+                    "{}-{}",
+                    p.application,
+                    chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+                )
+            });
+            let cx = match stack.connect() {
+                Ok(cx) => cx,
+                Err(e) => return fail(e),
+            };
+            match deployed::start(&cx, &p, &run_id) {
+                Ok(arn) => {
+                    println!("{run_id} started: {arn}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        RunCommand::Status {
+            run,
+            json,
+            watch: true,
+            interval,
+            stack,
+        } => {
+            use std::io::IsTerminal;
+            let tty = std::io::stdout().is_terminal();
+            let mut last = String::new();
+            let cx = match stack.connect() {
+                Ok(cx) => cx,
+                Err(e) => return fail(e),
+            };
+            loop {
+                let s = match deployed::status(&cx, &run) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
+                let shown = if json {
+                    s.to_string()
+                } else {
+                    deployed::describe(&s)
+                };
+                if tty {
+                    println!("\x1b[2J\x1b[H{shown}");
+                } else if shown != last {
+                    println!("{shown}");
+                }
+                last = shown;
+                if !s["outcome"].is_null() {
+                    return ExitCode::SUCCESS;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
+            }
+        }
+        RunCommand::Status {
+            run, json, stack, ..
+        } => match stack.connect().and_then(|cx| deployed::status(&cx, &run)) {
+            Ok(s) if json => {
+                println!("{s}");
+                ExitCode::SUCCESS
+            }
+            Ok(s) => {
+                println!("{}", deployed::describe(&s));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        RunCommand::Approve {
+            run,
+            gate,
+            reason,
+            stack,
+        } => decision(&run, &gate, "approve", reason, &stack),
+        RunCommand::Reject {
+            run,
+            gate,
+            reason,
+            stack,
+        } => decision(&run, &gate, "reject", reason, &stack),
+        RunCommand::Report { run, html, stack } => {
+            match stack.connect().and_then(|cx| deployed::report(&cx, &run)) {
+                Ok(r) => {
+                    if let Some(path) = html {
+                        if let Err(e) = std::fs::write(&path, cutover_cli::html::render(&r)) {
+                            eprintln!("error: {}: {e}", path.display());
+                            return ExitCode::from(1);
+                        }
+                    }
+                    println!("{r}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        RunCommand::Abort { run, reason, stack } => answered(stack.connect().and_then(|cx| {
+            deployed::api_post(
+                &cx,
+                &format!("runs/{run}/abort"),
+                &serde_json::json!({ "reason": reason }),
+            )
+        })),
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+pub fn run_command(_: RunCommand) -> ExitCode {
+    super::stack::unavailable()
+}
+
+#[cfg(feature = "aws")]
+pub fn runs_list(
+    application: Option<String>,
+    active: bool,
+    json: bool,
+    stack: StackArgs,
+) -> ExitCode {
+    match stack
+        .connect()
+        .and_then(|cx| cutover_cli::deployed::list(&cx, application.as_deref(), active))
+    {
+        Ok(runs) if json => {
+            println!("{}", serde_json::Value::Array(runs));
+            ExitCode::SUCCESS
+        }
+        Ok(runs) => {
+            for r in runs {
+                println!(
+                    "{:<40} {:<20} {:<22} {:<16} {}",
+                    r["runId"].as_str().unwrap_or(""),
+                    r["application"].as_str().unwrap_or(""),
+                    r["phase"].as_str().unwrap_or(""),
+                    r["outcome"].as_str().unwrap_or("(running)"),
+                    r["startedAt"].as_str().unwrap_or("")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+pub fn runs_list(_: Option<String>, _: bool, _: bool, _: StackArgs) -> ExitCode {
+    super::stack::unavailable()
+}
