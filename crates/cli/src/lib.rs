@@ -9,6 +9,7 @@ pub mod deployed;
 pub mod html;
 pub mod local;
 pub mod report;
+pub mod style;
 pub mod wave;
 
 pub use local::{load_plan, load_world, run_local, InputError, RunOptions};

@@ -145,12 +145,39 @@ impl TaskCallbacks for BrokerCallbacks {
     }
 }
 
-/// A run store that also prints each new audit event as a progress line.
+/// A run store that also prints each new audit event as a progress line and, on a terminal, keeps
+/// a progress bar under them.
 struct ProgressStore {
     inner: Arc<dyn RunStore>,
     clock: SimClock,
     /// Run id -> what a line names it by (a wave's applications); empty for a single run.
     labels: HashMap<String, String>,
+    colour: bool,
+    /// Some on a terminal: the percentage drawn, and the runs closed so far (a wave).
+    bar: Option<std::sync::Mutex<(f64, usize)>>,
+}
+
+impl ProgressStore {
+    /// How far along: a single run by its milestones and green's weight (it goes back down
+    /// during a rollback); a wave by its applications that have ended.
+    fn advance(&self, e: &AuditEvent, state: &mut (f64, usize)) {
+        if e.event == "run-closed" {
+            state.1 += 1;
+        }
+        state.0 = if !self.labels.is_empty() {
+            100.0 * state.1 as f64 / self.labels.len() as f64
+        } else if e.event == "run-closed" {
+            100.0
+        } else if let Some(w) = e.weights {
+            20.0 + 0.7 * f64::from(w.green)
+        } else if e.event == "replication-started" {
+            state.0.max(20.0)
+        } else if e.event == "validated" {
+            state.0.max(10.0)
+        } else {
+            state.0
+        };
+    }
 }
 
 fn hms(seconds: f64) -> String {
@@ -213,7 +240,16 @@ impl RunStore for ProgressStore {
                 line.push_str(&format!(" lag={l:.1}s"));
             }
             if let Some(h) = e.healthy {
-                line.push_str(if h { " healthy" } else { " UNHEALTHY" });
+                if h {
+                    line.push_str(" healthy");
+                } else {
+                    line.push(' ');
+                    line.push_str(&crate::style::paint(
+                        "UNHEALTHY",
+                        crate::style::Tone::Bad,
+                        self.colour,
+                    ));
+                }
             }
             if let Some(a) = &e.actor {
                 line.push_str(&format!(" by={a}"));
@@ -221,7 +257,23 @@ impl RunStore for ProgressStore {
             if !e.message.is_empty() {
                 line.push_str(&format!("  {}", e.message));
             }
-            eprintln!("{line}");
+            match &self.bar {
+                None => eprintln!("{line}"),
+                Some(state) => {
+                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                    self.advance(e, &mut state);
+                    // Replace the bar with the line, then draw the bar again below it; once
+                    // everything has ended, leave the line clear for the summary.
+                    eprintln!("\r\x1b[K{line}");
+                    if state.0 < 100.0 {
+                        eprint!(
+                            "{} t+{}",
+                            crate::style::bar(state.0, 30),
+                            hms(self.clock.elapsed_seconds())
+                        );
+                    }
+                }
+            }
         }
         Ok(new)
     }
@@ -335,10 +387,15 @@ pub(crate) fn setup(
     let clock = world.clock();
     let (_, base_store, router, replication) = wiring;
     let store: Arc<dyn RunStore> = if options.progress {
+        use std::io::IsTerminal;
         Arc::new(ProgressStore {
             inner: base_store.clone(),
             clock,
             labels: options.progress_labels.clone(),
+            colour: crate::style::stderr_colour(),
+            bar: std::io::stderr()
+                .is_terminal()
+                .then(|| std::sync::Mutex::new((0.0, 0))),
         })
     } else {
         base_store.clone()

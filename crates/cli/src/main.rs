@@ -279,10 +279,15 @@ fn main() -> ExitCode {
                         _ => format!("simple {}", d.describe()),
                     })
                     .collect();
+                let colour = cutover_cli::style::stderr_colour();
                 eprintln!(
                     "{}: {}{} after {} simulated, {} state transitions; DNS now: {}",
                     r.run_id,
-                    r.outcome,
+                    cutover_cli::style::paint(
+                        &r.outcome,
+                        cutover_cli::style::outcome_tone(&r.outcome),
+                        colour
+                    ),
                     r.error
                         .as_ref()
                         .map(|e| format!(" ({e})"))
@@ -390,7 +395,20 @@ fn main() -> ExitCode {
             for e in &planned.excluded {
                 eprintln!("not planned: {}: {}", e.name, e.reason);
             }
-            for w in planned.waves {
+            let base = portfolio.parent().unwrap_or(std::path::Path::new("."));
+            for mut w in planned.waves {
+                if let Some(dir) = &out {
+                    // A wave file names its plans relative to itself (docs/waves.md), the
+                    // portfolio relative to the portfolio: re-anchor them in DIR, and say which
+                    // plan `local wave` would not find.
+                    for a in &mut w.wave.applications {
+                        let plan = base.join(&a.plan);
+                        a.plan = cutover_cli::wave::relative_to(&plan, dir);
+                        if let Err(e) = load_plan(&plan) {
+                            eprintln!("warning: {} needs {}: {e}", w.wave.wave, plan.display());
+                        }
+                    }
+                }
                 let yaml = match serde_norway::to_string(&w.wave) {
                     Ok(y) => y,
                     Err(e) => {

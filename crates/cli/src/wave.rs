@@ -261,3 +261,26 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
         }
     })
 }
+
+/// `path` as seen from the directory `dir`: relative when both resolve under one root (so the
+/// written files can move together), absolute otherwise.
+pub fn relative_to(path: &Path, dir: &Path) -> String {
+    let abs = |p: &Path| -> Vec<std::ffi::OsString> {
+        std::path::absolute(p)
+            .map(|p| p.components().map(|c| c.as_os_str().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let (to, from) = (abs(path), abs(dir));
+    let common = to.iter().zip(&from).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return path.display().to_string();
+    }
+    let mut rel = std::path::PathBuf::new();
+    for _ in &from[common..] {
+        rel.push("..");
+    }
+    for c in &to[common..] {
+        rel.push(c);
+    }
+    rel.display().to_string()
+}

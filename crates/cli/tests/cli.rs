@@ -227,3 +227,38 @@ fn a_failed_preflight_prints_each_reason() {
         "the reasons, not the raw error object: {err}"
     );
 }
+
+/// Colour and the progress bar only on a terminal (util-linux's `script` gives the run one);
+/// `NO_COLOR` turns colour off but keeps the bar; piped output has neither.
+#[test]
+fn colour_and_the_progress_bar_only_on_a_terminal() {
+    let bin = env!("CARGO_BIN_EXE_cutover");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let args = "local run --plan examples/health-failure-rollback/plan.yaml --world examples/health-failure-rollback/world.yaml";
+    let piped = std::process::Command::new(bin)
+        .current_dir(&root)
+        .args(args.split(' '))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(!err.contains('\x1b') && !err.contains("[=="), "{err}");
+    assert!(err.contains("rolled_back"));
+    let on_terminal = |no_color: Option<&str>| {
+        let mut c = std::process::Command::new("script");
+        c.current_dir(&root)
+            .args(["-qec", &format!("{bin} {args}"), "/dev/null"]);
+        match no_color {
+            Some(v) => c.env("NO_COLOR", v),
+            None => c.env_remove("NO_COLOR"),
+        };
+        let out = c.output().expect("util-linux script");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let tty = on_terminal(None);
+    assert!(tty.contains("\x1b[33mrolled_back\x1b[0m"), "{tty}");
+    assert!(tty.contains("\x1b[31mUNHEALTHY\x1b[0m"), "{tty}");
+    assert!(tty.contains("%") && tty.contains("[=="), "a bar: {tty}");
+    let plain = on_terminal(Some("1"));
+    assert!(!plain.contains("\x1b[3"), "{plain}");
+    assert!(plain.contains("[=="), "the bar stays: {plain}");
+}

@@ -254,3 +254,73 @@ fn a_stopped_wave_leaves_no_application_half_shifted_and_no_lock_held() {
         "{closed:?} (moved: {moved})"
     );
 }
+
+/// `waves plan --out DIR` writes wave files whose plan paths resolve from DIR (the portfolio names
+/// them relative to itself), so `local wave` runs what it wrote; a plan that is not there is
+/// named as a warning.
+#[test]
+fn waves_written_elsewhere_run_as_written() {
+    let dir = std::env::temp_dir().join(format!("cutover-portfolio-run-{}", std::process::id()));
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wave-12");
+    for app in ["db-core", "catalog", "identity"] {
+        write(
+            &dir.join("plans"),
+            &format!("{app}.yaml"),
+            &std::fs::read_to_string(examples.join(format!("plans/{app}.yaml"))).unwrap(),
+        );
+    }
+    let portfolio = write(
+        &dir,
+        "portfolio.yaml",
+        "applications:\n  - {name: db-core, team: data, criticality: high, strategy: replatform}\n  - {name: catalog, team: shop, criticality: low, strategy: rehost, dependsOn: [db-core]}\n  - {name: identity, team: iam, criticality: low, strategy: rehost}\n  - {name: ghost, team: spooky, criticality: low, strategy: rehost}\n",
+    );
+    let out_dir = dir.join("elsewhere/waves");
+    let cutover = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let planned = cutover(&[
+        "waves",
+        "plan",
+        portfolio.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        planned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let warnings = String::from_utf8_lossy(&planned.stderr);
+    assert!(
+        warnings.contains("ghost.yaml"),
+        "the missing plan is named: {warnings}"
+    );
+    assert!(!warnings.contains("catalog.yaml"), "{warnings}");
+    let wave1 = std::fs::read_to_string(out_dir.join("wave-1.yaml")).unwrap();
+    assert!(wave1.contains("../../plans/db-core.yaml"), "{wave1}");
+    let world = examples.join("world.yaml");
+    for wave in ["wave-1.yaml", "wave-2.yaml"] {
+        let text = std::fs::read_to_string(out_dir.join(wave)).unwrap();
+        if text.contains("ghost") {
+            continue;
+        }
+        let ran = cutover(&[
+            "local",
+            "wave",
+            "--wave",
+            out_dir.join(wave).to_str().unwrap(),
+            "--world",
+            world.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(
+            ran.status.success(),
+            "{wave}: {}{}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        );
+    }
+}
