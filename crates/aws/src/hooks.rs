@@ -202,6 +202,18 @@ impl HttpHooks {
         url: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), PortError> {
+        self.call_api_as(method, url, body, None).await
+    }
+
+    /// As [`HttpHooks::call_api`]; with `bearer`, the request carries that token
+    /// (`Authorization: Bearer …`, for an API behind a JWT authorizer) and is not signed.
+    pub async fn call_api_as(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+        bearer: Option<&str>,
+    ) -> Result<(u16, Value), PortError> {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let hook = Hook {
             lambda_arn: None,
@@ -210,16 +222,24 @@ impl HttpHooks {
             auth: None,
             timeout_seconds: 30,
         };
-        let resp = self
-            .send(
-                &hook,
-                method,
-                url,
-                &[],
-                bytes,
-                Some(("execute-api", self.region.as_str())),
-            )
-            .await?;
+        let authorization = bearer.map(|t| format!("Bearer {t}"));
+        let resp = match &authorization {
+            Some(a) => {
+                self.send(&hook, method, url, &[("authorization", a)], bytes, None)
+                    .await?
+            }
+            None => {
+                self.send(
+                    &hook,
+                    method,
+                    url,
+                    &[],
+                    bytes,
+                    Some(("execute-api", self.region.as_str())),
+                )
+                .await?
+            }
+        };
         let status = resp.status().as_u16();
         Ok((status, answer(resp).await))
     }

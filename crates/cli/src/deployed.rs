@@ -28,6 +28,9 @@ pub struct Stack {
     pub region: Option<String>,
     /// An AWS-compatible endpoint (tests against moto); default: the environment's account.
     pub endpoint: Option<String>,
+    /// A bearer token for an approval API behind the JWT authorizer; without it, requests are
+    /// SigV4-signed with the caller's credentials.
+    pub api_token: Option<String>,
 }
 
 /// The outputs of the template that the commands read, by output key.
@@ -274,7 +277,7 @@ pub fn api_post(cx: &Context, path: &str, body: &Value) -> Result<(u16, Value), 
     cx.block_on(async {
         let client = HttpHooks::new(&cx.sdk).map_err(|e| e.to_string())?;
         client
-            .call_api("POST", &url, Some(body))
+            .call_api_as("POST", &url, Some(body), cx.stack.api_token.as_deref())
             .await
             .map_err(|e| e.to_string())
     })

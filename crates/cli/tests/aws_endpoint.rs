@@ -176,6 +176,7 @@ fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &
         "examples/wave-12/wave.yaml",
         "--name",
         &name,
+        "--json",
         "--stack",
         &stack,
         "--aws-endpoint-url",
@@ -186,7 +187,9 @@ fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &
         "{}",
         String::from_utf8_lossy(&started.stderr)
     );
-    assert!(String::from_utf8_lossy(&started.stdout).contains(":execution:"));
+    let started: serde_json::Value = serde_json::from_slice(&started.stdout).unwrap();
+    assert_eq!(started["name"], name.as_str());
+    assert!(started["executionArn"].as_str().unwrap().contains(":execution:"));
     let status = cutover(&[
         "wave",
         "status",
@@ -546,6 +549,7 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
         for answer in [
             "HTTP/1.1 200 OK\r\ncontent-length: 22\r\n\r\n{\"decision\":\"approve\"}",
             "HTTP/1.1 403 Forbidden\r\ncontent-length: 24\r\n\r\n{\"error\":\"not approver\"}",
+            "HTTP/1.1 200 OK\r\ncontent-length: 21\r\n\r\n{\"decision\":\"reject\"}",
         ] {
             let (mut sock, _) = listener.accept().unwrap();
             sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -622,7 +626,32 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
     assert_eq!(abort.status.code(), Some(1));
     let why = String::from_utf8_lossy(&abort.stderr);
     assert!(why.contains("403") && why.contains("not approver"), "{why}");
+    // An API behind the JWT authorizer: the token from the environment, as a bearer token.
+    let reject = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["run", "reject", "orders-1", "before-50", "--api-url", &url])
+        .env("CUTOVER_API_TOKEN", "eyJ.token.sig")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(
+        reject.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reject.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&reject.stdout).contains("eyJ.token.sig"));
+    assert!(!String::from_utf8_lossy(&reject.stderr).contains("eyJ.token.sig"));
     let seen = server.join().unwrap();
+    let bearer = seen[2].to_ascii_lowercase();
+    assert!(
+        bearer.contains("authorization: bearer eyj.token.sig\r\n"),
+        "{}",
+        seen[2]
+    );
+    assert!(
+        !bearer.contains("aws4_request"),
+        "not signed as well: {}",
+        seen[2]
+    );
     assert!(
         seen[0].starts_with("POST /runs/orders-1/approvals/before-50 "),
         "{}",

@@ -35,6 +35,9 @@ pub enum RunCommand {
         /// Default: <application>-<UTC time>.
         #[arg(long)]
         run_id: Option<String>,
+        /// Print {"runId", "executionArn"} instead of a sentence.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         stack: StackArgs,
     },
@@ -131,6 +134,7 @@ pub fn run_command(command: RunCommand) -> ExitCode {
         RunCommand::Start {
             plan,
             run_id,
+            json,
             stack,
         } => {
             let p = match load_plan(&plan) {
@@ -152,6 +156,13 @@ pub fn run_command(command: RunCommand) -> ExitCode {
                 Err(e) => return fail(e),
             };
             match deployed::start(&cx, &p, &run_id) {
+                Ok(arn) if json => {
+                    println!(
+                        "{}",
+                        serde_json::json!({"runId": run_id, "executionArn": arn})
+                    );
+                    ExitCode::SUCCESS
+                }
                 Ok(arn) => {
                     println!("{run_id} started: {arn}");
                     ExitCode::SUCCESS

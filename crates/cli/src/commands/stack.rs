@@ -32,6 +32,10 @@ pub struct StackArgs {
     /// An AWS-compatible endpoint (e.g. moto) instead of the environment's AWS account.
     #[arg(long, value_name = "URL")]
     pub aws_endpoint_url: Option<String>,
+    /// A bearer token for an approval API deployed with ApprovalAuthorizer=JWT (best from the
+    /// environment, so it stays out of shell history); without it, requests are SigV4-signed.
+    #[arg(long, env = "CUTOVER_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
 }
 
 #[cfg(feature = "aws")]
@@ -47,6 +51,7 @@ impl StackArgs {
             profile: self.profile.clone(),
             region: self.region.clone(),
             endpoint: self.aws_endpoint_url.clone(),
+            api_token: self.api_token.clone(),
         })
     }
 }

@@ -19,6 +19,9 @@ pub enum WaveCommand {
         /// The execution's name; starting the same name again is the same execution.
         #[arg(long)]
         name: Option<String>,
+        /// Print {"name", "executionArn"} instead of sentences.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         stack: StackArgs,
     },
@@ -49,7 +52,12 @@ pub fn wave_command(_: WaveCommand) -> ExitCode {
 pub fn wave_command(command: WaveCommand) -> ExitCode {
     use cutover_cli::deployed;
     match command {
-        WaveCommand::Start { wave, name, stack } => {
+        WaveCommand::Start {
+            wave,
+            name,
+            json,
+            stack,
+        } => {
             let spec = match cutover_cli::wave::load_wave(&wave) {
                 Ok(s) => s,
                 Err(e) => {
@@ -68,6 +76,10 @@ pub fn wave_command(command: WaveCommand) -> ExitCode {
                 .connect()
                 .and_then(|cx| deployed::wave_start(&cx, &spec, &name))
             {
+                Ok(arn) if json => {
+                    println!("{}", serde_json::json!({"name": name, "executionArn": arn}));
+                    ExitCode::SUCCESS
+                }
                 Ok(arn) => {
                     println!("{name} started: {arn}");
                     println!("follow it: cutover wave status {name} --watch");
