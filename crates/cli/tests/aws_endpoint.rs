@@ -189,7 +189,10 @@ fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &
     );
     let started: serde_json::Value = serde_json::from_slice(&started.stdout).unwrap();
     assert_eq!(started["name"], name.as_str());
-    assert!(started["executionArn"].as_str().unwrap().contains(":execution:"));
+    assert!(started["executionArn"]
+        .as_str()
+        .unwrap()
+        .contains(":execution:"));
     let status = cutover(&[
         "wave",
         "status",

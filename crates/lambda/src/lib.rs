@@ -299,6 +299,9 @@ pub const STEP_METRICS: &[&str] = &[
     "RunAborted",
     "RunFailed",
     "ApprovalExpired",
+    "ReplicationPhaseSeconds",
+    "TrafficPhaseSeconds",
+    "RunSeconds",
     "RunStuck",
     "LockHeldByFinishedExecution",
     "ApprovalExpiring",
@@ -338,6 +341,18 @@ pub fn step_metrics(step: &str, payload: &Value, output: &Value) -> Option<Value
             }
             if output.get("error").and_then(Value::as_str) == Some("ApprovalExpired") {
                 values.push(("ApprovalExpired", 1.0, "Count"));
+            }
+            for (name, key) in [
+                ("ReplicationPhaseSeconds", "replication"),
+                ("TrafficPhaseSeconds", "traffic"),
+                ("RunSeconds", "total"),
+            ] {
+                if let Some(s) = output
+                    .pointer(&format!("/phaseSeconds/{key}"))
+                    .and_then(Value::as_f64)
+                {
+                    values.push((name, s, "Seconds"));
+                }
             }
         }
         // The run sweep: one count per kind of finding, only when there is one (a custom metric
@@ -634,12 +649,23 @@ mod metric_tests {
         let m = step_metrics(
             "close-run",
             &payload,
-            &serde_json::json!({"outcome": "aborted", "error": "ApprovalExpired"}),
+            &serde_json::json!({"outcome": "aborted", "error": "ApprovalExpired", "phaseSeconds": {"replication": 600.0, "traffic": null, "total": 660.0}}),
         )
         .unwrap();
         assert_eq!(
             (m["RunAborted"].as_f64(), m["ApprovalExpired"].as_f64()),
             (Some(1.0), Some(1.0))
+        );
+        assert_eq!(
+            (
+                m["ReplicationPhaseSeconds"].as_f64(),
+                m["RunSeconds"].as_f64()
+            ),
+            (Some(600.0), Some(660.0))
+        );
+        assert!(
+            m.get("TrafficPhaseSeconds").is_none(),
+            "traffic never moved"
         );
         let m = step_metrics(
             "run-health-check",

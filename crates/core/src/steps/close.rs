@@ -9,6 +9,7 @@ use crate::error::{ErrorInfo, StepError, ABORT_ERRORS};
 use crate::model::RunRecord;
 use crate::plan::Plan;
 use crate::ports::PortErrorKind;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +96,44 @@ pub struct CloseRunInput {
 pub struct CloseRunOutput {
     pub outcome: String,
     pub error: Option<String>,
+    /// How long the run spent in each phase, from its audit trail (the dashboard draws them).
+    #[serde(default)]
+    pub phase_seconds: PhaseSeconds,
+}
+
+/// Phase durations of a run: replication (from its start to the first weight change, or to the
+/// close when traffic never moved), traffic (first weight change to the close) and the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseSeconds {
+    pub replication: Option<f64>,
+    pub traffic: Option<f64>,
+    pub total: f64,
+}
+
+impl PhaseSeconds {
+    pub fn of(
+        started: DateTime<Utc>,
+        events: &[crate::model::AuditEvent],
+        end: DateTime<Utc>,
+    ) -> Self {
+        let secs =
+            |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds().max(0) as f64 / 1000.0;
+        let at = |name: &str| {
+            events
+                .iter()
+                .filter(|e| e.event == name)
+                .map(|e| e.at)
+                .min()
+        };
+        let replicating = at("replication-started");
+        let first_shift = at("weights-change-requested");
+        PhaseSeconds {
+            replication: replicating.map(|r| secs(r, first_shift.unwrap_or(end))),
+            traffic: first_shift.map(|f| secs(f, end)),
+            total: secs(started, end),
+        }
+    }
 }
 
 pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutput, StepError> {
@@ -248,7 +287,9 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
             .push_str("; paged; the application lock is kept until DNS is restored by hand");
     }
     audit(deps, ev).await?;
+    let events = deps.store.events(&input.run_id).await.map_err(store_err)?;
     Ok(CloseRunOutput {
+        phase_seconds: PhaseSeconds::of(stored.started_at, &events, now),
         outcome: stored.outcome.unwrap_or(outcome),
         error: stored.error,
     })
