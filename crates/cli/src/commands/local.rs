@@ -1,0 +1,217 @@
+//! `cutover local run|wave`: the real state machines over a simulated world.
+
+use super::{fmt_secs, load_inputs};
+use clap::Subcommand;
+use cutover_cli::{load_world, run_local, RunOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum LocalCommand {
+    /// Run a wave locally: its applications in dependency order under its concurrency cap, on
+    /// the real wave and cutover machines over one simulated world. Exit 0 all completed,
+    /// 2 invalid input, 5 some application did not complete.
+    Wave {
+        /// The wave file (applications, dependencies, cap): docs/waves.md.
+        #[arg(long)]
+        wave: PathBuf,
+        /// The simulated AWS world every application runs against: docs/world.md.
+        #[arg(long)]
+        world: PathBuf,
+        /// Print the wave report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
+        /// Seed for retry jitter.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Run one cutover locally: the real statemachines/cutover.asl.json in the embedded engine,
+    /// the real step handlers, over a simulated AWS world on a virtual clock (hours of simulated
+    /// time in a second). Progress lines go to stderr, a summary (or --json, the report) to
+    /// stdout.
+    ///
+    /// Exit 0 completed, 2 invalid input (file and field named, nothing run), 3 rolled back,
+    /// 4 failed or aborted, 6 rollback failed (DNS not restored: paged, lock kept).
+    Run {
+        /// The cutover plan (YAML, or JSON by extension): docs/plan.md.
+        #[arg(long)]
+        plan: PathBuf,
+        /// The simulated AWS world the plan runs against (YAML or JSON): docs/world.md.
+        #[arg(long)]
+        world: PathBuf,
+        /// Print the final report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress lines on stderr.
+        #[arg(long)]
+        quiet: bool,
+        /// Deliver every Task twice, as at-least-once delivery may.
+        #[arg(long)]
+        duplicate_delivery: bool,
+        /// Seed for retry jitter.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Run id (the execution name); defaults to <application>-<world start time>.
+        #[arg(long)]
+        run_id: Option<String>,
+        /// Also write the report as an HTML page with its timeline (see `cutover report`).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Send the run store, Route 53 and DMS calls through the SDK adapters to this endpoint
+        /// (e.g. a moto server); lag, health, alarms, approvals and MGN stay simulated.
+        #[arg(long, value_name = "URL")]
+        aws_endpoint_url: Option<String>,
+    },
+}
+
+pub fn run(command: LocalCommand) -> ExitCode {
+    match command {
+        LocalCommand::Run {
+            plan,
+            world,
+            json,
+            quiet,
+            duplicate_delivery,
+            seed,
+            run_id,
+            html,
+            aws_endpoint_url,
+        } => {
+            let Some((plan_v, world_v)) = load_inputs(&plan, &world) else {
+                return ExitCode::from(2);
+            };
+            let opts = RunOptions {
+                duplicate_delivery,
+                seed,
+                progress: !quiet,
+                run_id,
+                aws_endpoint_url,
+                ..Default::default()
+            };
+            let run = match run_local(&plan_v, &world_v, &opts) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(4);
+                }
+            };
+            let r = &run.report;
+            if let Some(path) = &html {
+                let page = serde_json::to_value(r)
+                    .map(|v| cutover_cli::html::render(&v))
+                    .map_err(|e| e.to_string());
+                if let Err(e) =
+                    page.and_then(|p| std::fs::write(path, p).map_err(|e| e.to_string()))
+                {
+                    eprintln!("error: {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
+            if json {
+                match serde_json::to_string_pretty(r) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("error: report: {e}"),
+                }
+            }
+            if !quiet {
+                let dns: Vec<String> = r
+                    .dns
+                    .iter()
+                    .map(|d| match (&d.set_identifier, d.weight) {
+                        (Some(id), Some(w)) => format!("{id}={w} {}", d.describe()),
+                        _ => format!("simple {}", d.describe()),
+                    })
+                    .collect();
+                let colour = cutover_cli::style::stderr_colour();
+                eprintln!(
+                    "{}: {}{} after {} simulated, {} state transitions; DNS now: {}",
+                    r.run_id,
+                    cutover_cli::style::paint(
+                        &r.outcome,
+                        cutover_cli::style::outcome_tone(&r.outcome),
+                        colour
+                    ),
+                    r.error
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default(),
+                    fmt_secs(r.simulated_seconds),
+                    r.state_transitions,
+                    dns.join("; ")
+                );
+                // Why a run did not complete, one reason a line (a failed pre-flight lists each).
+                if r.outcome != "completed" {
+                    // A Lambda error's cause is its JSON error object, as Step Functions records it.
+                    let cause = r.cause.as_deref().map(|c| {
+                        serde_json::from_str::<serde_json::Value>(c)
+                            .ok()
+                            .and_then(|v| v["errorMessage"].as_str().map(str::to_string))
+                            .unwrap_or_else(|| c.to_string())
+                    });
+                    for reason in cause.iter().flat_map(|c| c.split("; ")) {
+                        eprintln!("  why: {reason}");
+                    }
+                }
+            }
+            ExitCode::from(r.exit_code() as u8)
+        }
+        LocalCommand::Wave {
+            wave,
+            world,
+            json,
+            quiet,
+            seed,
+        } => {
+            let (spec, world_v) = match (cutover_cli::wave::load_wave(&wave), load_world(&world)) {
+                (Ok(s), Ok(w)) => (s, w),
+                (s, w) => {
+                    for e in [s.err(), w.err()].into_iter().flatten() {
+                        eprintln!("error: {e}");
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = RunOptions {
+                seed,
+                progress: !quiet,
+                ..Default::default()
+            };
+            let run = cutover_cli::wave::run_wave_local(&spec, &world_v, &opts);
+            let r = &run.report;
+            if json {
+                match serde_json::to_string_pretty(r) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => eprintln!("error: report: {e}"),
+                }
+            }
+            if !quiet {
+                for a in &r.applications {
+                    eprintln!(
+                        "  {:<20} {:<12} {}",
+                        a.application,
+                        a.outcome,
+                        a.error.clone().unwrap_or_default()
+                    );
+                }
+                eprintln!(
+                    "{}: {} after {} simulated; at most {} of {} applications at once; {} state transitions{}",
+                    r.wave,
+                    r.outcome,
+                    fmt_secs(r.simulated_seconds),
+                    r.max_concurrent_applications,
+                    r.max_concurrency,
+                    r.state_transitions,
+                    r.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+                );
+            }
+            if r.error.is_some() && r.applications.is_empty() {
+                // The wave refused to start (window, graph): nothing ran.
+                return ExitCode::from(2);
+            }
+            ExitCode::from(r.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! `cutover plan check`.
+
+use clap::Subcommand;
+use cutover_cli::load_plan;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum PlanCommand {
+    /// Validate a plan: exit 0, or 2 with every problem named by its field.
+    Check { plan: PathBuf },
+}
+
+pub fn run(command: PlanCommand) -> ExitCode {
+    match command {
+        PlanCommand::Check { plan } => match load_plan(&plan) {
+            Ok(p) => {
+                println!(
+                    "{}: ok: {} via {:?}, {} {} in {}, {} traffic step(s) to 100%",
+                    plan.display(),
+                    p.application,
+                    p.replication.kind,
+                    p.dns.record_type,
+                    p.dns.record_name,
+                    p.dns.hosted_zone_id,
+                    p.traffic.steps.len()
+                );
+                for w in p.warnings() {
+                    eprintln!("warning: {w}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

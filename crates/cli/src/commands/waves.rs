@@ -1,0 +1,193 @@
+//! `cutover waves plan|schedule`: waves from a portfolio, and one-time wave schedules.
+
+use clap::Subcommand;
+use cutover_cli::load_plan;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum WavesCommand {
+    /// Propose waves from a portfolio: dependencies in earlier waves, a size cap, one application
+    /// per team per wave. Cycles are reported (exit 2), never broken.
+    Plan {
+        portfolio: PathBuf,
+        /// Write one wave file per wave here (wave-1.yaml, …); without it, print them.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Create a one-time EventBridge Scheduler schedule that starts the wave machine at a time
+    /// inside the wave's window. Exit 0 created, 2 invalid input, 4 the service refused.
+    Schedule {
+        #[arg(long)]
+        wave: PathBuf,
+        /// When to start (RFC 3339, e.g. 2026-12-05T02:00:00Z).
+        #[arg(long)]
+        at: String,
+        /// The wave state machine (the stack's WaveStateMachineArn output).
+        #[arg(long)]
+        state_machine_arn: String,
+        /// The role the schedule runs as (the stack's WaveSchedulerRoleArn output).
+        #[arg(long)]
+        role_arn: String,
+        /// Schedule name; defaults to the wave's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// An AWS-compatible endpoint (e.g. moto); default: the AWS account of the environment.
+        #[arg(long, value_name = "URL")]
+        aws_endpoint_url: Option<String>,
+    },
+}
+
+pub fn run(command: WavesCommand) -> ExitCode {
+    match command {
+        WavesCommand::Plan { portfolio, out } => {
+            let text = match std::fs::read_to_string(&portfolio) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", portfolio.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let json = portfolio.extension().is_some_and(|e| e == "json");
+            let p = match cutover_core::waves::Portfolio::parse(&text, json) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {}:", portfolio.display());
+                    for v in e.violations() {
+                        eprintln!("  {v}");
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            let planned = p.plan();
+            for e in &planned.excluded {
+                eprintln!("not planned: {}: {}", e.name, e.reason);
+            }
+            let base = portfolio.parent().unwrap_or(std::path::Path::new("."));
+            for mut w in planned.waves {
+                if let Some(dir) = &out {
+                    // A wave file names its plans relative to itself (docs/waves.md), the
+                    // portfolio relative to the portfolio: re-anchor them in DIR, and say which
+                    // plan `local wave` would not find.
+                    for a in &mut w.wave.applications {
+                        let plan = base.join(&a.plan);
+                        a.plan = cutover_cli::wave::relative_to(&plan, dir);
+                        if let Err(e) = load_plan(&plan) {
+                            eprintln!("warning: {} needs {}: {e}", w.wave.wave, plan.display());
+                        }
+                    }
+                }
+                let yaml = match serde_norway::to_string(&w.wave) {
+                    Ok(y) => y,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                match &out {
+                    Some(dir) => {
+                        let path = dir.join(format!("{}.yaml", w.wave.wave));
+                        if let Err(e) =
+                            std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, &yaml))
+                        {
+                            eprintln!("error: {}: {e}", path.display());
+                            return ExitCode::from(2);
+                        }
+                        println!("{}: {}", path.display(), w.names.join(", "));
+                    }
+                    None => println!("---\n{yaml}"),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        WavesCommand::Schedule {
+            wave,
+            at,
+            state_machine_arn,
+            role_arn,
+            name,
+            aws_endpoint_url,
+        } => {
+            let spec = match cutover_cli::wave::load_wave(&wave) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let at = match chrono::DateTime::parse_from_rfc3339(&at) {
+                Ok(t) => t.with_timezone(&chrono::Utc),
+                Err(e) => {
+                    eprintln!("error: at: '{at}' is not an RFC 3339 time: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(w) = &spec.window {
+                if !w.contains(at) {
+                    eprintln!(
+                        "error: at: {at} is outside the wave's window ({} to {})",
+                        w.not_before, w.not_after
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+            schedule_wave(
+                spec,
+                at,
+                state_machine_arn,
+                role_arn,
+                name,
+                aws_endpoint_url,
+            )
+        }
+    }
+}
+
+/// Creates the one-time schedule of a wave (EventBridge Scheduler).
+#[cfg(feature = "aws")]
+fn schedule_wave(
+    spec: cutover_core::steps::WaveSpec,
+    at: chrono::DateTime<chrono::Utc>,
+    state_machine_arn: String,
+    role_arn: String,
+    name: Option<String>,
+    aws_endpoint_url: Option<String>,
+) -> ExitCode {
+    let schedule = cutover_aws::OneTimeSchedule {
+        name: name.unwrap_or_else(|| spec.wave.clone()),
+        at,
+        state_machine_arn,
+        role_arn,
+        input: serde_json::json!({ "wave": spec }).to_string(),
+    };
+    let problems = schedule.problems(chrono::Utc::now());
+    if !problems.is_empty() {
+        for p in problems {
+            eprintln!("error: {p}");
+        }
+        return ExitCode::from(2);
+    }
+    match cutover_cli::aws_mode::create_schedule(&schedule, aws_endpoint_url.as_deref()) {
+        Ok(arn) => {
+            println!("{arn}: starts {} at {}", spec.wave, schedule.expression());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(4)
+        }
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+fn schedule_wave(
+    _: cutover_core::steps::WaveSpec,
+    _: chrono::DateTime<chrono::Utc>,
+    _: String,
+    _: String,
+    _: Option<String>,
+    _: Option<String>,
+) -> ExitCode {
+    eprintln!("error: this cutover was built without AWS support: build it with `--features aws` to create schedules");
+    ExitCode::from(1)
+}
