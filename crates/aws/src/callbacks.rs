@@ -108,4 +108,28 @@ impl cutover_core::ports::Executions for SfnExecutions {
             }
         }
     }
+
+    /// StopExecution (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html):
+    /// stopping an execution that already ended succeeds; one that does not exist is left alone.
+    async fn stop(&self, run_id: &str, error: &str, cause: &str) -> Result<(), PortError> {
+        match self
+            .client
+            .stop_execution()
+            .execution_arn(self.execution_arn(run_id))
+            .error(error)
+            .cause(cause)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = map_sdk_error(SERVICE, e, &["InvalidArn"], &["ExecutionDoesNotExist"], &[]);
+                if e.kind == cutover_core::ports::PortErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
 }

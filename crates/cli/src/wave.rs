@@ -22,12 +22,65 @@ pub struct WaveRunReport {
     /// completed | partial | failed
     pub outcome: String,
     pub applications: Vec<AppEntry>,
-    /// The most child executions that ran at once, read from the wave's execution history.
+    /// The most child executions that ran at once (their start and stop times).
     pub max_concurrent_applications: usize,
     pub max_concurrency: u32,
     pub state_transitions: u64,
     pub simulated_seconds: f64,
+    /// The longest chain of dependencies, each application taking as long as it took here: no
+    /// schedule under any cap can finish the wave sooner.
+    pub critical_path_seconds: f64,
+    /// The longest an application waited to start after its last dependency ended (after the
+    /// wave started, for one without dependencies): the scheduling interval, or a full cap.
+    pub longest_start_delay_seconds: f64,
     pub error: Option<String>,
+}
+
+/// `(critical path, longest start delay)` of a wave's applications as they ran.
+pub fn schedule_figures(spec: &WaveSpec, apps: &[AppEntry]) -> (f64, f64) {
+    let by_name: BTreeMap<&str, &AppEntry> =
+        apps.iter().map(|a| (a.application.as_str(), a)).collect();
+    let mut finish: BTreeMap<&str, f64> = BTreeMap::new();
+    let (mut critical, mut delay) = (0.0f64, 0.0f64);
+    // The wave file lists dependencies before their dependants (a checked graph has no cycle,
+    // and load_wave keeps the file's order); an unknown order falls back to 0 for a dependency.
+    let mut pending: Vec<&cutover_core::steps::WaveApp> = spec.applications.iter().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|a| {
+            if !a.depends_on.iter().all(|d| finish.contains_key(d.as_str())) {
+                return true;
+            }
+            let ready = a
+                .depends_on
+                .iter()
+                .map(|d| finish[d.as_str()])
+                .fold(0.0, f64::max);
+            let duration = match by_name.get(a.application.as_str()) {
+                Some(AppEntry {
+                    started_at: Some(s),
+                    ended_at: Some(e),
+                    ..
+                }) => {
+                    let dep_end = a
+                        .depends_on
+                        .iter()
+                        .filter_map(|d| by_name.get(d.as_str()).and_then(|x| x.ended_at))
+                        .fold(0.0, f64::max);
+                    delay = delay.max(s - dep_end);
+                    e - s
+                }
+                _ => 0.0,
+            };
+            finish.insert(a.application.as_str(), ready + duration);
+            critical = critical.max(ready + duration);
+            false
+        });
+        if pending.len() == before {
+            break;
+        }
+    }
+    (critical, delay)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -132,6 +185,9 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
         wave: w.wave,
         max_concurrency: w.max_concurrency,
         window: w.window,
+        scheduling_interval_seconds: w
+            .scheduling_interval_seconds
+            .unwrap_or(cutover_core::steps::DEFAULT_SCHEDULING_INTERVAL),
         applications: apps,
     })
 }
@@ -146,22 +202,22 @@ pub struct WaveRun {
 }
 
 /// The most `RunApplicationCutover` tasks in flight at once in a wave's history.
-pub fn max_concurrent(history: &[cutover_engine::HistoryEvent]) -> usize {
-    let (mut now, mut peak) = (0usize, 0usize);
-    for e in history
-        .iter()
-        .filter(|e| e.state.as_deref() == Some("RunApplicationCutover"))
-    {
-        match e.kind.as_str() {
-            "TaskStarted" => {
-                now += 1;
-                peak = peak.max(now);
-            }
-            "TaskSucceeded" | "TaskFailed" => now = now.saturating_sub(1),
-            _ => {}
-        }
+/// The most applications that ran at once: the peak overlap of the child executions, from
+/// their start and stop times.
+pub fn max_concurrent(children: &[cutover_engine::Execution]) -> usize {
+    let mut edges: Vec<(DateTime<Utc>, i32)> = Vec::new();
+    for c in children {
+        edges.push((c.started, 1));
+        edges.push((c.stopped, -1));
     }
-    peak
+    // An end and a start at the same instant do not overlap.
+    edges.sort_by_key(|&(t, d)| (t, d));
+    let (mut now, mut peak) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        peak = peak.max(now);
+    }
+    peak as usize
 }
 
 pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOptions) -> WaveRun {
@@ -194,10 +250,16 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             &spec.wave,
             &world_spec.start_time.format("%Y%m%dT%H%M%SZ").to_string(),
         );
-        // An operator's console stop of the wave: Step Functions stops the children started
-        // with startExecution.sync (they end ABORTED), and the safety net's rule reconciles
+        // An operator's console stop of the wave: the safety net stops the applications' own
+        // executions it had started (they end ABORTED, docs/waves.md) and its rule reconciles
         // each of them, so no application is left half-shifted.
-        let stop = operator_stop(world_spec, &wave_run_id, s.deps.clone());
+        let operator = operator_stop(world_spec, &wave_run_id, s.deps.clone());
+        let engine = &s.engine;
+        let stop = async move {
+            let (error, cause) = operator.await;
+            engine.stop_children(&error, &cause);
+            (error, cause)
+        };
         let execution = s
             .engine
             .execute_until(&s.wave, "wave", &wave_run_id, json!({ "wave": spec }), stop)
@@ -244,11 +306,25 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             wave: spec.wave.clone(),
             outcome,
             applications,
-            max_concurrent_applications: max_concurrent(&execution.history),
+            max_concurrent_applications: max_concurrent(
+                &s.engine
+                    .children()
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .collect::<Vec<_>>(),
+            ),
             max_concurrency: spec.max_concurrency,
             state_transitions: execution.state_transitions,
             simulated_seconds: secs(execution.stopped),
+            critical_path_seconds: 0.0,
+            longest_start_delay_seconds: 0.0,
             error: execution.error.clone(),
+        };
+        let (critical, delay) = schedule_figures(spec, &report.applications);
+        let report = WaveRunReport {
+            critical_path_seconds: critical,
+            longest_start_delay_seconds: delay,
+            ..report
         };
         let children = s.engine.children().into_iter().map(|(_, e)| e).collect();
         WaveRun {

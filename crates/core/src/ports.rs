@@ -206,6 +206,9 @@ pub trait Executions: Send + Sync {
     /// Some(true) while the execution runs (or waits to be redriven), Some(false) once it ended,
     /// None when no such execution exists.
     async fn is_running(&self, run_id: &str) -> Result<Option<bool>, PortError>;
+    /// Stops the execution of `run_id` if it still runs (StopExecution); an execution that has
+    /// ended or does not exist is left alone.
+    async fn stop(&self, run_id: &str, error: &str, cause: &str) -> Result<(), PortError>;
 }
 
 /// The application owner's data hooks (freeze writes, switch the database, unfreeze).

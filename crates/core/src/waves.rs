@@ -15,6 +15,9 @@ pub struct WaveFile {
     pub max_concurrency: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Window>,
+    /// How often the running wave looks for ended applications and starts what may start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_interval_seconds: Option<u64>,
     pub applications: Vec<WaveApplication>,
 }
 
@@ -61,6 +64,15 @@ impl WaveFile {
                 field: "maxConcurrency".into(),
                 message: format!("{} is outside 1..=40", w.max_concurrency),
             });
+        }
+        if let Some(i) = w.scheduling_interval_seconds {
+            let range = crate::steps::SCHEDULING_INTERVAL_RANGE;
+            if !range.contains(&i) {
+                v.push(Violation {
+                    field: "schedulingIntervalSeconds".into(),
+                    message: format!("{i} is outside {}..={}", range.start(), range.end()),
+                });
+            }
         }
         if let Some(win) = &w.window {
             if win.not_after <= win.not_before {
@@ -426,6 +438,7 @@ impl Portfolio {
                     wave: format!("{}-{n}", self.wave_prefix),
                     max_concurrency: self.max_concurrency,
                     window: None,
+                    scheduling_interval_seconds: None,
                     applications,
                 },
                 names,

@@ -788,6 +788,7 @@ pub const SUPPORTED_RESOURCES: &[&str] = &[
     "arn:aws:states:::lambda:invoke",
     "arn:aws:states:::lambda:invoke.waitForTaskToken",
     "arn:aws:states:::states:startExecution.sync:2",
+    "arn:aws:states:::states:startExecution",
 ];
 
 fn task_resource(o: &Map<String, Value>, name: &str) -> Result<String, LoadError> {

@@ -134,10 +134,16 @@ pub struct Engine {
     /// Executions started by tasks, by (state machine ARN, name): a name starts once.
     children: Mutex<Vec<(String, Execution)>>,
     started_names: Mutex<HashSet<(String, String)>>,
+    /// Set by `stop_children`: every execution started with `states:startExecution` that still
+    /// runs is stopped, as StopExecution of each would.
+    child_stop: tokio::sync::watch::Sender<Option<(String, String)>>,
 }
 
 struct Exec<'e> {
     engine: &'e Engine,
+    /// Child executions started without waiting (`states:startExecution`): they run beside this
+    /// one, and its `execute` returns once they have ended too.
+    background: tokio::sync::mpsc::UnboundedSender<BoxFuture<'e, ()>>,
     history: Mutex<Vec<HistoryEvent>>,
     transitions: AtomicU64,
     rng: Mutex<rand::rngs::StdRng>,
@@ -160,6 +166,7 @@ impl Engine {
             machines: HashMap::new(),
             children: Mutex::new(Vec::new()),
             started_names: Mutex::new(HashSet::new()),
+            child_stop: tokio::sync::watch::channel(None).0,
         }
     }
 
@@ -177,6 +184,14 @@ impl Engine {
         self.machines
             .insert(arn.clone(), (name.to_string(), Arc::new(machine)));
         arn
+    }
+
+    /// Stops every execution started without waiting (`states:startExecution`) that still runs:
+    /// each ends ABORTED with this error and cause (what StopExecution of each does; a stopped
+    /// parent does not stop them by itself).
+    pub fn stop_children(&self, error: &str, cause: &str) {
+        self.child_stop
+            .send_replace(Some((error.to_string(), cause.to_string())));
     }
 
     /// Child executions started by tasks so far, with the ARN of their machine.
@@ -240,8 +255,10 @@ impl Engine {
             },
             "StateMachine": {"Id": sm_arn, "Name": machine_name},
         });
+        let (background, started_children) = tokio::sync::mpsc::unbounded_channel();
         let exec = Exec {
             engine: self,
+            background,
             history: Mutex::new(Vec::new()),
             transitions: AtomicU64::new(0),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(self.options.seed)),
@@ -261,10 +278,16 @@ impl Engine {
                 None => run.await.map_err(|f| (f, Status::Failed)),
             }
         };
-        let result = tokio::select! {
-            r = bounded => r,
-            (error, cause) = stop => Err((Failure::new(&error, cause), Status::Aborted)),
+        let (root_ended, ended) = tokio::sync::oneshot::channel::<()>();
+        let root = async {
+            let r = tokio::select! {
+                r = bounded => r,
+                (error, cause) = stop => Err((Failure::new(&error, cause), Status::Aborted)),
+            };
+            let _ = root_ended.send(());
+            r
         };
+        let (result, ()) = tokio::join!(root, drive_children(started_children, ended));
         let (status, output, error, cause) = match result {
             Ok(out) => {
                 exec.event("ExecutionSucceeded", None, json!({"output": out}));
@@ -290,6 +313,33 @@ impl Engine {
             state_transitions: exec.transitions.load(Ordering::Relaxed),
             started,
             stopped: (self.clock)(),
+        }
+    }
+}
+
+/// Runs the executions a machine started without waiting, beside it, until the machine has
+/// ended and they have too (on AWS they outlive their parent; locally the run waits for them so
+/// that the world it reports is where they left it).
+async fn drive_children<'e>(
+    mut started: tokio::sync::mpsc::UnboundedReceiver<BoxFuture<'e, ()>>,
+    mut root_ended: tokio::sync::oneshot::Receiver<()>,
+) {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut running = FuturesUnordered::new();
+    let mut root_done = false;
+    loop {
+        if root_done {
+            while let Ok(f) = started.try_recv() {
+                running.push(f);
+            }
+            if running.is_empty() {
+                return;
+            }
+        }
+        tokio::select! {
+            Some(f) = started.recv() => running.push(f),
+            Some(()) = running.next(), if !running.is_empty() => {}
+            _ = &mut root_ended, if !root_done => root_done = true,
         }
     }
 }
@@ -790,6 +840,9 @@ impl<'e> Exec<'e> {
             if resource == "arn:aws:states:::states:startExecution.sync:2" {
                 return self.start_child(st, params).await;
             }
+            if resource == "arn:aws:states:::states:startExecution" {
+                return self.start_child_async(st, params);
+            }
             if let Some(callback) = resource.strip_prefix("arn:aws:states:::lambda:invoke") {
                 let function = params
                     .get("FunctionName")
@@ -892,6 +945,91 @@ impl<'e> Exec<'e> {
                 }
             },
         }
+    }
+
+    /// `states:startExecution` (request-response): starts the child and answers at once with its
+    /// ARN and start date, as StartExecution does
+    /// (https://docs.aws.amazon.com/step-functions/latest/dg/connect-stepfunctions.html); the
+    /// child runs on beside this execution. A name that already started is
+    /// `StepFunctions.ExecutionAlreadyExistsException`.
+    fn start_child_async(&self, st: &State, params: Value) -> Result<Value, Failure> {
+        let name = Some(st.name.as_str());
+        let arn = params
+            .get("StateMachineArn")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let exec_name = params
+            .get("Name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let input = params.get("Input").cloned().unwrap_or_else(|| json!({}));
+        self.event(
+            "TaskScheduled",
+            name,
+            json!({"resource": "states:startExecution", "stateMachineArn": arn, "name": exec_name}),
+        );
+        let refused = |f: Failure| {
+            self.event(
+                "TaskStartFailed",
+                name,
+                json!({"error": f.error, "cause": f.cause}),
+            );
+            Err(f)
+        };
+        let Some((machine_name, machine)) = self.engine.machines.get(&arn).cloned() else {
+            return refused(Failure::new(
+                "StepFunctions.StateMachineDoesNotExistException",
+                format!("State Machine Does Not Exist: '{arn}'"),
+            ));
+        };
+        let fresh = self
+            .engine
+            .started_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((arn.clone(), exec_name.clone()));
+        if !fresh {
+            return refused(Failure::new(
+                "StepFunctions.ExecutionAlreadyExistsException",
+                format!("Execution Already Exists: '{exec_name}'"),
+            ));
+        }
+        self.event("TaskStarted", name, json!({"name": exec_name}));
+        let exec_arn = format!(
+            "arn:aws:states:{}:{}:execution:{machine_name}:{exec_name}",
+            self.engine.options.region, self.engine.options.account
+        );
+        let started = (self.engine.clock)().timestamp_millis();
+        let engine = self.engine;
+        let mut stop = engine.child_stop.subscribe();
+        let child: BoxFuture<'e, ()> = Box::pin(async move {
+            let stopped = async move {
+                loop {
+                    if let Some(why) = stop.borrow_and_update().clone() {
+                        return why;
+                    }
+                    if stop.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+            };
+            let ended =
+                Box::pin(engine.execute_until(&machine, &machine_name, &exec_name, input, stopped))
+                    .await;
+            engine
+                .children
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((arn, ended));
+        });
+        if self.background.send(child).is_err() {
+            return Err(Failure::runtime("the execution has ended".into()));
+        }
+        let out = json!({"ExecutionArn": exec_arn, "StartDate": started});
+        self.event("TaskSucceeded", name, json!({"output": out}));
+        Ok(out)
     }
 
     /// `states:startExecution.sync:2`: runs the child to its end; the output is parsed JSON.

@@ -110,4 +110,7 @@ impl Executions for Unconfigured {
     async fn is_running(&self, _: &str) -> Result<Option<bool>, PortError> {
         Err(self.refuse("states"))
     }
+    async fn stop(&self, _: &str, _: &str, _: &str) -> Result<(), PortError> {
+        Err(self.refuse("states"))
+    }
 }

@@ -133,7 +133,18 @@ async fn wave_and_api_sample_events_run_through_their_handlers() {
     let out = handle("next-wave-round", event("next-wave-round"), &deps)
         .await
         .expect("next-wave-round");
-    // db-core has no run record in this store: it did not complete, so catalog is blocked.
+    // db-core has no outcome in this store yet: it still runs, catalog waits for it.
+    assert_eq!(out["finished"], false);
+    assert_eq!(out["ready"], serde_json::json!([]));
+    assert_eq!(out["waitSeconds"], 60);
+    // Once db-core ended without completing, catalog is blocked and the wave is done.
+    let mut rec =
+        cutover_core::model::RunRecord::new("wave-12-db-core", "db-core", chrono::Utc::now());
+    rec.outcome = Some("rolled_back".into());
+    deps.store.save_run(&rec).await.unwrap();
+    let out = handle("next-wave-round", event("next-wave-round"), &deps)
+        .await
+        .expect("next-wave-round");
     assert_eq!(out["finished"], true);
     assert!(out["progress"]["blocked"]["catalog"].is_string());
     let out = handle("close-wave", event("close-wave"), &deps)

@@ -298,6 +298,10 @@ impl Executions for Faulty<dyn Executions> {
         self.faults.check("states", "states.DescribeExecution")?;
         self.inner.is_running(run_id).await
     }
+    async fn stop(&self, run_id: &str, error: &str, cause: &str) -> Result<(), PortError> {
+        self.faults.check("states", "states.StopExecution")?;
+        self.inner.stop(run_id, error, cause).await
+    }
 }
 
 #[async_trait]

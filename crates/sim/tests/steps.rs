@@ -757,12 +757,13 @@ async fn a_frozen_wave_starts_nothing_new() {
         wave: "w".into(),
         max_concurrency: 2,
         window: None,
+        scheduling_interval_seconds: 30,
         applications: vec![app("a", &[]), app("b", &["a"]), app("c", &[])],
     };
     let first = next_wave_round(
         NextRoundInput {
             wave_run_id: "w1".into(),
-            wave: wave.clone(),
+            wave: wave.outline(),
             progress: Default::default(),
             last_round: vec![],
         },
@@ -803,7 +804,7 @@ async fn a_frozen_wave_starts_nothing_new() {
     let next = next_wave_round(
         NextRoundInput {
             wave_run_id: "w1".into(),
-            wave,
+            wave: wave.outline(),
             progress: first.progress,
             last_round: results,
         },
@@ -821,6 +822,78 @@ async fn a_frozen_wave_starts_nothing_new() {
         ["a", "c"],
         "outcomes come from the run records"
     );
+}
+
+/// No rounds: an application starts at the first pass after its dependencies completed, while
+/// others still run; the cap counts what runs; the longest chain of dependants goes first.
+#[tokio::test(start_paused = true)]
+async fn the_wave_starts_an_application_as_soon_as_its_dependencies_end() {
+    let g = given(WORLD);
+    let app = |name: &str, deps: &[&str]| {
+        let mut plan = g.plan.clone();
+        plan.application = name.into();
+        WaveApp {
+            application: name.into(),
+            run_id: format!("w-{name}"),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            plan,
+        }
+    };
+    // e is independent and listed first, but c leads a chain (c -> d -> f): c goes first.
+    let wave = WaveSpec {
+        wave: "w".into(),
+        max_concurrency: 2,
+        window: None,
+        scheduling_interval_seconds: 45,
+        applications: vec![
+            app("e", &[]),
+            app("a", &[]),
+            app("c", &[]),
+            app("d", &["c"]),
+            app("f", &["d"]),
+        ],
+    };
+    let pass = |progress: WaveProgress| {
+        next_wave_round(
+            NextRoundInput {
+                wave_run_id: "w1".into(),
+                wave: wave.outline(),
+                progress,
+                last_round: vec![],
+            },
+            &g.deps,
+        )
+    };
+    let names = |o: &NextRoundOutput| {
+        o.ready
+            .iter()
+            .map(|r| r.application.clone())
+            .collect::<Vec<_>>()
+    };
+    let first = pass(Default::default()).await.unwrap();
+    assert_eq!(
+        names(&first),
+        ["c", "e"],
+        "longest chain first, then the file's order; cap 2"
+    );
+    assert_eq!(first.wait_seconds, 45);
+    // Nothing ended: nothing starts, the cap is full.
+    let idle = pass(first.progress.clone()).await.unwrap();
+    assert!(idle.ready.is_empty() && !idle.finished);
+    // c completed while e still runs: d starts now, beside e; a waits for a free slot.
+    let mut rec = cutover_core::model::RunRecord::new("w-c", "c", Utc::now());
+    rec.outcome = Some("completed".into());
+    g.deps.store.save_run(&rec).await.unwrap();
+    let second = pass(idle.progress).await.unwrap();
+    assert_eq!(names(&second), ["d"]);
+    assert_eq!(second.progress.completed, ["c"]);
+    // e rolled back: a takes its slot; d's chain is not affected.
+    let mut rec = cutover_core::model::RunRecord::new("w-e", "e", Utc::now());
+    rec.outcome = Some("rolled_back".into());
+    g.deps.store.save_run(&rec).await.unwrap();
+    let third = pass(second.progress).await.unwrap();
+    assert_eq!(names(&third), ["a"]);
+    assert_eq!(third.progress.failed["e"].outcome, "rolled_back");
 }
 
 #[tokio::test(start_paused = true)]
@@ -1078,4 +1151,32 @@ async fn the_sweep_input_is_checked_at_the_boundary() {
         .await
         .unwrap();
     assert_eq!(out["runsChecked"], 0);
+}
+
+/// A stopped wave: the safety net stops the applications' executions that still run (they then
+/// end ABORTED and are reconciled one by one); a wave that ended otherwise leaves them alone.
+#[tokio::test(start_paused = true)]
+async fn a_stopped_wave_stops_its_running_applications_through_the_safety_net() {
+    let g = given(WORLD);
+    g.world.set_execution("w-a", true);
+    g.world.set_execution("w-b", false);
+    let input = json!({"wave": {"wave": "w", "maxConcurrency": 2, "applications": [
+        {"application": "a", "runId": "w-a"}, {"application": "b", "runId": "w-b"}, {"application": "c", "runId": "w-c"}
+    ]}})
+    .to_string();
+    let event = |status: &str| json!({"detail": {"name": "w-20261205", "status": status, "input": input, "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:cutover-dev-wave"}});
+    let out = dispatch("reconcile-run", event("FAILED"), &g.deps)
+        .await
+        .unwrap();
+    assert_eq!(out["action"], "wave-ended");
+    assert!(g.world.stopped_executions().is_empty());
+    let out = dispatch("reconcile-run", event("ABORTED"), &g.deps)
+        .await
+        .unwrap();
+    assert_eq!(out["action"], "wave-children-stopped");
+    assert_eq!(
+        g.world.stopped_executions(),
+        ["w-a"],
+        "only the one still running"
+    );
 }

@@ -40,8 +40,9 @@ pub use traffic::{
 pub use validate::{validate_cutover, ValidateInput, ValidateOutput};
 pub use wave::{
     close_wave, next_wave_round, start_wave, CloseWaveInput, NextRoundInput, NextRoundOutput,
-    ReadyApp, RoundResult, StartWaveInput, WaveApp, WaveAppReport, WaveProgress, WaveReport,
-    WaveSpec,
+    OutlineApp, ReadyApp, RoundResult, StartWaveInput, WaveApp, WaveAppReport, WaveOutline,
+    WaveProgress, WaveReport, WaveSpec, WaveStarted, DEFAULT_SCHEDULING_INTERVAL,
+    SCHEDULING_INTERVAL_RANGE,
 };
 
 use crate::error::StepError;

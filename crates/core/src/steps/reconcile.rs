@@ -31,6 +31,23 @@ pub struct ExecutionStatus {
     pub status: String,
     #[serde(default)]
     pub cause: Option<String>,
+    /// The execution's input as EventBridge delivers it (a JSON string): a wave's names the run
+    /// ids of its applications.
+    #[serde(default)]
+    pub input: Option<String>,
+}
+
+/// The run ids a wave execution's input names, or None when the input is not a wave's.
+fn wave_children(input: Option<&str>) -> Option<(String, Vec<String>)> {
+    let v: serde_json::Value = serde_json::from_str(input?).ok()?;
+    let wave = v.get("wave")?;
+    let runs = wave
+        .get("applications")?
+        .as_array()?
+        .iter()
+        .filter_map(|a| a.get("runId").and_then(|r| r.as_str()).map(str::to_string))
+        .collect();
+    Some((wave.get("wave")?.as_str()?.to_string(), runs))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,8 +66,42 @@ pub async fn reconcile_run(
         name: run_id,
         status,
         cause,
+        input: execution_input,
     } = input.detail;
     check_run_id(&run_id)?;
+    // A wave's execution: its applications run as their own executions and outlive it. An
+    // operator who stopped the wave stopped them too: stop each one still running (each then
+    // ends ABORTED and is reconciled like any stopped run: DNS restored, lock released).
+    if let Some((wave, runs)) = wave_children(execution_input.as_deref()) {
+        if status != "ABORTED" {
+            return Ok(ReconcileOutput {
+                action: "wave-ended".into(),
+                outcome: None,
+            });
+        }
+        let cause = format!("the wave {wave} ({run_id}) was stopped");
+        for child in runs {
+            check_run_id(&child)?;
+            if deps
+                .executions
+                .is_running(&child)
+                .await
+                .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?
+                == Some(true)
+            {
+                deps.executions
+                    .stop(&child, "WaveStopped", &cause)
+                    .await
+                    .map_err(|e| {
+                        StepError::from_port(e, |e| StepError::Retryable(e.to_string()))
+                    })?;
+            }
+        }
+        return Ok(ReconcileOutput {
+            action: "wave-children-stopped".into(),
+            outcome: None,
+        });
+    }
     if !["ABORTED", "TIMED_OUT", "FAILED"].contains(&status.as_str()) {
         return Err(StepError::invalid(format!(
             "detail.status '{status}' is not ABORTED, TIMED_OUT or FAILED"

@@ -70,6 +70,8 @@ struct State {
     app: app::AppState,
     /// Executions of the cutover machine by run id: running or ended.
     executions: HashMap<String, bool>,
+    /// Run ids whose executions were stopped (StopExecution), in order.
+    stopped_executions: Vec<String>,
 }
 
 pub struct World {
@@ -215,6 +217,7 @@ impl World {
                 pages: Vec::new(),
                 app: app::AppState::new(green_tier),
                 executions,
+                stopped_executions: Vec::new(),
             }),
             notices_tx: Mutex::new(None),
             app_record,
@@ -268,6 +271,11 @@ impl World {
     /// The fault schedule, for wrapping ports in `Faulty`.
     pub fn faults(&self) -> std::sync::Arc<Faults> {
         self.faults.clone()
+    }
+
+    /// Executions stopped through the Executions port, in order.
+    pub fn stopped_executions(&self) -> Vec<String> {
+        self.st().stopped_executions.clone()
     }
 
     pub fn pages(&self) -> Vec<RunNotice> {
@@ -340,6 +348,16 @@ impl Executions for World {
         let mut st = self.st();
         self.enter(&mut st, "states", "DescribeExecution")?;
         Ok(st.executions.get(run_id).copied())
+    }
+
+    async fn stop(&self, run_id: &str, _: &str, _: &str) -> Result<(), PortError> {
+        let mut st = self.st();
+        self.enter(&mut st, "states", "StopExecution")?;
+        if let Some(running) = st.executions.get_mut(run_id) {
+            *running = false;
+        }
+        st.stopped_executions.push(run_id.to_string());
+        Ok(())
     }
 }
 
