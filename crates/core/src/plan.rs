@@ -1362,6 +1362,40 @@ impl Plan {
             .saturating_add(SYNC)
     }
 
+    /// The longest one phase of this plan may go without an audit event: its longest single
+    /// bounded wait (the lag deadline, MGN's launch, a bake with its failed rounds and a DNS
+    /// sync given up after 900 s, a gate left to expire, a freeze with its hooks, the rollback
+    /// budget). A run whose trail is silent longer than this is stuck in its phase.
+    pub fn longest_phase_seconds(&self) -> u64 {
+        const SYNC: u64 = 900;
+        let r = &self.replication;
+        let h = &self.health;
+        let failed_rounds = u64::from(h.failure_limit()).saturating_mul(h.interval_seconds);
+        let bakes = self.traffic.steps.iter().enumerate().map(|(i, s)| {
+            let bake = if i == 0 {
+                s.bake_seconds.max(self.dns.max_original_ttl_seconds)
+            } else {
+                s.bake_seconds
+            };
+            bake.saturating_add(failed_rounds).saturating_add(SYNC)
+        });
+        let hooks: u64 = [&self.data.freeze, &self.data.switch, &self.data.unfreeze]
+            .iter()
+            .filter_map(|h| h.as_ref().map(|h| h.timeout_seconds))
+            .sum();
+        [
+            r.deadline_seconds,
+            r.launch_deadline_seconds,
+            self.approvals.expires_seconds,
+            self.data.max_freeze_seconds.saturating_add(hooks),
+            self.rollback.budget_seconds,
+        ]
+        .into_iter()
+        .chain(bakes)
+        .max()
+        .unwrap_or(0)
+    }
+
     /// Blue and green weights after shifting to `green` percent.
     pub fn weights_for(green: u32) -> crate::model::Weights {
         crate::model::Weights {

@@ -1180,3 +1180,35 @@ async fn a_stopped_wave_stops_its_running_applications_through_the_safety_net() 
         "only the one still running"
     );
 }
+
+/// Stuck in a phase: a run whose trail stays silent past its plan's longest single wait is
+/// called stuck long before its whole plan's bound; a run that keeps recording is not.
+#[tokio::test(start_paused = true)]
+async fn the_sweep_calls_a_silent_phase_stuck_before_the_runs_bound() {
+    let g = given(WORLD);
+    validated(&g, "quiet").await;
+    g.world.set_execution("quiet", true);
+    let phase = g.plan.longest_phase_seconds() + 900;
+    assert!(
+        phase < g.plan.worst_case_seconds(),
+        "a phase bound is tighter than the run's"
+    );
+    tokio::time::sleep(Duration::from_secs(phase - 60)).await;
+    assert!(sweep_runs(sweep(), &g.deps).await.unwrap().stuck.is_empty());
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let out = sweep_runs(sweep(), &g.deps).await.unwrap();
+    assert_eq!(out.stuck, ["quiet"]);
+    let page = g
+        .world
+        .pages()
+        .into_iter()
+        .find(|p| p.kind == "run_stuck")
+        .unwrap();
+    assert!(
+        page.message
+            .contains("recorded nothing in phase 'validated'")
+            || page.message.contains("recorded nothing in phase"),
+        "{}",
+        page.message
+    );
+}

@@ -296,15 +296,35 @@ pub async fn sweep_runs(input: SweepInput, deps: &Deps) -> Result<SweepOutput, S
     for run in &active {
         let (id, app) = (run.run_id.as_str(), run.application.as_str());
         if let Some(plan) = &run.plan {
-            let bound = plan
+            // Stuck in its phase: no audit event for longer than the plan's longest single
+            // wait; or stuck as a run: older than every wait at its bound put together.
+            let phase_bound = plan
+                .longest_phase_seconds()
+                .saturating_add(stuck_margin_seconds);
+            let run_bound = plan
                 .worst_case_seconds()
                 .saturating_add(stuck_margin_seconds);
+            let events = deps.store.events(id).await.map_err(retryable)?;
+            let since = events.iter().map(|e| e.at).max().unwrap_or(run.started_at);
+            let silent = (now - since).num_seconds().max(0) as u64;
             let age = (now - run.started_at).num_seconds().max(0) as u64;
-            if age > bound {
+            let why = if silent > phase_bound {
+                Some(format!(
+                    "has recorded nothing in phase '{}' for {silent} s, past the {phase_bound} s its longest wait can take",
+                    run.phase
+                ))
+            } else if age > run_bound {
+                Some(format!(
+                    "is still active (phase '{}') after {age} s, past the {run_bound} s its plan can take at most",
+                    run.phase
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
                 out.stuck.push(id.to_string());
                 let message = format!(
-                    "Run {id} of {app} is still in phase '{}' after {age} s, past the {bound} s its plan can take at most. Look at it with `cutover run status {id}`; abort it with `cutover run abort {id} --reason …` (docs/runbook.md, \"Run stuck\").",
-                    run.phase
+                    "Run {id} of {app} {why}. Look at it with `cutover run status {id}`; abort it with `cutover run abort {id} --reason …` (docs/runbook.md, \"Run stuck\")."
                 );
                 super::page_once(deps, id, app, "sweep:stuck", "run_stuck", message).await?;
             }
