@@ -188,6 +188,20 @@ pub fn status(cx: &Context, run_id: &str) -> Result<Value, String> {
             None => "UNKNOWN",
         };
         let last_health = events.iter().rev().find_map(|e| e.healthy);
+        // Time in the current phase: since the first of the latest events of the same step.
+        let phase_since = events.last().map(|last| {
+            events
+                .iter()
+                .rev()
+                .take_while(|e| e.step == last.step)
+                .last()
+                .map_or(last.at, |e| e.at)
+        });
+        let now = chrono::Utc::now();
+        let in_phase = match (&rec.outcome, phase_since) {
+            (None, Some(t)) => Some((now - t).num_seconds().max(0)),
+            _ => None,
+        };
         let since = events
             .iter()
             .rev()
@@ -203,6 +217,7 @@ pub fn status(cx: &Context, run_id: &str) -> Result<Value, String> {
             "lagSeconds": rec.last_lag_seconds,
             "lastHealthy": last_health,
             "lastChangeAt": since,
+            "timeInPhaseSeconds": in_phase,
             "pendingGates": approvals.iter().filter(|a| a.decision.is_none()).map(|a| json!({"gate": a.gate, "expiresAt": a.expires_at})).collect::<Vec<_>>(),
             "abortRequested": rec.abort_requested,
             "execution": execution,
@@ -305,8 +320,12 @@ pub fn describe(s: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    let in_phase = s["timeInPhaseSeconds"]
+        .as_i64()
+        .map(|t| format!(" for {}m{:02}s", t / 60, t % 60))
+        .unwrap_or_default();
     format!(
-        "{} {}: phase {}, outcome {}, execution {}\n  weights {weights}; lag {}; last health round {}\n  pending gates: {}",
+        "{} {}: phase {}{in_phase}, outcome {}, execution {}\n  weights {weights}; lag {}; last health round {}\n  pending gates: {}",
         s["application"].as_str().unwrap_or(""),
         s["runId"].as_str().unwrap_or(""),
         s["phase"].as_str().unwrap_or(""),
@@ -410,4 +429,27 @@ pub fn describe_wave(s: &Value) -> String {
         ));
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_says_how_long_the_run_has_been_in_its_phase() {
+        let s = json!({"application": "orders", "runId": "r1", "phase": "shifting", "timeInPhaseSeconds": 754,
+            "outcome": null, "execution": "RUNNING", "weights": {"blue": 90, "green": 10}, "lagSeconds": 2.5,
+            "lastHealthy": true, "pendingGates": [{"gate": "before-50", "expiresAt": "2026-12-05T03:00:00Z"}]});
+        let text = describe(&s);
+        assert!(text.contains("phase shifting for 12m34s"), "{text}");
+        assert!(
+            text.contains("blue 90 / green 10")
+                && text.contains("before-50 (until 2026-12-05T03:00:00Z)"),
+            "{text}"
+        );
+        let ended = describe(
+            &json!({"phase": "closed", "outcome": "completed", "timeInPhaseSeconds": null}),
+        );
+        assert!(ended.contains("phase closed, outcome completed"), "{ended}");
+    }
 }

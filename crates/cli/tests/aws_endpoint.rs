@@ -126,6 +126,10 @@ fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &
     );
     let s: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(s["outcome"], "completed", "{s}");
+    assert!(
+        s["timeInPhaseSeconds"].is_null(),
+        "an ended run has no time in phase: {s}"
+    );
     // A flag wins over the output.
     let wrong = cutover(&[
         "runs",
