@@ -344,6 +344,15 @@ async fn drive_children<'e>(
     }
 }
 
+/// A child execution a StartExecution task may start.
+struct StartedChild {
+    arn: String,
+    exec_name: String,
+    input: Value,
+    machine_name: String,
+    machine: Arc<StateMachine>,
+}
+
 enum Step {
     Next(String, Value),
     End(Value),
@@ -947,12 +956,15 @@ impl<'e> Exec<'e> {
         }
     }
 
-    /// `states:startExecution` (request-response): starts the child and answers at once with its
-    /// ARN and start date, as StartExecution does
-    /// (https://docs.aws.amazon.com/step-functions/latest/dg/connect-stepfunctions.html); the
-    /// child runs on beside this execution. A name that already started is
-    /// `StepFunctions.ExecutionAlreadyExistsException`.
-    fn start_child_async(&self, st: &State, params: Value) -> Result<Value, Failure> {
+    /// What both StartExecution integrations do first: read the request, record TaskScheduled,
+    /// and refuse an unknown machine or a name that already started (for 90 days on AWS: a
+    /// restarted parent never reruns a child), recording TaskStartFailed.
+    fn begin_child(
+        &self,
+        st: &State,
+        params: &Value,
+        resource: &str,
+    ) -> Result<StartedChild, Failure> {
         let name = Some(st.name.as_str());
         let arn = params
             .get("StateMachineArn")
@@ -968,7 +980,7 @@ impl<'e> Exec<'e> {
         self.event(
             "TaskScheduled",
             name,
-            json!({"resource": "states:startExecution", "stateMachineArn": arn, "name": exec_name}),
+            json!({"resource": resource, "stateMachineArn": arn, "name": exec_name}),
         );
         let refused = |f: Failure| {
             self.event(
@@ -996,6 +1008,29 @@ impl<'e> Exec<'e> {
                 format!("Execution Already Exists: '{exec_name}'"),
             ));
         }
+        Ok(StartedChild {
+            arn,
+            exec_name,
+            input,
+            machine_name,
+            machine,
+        })
+    }
+
+    /// `states:startExecution` (request-response): starts the child and answers at once with its
+    /// ARN and start date, as StartExecution does
+    /// (https://docs.aws.amazon.com/step-functions/latest/dg/connect-stepfunctions.html); the
+    /// child runs on beside this execution. A name that already started is
+    /// `StepFunctions.ExecutionAlreadyExistsException`.
+    fn start_child_async(&self, st: &State, params: Value) -> Result<Value, Failure> {
+        let name = Some(st.name.as_str());
+        let StartedChild {
+            arn,
+            exec_name,
+            input,
+            machine_name,
+            machine,
+        } = self.begin_child(st, &params, "states:startExecution")?;
         self.event("TaskStarted", name, json!({"name": exec_name}));
         let exec_arn = format!(
             "arn:aws:states:{}:{}:execution:{machine_name}:{exec_name}",
@@ -1035,49 +1070,13 @@ impl<'e> Exec<'e> {
     /// `states:startExecution.sync:2`: runs the child to its end; the output is parsed JSON.
     async fn start_child(&self, st: &State, params: Value) -> Result<Value, Failure> {
         let name = Some(st.name.as_str());
-        let arn = params
-            .get("StateMachineArn")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let exec_name = params
-            .get("Name")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let input = params.get("Input").cloned().unwrap_or_else(|| json!({}));
-        self.event("TaskScheduled", name, json!({"resource": "states:startExecution.sync:2", "stateMachineArn": arn, "name": exec_name}));
-        let Some((machine_name, machine)) = self.engine.machines.get(&arn).cloned() else {
-            let f = Failure::new(
-                "StepFunctions.StateMachineDoesNotExistException",
-                format!("State Machine Does Not Exist: '{arn}'"),
-            );
-            self.event(
-                "TaskStartFailed",
-                name,
-                json!({"error": f.error, "cause": f.cause}),
-            );
-            return Err(f);
-        };
-        let fresh = self
-            .engine
-            .started_names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((arn.clone(), exec_name.clone()));
-        if !fresh {
-            // An execution name starts once (for 90 days on AWS): a restarted parent never reruns it.
-            let f = Failure::new(
-                "StepFunctions.ExecutionAlreadyExistsException",
-                format!("Execution Already Exists: '{exec_name}'"),
-            );
-            self.event(
-                "TaskStartFailed",
-                name,
-                json!({"error": f.error, "cause": f.cause}),
-            );
-            return Err(f);
-        }
+        let StartedChild {
+            arn,
+            exec_name,
+            input,
+            machine_name,
+            machine,
+        } = self.begin_child(st, &params, "states:startExecution.sync:2")?;
         self.event("TaskStarted", name, json!({"name": exec_name}));
         self.event("TaskSubmitted", name, Value::Null);
         let child = Box::pin(
