@@ -192,12 +192,12 @@ pub fn generate(seed: u64) -> Case {
         if roll < 0.1 {
             hooks.insert(
                 h.into(),
-                json!([[0, "ok"], [rng.random_range(0..6000), "fail"]]),
+                json!([[0, "ok"], [rng.random_range(1..6000), "fail"]]),
             );
         } else if roll < 0.15 {
             hooks.insert(
                 h.into(),
-                json!([[0, "ok"], [rng.random_range(0..6000), "timeout"]]),
+                json!([[0, "ok"], [rng.random_range(1..6000), "timeout"]]),
             );
         }
     }

@@ -39,7 +39,16 @@ pub fn run(runs: u64, seed: u64, jobs: usize, out: &std::path::Path) -> ExitCode
                         }
                     }
                     Err(e) => {
-                        eprintln!("{e}");
+                        // A case that could not run is kept like a broken promise.
+                        let verdict = chaos::Verdict {
+                            seed: case.seed,
+                            outcome: "not run".into(),
+                            violations: vec![e.to_string()],
+                        };
+                        let saved = chaos::save(&case, &verdict, out)
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|e| format!("(not saved: {e})"));
+                        eprintln!("{e} -> {saved}");
                         failed_here = true;
                     }
                 }
