@@ -131,13 +131,22 @@ fn sdk_err<E: std::error::Error>(e: E) -> String {
 /// Starts a run: the execution is named by the run id. Returns the execution ARN.
 pub fn start(cx: &Context, plan: &Plan, run_id: &str) -> Result<String, String> {
     let machine = cx.need(&cx.stack.state_machine_arn, "CutoverStateMachineArn")?;
+    start_execution(cx, machine, run_id, json!({ "plan": plan }))
+}
+
+/// StartExecution of `machine` named `name`: the execution's ARN. One name is one execution.
+fn start_execution(
+    cx: &Context,
+    machine: &str,
+    name: &str,
+    input: Value,
+) -> Result<String, String> {
     cx.block_on(async {
-        let sfn = aws_sdk_sfn::Client::new(&cx.sdk);
-        let out = sfn
+        let out = aws_sdk_sfn::Client::new(&cx.sdk)
             .start_execution()
             .state_machine_arn(machine)
-            .name(run_id)
-            .input(json!({ "plan": plan }).to_string())
+            .name(name)
+            .input(input.to_string())
             .send()
             .await
             .map_err(sdk_err)?;
@@ -349,17 +358,7 @@ pub fn wave_start(
     name: &str,
 ) -> Result<String, String> {
     let machine = cx.need(&cx.stack.wave_state_machine_arn, "WaveStateMachineArn")?;
-    cx.block_on(async {
-        let out = aws_sdk_sfn::Client::new(&cx.sdk)
-            .start_execution()
-            .state_machine_arn(machine)
-            .name(name)
-            .input(json!({ "wave": spec }).to_string())
-            .send()
-            .await
-            .map_err(sdk_err)?;
-        Ok(out.execution_arn().to_string())
-    })
+    start_execution(cx, machine, name, json!({ "wave": spec }))
 }
 
 /// A wave's execution state and, for each of its applications, its run as the run table has it
@@ -367,14 +366,10 @@ pub fn wave_start(
 pub fn wave_status(cx: &Context, name: &str) -> Result<Value, String> {
     let machine = cx.need(&cx.stack.wave_state_machine_arn, "WaveStateMachineArn")?;
     let table = cx.need(&cx.stack.table, "RunTableName")?;
-    // An execution's ARN is its machine's with `execution` and the name
-    // (https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeExecution.html).
-    let arn = format!(
-        "{}:{name}",
-        machine.replacen(":stateMachine:", ":execution:", 1)
-    );
     cx.block_on(async {
-        let out = aws_sdk_sfn::Client::new(&cx.sdk)
+        let sfn = aws_sdk_sfn::Client::new(&cx.sdk);
+        let arn = SfnExecutions::new(sfn.clone(), machine).execution_arn(name);
+        let out = sfn
             .describe_execution()
             .execution_arn(&arn)
             .send()
