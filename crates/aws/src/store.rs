@@ -1,6 +1,7 @@
 //! The run store on one DynamoDB table (pk, sk):
 //! `RUN#<id>`/`STATE` (versioned), `RUN#<id>`/`EVENT#<key>` (append-only, one per key),
-//! `RUN#<id>`/`APPROVAL#<gate>` (with the task token, server side only), `APP#<app>`/`LOCK`.
+//! `RUN#<id>`/`APPROVAL#<gate>` (with the task token, server side only), `APP#<app>`/`LOCK`,
+//! `BUDGET#<name>`/`NEXT` (a shared request budget's first free slot).
 
 use crate::errors::{build_err, Codes};
 use async_trait::async_trait;
@@ -8,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use cutover_core::model::{ApprovalRecord, AuditEvent, RunRecord};
-use cutover_core::ports::{LockOutcome, PortError, PortErrorKind, RunStore};
+use cutover_core::ports::{Booking, LockOutcome, PortError, PortErrorKind, RunStore};
 use std::collections::HashMap;
 
 const SERVICE: &str = "dynamodb";
@@ -102,8 +103,90 @@ impl DynamoStore {
     }
 }
 
+/// How often a booking re-reads the budget after losing a conditional write to another caller.
+const BOOKING_ATTEMPTS: u32 = 8;
+
 #[async_trait]
 impl RunStore for DynamoStore {
+    /// A consistent read of the first free slot, then a put conditional on it being unchanged
+    /// (optimistic locking with a condition expression:
+    /// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html).
+    /// Losing the race means another caller booked first: read again. A put, not an update, so
+    /// the functions need no permission beyond GetItem and PutItem.
+    async fn book_slot(
+        &self,
+        budget: &str,
+        now: DateTime<Utc>,
+        interval: chrono::Duration,
+        latest: DateTime<Utc>,
+    ) -> Result<Booking, PortError> {
+        let pk = format!("BUDGET#{budget}");
+        for _ in 0..BOOKING_ATTEMPTS {
+            let item = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s("NEXT"))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| CODES.map(e))?
+                .item;
+            let stored = match item.as_ref().and_then(|i| i.get("nextFreeMicros")) {
+                None => None,
+                Some(AttributeValue::N(n)) => Some(n.parse::<i64>().map_err(|_| {
+                    PortError::new(
+                        SERVICE,
+                        PortErrorKind::Other,
+                        "Decode",
+                        format!("{pk}: nextFreeMicros '{n}' is not a number"),
+                    )
+                })?),
+                Some(_) => {
+                    return Err(PortError::new(
+                        SERVICE,
+                        PortErrorKind::Other,
+                        "Decode",
+                        format!("{pk}: nextFreeMicros is not a number"),
+                    ))
+                }
+            };
+            let slot = stored
+                .and_then(DateTime::<Utc>::from_timestamp_micros)
+                .filter(|t| *t > now)
+                .unwrap_or(now);
+            if slot > latest {
+                return Ok(Booking::Full(slot));
+            }
+            let next = (slot + interval).timestamp_micros();
+            let req = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(&pk))
+                .item("sk", s("NEXT"))
+                .item("nextFreeMicros", AttributeValue::N(next.to_string()));
+            let req = match stored {
+                None => req.condition_expression("attribute_not_exists(pk)"),
+                Some(v) => req
+                    .condition_expression("nextFreeMicros = :seen")
+                    .expression_attribute_values(":seen", AttributeValue::N(v.to_string())),
+            };
+            match req.send().await.map_err(|e| CODES.map(e)) {
+                Ok(_) => return Ok(Booking::Booked(slot)),
+                Err(e) if e.kind == PortErrorKind::Conflict => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(PortError::new(
+            SERVICE,
+            PortErrorKind::Conflict,
+            "ConditionalCheckFailedException",
+            format!("{pk}: lost {BOOKING_ATTEMPTS} bookings in a row to other callers"),
+        ))
+    }
+
     /// A paginated Scan of the STATE items.
     async fn list_runs(&self, application: Option<&str>) -> Result<Vec<RunRecord>, PortError> {
         let mut out = Vec::new();

@@ -83,6 +83,49 @@ async fn table(sdk: &SdkConfig) -> DynamoStore {
     DynamoStore::new(client, name)
 }
 
+/// The shared Route 53 budget on the table: concurrent callers each get their own slot, spaced
+/// at the interval (a lost conditional put re-reads), and a budget booked past `latest` is
+/// refused without being changed.
+#[tokio::test]
+async fn dynamodb_budget_slots_are_distinct_and_spaced() {
+    use cutover_core::ports::Booking;
+    let Some(sdk) = sdk().await else { return };
+    let s = table(&sdk).await;
+    // The table keeps microseconds.
+    let now = chrono::DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap();
+    let interval = chrono::Duration::milliseconds(200);
+    let latest = now + chrono::Duration::seconds(20);
+    let calls = (0..12).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.book_slot("route53", now, interval, latest).await })
+    });
+    let mut slots = Vec::new();
+    for c in calls {
+        match c.await.unwrap().expect("booked") {
+            Booking::Booked(at) => slots.push(at),
+            other => panic!("{other:?}"),
+        }
+    }
+    slots.sort();
+    let expected: Vec<_> = (0..12).map(|i| now + interval * i).collect();
+    assert_eq!(slots, expected);
+    let tight = now + chrono::Duration::seconds(1);
+    assert_eq!(
+        s.book_slot("route53", now, interval, tight).await.unwrap(),
+        Booking::Full(now + interval * 12)
+    );
+    assert_eq!(
+        s.book_slot("route53", now, interval, latest).await.unwrap(),
+        Booking::Booked(now + interval * 12),
+        "the refused request booked nothing"
+    );
+    // Another budget is its own.
+    assert_eq!(
+        s.book_slot("other", now, interval, latest).await.unwrap(),
+        Booking::Booked(now)
+    );
+}
+
 #[tokio::test]
 async fn dynamodb_lock_is_a_conditional_put() {
     let Some(sdk) = sdk().await else { return };

@@ -77,6 +77,16 @@ macro_rules! real_call {
 
 #[async_trait]
 impl RunStore for Real<DynamoStore> {
+    async fn book_slot(
+        &self,
+        budget: &str,
+        now: DateTime<Utc>,
+        interval: chrono::Duration,
+        latest: DateTime<Utc>,
+    ) -> Result<cutover_core::ports::Booking, PortError> {
+        let budget = budget.to_string();
+        real_call!(self, |i| i.book_slot(&budget, now, interval, latest).await)
+    }
     async fn acquire_lock(
         &self,
         a: &str,

@@ -3,6 +3,7 @@
 use crate::report::{build_report, Report};
 use async_trait::async_trait;
 use cutover_core::api::{handle_api, ApiRequest};
+use cutover_core::budget::{BudgetedRouter, Coordination, DEFAULT_ROUTE53_RATE};
 use cutover_core::model::{ApprovalNotice, AuditEvent, Decision};
 use cutover_core::plan::{Plan, PlanError};
 use cutover_core::ports::{
@@ -91,6 +92,8 @@ pub struct RunOptions {
     /// The execution input exactly as given (as a console user would start it), instead of
     /// `{"plan": <the parsed plan, every default filled>}`.
     pub raw_input: Option<Value>,
+    /// How the run's Route 53 requests share the account's budget with other runs.
+    pub route53: Coordination,
 }
 
 /// Dispatches Lambda ARNs to the step functions, as the deployed functions would run them.
@@ -187,6 +190,15 @@ fn hms(seconds: f64) -> String {
 
 #[async_trait]
 impl RunStore for ProgressStore {
+    async fn book_slot(
+        &self,
+        budget: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        interval: chrono::Duration,
+        latest: chrono::DateTime<chrono::Utc>,
+    ) -> Result<cutover_core::ports::Booking, PortError> {
+        self.inner.book_slot(budget, now, interval, latest).await
+    }
     async fn acquire_lock(
         &self,
         a: &str,
@@ -410,10 +422,20 @@ pub(crate) fn setup(
     let callbacks: Arc<dyn TaskCallbacks> = Arc::new(BrokerCallbacks(broker.clone()));
     let hooks: Arc<dyn Hooks> = world.clone();
     let executions: Arc<dyn Executions> = world.clone();
+    let store = Faulty::new(faults.clone(), store);
+    // Every Route 53 request books its slot of the account's budget in the run table, as the
+    // functions do (cutover_core::budget); the world watches how long callers waited.
+    let router = world.observe_route53(BudgetedRouter::new(
+        Faulty::new(faults.clone(), router.clone()),
+        store.clone(),
+        Arc::new(clock),
+        DEFAULT_ROUTE53_RATE,
+        options.route53,
+    ));
     let deps = Deps {
         clock: Arc::new(clock),
-        store: Faulty::new(faults.clone(), store),
-        router: Faulty::new(faults.clone(), router.clone()),
+        store,
+        router,
         replication: Faulty::new(faults.clone(), replication.clone()),
         metrics: Faulty::new(faults.clone(), metrics),
         probe: Faulty::new(faults.clone(), probe),
@@ -601,7 +623,7 @@ pub(crate) async fn reconcile_status(
     for _ in 0..120 {
         match steps::dispatch("reconcile-run", event.clone(), deps).await {
             Ok(_) => return,
-            Err(e) if e.name() == "Retryable" => {
+            Err(e) if matches!(e.name(), "Retryable" | "Throttled") => {
                 tokio::time::sleep(Duration::from_secs(30)).await;
             }
             Err(e) => {

@@ -33,7 +33,40 @@ pub struct WaveRunReport {
     /// The longest an application waited to start after its last dependency ended (after the
     /// wave started, for one without dependencies): the scheduling interval, or a full cap.
     pub longest_start_delay_seconds: f64,
+    /// The account's Route 53 as every application's requests found it.
+    pub route53: cutover_sim::Route53Use,
+    /// The applications' own executions: Step Functions and Lambda cost per cutover
+    /// (`CostEstimate`, as in a run's report), retries while queueing for Route 53 included.
+    pub cutovers: CutoverCosts,
     pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CutoverCosts {
+    pub executions: usize,
+    pub state_transitions: u64,
+    pub mean_state_transitions: f64,
+    pub mean_estimated_cost_usd: f64,
+    pub max_estimated_cost_usd: f64,
+}
+
+impl CutoverCosts {
+    pub fn of(children: &[cutover_engine::Execution]) -> CutoverCosts {
+        let costs: Vec<crate::report::CostEstimate> = children
+            .iter()
+            .map(crate::report::CostEstimate::of)
+            .collect();
+        let n = costs.len().max(1) as f64;
+        let transitions: u64 = costs.iter().map(|c| c.state_transitions).sum();
+        CutoverCosts {
+            executions: costs.len(),
+            state_transitions: transitions,
+            mean_state_transitions: transitions as f64 / n,
+            mean_estimated_cost_usd: costs.iter().map(|c| c.total()).sum::<f64>() / n,
+            max_estimated_cost_usd: costs.iter().map(|c| c.total()).fold(0.0, f64::max),
+        }
+    }
 }
 
 /// `(critical path, longest start delay)` of a wave's applications as they ran.
@@ -302,22 +335,20 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             }
             None => ("failed".to_string(), vec![]),
         };
+        let children: Vec<cutover_engine::Execution> =
+            s.engine.children().into_iter().map(|(_, e)| e).collect();
         let report = WaveRunReport {
             wave: spec.wave.clone(),
             outcome,
             applications,
-            max_concurrent_applications: max_concurrent(
-                &s.engine
-                    .children()
-                    .into_iter()
-                    .map(|(_, e)| e)
-                    .collect::<Vec<_>>(),
-            ),
+            max_concurrent_applications: max_concurrent(&children),
             max_concurrency: spec.max_concurrency,
             state_transitions: execution.state_transitions,
             simulated_seconds: secs(execution.stopped),
             critical_path_seconds: 0.0,
             longest_start_delay_seconds: 0.0,
+            route53: s.world.route53_use(),
+            cutovers: CutoverCosts::of(&children),
             error: execution.error.clone(),
         };
         let (critical, delay) = schedule_figures(spec, &report.applications);
@@ -326,7 +357,6 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             longest_start_delay_seconds: delay,
             ..report
         };
-        let children = s.engine.children().into_iter().map(|(_, e)| e).collect();
         WaveRun {
             report,
             execution,

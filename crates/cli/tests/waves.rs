@@ -359,3 +359,42 @@ fn applications_start_as_soon_as_their_dependencies_end() {
     assert!(capped.report.max_concurrent_applications <= 3);
     assert!(capped.report.simulated_seconds >= r.simulated_seconds);
 }
+
+/// Sixty of `examples/route53-200`'s independent applications at once, in one account whose
+/// Route 53 answers five requests a second: they shift together, queue for the shared budget,
+/// and none fails for it.
+#[test]
+fn cutovers_sharing_one_account_queue_for_route53_and_none_fails() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/route53-200");
+    let mut spec = load_wave(&dir.join("wave.yaml")).expect("wave");
+    spec.applications.truncate(60);
+    spec.max_concurrency = 60;
+    let world = load_world(&dir.join("world.yaml")).expect("world");
+    assert_eq!(world.route53.requests_per_second, 5);
+
+    let shared = run_wave_local(&spec, &world, &RunOptions::default()).report;
+    assert_eq!(shared.outcome, "completed", "{:?}", shared.applications);
+    assert_eq!(shared.max_concurrent_applications, 60);
+    let q = &shared.route53;
+    assert_eq!(
+        q.throttled, 0,
+        "the budget never lets cutover exceed the account's rate"
+    );
+    assert!(q.waiting_seconds > 20, "the shifts queued: {q:?}");
+    let used = q.budget_used_while_waiting.expect("callers waited");
+    assert!(used >= 0.9, "budget used at {used} while callers waited");
+    assert_eq!(shared.cutovers.executions, 60);
+    assert!(
+        shared.cutovers.max_estimated_cost_usd < 0.01,
+        "{:?}",
+        shared.cutovers
+    );
+
+    // The other way, for comparison: everyone sends at once and backs off when throttled.
+    let options = RunOptions {
+        route53: cutover_core::budget::Coordination::Backoff,
+        ..RunOptions::default()
+    };
+    let backoff = run_wave_local(&spec, &world, &options).report;
+    assert!(backoff.route53.throttled > 100, "{:?}", backoff.route53);
+}

@@ -39,9 +39,15 @@ pub enum StepError {
     /// Green was unhealthy after the application switched to its database.
     #[error("{0}")]
     UnhealthyAfterSwitch(String),
-    /// A transient AWS error (throttling, a change still in progress): retried with back-off.
+    /// A transient AWS error (a network error, a 5xx): retried with back-off.
     #[error("{0}")]
     Retryable(String),
+    /// Asked to slow down: the account's Route 53 budget is booked by other cutovers, a service
+    /// throttled the request, or the hosted zone is still applying another change. Retried
+    /// patiently (every state's `Throttled` retrier waits up to half an hour): many cutovers
+    /// sharing one account queue here, and none of them should fail for it.
+    #[error("{0}")]
+    Throttled(String),
 }
 
 impl StepError {
@@ -63,15 +69,16 @@ impl StepError {
             StepError::FreezeTooLong(_) => "FreezeTooLong",
             StepError::UnhealthyAfterSwitch(_) => "UnhealthyAfterSwitch",
             StepError::Retryable(_) => "Retryable",
+            StepError::Throttled(_) => "Throttled",
         }
     }
 
-    /// Maps a port error: transient kinds become Retryable, the rest goes through `other`.
+    /// Maps a port error: throttling and a busy zone become Throttled, other transient errors
+    /// Retryable, the rest goes through `other`.
     pub fn from_port(e: PortError, other: impl FnOnce(PortError) -> StepError) -> StepError {
         match e.kind {
-            PortErrorKind::Throttled | PortErrorKind::Busy | PortErrorKind::Transient => {
-                StepError::Retryable(e.to_string())
-            }
+            PortErrorKind::Throttled | PortErrorKind::Busy => StepError::Throttled(e.to_string()),
+            PortErrorKind::Transient => StepError::Retryable(e.to_string()),
             _ => other(e),
         }
     }

@@ -2,6 +2,7 @@
 //! error names the state machines branch on. No AWS SDK types and no I/O of its own.
 
 pub mod api;
+pub mod budget;
 pub mod duration;
 pub mod error;
 pub mod model;

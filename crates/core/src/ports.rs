@@ -72,8 +72,26 @@ pub enum LockOutcome {
     HeldBy(String),
 }
 
+/// The answer to a request for a slot of a shared request budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Booking {
+    /// The slot is this caller's: it may send its request at this time (now, or later).
+    Booked(DateTime<Utc>),
+    /// Every slot up to the caller's `latest` is taken; the first free one is this.
+    Full(DateTime<Utc>),
+}
+
 #[async_trait]
 pub trait RunStore: Send + Sync {
+    /// Books the first free slot of the named budget at or after `now`, slots `interval` apart,
+    /// unless it would lie after `latest`. Every caller of the same store shares the budget.
+    async fn book_slot(
+        &self,
+        budget: &str,
+        now: DateTime<Utc>,
+        interval: chrono::Duration,
+        latest: DateTime<Utc>,
+    ) -> Result<Booking, PortError>;
     async fn acquire_lock(
         &self,
         application: &str,

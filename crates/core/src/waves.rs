@@ -25,6 +25,11 @@ fn default_concurrency() -> u32 {
     3
 }
 
+/// The most applications a wave runs at once. Each runs as its own execution (no Map iteration
+/// limit applies), so the bound is what one account sensibly carries at once: every running
+/// cutover shares the account's Route 53 budget (five requests a second) through the run table.
+pub const MAX_CONCURRENCY: u32 = 250;
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Window {
@@ -58,11 +63,10 @@ impl WaveFile {
                 message: "must be 1-64 characters".into(),
             });
         }
-        if w.max_concurrency == 0 || w.max_concurrency > 40 {
-            // Inline Map runs at most 40 iterations at once.
+        if w.max_concurrency == 0 || w.max_concurrency > MAX_CONCURRENCY {
             v.push(Violation {
                 field: "maxConcurrency".into(),
-                message: format!("{} is outside 1..=40", w.max_concurrency),
+                message: format!("{} is outside 1..={MAX_CONCURRENCY}", w.max_concurrency),
             });
         }
         if let Some(i) = w.scheduling_interval_seconds {
@@ -297,10 +301,10 @@ impl Portfolio {
                 message: "must be at least 1".into(),
             });
         }
-        if p.max_concurrency == 0 || p.max_concurrency > 40 {
+        if p.max_concurrency == 0 || p.max_concurrency > MAX_CONCURRENCY {
             v.push(Violation {
                 field: "maxConcurrency".into(),
-                message: format!("{} is outside 1..=40", p.max_concurrency),
+                message: format!("{} is outside 1..={MAX_CONCURRENCY}", p.max_concurrency),
             });
         }
         let mut seen = BTreeSet::new();

@@ -8,8 +8,12 @@ pub struct Config {
     pub table_name: String,
     /// TOPIC_ARN: where approval notices go (request-approval only).
     pub topic_arn: Option<String>,
-    /// ROUTE53_REQUESTS_PER_SECOND: client-side rate limit (default 4; the quota is 5 per account).
+    /// ROUTE53_REQUESTS_PER_SECOND: Route 53 requests a second for every execution of the
+    /// account together, booked in the run table (default 5, Route 53's quota per account).
     pub route53_requests_per_second: f64,
+    /// ROUTE53_COORDINATION: `shared` (book the budget, the default) or `backoff` (send at once,
+    /// back off when throttled).
+    pub route53_coordination: cutover_core::budget::Coordination,
     /// HTTP_TIMEOUT_SECONDS: per health probe (default 5).
     pub http_timeout: Duration,
     /// DMS_TABLE_STATISTICS: read DescribeTableStatistics (default true).
@@ -79,7 +83,17 @@ impl Config {
             wave_schedule,
             table_name,
             topic_arn: get("TOPIC_ARN").filter(|s| !s.is_empty()),
-            route53_requests_per_second: number("ROUTE53_REQUESTS_PER_SECOND", 4.0)?,
+            route53_requests_per_second: number(
+                "ROUTE53_REQUESTS_PER_SECOND",
+                cutover_core::budget::DEFAULT_ROUTE53_RATE,
+            )?,
+            route53_coordination: match get("ROUTE53_COORDINATION") {
+                None => cutover_core::budget::Coordination::Shared,
+                Some(v) => v.parse().map_err(|message| ConfigError::Invalid {
+                    name: "ROUTE53_COORDINATION",
+                    message,
+                })?,
+            },
             http_timeout: Duration::from_secs_f64(number("HTTP_TIMEOUT_SECONDS", 5.0)?),
             dms_table_statistics,
         })
@@ -118,7 +132,20 @@ mod tests {
                 c.http_timeout,
                 c.dms_table_statistics
             ),
-            (4.0, Duration::from_secs(5), true)
+            (5.0, Duration::from_secs(5), true)
+        );
+        assert_eq!(
+            c.route53_coordination,
+            cutover_core::budget::Coordination::Shared
+        );
+        let e = Config::from_lookup(env(&[
+            ("TABLE_NAME", "t"),
+            ("ROUTE53_COORDINATION", "polite"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable ROUTE53_COORDINATION: 'polite' is not shared or backoff"
         );
     }
 }

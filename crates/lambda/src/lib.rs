@@ -57,13 +57,22 @@ pub async fn build_deps(
     let none = Arc::new(Unconfigured(step.to_string()));
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
     store.warm_up().await;
+    let store: Arc<dyn cutover_core::ports::RunStore> = Arc::new(store);
+    let clock: Arc<dyn cutover_core::ports::Clock> = Arc::new(SystemClock);
     Ok(Deps {
-        clock: Arc::new(SystemClock),
-        store: Arc::new(store),
-        router: if n.router {
-            ports::router(sdk, config).unwrap_or(none.clone())
-        } else {
-            none.clone()
+        clock: clock.clone(),
+        store: store.clone(),
+        // Every Route 53 request of every execution books its slot of the account's budget in
+        // the run table first (cutover_core::budget).
+        router: match n.router.then(|| ports::router(sdk, config)).flatten() {
+            Some(r) => cutover_core::budget::BudgetedRouter::new(
+                r,
+                store,
+                clock,
+                config.route53_requests_per_second,
+                config.route53_coordination,
+            ),
+            None => none.clone(),
         },
         replication: if n.replication {
             ports::replication(sdk, config).unwrap_or(none.clone())

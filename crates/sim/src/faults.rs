@@ -219,6 +219,16 @@ impl TaskCallbacks for Faulty<dyn TaskCallbacks> {
 /// The run store's calls as the DynamoDB operations they are.
 #[async_trait]
 impl RunStore for Faulty<dyn RunStore> {
+    async fn book_slot(
+        &self,
+        budget: &str,
+        now: DateTime<Utc>,
+        interval: chrono::Duration,
+        latest: DateTime<Utc>,
+    ) -> Result<Booking, PortError> {
+        self.faults.check("dynamodb", "dynamodb.PutItem")?;
+        self.inner.book_slot(budget, now, interval, latest).await
+    }
     async fn acquire_lock(
         &self,
         application: &str,

@@ -12,7 +12,7 @@ pub use clock::SimClock;
 pub use faults::{Faults, Faulty};
 pub use spec::{WorldError, WorldSpec};
 pub use store::MemoryStore;
-pub use world::{Counters, World, WriteTally};
+pub use world::{Counters, Route53Use, World, WriteTally};
 
 /// The step ports over one world, with the given run store and Step Functions callbacks: every
 /// AWS service the steps call is the world (tests and tools that drive steps directly).

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use cutover_core::model::{ApprovalRecord, AuditEvent, RunRecord};
-use cutover_core::ports::{LockOutcome, PortError, PortErrorKind, RunStore};
+use cutover_core::ports::{Booking, LockOutcome, PortError, PortErrorKind, RunStore};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -14,6 +14,8 @@ struct Tables {
     events: HashMap<String, Vec<AuditEvent>>,
     approvals: BTreeMap<(String, String), ApprovalRecord>,
     frozen: HashMap<String, String>,
+    /// Each shared budget's first free slot.
+    budgets: HashMap<String, DateTime<Utc>>,
     writes: u64,
 }
 
@@ -53,6 +55,29 @@ impl MemoryStore {
 
 #[async_trait]
 impl RunStore for MemoryStore {
+    /// The table's conditional update, in one step: the first free slot at or after `now`.
+    /// (Not counted in `writes`: those are the run's own side effects.)
+    async fn book_slot(
+        &self,
+        budget: &str,
+        now: DateTime<Utc>,
+        interval: chrono::Duration,
+        latest: DateTime<Utc>,
+    ) -> Result<Booking, PortError> {
+        let mut t = self.lock();
+        let slot = t
+            .budgets
+            .get(budget)
+            .copied()
+            .filter(|n| *n > now)
+            .unwrap_or(now);
+        if slot > latest {
+            return Ok(Booking::Full(slot));
+        }
+        t.budgets.insert(budget.to_string(), slot + interval);
+        Ok(Booking::Booked(slot))
+    }
+
     async fn wave_frozen(&self, wave: &str) -> Result<Option<String>, PortError> {
         Ok(self.lock().frozen.get(wave).cloned())
     }

@@ -27,6 +27,11 @@ pub enum LocalCommand {
         /// Seed for retry jitter.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// How Route 53 requests share the account's budget: `shared` books each request's slot
+        /// in the run table (as deployed); `backoff` sends at once and backs off when throttled
+        /// (for comparison, docs/performance.md).
+        #[arg(long, value_name = "shared|backoff", default_value = "shared")]
+        route53: String,
     },
     /// Run one cutover locally: the real statemachines/cutover.asl.json in the embedded engine,
     /// the real step handlers, over a simulated AWS world on a virtual clock (hours of simulated
@@ -64,7 +69,19 @@ pub enum LocalCommand {
         /// (e.g. a moto server); lag, health, alarms, approvals and MGN stay simulated.
         #[arg(long, value_name = "URL")]
         aws_endpoint_url: Option<String>,
+        /// How Route 53 requests share the account's budget: `shared` books each request's slot
+        /// in the run table (as deployed); `backoff` sends at once and backs off when throttled
+        /// (for comparison, docs/performance.md).
+        #[arg(long, value_name = "shared|backoff", default_value = "shared")]
+        route53: String,
     },
+}
+
+/// `--route53`, or the message naming the flag.
+fn coordination(v: &str) -> Option<cutover_core::budget::Coordination> {
+    v.parse()
+        .map_err(|e| eprintln!("error: --route53: {e}"))
+        .ok()
 }
 
 pub fn run(command: LocalCommand) -> ExitCode {
@@ -79,7 +96,11 @@ pub fn run(command: LocalCommand) -> ExitCode {
             run_id,
             html,
             aws_endpoint_url,
+            route53,
         } => {
+            let Some(route53) = coordination(&route53) else {
+                return ExitCode::from(2);
+            };
             let Some((plan_v, world_v)) = load_inputs(&plan, &world) else {
                 return ExitCode::from(2);
             };
@@ -89,6 +110,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
                 progress: !quiet,
                 run_id,
                 aws_endpoint_url,
+                route53,
                 ..Default::default()
             };
             let run = match run_local(&plan_v, &world_v, &opts) {
@@ -164,7 +186,11 @@ pub fn run(command: LocalCommand) -> ExitCode {
             json,
             quiet,
             seed,
+            route53,
         } => {
+            let Some(route53) = coordination(&route53) else {
+                return ExitCode::from(2);
+            };
             let (spec, world_v) = match (cutover_cli::wave::load_wave(&wave), load_world(&world)) {
                 (Ok(s), Ok(w)) => (s, w),
                 (s, w) => {
@@ -177,6 +203,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
             let opts = RunOptions {
                 seed,
                 progress: !quiet,
+                route53,
                 ..Default::default()
             };
             let run = cutover_cli::wave::run_wave_local(&spec, &world_v, &opts);
@@ -205,6 +232,17 @@ pub fn run(command: LocalCommand) -> ExitCode {
                     r.max_concurrency,
                     r.state_transitions,
                     r.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+                );
+                let q = &r.route53;
+                eprintln!(
+                    "route 53: {} requests answered, {} throttled; callers waited in {} s, when the budget was {} used; longest wait {}",
+                    q.requests_answered,
+                    q.throttled,
+                    q.waiting_seconds,
+                    q.budget_used_while_waiting
+                        .map(|u| format!("{:.1} %", u * 100.0))
+                        .unwrap_or_else(|| "not".into()),
+                    fmt_secs(q.longest_wait_seconds)
                 );
             }
             if r.error.is_some() && r.applications.is_empty() {

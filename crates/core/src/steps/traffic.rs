@@ -86,11 +86,13 @@ fn side_record(
     }
 }
 
-/// One change batch, waiting out throttling and a busy zone in-step before giving the error to
-/// the state machine's retry: the step reads the record set just before, and at an account limit
-/// of 1 request a second (Route 53's quota is 5 per second per account, shared by every caller:
-/// https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html#limits-api-requests)
-/// a change sent in the same second as that read would be throttled on every attempt.
+/// One change batch, waiting out a busy zone in-step before giving the error to the state
+/// machine's retry: a change to a zone that is still applying another gets
+/// PriorRequestNotComplete ("wait, in intervals of increasing duration, before you try the
+/// request again", ChangeResourceRecordSets errors,
+/// https://docs.aws.amazon.com/Route53/latest/APIReference/API_ChangeResourceRecordSets.html).
+/// Throttling is not retried here: `deps.router` books every request in the account's shared
+/// budget and waits out throttling itself (cutover_core::budget).
 async fn change_waiting(
     deps: &Deps,
     zone: &str,
@@ -100,12 +102,7 @@ async fn change_waiting(
     let mut wait = std::time::Duration::from_millis(1100);
     for _ in 0..3 {
         match deps.router.change(zone, changes, comment).await {
-            Err(e)
-                if matches!(
-                    e.kind,
-                    crate::ports::PortErrorKind::Throttled | crate::ports::PortErrorKind::Busy
-                ) =>
-            {
+            Err(e) if e.kind == crate::ports::PortErrorKind::Busy => {
                 deps.clock.sleep(wait).await;
                 wait *= 2;
             }

@@ -172,10 +172,11 @@ pub async fn start_wave(input: StartWaveInput, deps: &Deps) -> Result<WaveStarte
             );
         }
     }
-    if w.max_concurrency == 0 || w.max_concurrency > 40 {
+    if w.max_concurrency == 0 || w.max_concurrency > crate::waves::MAX_CONCURRENCY {
         problems.push(format!(
-            "maxConcurrency: {} is outside 1..=40",
-            w.max_concurrency
+            "maxConcurrency: {} is outside 1..={}",
+            w.max_concurrency,
+            crate::waves::MAX_CONCURRENCY
         ));
     }
     if !SCHEDULING_INTERVAL_RANGE.contains(&w.scheduling_interval_seconds) {

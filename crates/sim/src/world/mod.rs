@@ -62,6 +62,7 @@ struct State {
     changes: HashMap<String, (DateTime<Utc>, String)>,
     next_change: u64,
     r53_window: (i64, u32),
+    r53: route53::Demand,
     dms: BTreeMap<String, DmsState>,
     mgn: BTreeMap<String, MgnState>,
     counters: Counters,
@@ -124,6 +125,7 @@ pub fn record_shape_error(r: &RecordSet) -> Option<String> {
 
 use crate::faults::{aws_error as err, Faults};
 pub use app::WriteTally;
+pub use route53::Route53Use;
 
 impl World {
     /// Builds the world at t = 0 of `clock`. The spec must have been validated.
@@ -210,6 +212,7 @@ impl World {
                 changes: HashMap::new(),
                 next_change: 0,
                 r53_window: (i64::MIN, 0),
+                r53: route53::Demand::default(),
                 dms,
                 mgn,
                 counters: Counters::default(),

@@ -3,6 +3,7 @@
 
 use super::*;
 use async_trait::async_trait;
+use std::sync::Arc;
 
 impl World {
     /// Route 53's account-wide rate limit, counted per virtual second.
@@ -17,7 +18,73 @@ impl World {
             st.counters.throttled += 1;
             return Err(err("route53", "Throttling", "Rate exceeded"));
         }
+        *st.r53.answered.entry(second).or_insert(0) += 1;
         Ok(())
+    }
+
+    /// Wraps the router the steps use (budget and faults included) to see Route 53 as the
+    /// cutovers want it: when each caller first asked and when it was finally answered.
+    pub fn observe_route53(
+        self: &Arc<Self>,
+        inner: Arc<dyn TrafficRouter>,
+    ) -> Arc<dyn TrafficRouter> {
+        Arc::new(Observed {
+            world: self.clone(),
+            inner,
+        })
+    }
+
+    /// How the account's Route 53 budget was used while callers waited for it.
+    pub fn route53_use(&self) -> Route53Use {
+        let st = self.st();
+        let d = &st.r53;
+        // Whole seconds during which at least one caller was waiting for an answer: in each,
+        // the account could have answered its full rate.
+        let mut spans = d.waits.clone();
+        spans.extend(d.wanting.values().map(|t0| (*t0, self.t())));
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut merged: Vec<(f64, f64)> = Vec::new();
+        for (a, b) in spans {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let (mut seconds, mut answered) = (0u64, 0u64);
+        for (a, b) in merged {
+            for second in (a.ceil() as i64)..(b.floor() as i64) {
+                seconds += 1;
+                answered += u64::from(d.answered.get(&second).copied().unwrap_or(0));
+            }
+        }
+        let capacity = seconds * u64::from(self.spec.route53.requests_per_second);
+        Route53Use {
+            requests_answered: d.answered.values().map(|n| u64::from(*n)).sum(),
+            throttled: st.counters.throttled,
+            waiting_seconds: seconds,
+            budget_used_while_waiting: (capacity > 0).then(|| answered as f64 / capacity as f64),
+            longest_wait_seconds: d.waits.iter().map(|(a, b)| b - a).fold(0.0, f64::max),
+        }
+    }
+
+    fn want(&self, key: &str) {
+        let t = self.t();
+        self.st().r53.wanting.entry(key.to_string()).or_insert(t);
+    }
+
+    fn answered<T>(&self, key: &str, r: &Result<T, PortError>) {
+        let t = self.t();
+        let mut st = self.st();
+        match r {
+            // Still waiting for the budget: throttled by Route 53, or the budget booked. (A busy
+            // zone is an answer: it spent a request of the budget; a retry waits anew.)
+            Err(e) if e.kind == PortErrorKind::Throttled => {}
+            _ => {
+                if let Some(t0) = st.r53.wanting.remove(key) {
+                    st.r53.waits.push((t0, t));
+                }
+            }
+        }
     }
 
     fn change_status_at(&self, submitted: DateTime<Utc>) -> ChangeStatus {
@@ -27,6 +94,71 @@ impl World {
         } else {
             ChangeStatus::Pending
         }
+    }
+}
+
+/// Route 53 as the callers saw it (`World::route53_use`).
+#[derive(Default)]
+pub(super) struct Demand {
+    /// Requests Route 53 answered (not throttled), by virtual second.
+    answered: BTreeMap<i64, u32>,
+    /// Callers asking and not yet answered, by what they ask about (a record name, or a
+    /// change id), since when.
+    wanting: HashMap<String, f64>,
+    /// Each answered caller's wait: from its first ask until its answer.
+    waits: Vec<(f64, f64)>,
+}
+
+/// Figures of a run (or a wave) on the account's Route 53 budget.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route53Use {
+    pub requests_answered: u64,
+    pub throttled: u64,
+    /// Whole seconds in which at least one caller was waiting for Route 53.
+    pub waiting_seconds: u64,
+    /// Requests answered in those seconds over what the account's rate allows in them.
+    pub budget_used_while_waiting: Option<f64>,
+    pub longest_wait_seconds: f64,
+}
+
+struct Observed {
+    world: Arc<World>,
+    inner: Arc<dyn TrafficRouter>,
+}
+
+#[async_trait]
+impl TrafficRouter for Observed {
+    async fn records(
+        &self,
+        zone_id: &str,
+        name: &str,
+        record_type: RecordType,
+    ) -> Result<Vec<RecordSet>, PortError> {
+        self.world.want(name);
+        let r = self.inner.records(zone_id, name, record_type).await;
+        self.world.answered(name, &r);
+        r
+    }
+
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[Change],
+        comment: &str,
+    ) -> Result<ChangeInfo, PortError> {
+        let key = changes.first().map_or(zone_id, |c| c.record.name.as_str());
+        self.world.want(key);
+        let r = self.inner.change(zone_id, changes, comment).await;
+        self.world.answered(key, &r);
+        r
+    }
+
+    async fn change_status(&self, change_id: &str) -> Result<ChangeInfo, PortError> {
+        self.world.want(change_id);
+        let r = self.inner.change_status(change_id).await;
+        self.world.answered(change_id, &r);
+        r
     }
 }
 
