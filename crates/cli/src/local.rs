@@ -425,7 +425,7 @@ pub(crate) fn setup(
     let store = Faulty::new(faults.clone(), store);
     // Every Route 53 request books its slot of the account's budget in the run table, as the
     // functions do (cutover_core::budget); the world watches how long callers waited.
-    let router = world.observe_route53(BudgetedRouter::new(
+    let router = world.observe_route53(BudgetedRouter::wrap(
         Faulty::new(faults.clone(), router.clone()),
         store.clone(),
         Arc::new(clock),

@@ -63,8 +63,9 @@ pub struct BudgetedRouter {
 }
 
 impl BudgetedRouter {
-    /// `rate`: requests a second for every cutover of the account together (finite, > 0).
-    pub fn new(
+    /// `inner` behind the budget. `rate`: requests a second for every cutover of the account
+    /// together (finite, > 0).
+    pub fn wrap(
         inner: Arc<dyn TrafficRouter>,
         store: Arc<dyn RunStore>,
         clock: Arc<dyn Clock>,

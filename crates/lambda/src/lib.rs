@@ -65,7 +65,7 @@ pub async fn build_deps(
         // Every Route 53 request of every execution books its slot of the account's budget in
         // the run table first (cutover_core::budget).
         router: match n.router.then(|| ports::router(sdk, config)).flatten() {
-            Some(r) => cutover_core::budget::BudgetedRouter::new(
+            Some(r) => cutover_core::budget::BudgetedRouter::wrap(
                 r,
                 store,
                 clock,

@@ -25,7 +25,7 @@ fn budgeted(
     store: &Arc<MemoryStore>,
     coordination: Coordination,
 ) -> Arc<dyn TrafficRouter> {
-    BudgetedRouter::new(
+    BudgetedRouter::wrap(
         world.clone(),
         store.clone(),
         Arc::new(world.clock()),
