@@ -39,6 +39,9 @@ pub struct State {
     pub transition: Transition,
     pub retry: Vec<Retrier>,
     pub catch: Vec<Catcher>,
+    /// Whether any field of the state itself (not of its branches or item processor) names the
+    /// context object (`$$`): the engine builds the context only for such states.
+    pub uses_context: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -546,7 +549,12 @@ fn state(name: &str, o: &Map<String, Value>) -> Result<State, LoadError> {
     } else {
         parameters
     };
+    let uses_context = o
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "Branches" | "ItemProcessor" | "Iterator"))
+        .any(|(_, v)| v.to_string().contains("$$"));
     Ok(State {
+        uses_context,
         name: name.to_string(),
         kind,
         input_path,

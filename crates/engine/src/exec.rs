@@ -439,7 +439,13 @@ impl<'e> Exec<'e> {
 
         let mut attempt_counts = vec![0u32; st.retry.len()];
         loop {
-            let ctx = self.context(&st.name, entered);
+            // Most states (Wait, Choice, Pass, and Tasks without `$$`) never read the context
+            // object: building it means cloning the execution input.
+            let ctx = if st.uses_context {
+                self.context(&st.name, entered)
+            } else {
+                Value::Null
+            };
             let outcome = self.attempt(st, &raw_input, &ctx, &rt).await;
             match outcome {
                 Ok(step) => {
