@@ -817,3 +817,30 @@ fn task_resource(o: &Map<String, Value>, name: &str) -> Result<String, LoadError
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a state whose own fields name `$$` gets the context object built; a Map's item
+    /// processor is its own states, each marked for itself.
+    #[test]
+    fn marks_the_states_that_read_the_context_object() {
+        let m = load_value(&serde_json::json!({
+            "StartAt": "Named",
+            "States": {
+                "Named": {"Type": "Pass", "Parameters": {"run.$": "$$.Execution.Name"}, "Next": "Wait"},
+                "Wait": {"Type": "Wait", "Seconds": 5, "Next": "Choose"},
+                "Choose": {"Type": "Choice", "Choices": [{"Variable": "$$.State.Name", "StringEquals": "x", "Next": "Each"}], "Default": "Each"},
+                "Each": {"Type": "Map", "ItemsPath": "$.items", "End": true,
+                    "ItemProcessor": {"StartAt": "Inner", "States": {"Inner": {"Type": "Pass", "Parameters": {"i.$": "$$.Map.Item.Index"}, "End": true}}}}
+            }
+        }))
+        .expect("loads");
+        let uses = |n: &str| m.states[n].uses_context;
+        assert!(uses("Named"));
+        assert!(!uses("Wait"));
+        assert!(uses("Choose"));
+        assert!(!uses("Each"), "only its item processor reads $$");
+    }
+}
