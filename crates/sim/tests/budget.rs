@@ -34,6 +34,27 @@ fn budgeted(
     )
 }
 
+/// `n` callers reading the record at the same instant; each answer, or its error.
+async fn reads_at_once(router: &Arc<dyn TrafficRouter>, n: usize) -> Vec<Result<(), String>> {
+    let calls: Vec<_> = (0..n)
+        .map(|_| {
+            let router = router.clone();
+            tokio::spawn(async move {
+                router
+                    .records("Z1", "a.example.com", RecordType::CNAME)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for c in calls {
+        out.push(c.await.unwrap());
+    }
+    out
+}
+
 /// Callers at the same instant: each answered in its own slot, 0.2 s apart, in the order they
 /// asked, and Route 53 never throttles.
 #[tokio::test(start_paused = true)]
@@ -126,18 +147,8 @@ async fn throttling_by_other_callers_is_waited_out() {
     let w = world(1);
     let store = Arc::new(MemoryStore::new());
     let router = budgeted(&w, &store, Coordination::Shared);
-    let calls: Vec<_> = (0..4)
-        .map(|_| {
-            let router = router.clone();
-            tokio::spawn(async move {
-                router
-                    .records("Z1", "a.example.com", RecordType::CNAME)
-                    .await
-            })
-        })
-        .collect();
-    for c in calls {
-        c.await.unwrap().expect("answered within the in-step wait");
+    for r in reads_at_once(&router, 4).await {
+        r.expect("answered within the in-step wait");
     }
     assert!(w.counters().throttled > 0, "the world did throttle");
     assert!(w.clock().elapsed_seconds() < 20.0);
@@ -149,18 +160,8 @@ async fn backoff_sends_at_once_and_books_nothing() {
     let w = world(5);
     let store = Arc::new(MemoryStore::new());
     let router = budgeted(&w, &store, Coordination::Backoff);
-    let calls: Vec<_> = (0..10)
-        .map(|_| {
-            let router = router.clone();
-            tokio::spawn(async move {
-                router
-                    .records("Z1", "a.example.com", RecordType::CNAME)
-                    .await
-            })
-        })
-        .collect();
-    for c in calls {
-        c.await.unwrap().expect("answered after backing off");
+    for r in reads_at_once(&router, 10).await {
+        r.expect("answered after backing off");
     }
     assert!(w.counters().throttled >= 5, "{:?}", w.counters());
     let now = w.clock().epoch();
