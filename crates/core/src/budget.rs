@@ -140,6 +140,12 @@ impl BudgetedRouter {
     }
 }
 
+/// What a change batch is about, for telling callers apart: its first record's name (the zone
+/// for an empty batch).
+pub fn change_key<'a>(zone_id: &'a str, changes: &'a [Change]) -> &'a str {
+    changes.first().map_or(zone_id, |c| c.record.name.as_str())
+}
+
 /// A full budget is throttling by another name: the step ends Retryable.
 fn full(now: DateTime<Utc>, next: DateTime<Utc>) -> PortError {
     PortError::new(
@@ -190,9 +196,10 @@ impl TrafficRouter for BudgetedRouter {
         changes: &[Change],
         comment: &str,
     ) -> Result<ChangeInfo, PortError> {
-        let key = changes.first().map_or(zone_id, |c| c.record.name.as_str());
-        self.within_budget(key, || self.inner.change(zone_id, changes, comment))
-            .await
+        self.within_budget(change_key(zone_id, changes), || {
+            self.inner.change(zone_id, changes, comment)
+        })
+        .await
     }
 
     async fn change_status(&self, change_id: &str) -> Result<ChangeInfo, PortError> {

@@ -93,18 +93,17 @@ async fn a_budget_booked_past_the_wait_is_refused_without_a_call() {
     let w = world(5);
     let store = Arc::new(MemoryStore::new());
     let now = w.clock().epoch();
+    let book = || {
+        store.book_slot(
+            ROUTE53_BUDGET,
+            now,
+            Duration::milliseconds(200),
+            now + Duration::seconds(60),
+        )
+    };
     // Other cutovers booked the next 30 seconds.
     for _ in 0..150 {
-        let b = store
-            .book_slot(
-                ROUTE53_BUDGET,
-                now,
-                Duration::milliseconds(200),
-                now + Duration::seconds(60),
-            )
-            .await
-            .unwrap();
-        assert!(matches!(b, Booking::Booked(_)));
+        assert!(matches!(book().await.unwrap(), Booking::Booked(_)));
     }
     let router = budgeted(&w, &store, Coordination::Shared);
     let e = router
@@ -125,16 +124,7 @@ async fn a_budget_booked_past_the_wait_is_refused_without_a_call() {
         "Throttled"
     );
     // Nothing was booked for the refused request.
-    match store
-        .book_slot(
-            ROUTE53_BUDGET,
-            now,
-            Duration::milliseconds(200),
-            now + Duration::seconds(60),
-        )
-        .await
-        .unwrap()
-    {
+    match book().await.unwrap() {
         Booking::Booked(at) => assert_eq!(at, now + Duration::seconds(30)),
         other => panic!("{other:?}"),
     }

@@ -147,7 +147,7 @@ impl TrafficRouter for Observed {
         changes: &[Change],
         comment: &str,
     ) -> Result<ChangeInfo, PortError> {
-        let key = changes.first().map_or(zone_id, |c| c.record.name.as_str());
+        let key = cutover_core::budget::change_key(zone_id, changes);
         self.world.want(key);
         let r = self.inner.change(zone_id, changes, comment).await;
         self.world.answered(key, &r);
