@@ -13,6 +13,7 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
+        crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

@@ -2,7 +2,7 @@
 //! `scripts/test`, endpoint in CUTOVER_MOTO_ENDPOINT). Set CUTOVER_SKIP_WIRE=1 to skip them
 //! explicitly when no moto is running; otherwise a missing endpoint fails the tests.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 use chrono::Utc;
 use cutover_aws::{AwsReplication, DynamoStore, Route53Router, SfnCallbacks, SnsNotifier};
 use cutover_core::model::*;
@@ -20,7 +20,7 @@ async fn sdk() -> Option<SdkConfig> {
     };
     let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "moto");
     Some(
-        aws_config::defaults(BehaviorVersion::latest())
+        cutover_aws::sdk_loader()
             .region(Region::new("us-east-1"))
             .endpoint_url(endpoint)
             .credentials_provider(creds)

@@ -276,7 +276,7 @@ pub(crate) async fn sdk_with(
     if let Some(ep) = endpoint {
         return sdk_config(ep).await;
     }
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = cutover_aws::sdk_loader();
     if let Some(p) = profile {
         loader = loader.profile_name(p);
     }
@@ -289,7 +289,7 @@ pub(crate) async fn sdk_with(
 async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "test".into());
     let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "test".into());
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    cutover_aws::sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

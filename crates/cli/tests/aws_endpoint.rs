@@ -61,7 +61,7 @@ fn sdk(ep: &str) -> (tokio::runtime::Runtime, aws_config::SdkConfig) {
         .build()
         .unwrap();
     let sdk = rt.block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        cutover_aws::sdk_loader()
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(ep)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -374,7 +374,7 @@ fn run_commands_read_and_start_runs(ep: &str, run_id: &str) {
         .build()
         .unwrap();
     let machine = rt.block_on(async {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let sdk = cutover_aws::sdk_loader()
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(ep)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
