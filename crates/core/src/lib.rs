@@ -9,6 +9,7 @@ pub mod model;
 pub mod plan;
 pub mod ports;
 pub mod redact;
+pub mod shape;
 pub mod steps;
 pub mod waves;
 

@@ -2,9 +2,8 @@
 //! operator sees every problem at once, each named by its field path.
 
 use crate::model::{AliasTarget, RecordType, Routing};
-use regex::Regex;
+use crate::shape;
 use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -628,11 +627,11 @@ impl Plan {
             })
         };
 
-        if !re(&NAME_RE, r"^[a-z0-9][a-z0-9-]{0,47}$").is_match(&self.application) {
+        if !shape::application_name(&self.application) {
             bad("application", format!("'{}' must be 1-48 lower-case letters, digits or '-', starting with a letter or digit", self.application));
         }
         if let Some(w) = &self.wave {
-            if !re(&WAVE_RE, r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").is_match(w) {
+            if !shape::wave_name(w) {
                 bad(
                     "wave",
                     format!("'{w}' must be 1-64 letters, digits, '.', '_' or '-'"),
@@ -645,20 +644,10 @@ impl Plan {
             ReplicationKind::Dms => {
                 match &r.task_arn {
                     None => bad("replication.taskArn", "is required when kind is dms".into()),
-                    Some(a)
-                        if !re(
-                            &DMS_ARN_RE,
-                            r"^arn:aws[a-z-]*:dms:[a-z0-9-]+:\d{12}:task:[A-Za-z0-9_-]{1,255}$",
-                        )
-                        .is_match(a) =>
-                    {
-                        bad(
-                            "replication.taskArn",
-                            format!(
-                                "'{a}' is not a DMS task ARN (arn:aws:dms:REGION:ACCOUNT:task:ID)"
-                            ),
-                        )
-                    }
+                    Some(a) if !shape::dms_task_arn(a) => bad(
+                        "replication.taskArn",
+                        format!("'{a}' is not a DMS task ARN (arn:aws:dms:REGION:ACCOUNT:task:ID)"),
+                    ),
                     _ => {}
                 }
                 if r.source_server_id.is_some() {
@@ -674,7 +663,7 @@ impl Plan {
                         "replication.sourceServerId",
                         "is required when kind is mgn".into(),
                     ),
-                    Some(s) if !re(&MGN_RE, r"^s-[0-9a-f]{17}$").is_match(s) => bad(
+                    Some(s) if !shape::mgn_source_server_id(s) => bad(
                         "replication.sourceServerId",
                         format!("'{s}' is not an MGN source server id (s- and 17 hex digits)"),
                     ),
@@ -749,7 +738,7 @@ impl Plan {
         }
 
         let d = &self.dns;
-        if !re(&ZONE_RE, r"^[A-Z0-9]{2,32}$").is_match(&d.hosted_zone_id) {
+        if !shape::hosted_zone_id(&d.hosted_zone_id) {
             bad(
                 "dns.hostedZoneId",
                 format!(
@@ -811,7 +800,7 @@ impl Plan {
                     }
                 }
                 (None, Some(a)) => {
-                    if !re(&ZONE_RE, r"^[A-Z0-9]{2,32}$").is_match(&a.hosted_zone_id) {
+                    if !shape::hosted_zone_id(&a.hosted_zone_id) {
                         bad(
                             &format!("dns.{side}.alias.hostedZoneId"),
                             format!(
@@ -830,7 +819,7 @@ impl Plan {
             }
             if let Some(h) = &t.health_check_id {
                 // Route 53 health check ids are UUIDs (HealthCheckId: at most 64 characters).
-                if !re(&HEALTH_CHECK_RE, r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$").is_match(h) {
+                if !shape::uuid(h) {
                     bad(
                         &format!("dns.{side}.healthCheckId"),
                         format!("'{h}' is not a Route 53 health check id (a UUID)"),
@@ -895,7 +884,7 @@ impl Plan {
                 );
             }
             if let Some(g) = &s.approval {
-                if !re(&GATE_RE, r"^[a-z0-9][a-z0-9-]{0,62}$").is_match(g) {
+                if !shape::gate_name(g) {
                     bad(
                         &format!("traffic.steps[{i}].approval"),
                         format!("'{g}' must be 1-63 lower-case letters, digits or '-'"),
@@ -1122,12 +1111,7 @@ impl Plan {
                 (Some(_), Some(_)) => bad(field, "takes lambdaArn or url, not both".into()),
                 (None, None) => bad(field, "needs lambdaArn or url".into()),
                 (Some(a), None) => {
-                    if !re(
-                        &LAMBDA_ARN_RE,
-                        r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_$-]{1,128})?$",
-                    )
-                    .is_match(a)
-                    {
+                    if !shape::lambda_function_arn(a) {
                         bad(
                             &format!("{field}.lambdaArn"),
                             format!("'{a}' is not a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)"),
@@ -1199,7 +1183,7 @@ impl Plan {
             );
         }
         if let Some(g) = &d.approval {
-            if !re(&GATE_RE, r"^[a-z0-9][a-z0-9-]{0,62}$").is_match(g) {
+            if !shape::gate_name(g) {
                 bad(
                     "data.approval",
                     format!("'{g}' must be 1-63 lower-case letters, digits or '-'"),
@@ -1222,12 +1206,7 @@ impl Plan {
             }
         }
         if let Some(r) = &d.reverse_replication {
-            if !re(
-                &DMS_ARN_RE,
-                r"^arn:aws[a-z-]*:dms:[a-z0-9-]+:\d{12}:task:[A-Za-z0-9_-]{1,255}$",
-            )
-            .is_match(&r.task_arn)
-            {
+            if !shape::dms_task_arn(&r.task_arn) {
                 bad(
                     "data.reverseReplication.taskArn",
                     format!(
@@ -1405,31 +1384,9 @@ impl Plan {
     }
 }
 
-static NAME_RE: OnceLock<Regex> = OnceLock::new();
-static WAVE_RE: OnceLock<Regex> = OnceLock::new();
-static DMS_ARN_RE: OnceLock<Regex> = OnceLock::new();
-static MGN_RE: OnceLock<Regex> = OnceLock::new();
-static ZONE_RE: OnceLock<Regex> = OnceLock::new();
-static GATE_RE: OnceLock<Regex> = OnceLock::new();
-static HOST_RE: OnceLock<Regex> = OnceLock::new();
-static HEALTH_CHECK_RE: OnceLock<Regex> = OnceLock::new();
-static LAMBDA_ARN_RE: OnceLock<Regex> = OnceLock::new();
-
-fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
-    cell.get_or_init(|| Regex::new(pattern).expect("pattern is valid"))
-}
-
 pub fn is_hostname(s: &str) -> bool {
     let s = s.strip_suffix('.').unwrap_or(s);
-    s.len() <= 253
-        && s.contains('.')
-        && s.split('.').all(|l| {
-            re(
-                &HOST_RE,
-                r"^(\*|[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)$",
-            )
-            .is_match(l)
-        })
+    s.len() <= 253 && s.contains('.') && s.split('.').all(shape::host_label)
 }
 
 #[cfg(test)]
