@@ -11,12 +11,14 @@ const NOT_FOUND: &[&str] = &["InvalidToken", "TaskDoesNotExist"];
 
 #[derive(Clone)]
 pub struct SfnCallbacks {
-    client: aws_sdk_sfn::Client,
+    client: crate::Lazy<aws_sdk_sfn::Client>,
 }
 
 impl SfnCallbacks {
-    pub fn new(client: aws_sdk_sfn::Client) -> Self {
-        SfnCallbacks { client }
+    pub fn new(client: impl Into<crate::Lazy<aws_sdk_sfn::Client>>) -> Self {
+        SfnCallbacks {
+            client: client.into(),
+        }
     }
 }
 
@@ -62,14 +64,14 @@ impl TaskCallbacks for SfnCallbacks {
 /// RUNNING and PENDING_REDRIVE count as running; ExecutionDoesNotExist is None.
 #[derive(Clone)]
 pub struct SfnExecutions {
-    client: aws_sdk_sfn::Client,
+    client: crate::Lazy<aws_sdk_sfn::Client>,
     machine_arn: String,
 }
 
 impl SfnExecutions {
-    pub fn new(client: aws_sdk_sfn::Client, machine_arn: &str) -> Self {
+    pub fn new(client: impl Into<crate::Lazy<aws_sdk_sfn::Client>>, machine_arn: &str) -> Self {
         SfnExecutions {
-            client,
+            client: client.into(),
             machine_arn: machine_arn.to_string(),
         }
     }

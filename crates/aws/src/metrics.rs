@@ -37,9 +37,9 @@ const CODES: Codes = Codes {
 };
 
 pub struct CloudWatchMetrics {
-    cloudwatch: aws_sdk_cloudwatch::Client,
+    cloudwatch: crate::Lazy<aws_sdk_cloudwatch::Client>,
     replication: AwsReplication,
-    dms: aws_sdk_databasemigration::Client,
+    dms: crate::Lazy<aws_sdk_databasemigration::Client>,
     /// Task ARN -> (instance identifier, task resource id), resolved once per sandbox.
     dimensions: Mutex<HashMap<String, (String, String)>>,
 }
@@ -51,14 +51,14 @@ pub fn task_resource_id(task_arn: &str) -> &str {
 
 impl CloudWatchMetrics {
     pub fn new(
-        cloudwatch: aws_sdk_cloudwatch::Client,
+        cloudwatch: impl Into<crate::Lazy<aws_sdk_cloudwatch::Client>>,
         replication: AwsReplication,
-        dms: aws_sdk_databasemigration::Client,
+        dms: impl Into<crate::Lazy<aws_sdk_databasemigration::Client>>,
     ) -> Self {
         CloudWatchMetrics {
-            cloudwatch,
+            cloudwatch: cloudwatch.into(),
             replication,
-            dms,
+            dms: dms.into(),
             dimensions: Mutex::new(HashMap::new()),
         }
     }

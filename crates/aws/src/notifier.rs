@@ -7,16 +7,19 @@ use cutover_core::ports::{Notifier, PortError};
 
 #[derive(Clone)]
 pub struct SnsNotifier {
-    client: aws_sdk_sns::Client,
+    client: crate::Lazy<aws_sdk_sns::Client>,
     topic_arn: String,
     /// The approval API's base URL, named in approval notices when known.
     api_url: Option<String>,
 }
 
 impl SnsNotifier {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<crate::Lazy<aws_sdk_sns::Client>>,
+        topic_arn: impl Into<String>,
+    ) -> Self {
         SnsNotifier {
-            client,
+            client: client.into(),
             topic_arn: topic_arn.into(),
             api_url: None,
         }

@@ -35,19 +35,27 @@ const MGN_CODES: Codes = Codes {
 
 #[derive(Clone)]
 pub struct AwsReplication {
-    dms: aws_sdk_databasemigration::Client,
-    mgn: aws_sdk_mgn::Client,
+    dms: crate::Lazy<aws_sdk_databasemigration::Client>,
+    mgn: crate::Lazy<aws_sdk_mgn::Client>,
     /// DescribeTableStatistics is read unless turned off (moto does not implement it).
     table_statistics: bool,
 }
 
 impl AwsReplication {
-    pub fn new(dms: aws_sdk_databasemigration::Client, mgn: aws_sdk_mgn::Client) -> Self {
+    pub fn new(
+        dms: impl Into<crate::Lazy<aws_sdk_databasemigration::Client>>,
+        mgn: impl Into<crate::Lazy<aws_sdk_mgn::Client>>,
+    ) -> Self {
         AwsReplication {
-            dms,
-            mgn,
+            dms: dms.into(),
+            mgn: mgn.into(),
             table_statistics: true,
         }
+    }
+
+    /// Its DMS client (a cheap clone), for another port that reads DMS too.
+    pub fn dms_client(&self) -> crate::Lazy<aws_sdk_databasemigration::Client> {
+        self.dms.clone()
     }
 
     pub fn without_table_statistics(mut self) -> Self {

@@ -102,7 +102,7 @@ fn jitter() -> f64 {
 
 #[derive(Clone)]
 pub struct Route53Router {
-    client: Client,
+    client: crate::Lazy<Client>,
     limiter: Arc<RateLimiter>,
     backoff: Backoff,
 }
@@ -194,9 +194,9 @@ fn change_info(c: &aws_sdk_route53::types::ChangeInfo) -> ChangeInfo {
 }
 
 impl Route53Router {
-    pub fn new(client: Client, requests_per_second: f64) -> Self {
+    pub fn new(client: impl Into<crate::Lazy<Client>>, requests_per_second: f64) -> Self {
         Route53Router {
-            client,
+            client: client.into(),
             limiter: Arc::new(RateLimiter::new(requests_per_second)),
             backoff: Backoff::default(),
         }

@@ -55,68 +55,104 @@ pub async fn build_deps(
 ) -> Result<Deps, ConfigError> {
     let n = needs(step);
     let none = Arc::new(Unconfigured(step.to_string()));
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
-    store.warm_up().await;
-    let store: Arc<dyn cutover_core::ports::RunStore> = Arc::new(store);
-    let clock: Arc<dyn cutover_core::ports::Clock> = Arc::new(SystemClock);
-    Ok(Deps {
-        clock: clock.clone(),
-        store: store.clone(),
-        // Every Route 53 request of every execution books its slot of the account's budget in
-        // the run table first (cutover_core::budget).
-        router: match n.router.then(|| ports::router(sdk, config)).flatten() {
-            Some(r) => cutover_core::budget::BudgetedRouter::wrap(
-                r,
-                store,
-                clock,
-                config.route53_requests_per_second,
-                config.route53_coordination,
-            ),
-            None => none.clone(),
-        },
-        replication: if n.replication {
-            ports::replication(sdk, config).unwrap_or(none.clone())
-        } else {
-            none.clone()
-        },
-        metrics: if n.metrics {
-            ports::metrics(sdk, config).unwrap_or(none.clone())
-        } else {
-            none.clone()
-        },
-        probe: if n.probe {
-            ports::probe(config)?.unwrap_or(none.clone())
-        } else {
-            none.clone()
-        },
-        notifier: if n.notifier {
-            let topic = config
+    // Missing settings fail the init before anything is called.
+    let topic = match n.notifier {
+        true => Some(
+            config
                 .topic_arn
                 .as_deref()
-                .ok_or(ConfigError::Missing("TOPIC_ARN"))?;
-            ports::notifier(sdk, topic, config.approval_api_url.clone()).unwrap_or(none.clone())
-        } else {
-            none.clone()
-        },
-        callbacks: if n.callbacks {
-            ports::callbacks(sdk).unwrap_or(none.clone())
-        } else {
-            none.clone()
-        },
-        hooks: if n.hooks {
-            ports::hooks(sdk)?.unwrap_or(none.clone())
-        } else {
-            none.clone()
-        },
-        executions: if n.executions {
-            let machine = config
+                .ok_or(ConfigError::Missing("TOPIC_ARN"))?,
+        ),
+        false => None,
+    };
+    let machine = match n.executions {
+        true => Some(
+            config
                 .cutover_state_machine_arn
                 .as_deref()
-                .ok_or(ConfigError::Missing("CUTOVER_STATE_MACHINE_ARN"))?;
-            ports::executions(sdk, machine).unwrap_or(none)
-        } else {
-            none
-        },
+                .ok_or(ConfigError::Missing("CUTOVER_STATE_MACHINE_ARN"))?,
+        ),
+        false => None,
+    };
+
+    // The warm-up, first and timed on its own: what the first invocation would otherwise pay.
+    // The first SDK client loads the SDK's trust store (the system's certificates), one
+    // DynamoDB read opens the connection, and the HTTPS client of the probe or the hooks loads
+    // its own trust store.
+    let started = std::time::Instant::now();
+    let dynamo = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &config.table_name,
+    ));
+    dynamo.warm_up().await;
+    let probe = if n.probe {
+        ports::probe(config)?.unwrap_or(none.clone())
+    } else {
+        none.clone()
+    };
+    let hooks = if n.hooks {
+        ports::hooks(sdk)?.unwrap_or(none.clone())
+    } else {
+        none.clone()
+    };
+    tracing::info!(
+        warm_up_micros = started.elapsed().as_micros() as u64,
+        "init: warm-up done"
+    );
+
+    // The other ports: their SDK clients are built on first use.
+    let store: Arc<dyn cutover_core::ports::RunStore> = dynamo;
+    let clock: Arc<dyn cutover_core::ports::Clock> = Arc::new(SystemClock);
+    let router = match n.router.then(|| ports::router(sdk, config)).flatten() {
+        // Every Route 53 request of every execution books its slot of the account's budget in
+        // the run table first (cutover_core::budget).
+        Some(r) => cutover_core::budget::BudgetedRouter::wrap(
+            r,
+            store.clone(),
+            clock.clone(),
+            config.route53_requests_per_second,
+            config.route53_coordination,
+        ),
+        None => none.clone(),
+    };
+    let notifier = match topic {
+        Some(topic) => {
+            ports::notifier(sdk, topic, config.approval_api_url.clone()).unwrap_or(none.clone())
+        }
+        None => none.clone(),
+    };
+    let executions = match machine {
+        Some(machine) => ports::executions(sdk, machine).unwrap_or(none.clone()),
+        None => none.clone(),
+    };
+    let mut shared = ports::Shared::default();
+    let replication = if n.replication {
+        ports::replication(&mut shared, sdk, config).unwrap_or(none.clone())
+    } else {
+        none.clone()
+    };
+    let metrics = if n.metrics {
+        ports::metrics(&mut shared, sdk, config).unwrap_or(none.clone())
+    } else {
+        none.clone()
+    };
+    let callbacks = if n.callbacks {
+        ports::callbacks(sdk).unwrap_or(none.clone())
+    } else {
+        none.clone()
+    };
+
+    Ok(Deps {
+        clock,
+        store,
+        router,
+        replication,
+        metrics,
+        probe,
+        notifier,
+        callbacks,
+        hooks,
+        executions,
     })
 }
 
@@ -125,10 +161,28 @@ mod ports {
     use super::*;
     use cutover_core::ports::*;
 
+    /// A client of the function's SDK configuration, built on its first call: the init builds
+    /// no client but the warm-up's, and an invocation only those it calls.
+    #[cfg(any(
+        feature = "route53",
+        feature = "replication",
+        feature = "metrics",
+        feature = "notifier",
+        feature = "callbacks",
+        feature = "executions"
+    ))]
+    fn lazy<C: 'static>(
+        sdk: &aws_config::SdkConfig,
+        new: fn(&aws_config::SdkConfig) -> C,
+    ) -> Lazy<C> {
+        let sdk = sdk.clone();
+        Lazy::new(move || new(&sdk))
+    }
+
     #[cfg(feature = "route53")]
     pub fn router(sdk: &aws_config::SdkConfig, c: &Config) -> Option<Arc<dyn TrafficRouter>> {
         Some(Arc::new(Route53Router::new(
-            aws_sdk_route53::Client::new(sdk),
+            lazy(sdk, aws_sdk_route53::Client::new),
             c.route53_requests_per_second,
         )))
     }
@@ -137,38 +191,75 @@ mod ports {
         None
     }
 
+    /// Clients two ports share, each built once.
+    #[derive(Default)]
+    pub struct Shared {
+        #[cfg_attr(
+            not(any(feature = "replication", feature = "metrics")),
+            allow(dead_code)
+        )]
+        replication: Option<AwsReplication>,
+    }
+
     #[cfg(any(feature = "replication", feature = "metrics"))]
-    fn aws_replication(sdk: &aws_config::SdkConfig, c: &Config) -> AwsReplication {
-        let r = AwsReplication::new(
-            aws_sdk_databasemigration::Client::new(sdk),
-            aws_sdk_mgn::Client::new(sdk),
-        );
-        if c.dms_table_statistics {
-            r
-        } else {
-            r.without_table_statistics()
-        }
+    fn aws_replication(
+        shared: &mut Shared,
+        sdk: &aws_config::SdkConfig,
+        c: &Config,
+    ) -> AwsReplication {
+        shared
+            .replication
+            .get_or_insert_with(|| {
+                let r = AwsReplication::new(
+                    lazy(sdk, aws_sdk_databasemigration::Client::new),
+                    lazy(sdk, aws_sdk_mgn::Client::new),
+                );
+                if c.dms_table_statistics {
+                    r
+                } else {
+                    r.without_table_statistics()
+                }
+            })
+            .clone()
     }
 
     #[cfg(feature = "replication")]
-    pub fn replication(sdk: &aws_config::SdkConfig, c: &Config) -> Option<Arc<dyn Replication>> {
-        Some(Arc::new(aws_replication(sdk, c)))
+    pub fn replication(
+        shared: &mut Shared,
+        sdk: &aws_config::SdkConfig,
+        c: &Config,
+    ) -> Option<Arc<dyn Replication>> {
+        Some(Arc::new(aws_replication(shared, sdk, c)))
     }
     #[cfg(not(feature = "replication"))]
-    pub fn replication(_: &aws_config::SdkConfig, _: &Config) -> Option<Arc<dyn Replication>> {
+    pub fn replication(
+        _: &mut Shared,
+        _: &aws_config::SdkConfig,
+        _: &Config,
+    ) -> Option<Arc<dyn Replication>> {
         None
     }
 
     #[cfg(feature = "metrics")]
-    pub fn metrics(sdk: &aws_config::SdkConfig, c: &Config) -> Option<Arc<dyn Metrics>> {
+    pub fn metrics(
+        shared: &mut Shared,
+        sdk: &aws_config::SdkConfig,
+        c: &Config,
+    ) -> Option<Arc<dyn Metrics>> {
+        let replication = aws_replication(shared, sdk, c);
+        let dms = replication.dms_client();
         Some(Arc::new(CloudWatchMetrics::new(
-            aws_sdk_cloudwatch::Client::new(sdk),
-            aws_replication(sdk, c),
-            aws_sdk_databasemigration::Client::new(sdk),
+            lazy(sdk, aws_sdk_cloudwatch::Client::new),
+            replication,
+            dms,
         )))
     }
     #[cfg(not(feature = "metrics"))]
-    pub fn metrics(_: &aws_config::SdkConfig, _: &Config) -> Option<Arc<dyn Metrics>> {
+    pub fn metrics(
+        _: &mut Shared,
+        _: &aws_config::SdkConfig,
+        _: &Config,
+    ) -> Option<Arc<dyn Metrics>> {
         None
     }
 
@@ -192,7 +283,7 @@ mod ports {
         api_url: Option<String>,
     ) -> Option<Arc<dyn Notifier>> {
         Some(Arc::new(
-            SnsNotifier::new(aws_sdk_sns::Client::new(sdk), topic).with_api_url(api_url),
+            SnsNotifier::new(lazy(sdk, aws_sdk_sns::Client::new), topic).with_api_url(api_url),
         ))
     }
     #[cfg(not(feature = "notifier"))]
@@ -220,7 +311,7 @@ mod ports {
     #[cfg(feature = "executions")]
     pub fn executions(sdk: &aws_config::SdkConfig, machine: &str) -> Option<Arc<dyn Executions>> {
         Some(Arc::new(SfnExecutions::new(
-            aws_sdk_sfn::Client::new(sdk),
+            lazy(sdk, aws_sdk_sfn::Client::new),
             machine,
         )))
     }
@@ -231,7 +322,10 @@ mod ports {
 
     #[cfg(feature = "callbacks")]
     pub fn callbacks(sdk: &aws_config::SdkConfig) -> Option<Arc<dyn TaskCallbacks>> {
-        Some(Arc::new(SfnCallbacks::new(aws_sdk_sfn::Client::new(sdk))))
+        Some(Arc::new(SfnCallbacks::new(lazy(
+            sdk,
+            aws_sdk_sfn::Client::new,
+        ))))
     }
     #[cfg(not(feature = "callbacks"))]
     pub fn callbacks(_: &aws_config::SdkConfig) -> Option<Arc<dyn TaskCallbacks>> {
@@ -418,15 +512,19 @@ pub fn step_metrics(step: &str, payload: &Value, output: &Value) -> Option<Value
 pub fn log_filter(
     aws_level: Option<&str>,
     rust_log: Option<&str>,
-) -> tracing_subscriber::EnvFilter {
+) -> tracing_subscriber::filter::Targets {
     let level = match (rust_log, aws_level.map(str::to_ascii_lowercase).as_deref()) {
         (Some(r), _) if !r.is_empty() => r.to_string(),
         (_, Some("fatal")) => "error".into(),
         (_, Some(l)) if ["trace", "debug", "info", "warn", "error"].contains(&l) => l.into(),
         _ => "info".into(),
     };
-    tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    // `RUST_LOG` takes a level and `target=level` pairs (`info,cutover_core=debug`); anything
+    // else (span or field filters) is not understood, and INFO applies.
+    level.parse().unwrap_or_else(|_| {
+        tracing_subscriber::filter::Targets::new()
+            .with_default(tracing_subscriber::filter::LevelFilter::INFO)
+    })
 }
 
 /// The run id of an approval API path (`/runs/{runId}/…`), or empty.
@@ -459,19 +557,30 @@ async fn init() -> Result<(Config, aws_config::SdkConfig), ConfigError> {
         std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
         std::env::var("RUST_LOG").ok().as_deref(),
     );
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
         .with_target(false)
         .with_current_span(true)
         .with_span_list(false)
         .without_time()
+        .finish()
+        .with(filter)
         .init();
     let config = Config::from_env()?;
-    Ok((
-        config,
-        aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-    ))
+    // Lambda gives the execution role's credentials in the environment (AWS_ACCESS_KEY_ID,
+    // AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN:
+    // https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
+    // Reading them directly skips building the default chain (web identity with its STS
+    // client, ECS, IMDS), which took half of the init without the warm-up.
+    let sdk = cutover_aws::sdk_loader()
+        .credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        )
+        .load()
+        .await;
+    Ok((config, sdk))
 }
 
 /// The whole life of a step function's sandbox.
@@ -614,6 +723,14 @@ mod log_tests {
         assert_eq!(log_filter(Some("nonsense"), None).to_string(), "info");
         assert_eq!(log_filter(None, None).to_string(), "info");
         assert_eq!(log_filter(Some("INFO"), Some("warn")).to_string(), "warn");
+        let targets = log_filter(None, Some("warn,cutover_core=debug"));
+        assert!(targets.would_enable("cutover_core::steps", &tracing::Level::DEBUG));
+        assert!(!targets.would_enable("aws_smithy_runtime", &tracing::Level::INFO));
+        // A span filter is not understood: INFO, not silence.
+        assert_eq!(
+            log_filter(None, Some("[span{a=1}]=debug")).to_string(),
+            "info"
+        );
     }
 
     #[test]
