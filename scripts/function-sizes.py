@@ -15,6 +15,7 @@ import io, os, re, sys, zipfile
 LIMIT = 4_000_000  # bytes zipped: the goal per function (docs/performance.md)
 
 argv = sys.argv[1:]
+report_only = "--report-only" in argv
 only = None
 if "--only" in argv:
     i = argv.index("--only")
@@ -50,8 +51,8 @@ if "--largest" in sys.argv:
     print(crate(max(rows, key=lambda r: r[2])[0]))
     sys.exit(0)
 for name, raw, zipped in rows:
-    flag = "  above the budget" if zipped > LIMIT and "--report-only" not in sys.argv else ""
+    flag = "  above the budget" if zipped > LIMIT and not report_only else ""
     print(f"{name:32} binary {raw / 1e6:6.2f} MB   zipped {zipped / 1e6:6.2f} MB{flag}")
 worst = max(r[2] for r in rows)
-if worst > LIMIT and "--report-only" not in sys.argv:
+if worst > LIMIT and not report_only:
     sys.exit(f"a function is above {LIMIT / 1e6:.1f} MB zipped")

@@ -34,11 +34,7 @@ fn failed(message: impl Into<String>) -> PortError {
 
 impl HttpHooks {
     pub fn new(sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
-        crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("cutover-data-hook")
-            .build()?;
+        let client = crate::tls::reqwest_builder("cutover-data-hook").build()?;
         Ok(HttpHooks {
             client,
             credentials: sdk.credentials_provider(),

@@ -13,12 +13,9 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     pub fn new(timeout: Duration) -> Result<Self, reqwest::Error> {
-        crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let client = crate::tls::reqwest_builder("cutover-health-probe")
             .timeout(timeout)
             .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("cutover-health-probe")
             .build()?;
         Ok(HttpProbe { client })
     }

@@ -56,24 +56,20 @@ pub async fn build_deps(
     let n = needs(step);
     let none = Arc::new(Unconfigured(step.to_string()));
     // Missing settings fail the init before anything is called.
-    let topic = match n.notifier {
-        true => Some(
-            config
-                .topic_arn
-                .as_deref()
-                .ok_or(ConfigError::Missing("TOPIC_ARN"))?,
-        ),
-        false => None,
-    };
-    let machine = match n.executions {
-        true => Some(
-            config
-                .cutover_state_machine_arn
-                .as_deref()
-                .ok_or(ConfigError::Missing("CUTOVER_STATE_MACHINE_ARN"))?,
-        ),
-        false => None,
-    };
+    fn required<'a>(
+        used: bool,
+        value: &'a Option<String>,
+        name: &'static str,
+    ) -> Result<Option<&'a str>, ConfigError> {
+        used.then(|| value.as_deref().ok_or(ConfigError::Missing(name)))
+            .transpose()
+    }
+    let topic = required(n.notifier, &config.topic_arn, "TOPIC_ARN")?;
+    let machine = required(
+        n.executions,
+        &config.cutover_state_machine_arn,
+        "CUTOVER_STATE_MACHINE_ARN",
+    )?;
 
     // The warm-up, first and timed on its own: what the first invocation would otherwise pay.
     // The first SDK client loads the SDK's trust store (the system's certificates), one
