@@ -542,3 +542,26 @@ fn the_run_sweep_is_scheduled_and_its_findings_page() {
         );
     }
 }
+
+/// SAM's build cache is keyed on each function's own directory (functions/<name>), not on the
+/// crates every function shares: with it on, `sam build` after a change to crates/core would
+/// package the functions built before the change, and `sam deploy` would ship them.
+#[test]
+fn samconfig_never_turns_on_sams_build_cache() {
+    let config = std::fs::read_to_string(root().join("samconfig.toml")).unwrap();
+    for (n, line) in config.lines().enumerate() {
+        let setting: String = line
+            .split('#')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        assert_ne!(
+            setting,
+            "cached=true",
+            "samconfig.toml line {}: SAM's build cache would deploy stale functions",
+            n + 1
+        );
+    }
+}
