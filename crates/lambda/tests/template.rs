@@ -545,9 +545,10 @@ fn the_run_sweep_is_scheduled_and_its_findings_page() {
 
 /// SAM's build cache is keyed on each function's own directory (functions/<name>), not on the
 /// crates every function shares: with it on, `sam build` after a change to crates/core would
-/// package the functions built before the change, and `sam deploy` would ship them.
+/// package the functions built before the change, and `sam deploy` would ship them. Parallel
+/// builds share one cargo target directory and race when cargo lambda moves each binary out.
 #[test]
-fn samconfig_never_turns_on_sams_build_cache() {
+fn samconfig_turns_on_neither_sams_build_cache_nor_parallel_builds() {
     let config = std::fs::read_to_string(root().join("samconfig.toml")).unwrap();
     for (n, line) in config.lines().enumerate() {
         let setting: String = line
@@ -561,6 +562,12 @@ fn samconfig_never_turns_on_sams_build_cache() {
             setting,
             "cached=true",
             "samconfig.toml line {}: SAM's build cache would deploy stale functions",
+            n + 1
+        );
+        assert_ne!(
+            setting,
+            "parallel=true",
+            "samconfig.toml line {}: parallel builds race in the shared target directory",
             n + 1
         );
     }
