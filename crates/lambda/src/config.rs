@@ -24,7 +24,7 @@ pub struct Config {
     /// APPROVAL_API_URL: the approval API, named in approval notices (request-approval).
     pub approval_api_url: Option<String>,
     /// CUTOVER_STATE_MACHINE_ARN: the cutover machine, whose executions hold application locks
-    /// (validate-cutover only).
+    /// (every function with the Executions port: validate-cutover, reconcile-run).
     pub cutover_state_machine_arn: Option<String>,
 }
 
@@ -37,6 +37,20 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The value of a setting the registry may require (`Port::required_env`), by its
+    /// variable's name; None when unset or not a setting of this config.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        match name {
+            "TABLE_NAME" => Some(&self.table_name),
+            "TOPIC_ARN" => self.topic_arn.as_deref(),
+            "CUTOVER_STATE_MACHINE_ARN" => self.cutover_state_machine_arn.as_deref(),
+            "APPROVAL_API_URL" => self.approval_api_url.as_deref(),
+            "WAVE_STATE_MACHINE_ARN" => self.wave_schedule.as_ref().map(|(m, _)| m.as_str()),
+            "WAVE_SCHEDULER_ROLE_ARN" => self.wave_schedule.as_ref().map(|(_, r)| r.as_str()),
+            _ => None,
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }

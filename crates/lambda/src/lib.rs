@@ -55,21 +55,22 @@ pub async fn build_deps(
 ) -> Result<Deps, ConfigError> {
     let n = needs(step);
     let none = Arc::new(Unconfigured(step.to_string()));
-    // Missing settings fail the init before anything is called.
-    fn required<'a>(
-        used: bool,
-        value: &'a Option<String>,
-        name: &'static str,
-    ) -> Result<Option<&'a str>, ConfigError> {
-        used.then(|| value.as_deref().ok_or(ConfigError::Missing(name)))
-            .transpose()
+    // Missing settings fail the init before anything is called: every variable the registry
+    // derives from the function's ports (the template declares the same list, tested).
+    if let Some(spec) = registry::function(step) {
+        if let Some(missing) = spec
+            .required_env()
+            .into_iter()
+            .find(|name| config.value(name).is_none())
+        {
+            return Err(ConfigError::Missing(missing));
+        }
     }
-    let topic = required(n.notifier, &config.topic_arn, "TOPIC_ARN")?;
-    let machine = required(
-        n.executions,
-        &config.cutover_state_machine_arn,
-        "CUTOVER_STATE_MACHINE_ARN",
-    )?;
+    let topic = config.topic_arn.as_deref().filter(|_| n.notifier);
+    let machine = config
+        .cutover_state_machine_arn
+        .as_deref()
+        .filter(|_| n.executions);
 
     // The warm-up, first and timed on its own: what the first invocation would otherwise pay.
     // The first SDK client loads the SDK's trust store (the system's certificates), one
@@ -579,10 +580,63 @@ async fn init() -> Result<(Config, aws_config::SdkConfig), ConfigError> {
     Ok((config, sdk))
 }
 
+/// An init that failed is reported to the Runtime API's init-error endpoint as JSON naming what
+/// is wrong (`POST /2018-06-01/runtime/init/error`,
+/// https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html#runtimes-api-initerror), so the
+/// invocation's error and the function's log say which variable is missing; then the process
+/// exits with it.
+async fn init_failed(step: &str, e: ConfigError) -> lambda_runtime::Error {
+    let message = e.to_string();
+    tracing::error!(step, error = %message, "init failed");
+    let body = init_error_body(&e);
+    match lambda_runtime_api_client::Client::builder().build() {
+        Ok(client) => {
+            let request = lambda_runtime_api_client::build_request()
+                .method("POST")
+                .uri("/2018-06-01/runtime/init/error")
+                .header("Lambda-Runtime-Function-Error-Type", "Runtime.ConfigError")
+                .header("content-type", "application/json")
+                .body(lambda_runtime_api_client::body::Body::from(body.to_string()));
+            if let Ok(request) = request {
+                if let Err(post) = client.call(request).await {
+                    tracing::error!(error = %post, "the init error could not be reported");
+                }
+            }
+        }
+        Err(build) => tracing::error!(error = %build, "no Runtime API to report the init error to"),
+    }
+    Box::new(e)
+}
+
+/// The init error's JSON, as the Runtime API takes it (errorType, errorMessage, stackTrace).
+pub fn init_error_body(e: &ConfigError) -> Value {
+    let variable = match e {
+        ConfigError::Missing(name) | ConfigError::Invalid { name, .. } => *name,
+    };
+    serde_json::json!({
+        "errorType": "ConfigError",
+        "errorMessage": e.to_string(),
+        "variable": variable,
+        "stackTrace": [],
+    })
+}
+
+async fn init_all(
+    step: &'static str,
+) -> Result<(Config, aws_config::SdkConfig, Deps), lambda_runtime::Error> {
+    let (config, sdk) = match init().await {
+        Ok(v) => v,
+        Err(e) => return Err(init_failed(step, e).await),
+    };
+    match build_deps(step, &sdk, &config).await {
+        Ok(deps) => Ok((config, sdk, deps)),
+        Err(e) => Err(init_failed(step, e).await),
+    }
+}
+
 /// The whole life of a step function's sandbox.
 pub async fn serve(step: &'static str) -> Result<(), lambda_runtime::Error> {
-    let (config, sdk) = init().await?;
-    let deps = build_deps(step, &sdk, &config).await?;
+    let (_, _, deps) = init_all(step).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         async move { handle(step, event.payload, deps).await }
@@ -592,8 +646,7 @@ pub async fn serve(step: &'static str) -> Result<(), lambda_runtime::Error> {
 
 /// The approval API's sandbox: API Gateway HTTP API (payload 2.0) events to `handle_api`.
 pub async fn serve_api() -> Result<(), lambda_runtime::Error> {
-    let (config, sdk) = init().await?;
-    let deps = build_deps("approval-api", &sdk, &config).await?;
+    let (config, sdk, deps) = init_all("approval-api").await?;
     let schedules = wave_schedules(&sdk, &config);
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let (deps, schedules) = (&deps, schedules.as_deref());

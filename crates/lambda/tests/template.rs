@@ -572,3 +572,45 @@ fn samconfig_turns_on_neither_sams_build_cache_nor_parallel_builds() {
         );
     }
 }
+
+/// The environment variables one function gets from the template: the Globals' and its own.
+fn environment_of(t: &Value, logical_id: &str) -> BTreeSet<String> {
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_mapping()
+            .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let mut names: BTreeSet<String> =
+        keys(&t["Globals"]["Function"]["Environment"]["Variables"]).into_iter().collect();
+    names.extend(keys(
+        &t["Resources"][logical_id]["Properties"]["Environment"]["Variables"],
+    ));
+    names
+}
+
+/// Every variable a function cannot start without (derived from its ports in the registry, the
+/// list its init checks) is declared for it in the template: a function whose init would exit
+/// with `Missing(..)` on AWS fails here, named with the variable.
+#[test]
+fn every_function_gets_the_environment_its_ports_require() {
+    let t = template();
+    let fns = functions(&t);
+    let mut missing = Vec::new();
+    for f in REGISTRY {
+        let id = &fns
+            .iter()
+            .find(|(_, uri)| *uri == format!("functions/{}", f.name))
+            .unwrap_or_else(|| panic!("{}: not in the template", f.name))
+            .0;
+        let declared = environment_of(&t, id);
+        for name in f.required_env() {
+            if !declared.contains(name) {
+                missing.push(format!(
+                    "{} ({id}) reads {name}, which template.yaml does not give it",
+                    f.name
+                ));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}

@@ -44,7 +44,22 @@ impl Port {
             Port::Executions => "executions",
         }
     }
+
+    /// The environment variables a function using this port cannot start without; the
+    /// template must declare each for every such function (a template test and the rehearsal
+    /// check it), and the Lambda init fails naming the first one missing.
+    pub fn required_env(self) -> &'static [&'static str] {
+        match self {
+            Port::Notifier => &["TOPIC_ARN"],
+            Port::Executions => &["CUTOVER_STATE_MACHINE_ARN"],
+            Port::Schedules => &["WAVE_STATE_MACHINE_ARN", "WAVE_SCHEDULER_ROLE_ARN"],
+            _ => &[],
+        }
+    }
 }
+
+/// What every function needs: the run table.
+pub const COMMON_ENV: &[&str] = &["TABLE_NAME"];
 
 /// Which state machine invokes a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +85,19 @@ pub struct FunctionSpec {
 impl FunctionSpec {
     pub fn uses(&self, port: Port) -> bool {
         self.ports.contains(&port)
+    }
+
+    /// Every environment variable this function cannot start without, derived from its ports.
+    pub fn required_env(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = COMMON_ENV.to_vec();
+        for p in self.ports {
+            for n in p.required_env() {
+                if !names.contains(n) {
+                    names.push(n);
+                }
+            }
+        }
+        names
     }
 }
 
