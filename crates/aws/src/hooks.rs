@@ -42,7 +42,12 @@ impl HttpHooks {
                 .region()
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "us-east-1".into()),
-            lambda_endpoint: None,
+            // The SDK's endpoint override (`AWS_ENDPOINT_URL`, "every service's endpoint":
+            // https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html) reaches
+            // Lambda hooks too, as it reaches every SDK client of the function.
+            lambda_endpoint: sdk
+                .endpoint_url()
+                .map(|e| e.trim_end_matches('/').to_string()),
         })
     }
 
@@ -330,6 +335,18 @@ mod tests {
         assert_eq!(
             url,
             "https://lambda.us-west-2.amazonaws.com/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-west-2%3A123456789012%3Afunction%3Aorders-freeze/invocations"
+        );
+        // The SDK's endpoint override (AWS_ENDPOINT_URL) is every client's, the hooks' too.
+        let sdk = aws_config::SdkConfig::builder()
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:4566/")
+            .build();
+        let (url, _) = HttpHooks::new(&sdk)
+            .unwrap()
+            .lambda_url("arn:aws:lambda:eu-west-1:123456789012:function:f");
+        assert!(
+            url.starts_with("http://127.0.0.1:4566/2015-03-31/functions/"),
+            "{url}"
         );
     }
 }

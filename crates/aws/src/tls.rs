@@ -19,7 +19,7 @@ pub fn sdk_loader() -> aws_config::ConfigLoader {
 
 /// A reqwest client builder on the same stack (ring as the process's rustls provider, which
 /// reqwest's clients use), following no redirects, naming itself `user_agent`.
-pub(crate) fn reqwest_builder(user_agent: &str) -> reqwest::ClientBuilder {
+pub fn reqwest_builder(user_agent: &str) -> reqwest::ClientBuilder {
     // A second call finds a provider already installed (ring, by this function): nothing to do.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()

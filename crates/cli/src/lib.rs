@@ -8,6 +8,8 @@ pub mod chaos;
 pub mod deployed;
 pub mod html;
 pub mod local;
+#[cfg(feature = "aws")]
+pub mod rehearse;
 pub mod report;
 pub mod style;
 pub mod wave;

@@ -501,6 +501,7 @@ pub(crate) fn setup(
             seed: options.seed,
             account: ACCOUNT.into(),
             region: REGION.into(),
+            ..Default::default()
         },
     );
     engine.register("cutover", cutover.clone());

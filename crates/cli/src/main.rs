@@ -90,6 +90,13 @@ enum Command {
         #[arg(long)]
         html: PathBuf,
     },
+    /// Rehearse the stack as deployed: the functions `sam build` built, each with the environment
+    /// template.yaml gives it, driven by the template's state machines in the local engine, every
+    /// AWS call checked against the calling function's role and answered by an AWS-compatible
+    /// endpoint (moto) or a documented shim. Exit 0 when every scenario ends as it should and no
+    /// call is refused, 1 otherwise (each finding names the function and the variable or action).
+    /// Needs `--features aws`.
+    Rehearse(commands::rehearse::RehearseArgs),
     /// Time local runs of a plan and world (wall time per run, transitions, simulated time).
     Bench {
         #[arg(long, default_value = "examples/dms-happy-path/plan.yaml")]
@@ -131,6 +138,7 @@ fn main() -> ExitCode {
                 },
         } => runs_list(application, active, json, stack),
         Command::Report { report, html } => commands::report::run(&report, &html),
+        Command::Rehearse(args) => commands::rehearse::run(args),
         Command::Bench {
             plan,
             world,

@@ -98,6 +98,24 @@ pub struct ErrorInfo {
     pub cause: String,
 }
 
+impl ErrorInfo {
+    /// The cause as a person reads it. A Lambda function's error reaches a Catch with the whole
+    /// error document as its cause (`{"errorType": …, "errorMessage": …}`: Step Functions,
+    /// "Handling errors in Step Functions workflows"); its message is what a notice or a report
+    /// should say. Any other cause is kept as it is.
+    pub fn message(&self) -> String {
+        match serde_json::from_str::<serde_json::Value>(&self.cause) {
+            Ok(serde_json::Value::Object(doc)) => {
+                match doc.get("errorMessage").and_then(|m| m.as_str()) {
+                    Some(m) => m.to_string(),
+                    None => self.cause.clone(),
+                }
+            }
+            _ => self.cause.clone(),
+        }
+    }
+}
+
 /// Errors that end a run cleanly by policy rather than by fault.
 pub const ABORT_ERRORS: &[&str] = &[
     "LagNotConverged",
@@ -105,3 +123,23 @@ pub const ABORT_ERRORS: &[&str] = &[
     "ApprovalExpired",
     "Aborted",
 ];
+
+#[cfg(test)]
+mod cause_tests {
+    use super::ErrorInfo;
+
+    #[test]
+    fn a_lambda_error_document_reads_as_its_message() {
+        let e = |cause: &str| ErrorInfo {
+            error: "ValidationFailed".into(),
+            cause: cause.into(),
+        };
+        assert_eq!(
+            e(r#"{"errorType": "ValidationFailed", "errorMessage": "dns.recordName: no such record"}"#).message(),
+            "dns.recordName: no such record"
+        );
+        assert_eq!(e("plain words").message(), "plain words");
+        assert_eq!(e(r#"{"Error": "x"}"#).message(), r#"{"Error": "x"}"#);
+        assert_eq!(e("[1]").message(), "[1]");
+    }
+}

@@ -55,6 +55,20 @@ pub struct Options {
     pub seed: u64,
     pub account: String,
     pub region: String,
+    /// Wait states and retry delays last this fraction of their time (1.0: as written). For a
+    /// run on the real clock whose steps are real processes (`cutover rehearse`), where the
+    /// paused clock cannot be used and the plans' waits are already at their minimum.
+    pub wait_scale: f64,
+}
+
+impl Options {
+    fn scaled(&self, d: Duration) -> Duration {
+        if self.wait_scale == 1.0 {
+            d
+        } else {
+            d.mul_f64(self.wait_scale.clamp(0.0, 1.0))
+        }
+    }
 }
 
 impl Default for Options {
@@ -64,6 +78,7 @@ impl Default for Options {
             seed: 7,
             account: "123456789012".into(),
             region: "us-east-1".into(),
+            wait_scale: 1.0,
         }
     }
 }
@@ -483,7 +498,7 @@ impl<'e> Exec<'e> {
                             let delay = self.retry_delay(r, attempt_counts[i]);
                             attempt_counts[i] += 1;
                             self.transitions.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(delay).await;
+                            tokio::time::sleep(self.engine.options.scaled(delay)).await;
                             continue;
                         }
                     }
@@ -678,7 +693,7 @@ impl<'e> Exec<'e> {
                         until(&(self.engine.clock)(), &t.with_timezone(&Utc))
                     }
                 };
-                tokio::time::sleep(dur).await;
+                tokio::time::sleep(self.engine.options.scaled(dur)).await;
                 next(effective)
             }
             Kind::Pass { result } => {

@@ -559,3 +559,33 @@ async fn history_limit_fails_the_execution_uncatchably() {
         "no catch runs after the history limit"
     );
 }
+
+/// A rehearsal on the real clock shortens waits and retry delays by `wait_scale`, and nothing
+/// else: the states run in the same order.
+#[tokio::test(start_paused = true)]
+async fn wait_scale_shortens_waits_and_retry_delays() {
+    let def = json!({"StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 100, "Next": "T"},
+        "T": {"Type": "Task", "Resource": FN, "End": true,
+              "Retry": [{"ErrorEquals": ["Retryable"], "IntervalSeconds": 10, "BackoffRate": 1, "MaxAttempts": 2}]}}});
+    let sm = load_value(&def).unwrap();
+    let h = Arc::new(Scripted {
+        error: "Retryable".into(),
+        ..Default::default()
+    });
+    h.fail_times.lock().unwrap().insert(FN.into(), 2);
+    let exec = engine(
+        h,
+        Arc::new(TokenBroker::new()),
+        Options {
+            wait_scale: 0.01,
+            ..Default::default()
+        },
+    )
+    .execute(&sm, "sm", "e", json!({}))
+    .await;
+    assert_eq!(exec.status, Status::Succeeded);
+    // 100 s of Wait and two 10 s retry delays, at a hundredth: 1.2 s.
+    let took = (exec.stopped - exec.started).num_milliseconds();
+    assert_eq!(took, 1200, "{took} ms");
+}

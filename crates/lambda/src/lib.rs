@@ -596,7 +596,9 @@ async fn init_failed(step: &str, e: ConfigError) -> lambda_runtime::Error {
                 .uri("/2018-06-01/runtime/init/error")
                 .header("Lambda-Runtime-Function-Error-Type", "Runtime.ConfigError")
                 .header("content-type", "application/json")
-                .body(lambda_runtime_api_client::body::Body::from(body.to_string()));
+                .body(lambda_runtime_api_client::body::Body::from(
+                    body.to_string(),
+                ));
             if let Ok(request) = request {
                 if let Err(post) = client.call(request).await {
                     tracing::error!(error = %post, "the init error could not be reported");
@@ -764,6 +766,32 @@ pub fn api_response(r: ApiResponse) -> ApiGatewayV2httpResponse {
 #[cfg(test)]
 mod log_tests {
     use super::*;
+
+    #[test]
+    fn an_init_error_names_the_variable_as_json() {
+        let body = init_error_body(&ConfigError::Missing("CUTOVER_STATE_MACHINE_ARN"));
+        assert_eq!(body["errorType"], "ConfigError");
+        assert_eq!(body["variable"], "CUTOVER_STATE_MACHINE_ARN");
+        assert_eq!(
+            body["errorMessage"],
+            "environment variable CUTOVER_STATE_MACHINE_ARN is required"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_function_without_a_variable_its_ports_need_fails_its_init_naming_it() {
+        // reconcile-run uses the Executions port: without CUTOVER_STATE_MACHINE_ARN its init
+        // must fail on that name, before any client is built.
+        let config = Config::from_lookup(|k| {
+            (k == "TABLE_NAME" || k == "TOPIC_ARN").then(|| "x".to_string())
+        })
+        .unwrap();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let e = build_deps("reconcile-run", &sdk, &config).await.err();
+        assert_eq!(e, Some(ConfigError::Missing("CUTOVER_STATE_MACHINE_ARN")));
+    }
 
     #[test]
     fn the_level_comes_from_lambda_unless_rust_log_says_otherwise() {

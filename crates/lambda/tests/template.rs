@@ -155,7 +155,7 @@ fn every_function_has_its_crate_bin_and_sample_event() {
 
 /// The IAM actions that show a role is built for a port: present exactly when the function uses
 /// the port. (The HTTP probe needs no IAM; DMS reads also serve the metrics port's dimension
-/// lookup, so MGN or a DMS start/stop is what marks the replication port.)
+/// lookup, so MGN, a DMS start/stop or the table statistics is what marks the replication port.)
 fn port_marker(port: Port) -> &'static [&'static str] {
     match port {
         Port::Router => &["route53:"],
@@ -163,6 +163,7 @@ fn port_marker(port: Port) -> &'static [&'static str] {
             "mgn:",
             "dms:StartReplicationTask",
             "dms:StopReplicationTask",
+            "dms:DescribeTableStatistics",
         ],
         Port::Metrics => &["cloudwatch:"],
         Port::Probe => &[],
@@ -577,11 +578,16 @@ fn samconfig_turns_on_neither_sams_build_cache_nor_parallel_builds() {
 fn environment_of(t: &Value, logical_id: &str) -> BTreeSet<String> {
     let keys = |v: &Value| -> Vec<String> {
         v.as_mapping()
-            .map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect())
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let mut names: BTreeSet<String> =
-        keys(&t["Globals"]["Function"]["Environment"]["Variables"]).into_iter().collect();
+    let mut names: BTreeSet<String> = keys(&t["Globals"]["Function"]["Environment"]["Variables"])
+        .into_iter()
+        .collect();
     names.extend(keys(
         &t["Resources"][logical_id]["Properties"]["Environment"]["Variables"],
     ));

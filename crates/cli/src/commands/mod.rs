@@ -5,6 +5,7 @@ pub mod bench;
 pub mod chaos;
 pub mod local;
 pub mod plan;
+pub mod rehearse;
 pub mod report;
 pub mod run;
 pub mod stack;

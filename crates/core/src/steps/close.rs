@@ -209,8 +209,8 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
     let cause = input
         .error
         .as_ref()
-        .map(|e| e.cause.as_str())
-        .unwrap_or("no cause");
+        .map(|e| e.message())
+        .unwrap_or_else(|| "no cause".into());
     // Traffic is on green but the point of no return failed: a human finalizes by hand.
     if stored.error.as_deref() == Some("FinalizeFailed") {
         page_once(

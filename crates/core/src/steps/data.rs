@@ -174,7 +174,7 @@ fn cause(input: &DataInput) -> String {
     input
         .error
         .as_ref()
-        .map(|e| format!("{}: {}", e.error, e.cause))
+        .map(|e| format!("{}: {}", e.error, e.message()))
         .unwrap_or_else(|| "no cause given".into())
 }
 
