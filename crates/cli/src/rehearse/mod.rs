@@ -261,13 +261,24 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearse
             findings.push(f.clone());
         }
     }
-    let mut denied = BTreeSet::new();
+    // One finding per refused (function, action, resource), with the scenarios it broke.
+    let mut denied: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
     for c in calls.iter().filter(|c| !c.allowed) {
-        denied.insert(format!(
-            "{}: its role does not allow {} on {} (scenario {})",
-            c.function, c.request.action, c.request.resource, c.scenario
-        ));
+        denied
+            .entry((
+                c.function.clone(),
+                c.request.action.clone(),
+                c.request.resource.clone(),
+            ))
+            .or_default()
+            .insert(c.scenario.clone());
     }
+    let denied = denied.into_iter().map(|((f, a, r), scenarios)| {
+        format!(
+            "{f}: its role does not allow {a} on {r} (scenarios: {})",
+            scenarios.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    });
     findings.extend(denied);
     for s in scenarios.iter().filter(|s| !s.passed) {
         findings.push(format!("scenario {}: {}", s.name, s.detail));
@@ -648,6 +659,21 @@ async fn invoke_outcome(
     }
 }
 
+/// A run that ended on green must end its execution SUCCEEDED: a step that fails after success
+/// (a close without its permissions) fails the execution and wakes the safety net.
+fn succeeded(exec: &cutover_engine::Execution) -> Result<(), String> {
+    if exec.status == Status::Succeeded {
+        return Ok(());
+    }
+    Err(format!(
+        "execution {} ended {:?}: {} {}",
+        exec.name,
+        exec.status,
+        exec.error.clone().unwrap_or_default(),
+        exec.cause.clone().unwrap_or_default()
+    ))
+}
+
 /// What a scenario's plan looks like: the smallest waits a plan accepts.
 fn dms_plan(app: &App, zone: &str, steps: Value, approvers: &[&str]) -> Value {
     json!({
@@ -991,7 +1017,10 @@ impl Rehearsal {
             .and_then(|r| r.get("statusCode"))
             .and_then(Value::as_i64);
         if status != Some(200) {
-            return Err(format!("the approval API answered {response:?}"));
+            return Err(match response {
+                Some(r) => format!("the approval API answered {r}"),
+                None => "the gate was never decided: the run ended before it was requested".into(),
+            });
         }
         // The run as the API shows it to the same caller.
         let view = invoke_outcome(
@@ -1023,6 +1052,9 @@ impl Rehearsal {
                 }
             })
             .await?;
+        if approve {
+            succeeded(&exec)?;
+        }
         Ok(format!("{d}; execution {:?}", exec.status))
     }
 
@@ -1086,11 +1118,13 @@ impl Rehearsal {
         let rid = run_id.clone();
         let answered = Arc::new(Mutex::new(None::<Value>));
         let answered2 = answered.clone();
-        self.run_cutover("mgn", &run_id, plan, |broker| async move {
-            self.decide(broker, &rid, "finalize", true, Identity::Iam, answered2)
-                .await
-        })
-        .await?;
+        let exec = self
+            .run_cutover("mgn", &run_id, plan, |broker| async move {
+                self.decide(broker, &rid, "finalize", true, Identity::Iam, answered2)
+                    .await
+            })
+            .await?;
+        succeeded(&exec)?;
         let response = answered.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if response
             .as_ref()
@@ -1148,8 +1182,10 @@ impl Rehearsal {
             .unwrap_or_else(|p| p.into_inner())
             .hook_calls
             .len();
-        self.run_cutover("data-cutover", &run_id, plan, |_| async { None })
+        let exec = self
+            .run_cutover("data-cutover", &run_id, plan, |_| async { None })
             .await?;
+        succeeded(&exec)?;
         let hooks_called = self
             .proxy
             .world
@@ -1319,6 +1355,9 @@ impl Rehearsal {
         let exec = engine
             .execute(&sm, &m.name, "rh-wave-scheduled-1", wave)
             .await;
+        for (_, child) in engine.children() {
+            succeeded(&child)?;
+        }
         if exec.status != Status::Succeeded {
             return Err(format!(
                 "the wave execution ended {:?}: {:?} {:?}",
