@@ -6,7 +6,8 @@
 use crate::model::Decision;
 use crate::ports::WaveSchedules;
 use crate::steps::{
-    decide_approval, request_abort, ApprovalError, DecideApproval, DecisionOutcome, Deps,
+    decide_approval_as, request_abort, ApprovalError, DecideApproval, DecisionOutcome, Deps,
+    IdentityRule,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -22,12 +23,76 @@ pub struct ApiRequest {
     pub groups: Vec<String>,
 }
 
-/// 403 unless the plan's `approvals.approvers` admit the caller.
+/// What the deployer allows through the API, from the stack's parameters: never from a request.
+/// Every list is default deny: empty admits nobody. A plan's `approvals.approvers` narrows who
+/// may decide and abort its runs, never widens it (docs/security.md).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bounds {
+    /// May start and schedule runs and waves, and read runs (`ApiOperators`).
+    pub operators: Vec<String>,
+    /// May read runs, decide gates and abort runs (`ApiApprovers`).
+    pub approvers: Vec<String>,
+    /// Who counts as a person for the two-person rule (`SessionPinnedRoles`).
+    pub identity: IdentityRule,
+    /// Record names a scheduled plan may change (`AllowedRecordNames`, lower case without the
+    /// trailing dot); None: not checked here (local runs).
+    pub allowed_records: Option<Vec<String>>,
+    /// Hosted zones a scheduled plan may change (`AllowedHostedZoneIds`).
+    pub allowed_zones: Option<Vec<String>>,
+}
+
+impl Bounds {
+    /// Everyone may do everything: the local engine's simulated stack, and tests of what lies
+    /// behind the bounds.
+    pub fn open() -> Bounds {
+        Bounds {
+            operators: vec!["*".into()],
+            approvers: vec!["*".into()],
+            ..Bounds::default()
+        }
+    }
+}
+
+/// Whether one of `patterns` (IAM principal ARN patterns with `*`, or `group:NAME`, matched
+/// whole against the caller's groups) admits the caller. No pattern admits nobody.
+/// A role's ARN (`arn:…:iam::A:role/R`) admits every session of that role
+/// (`arn:…:sts::A:assumed-role/R/SESSION`), as a role principal does in a resource policy.
+pub fn admits(patterns: &[String], identity: &str, groups: &[String]) -> bool {
+    let role = role_of_session(identity);
+    patterns.iter().any(|p| match p.strip_prefix("group:") {
+        Some(g) => groups.iter().any(|x| x == g),
+        None => {
+            crate::plan::glob(p, identity)
+                || role.as_deref().is_some_and(|r| crate::plan::glob(p, r))
+        }
+    })
+}
+
+/// `arn:P:iam::A:role/R` for an assumed-role session of R; None for any other identity.
+fn role_of_session(identity: &str) -> Option<String> {
+    let parts: Vec<&str> = identity.splitn(6, ':').collect();
+    if let ["arn", partition, "sts", _, account, resource] = parts.as_slice() {
+        let rest = resource.strip_prefix("assumed-role/")?;
+        let role = rest.split('/').next()?;
+        return Some(format!("arn:{partition}:iam::{account}:role/{role}"));
+    }
+    None
+}
+
+/// 403 unless the stack's approvers admit the caller and the plan's `approvals.approvers`
+/// (when it names any) do too.
 fn authorize(
     rec: &crate::model::RunRecord,
+    bounds: &Bounds,
     identity: &str,
     groups: &[String],
 ) -> Result<(), ApiResponse> {
+    if !admits(&bounds.approvers, identity, groups) {
+        return Err(error(
+            403,
+            format!("{identity} is not among the stack's approvers (ApiApprovers)"),
+        ));
+    }
     match &rec.plan {
         Some(plan) if !plan.approvals.allows(identity, groups) => Err(error(
             403,
@@ -98,8 +163,9 @@ fn valid_segment(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// The API over open bounds (the local engine's simulated stack; tests).
 pub async fn handle_api(req: &ApiRequest, deps: &Deps) -> ApiResponse {
-    handle_api_with(req, deps, None).await
+    handle_api_with(req, deps, None, &Bounds::open()).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,13 +180,24 @@ pub async fn handle_api_with(
     req: &ApiRequest,
     deps: &Deps,
     schedules: Option<&dyn WaveSchedules>,
+    bounds: &Bounds,
 ) -> ApiResponse {
     let Some(identity) = req.identity.as_deref().filter(|i| !i.trim().is_empty()) else {
         return error(403, "no caller identity reached the API");
     };
     let parts: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     match (req.method.as_str(), parts.as_slice()) {
-        ("GET", ["runs", run]) if valid_segment(run) => get_run(run, deps).await,
+        ("GET", ["runs", run]) if valid_segment(run) => {
+            let stack_allows = admits(&bounds.operators, identity, &req.groups)
+                || admits(&bounds.approvers, identity, &req.groups);
+            if !stack_allows {
+                return error(
+                    403,
+                    format!("{identity} is neither an operator nor an approver of this stack (ApiOperators, ApiApprovers)"),
+                );
+            }
+            get_run(run, deps).await
+        }
         ("POST", ["runs", run, "approvals", gate]) if valid_segment(run) && valid_segment(gate) => {
             let body: DecisionBody = match parse(&req.body) {
                 Ok(b) => b,
@@ -133,12 +210,12 @@ pub async fn handle_api_with(
                 Ok(None) => return error(404, format!("run {run} not found")),
                 Err(e) => return error(503, e.to_string()),
                 Ok(Some(rec)) => {
-                    if let Err(r) = authorize(&rec, identity, &req.groups) {
+                    if let Err(r) = authorize(&rec, bounds, identity, &req.groups) {
                         return r;
                     }
                 }
             }
-            match decide_approval(
+            match decide_approval_as(
                 run,
                 gate,
                 DecideApproval {
@@ -146,6 +223,7 @@ pub async fn handle_api_with(
                     reason: body.reason,
                 },
                 identity,
+                &bounds.identity,
                 deps,
             )
             .await
@@ -182,7 +260,7 @@ pub async fn handle_api_with(
                 Ok(None) => return error(404, format!("run {run} not found")),
                 Err(e) => return error(503, e.to_string()),
                 Ok(Some(rec)) => {
-                    if let Err(r) = authorize(&rec, identity, &req.groups) {
+                    if let Err(r) = authorize(&rec, bounds, identity, &req.groups) {
                         return r;
                     }
                 }
@@ -242,6 +320,14 @@ pub async fn handle_api_with(
             }
         }
         ("POST", ["waves", wave, "schedule"]) if valid_segment(wave) => {
+            // Who may start cutovers is the deployer's to say: the caller is checked against
+            // the stack's operators before anything in the body counts.
+            if !admits(&bounds.operators, identity, &req.groups) {
+                return error(
+                    403,
+                    format!("{identity} may not schedule waves on this stack (ApiOperators)"),
+                );
+            }
             let Some(schedules) = schedules else {
                 return error(404, "scheduling is not configured for this API");
             };
@@ -270,21 +356,36 @@ pub async fn handle_api_with(
                     );
                 }
             }
-            // Scheduling starts every application of the wave: the caller must be allowed to
-            // run each of them.
-            if let Some(app) = body
-                .wave
-                .applications
-                .iter()
-                .find(|a| !a.plan.approvals.allows(identity, &req.groups))
-            {
-                return error(
-                    403,
-                    format!(
-                        "{identity} is not among the approvers of application {} (approvals.approvers)",
-                        app.plan.application
-                    ),
-                );
+            // What the plans may touch stays within the stack's allow-lists.
+            for (i, a) in body.wave.applications.iter().enumerate() {
+                let name = a
+                    .plan
+                    .dns
+                    .record_name
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase();
+                if let Some(allowed) = &bounds.allowed_records {
+                    if !allowed
+                        .iter()
+                        .any(|r| r.trim_end_matches('.').eq_ignore_ascii_case(&name))
+                    {
+                        return bad_field(
+                            &format!("wave.applications[{i}].plan.dns.recordName"),
+                            format!("'{name}' is not among the stack's AllowedRecordNames"),
+                        );
+                    }
+                }
+                if let Some(zones) = &bounds.allowed_zones {
+                    if !zones.contains(&a.plan.dns.hosted_zone_id) {
+                        return bad_field(
+                            &format!("wave.applications[{i}].plan.dns.hostedZoneId"),
+                            format!(
+                                "'{}' is not among the stack's AllowedHostedZoneIds",
+                                a.plan.dns.hosted_zone_id
+                            ),
+                        );
+                    }
+                }
             }
             // The same checks the wave's first step makes, before anything is scheduled.
             let check = crate::steps::StartWaveInput {

@@ -339,7 +339,8 @@ pub struct ApprovalsPlan {
     pub two_person_gates: Vec<String>,
     /// Who may decide this application's gates and abort its runs through the API: IAM principal
     /// ARN patterns (`*` matches any run of characters) or `group:NAME` for a JWT group claim.
-    /// Empty: any caller the API's authorizer lets in.
+    /// It narrows the stack's approvers (`ApiApprovers`), never widens them: a caller must be
+    /// admitted by both. Empty: no narrowing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
 }

@@ -23,6 +23,13 @@ pub struct Config {
     pub wave_schedule: Option<(String, String)>,
     /// APPROVAL_API_URL: the approval API, named in approval notices (request-approval).
     pub approval_api_url: Option<String>,
+    /// The approval API's bounds, set by the deployer (stack parameters), each a comma-separated
+    /// list: API_OPERATORS (may start, schedule and read), API_APPROVERS (may read, decide and
+    /// abort), SESSION_PINNED_ROLES (roles whose sessions name a person), ALLOWED_RECORD_NAMES
+    /// and ALLOWED_HOSTED_ZONE_IDS (what scheduled plans may change). Unset or empty: nobody.
+    pub api_bounds: cutover_core::api::Bounds,
+    /// JWT_GROUPS_CLAIM: the JWT claim that holds the caller's groups (default `cognito:groups`).
+    pub jwt_groups_claim: String,
     /// CUTOVER_STATE_MACHINE_ARN: the cutover machine, whose executions hold application locks
     /// (every function with the Executions port: validate-cutover, reconcile-run).
     pub cutover_state_machine_arn: Option<String>,
@@ -91,7 +98,28 @@ impl Config {
             (Some(_), None) => return Err(ConfigError::Missing("WAVE_SCHEDULER_ROLE_ARN")),
             (None, Some(_)) => return Err(ConfigError::Missing("WAVE_STATE_MACHINE_ARN")),
         };
+        let list = |name: &str| -> Vec<String> {
+            get(name)
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let api_bounds = cutover_core::api::Bounds {
+            operators: list("API_OPERATORS"),
+            approvers: list("API_APPROVERS"),
+            identity: cutover_core::steps::IdentityRule {
+                pinned_roles: list("SESSION_PINNED_ROLES"),
+            },
+            allowed_records: get("ALLOWED_RECORD_NAMES").map(|_| list("ALLOWED_RECORD_NAMES")),
+            allowed_zones: get("ALLOWED_HOSTED_ZONE_IDS").map(|_| list("ALLOWED_HOSTED_ZONE_IDS")),
+        };
         Ok(Config {
+            api_bounds,
+            jwt_groups_claim: get("JWT_GROUPS_CLAIM")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "cognito:groups".into()),
             cutover_state_machine_arn: get("CUTOVER_STATE_MACHINE_ARN").filter(|s| !s.is_empty()),
             approval_api_url: get("APPROVAL_API_URL").filter(|s| !s.is_empty()),
             wave_schedule,

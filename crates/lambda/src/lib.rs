@@ -651,10 +651,10 @@ pub async fn serve_api() -> Result<(), lambda_runtime::Error> {
     let (config, sdk, deps) = init_all("approval-api").await?;
     let schedules = wave_schedules(&sdk, &config);
     lambda_runtime::run(service_fn(|event: LambdaEvent<ApiGatewayV2httpRequest>| {
-        let (deps, schedules) = (&deps, schedules.as_deref());
+        let (deps, schedules, config) = (&deps, schedules.as_deref(), &config);
         async move {
             use tracing::Instrument;
-            let request = api_request(event.payload);
+            let request = api_request_with(event.payload, &config.jwt_groups_claim);
             // The run the request is about, on every line it logs (never the body or a token).
             let span = tracing::info_span!(
                 "invocation",
@@ -662,7 +662,7 @@ pub async fn serve_api() -> Result<(), lambda_runtime::Error> {
                 application = "",
                 step = "approval-api"
             );
-            let response = handle_api_with(&request, deps, schedules)
+            let response = handle_api_with(&request, deps, schedules, &config.api_bounds)
                 .instrument(span.clone())
                 .await;
             span.in_scope(|| {
@@ -700,43 +700,93 @@ fn wave_schedules(
     None
 }
 
+/// The claims of the bearer token in the request's Authorization header. API Gateway's JWT
+/// authorizer validated that very header (signature, issuer, audience, expiry) before invoking
+/// the function (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-jwt-authorizer.html),
+/// so its payload is read as JSON with each claim's own type: the authorizer context flattens an
+/// array claim into one string ("[a b]"), where a group named "Not Approvers" could not be told
+/// from two groups.
+fn token_claims(e: &ApiGatewayV2httpRequest) -> Option<serde_json::Map<String, Value>> {
+    use base64::Engine;
+    let header = e.headers.get("authorization")?.to_str().ok()?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .unwrap_or(header)
+        .trim();
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// A claim's values: a JSON array's strings, or a space-delimited string's words (OAuth's
+/// `scope`, RFC 8693 section 4.2; Okta's and Microsoft Entra ID's `scp` may be either).
+fn claim_values(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Value::String(s) => s
+            .split(' ')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => vec![],
+    }
+}
+
 /// The caller: the IAM caller ARN (SigV4), or the JWT subject when the token carries the
-/// required scope (`cutover/approve`). Anything else is no identity (403).
+/// required scope (`cutover/approve`) in API Gateway's `scopes`, or in its `scope` or `scp`
+/// claim. Groups come from the configured claim (`JWT_GROUPS_CLAIM`) of the validated token, as
+/// a JSON array or a space-delimited string, each group matched whole. Anything else is no
+/// identity (403).
 pub fn api_request(e: ApiGatewayV2httpRequest) -> ApiRequest {
+    api_request_with(e, "cognito:groups")
+}
+
+pub fn api_request_with(e: ApiGatewayV2httpRequest, groups_claim: &str) -> ApiRequest {
     let auth = e.request_context.authorizer.as_ref();
     let iam = auth
         .and_then(|a| a.iam.as_ref())
         .and_then(|i| i.user_arn.clone());
-    let jwt = auth.and_then(|a| a.jwt.as_ref()).and_then(|j| {
-        let scoped = j
-            .scopes
-            .as_ref()
-            .is_some_and(|s| s.iter().any(|x| x == REQUIRED_SCOPE))
-            || j.claims
-                .get("scope")
-                .is_some_and(|s| s.split(' ').any(|x| x == REQUIRED_SCOPE));
-        if scoped {
-            j.claims.get("sub").cloned()
+    let jwt_context = auth.and_then(|a| a.jwt.as_ref());
+    let claims = jwt_context.and_then(|_| token_claims(&e));
+    let claim = |name: &str| -> Option<Value> {
+        match &claims {
+            Some(c) => c.get(name).cloned(),
+            // No readable token: the authorizer context's flattened strings.
+            None => jwt_context
+                .and_then(|j| j.claims.get(name))
+                .map(|s| Value::String(s.clone())),
+        }
+    };
+    let jwt = jwt_context.and_then(|j| {
+        let mut scopes: Vec<String> = j.scopes.clone().unwrap_or_default();
+        for name in ["scope", "scp"] {
+            if let Some(v) = claim(name) {
+                scopes.extend(claim_values(&v));
+            }
+        }
+        if scopes.iter().any(|x| x == REQUIRED_SCOPE) {
+            claim("sub").and_then(|s| s.as_str().map(str::to_string))
         } else {
             None
         }
     });
-    // Group claims arrive flattened by API Gateway ("[a b]" or "a,b"); either name is read.
-    let groups = auth
-        .and_then(|a| a.jwt.as_ref())
-        .and_then(|j| {
-            j.claims
-                .get("cognito:groups")
-                .or_else(|| j.claims.get("groups"))
-        })
-        .map(|g| {
-            g.trim_matches(|c| c == '[' || c == ']')
-                .split([' ', ','])
-                .filter(|x| !x.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let groups: Vec<String> = match claim(groups_claim) {
+        // From the token: the claim's own type.
+        Some(v) if claims.is_some() => claim_values(&v),
+        // From the flattened context: only a string without brackets is unambiguous.
+        Some(Value::String(s)) if !s.starts_with('[') => claim_values(&Value::String(s)),
+        _ => vec![],
+    };
     let identity = iam.or(jwt);
     ApiRequest {
         method: e.request_context.http.method.to_string(),
@@ -827,6 +877,106 @@ mod log_tests {
         );
         let rule_event = serde_json::json!({"detail": {"name": "orders-2", "status": "ABORTED"}});
         assert_eq!(log_fields(&rule_event), ("orders-2".into(), String::new()));
+    }
+}
+
+#[cfg(test)]
+mod jwt_tests {
+    use super::*;
+    use base64::Engine;
+
+    /// An HTTP API event from a JWT caller whose validated token carries `claims`; the
+    /// authorizer context flattens them as API Gateway does (arrays as "[a b]").
+    fn event(claims: Value, context_scopes: Option<Vec<&str>>) -> ApiGatewayV2httpRequest {
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = format!("{}.{}.sig", b64(&json_header()), b64(&claims));
+        let flat: serde_json::Map<String, Value> = claims
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    Value::Array(a) => format!(
+                        "[{}]",
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), Value::String(s))
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "version": "2.0", "routeKey": "POST /runs/{runId}/approvals/{gate}",
+            "rawPath": "/runs/r1/approvals/g1", "rawQueryString": "",
+            "headers": {"authorization": format!("Bearer {token}")},
+            "requestContext": {"accountId": "123456789012", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                "http": {"method": "POST", "path": "/runs/r1/approvals/g1", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.5", "userAgent": "t"},
+                "requestId": "r", "routeKey": "POST /runs/{runId}/approvals/{gate}", "stage": "$default",
+                "time": "04/Dec/2026:10:00:00 +0000", "timeEpoch": 0,
+                "authorizer": {"jwt": {"claims": flat, "scopes": context_scopes}}},
+            "body": "{}", "isBase64Encoded": false
+        }))
+        .unwrap()
+    }
+
+    fn json_header() -> Value {
+        serde_json::json!({"alg": "RS256", "typ": "JWT"})
+    }
+
+    #[test]
+    fn groups_are_read_whole_from_the_validated_token() {
+        let e = event(
+            serde_json::json!({"sub": "u1", "scope": "cutover/approve", "cognito:groups": ["Not Approvers", "ops"]}),
+            None,
+        );
+        let r = api_request(e);
+        assert_eq!(r.identity.as_deref(), Some("u1"));
+        assert_eq!(r.groups, ["Not Approvers", "ops"]);
+        assert!(!r.groups.iter().any(|g| g == "Approvers"));
+        // A space-delimited string claim (the issuer's format) is split.
+        let r = api_request_with(
+            event(
+                serde_json::json!({"sub": "u1", "scope": "cutover/approve", "roles": "Approvers ops"}),
+                None,
+            ),
+            "roles",
+        );
+        assert_eq!(r.groups, ["Approvers", "ops"]);
+    }
+
+    #[test]
+    fn scopes_come_from_scopes_scope_or_scp() {
+        for (claims, scopes) in [
+            (
+                serde_json::json!({"sub": "u1", "scp": ["openid", "cutover/approve"]}),
+                None,
+            ),
+            (
+                serde_json::json!({"sub": "u1", "scp": "openid cutover/approve"}),
+                None,
+            ),
+            (
+                serde_json::json!({"sub": "u1", "scope": "cutover/approve"}),
+                None,
+            ),
+            (
+                serde_json::json!({"sub": "u1"}),
+                Some(vec!["cutover/approve"]),
+            ),
+        ] {
+            let r = api_request(event(claims.clone(), scopes.clone()));
+            assert_eq!(r.identity.as_deref(), Some("u1"), "{claims} {scopes:?}");
+        }
+        let r = api_request(event(
+            serde_json::json!({"sub": "u1", "scp": ["openid"]}),
+            None,
+        ));
+        assert_eq!(r.identity, None, "without the scope, no identity");
     }
 }
 

@@ -493,7 +493,15 @@ async fn a_wave_is_scheduled_through_the_api_inside_its_window() {
             groups: vec![],
         };
         let (deps, s) = (&g.deps, &s);
-        async move { cutover_core::api::handle_api_with(&req, deps, Some(s)).await }
+        async move {
+            cutover_core::api::handle_api_with(
+                &req,
+                deps,
+                Some(s),
+                &cutover_core::api::Bounds::open(),
+            )
+            .await
+        }
     };
     let ok = call(
         "/waves/w7/schedule",
@@ -640,7 +648,263 @@ async fn one_person_cannot_be_both_approvers_through_two_sessions_of_one_role() 
         .await;
     assert_eq!(other.status, 200, "{}", other.body);
     assert_eq!(
-        person("arn:aws:sts::123456789012:assumed-role/CutoverApprover/x"),
+        person(
+            "arn:aws:sts::123456789012:assumed-role/CutoverApprover/x",
+            &cutover_core::steps::IdentityRule::default()
+        ),
         "arn:aws:iam::123456789012:role/CutoverApprover"
     );
+}
+
+/// The deployer's bounds of a stack: operators may start and schedule, approvers decide.
+fn stack_bounds() -> cutover_core::api::Bounds {
+    cutover_core::api::Bounds {
+        operators: vec!["arn:aws:iam::123456789012:role/ReleaseOperator".into()],
+        approvers: vec![
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Release_*/*".into(),
+            "arn:aws:iam::123456789012:user/*".into(),
+            "arn:aws:sts::123456789012:federated-user/*".into(),
+            "group:Approvers".into(),
+        ],
+        identity: IdentityRule::default(),
+        allowed_records: Some(vec!["orders.example.com".into()]),
+        allowed_zones: Some(vec!["Z0123456789".into()]),
+    }
+}
+
+// One request as the deployed API gets it: the stack's bounds, the route, the caller.
+#[allow(clippy::too_many_arguments)]
+async fn call_bounded(
+    g: &Given,
+    bounds: &cutover_core::api::Bounds,
+    schedules: Option<&Schedules>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    who: &str,
+    groups: &[&str],
+) -> ApiResponse {
+    let req = ApiRequest {
+        method: method.into(),
+        path: path.into(),
+        body: body.map(|b| b.to_string()),
+        identity: Some(who.to_string()),
+        groups: groups.iter().map(|s| s.to_string()).collect(),
+    };
+    cutover_core::api::handle_api_with(
+        &req,
+        &g.deps,
+        schedules.map(|s| s as &dyn cutover_core::ports::WaveSchedules),
+        bounds,
+    )
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_schedule_request_cannot_grant_itself_the_right_to_start_cutovers() {
+    let g = given().await;
+    let s = Schedules::default();
+    let bounds = stack_bounds();
+    // The body says anyone may approve and points green elsewhere: it counts for nothing.
+    let mut plan: Value = serde_json::to_value(Plan::parse(PLAN, false).unwrap()).unwrap();
+    plan["approvals"]["approvers"] = json!([]);
+    plan["dns"]["green"]["value"] = json!("attacker.example.net");
+    let body = json!({"at": "2030-01-05T02:30:00Z", "wave": {"wave": "w9", "maxConcurrency": 1,
+        "applications": [{"application": "orders", "runId": "w9-orders", "dependsOn": [], "plan": plan}]}});
+    for who in [
+        "arn:aws:iam::123456789012:user/mallory",
+        "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Release_0123/alice",
+    ] {
+        let r = call_bounded(
+            &g,
+            &bounds,
+            Some(&s),
+            "POST",
+            "/waves/w9/schedule",
+            Some(body.clone()),
+            who,
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, 403, "{who}: {}", r.body);
+        assert!(
+            r.body["error"].as_str().unwrap().contains("ApiOperators"),
+            "{}",
+            r.body
+        );
+    }
+    assert!(s.0.lock().unwrap().is_empty(), "nothing was scheduled");
+    // The operator may schedule, but only records within the stack's allow-list.
+    let op = "arn:aws:sts::123456789012:assumed-role/ReleaseOperator/ci";
+    let mut outside = body.clone();
+    outside["wave"]["applications"][0]["plan"]["dns"]["recordName"] = json!("payments.example.com");
+    let r = call_bounded(
+        &g,
+        &bounds,
+        Some(&s),
+        "POST",
+        "/waves/w9/schedule",
+        Some(outside),
+        op,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("wave.applications[0].plan.dns.recordName")),
+        "{}",
+        r.body
+    );
+    assert!(s.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn empty_stack_lists_deny_every_route() {
+    let g = given().await;
+    let nobody = cutover_core::api::Bounds::default();
+    let who = "arn:aws:iam::123456789012:user/alice";
+    for (method, path, body) in [
+        ("GET", "/runs/r1", None),
+        (
+            "POST",
+            "/runs/r1/approvals/g1",
+            Some(json!({"decision": "approve"})),
+        ),
+        ("POST", "/runs/r1/abort", Some(json!({"reason": "x"}))),
+        ("POST", "/waves/w1/schedule", Some(json!({}))),
+    ] {
+        let r = call_bounded(&g, &nobody, None, method, path, body, who, &[]).await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+    }
+    // An approver of the stack reads the run; a plan that names approvers narrows who decides.
+    let r = call_bounded(&g, &stack_bounds(), None, "GET", "/runs/r1", None, who, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test(start_paused = true)]
+async fn identity_center_users_are_people_and_minted_names_are_not() {
+    let bounds = stack_bounds();
+    let sso = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Release_0123456789abcdef";
+    // Two Identity Center users of one permission set: two people.
+    let g = given().await;
+    let first = call_bounded(
+        &g,
+        &bounds,
+        None,
+        "POST",
+        "/runs/r1/approvals/g2",
+        Some(json!({"decision": "approve"})),
+        &format!("{sso}/alice@example.com"),
+        &[],
+    )
+    .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let second = call_bounded(
+        &g,
+        &bounds,
+        None,
+        "POST",
+        "/runs/r1/approvals/g2",
+        Some(json!({"decision": "approve"})),
+        &format!("{sso}/bob@example.com"),
+        &[],
+    )
+    .await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    // Two federated-user names minted by one IAM user: one person.
+    let g = given().await;
+    let fed = "arn:aws:sts::123456789012:federated-user";
+    let first = call_bounded(
+        &g,
+        &bounds,
+        None,
+        "POST",
+        "/runs/r1/approvals/g2",
+        Some(json!({"decision": "approve"})),
+        &format!("{fed}/alice"),
+        &[],
+    )
+    .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let again = call_bounded(
+        &g,
+        &bounds,
+        None,
+        "POST",
+        "/runs/r1/approvals/g2",
+        Some(json!({"decision": "approve"})),
+        &format!("{fed}/not-alice"),
+        &[],
+    )
+    .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    // A role whose trust policy pins the session name (listed by the deployer): role + session.
+    let pinned = cutover_core::api::Bounds {
+        approvers: vec!["arn:aws:sts::123456789012:assumed-role/SamlApprover/*".into()],
+        identity: IdentityRule {
+            pinned_roles: vec!["SamlApprover".into()],
+        },
+        ..stack_bounds()
+    };
+    let g = given().await;
+    let saml = "arn:aws:sts::123456789012:assumed-role/SamlApprover";
+    let first = call_bounded(
+        &g,
+        &pinned,
+        None,
+        "POST",
+        "/runs/r1/approvals/g2",
+        Some(json!({"decision": "approve"})),
+        &format!("{saml}/carol"),
+        &[],
+    )
+    .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let second = call_bounded(
+        &g,
+        &pinned,
+        None,
+        "POST",
+        "/runs/r1/approvals/g2",
+        Some(json!({"decision": "approve"})),
+        &format!("{saml}/dave"),
+        &[],
+    )
+    .await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    // The same role unlisted: every session is one person.
+    assert_eq!(
+        person(&format!("{saml}/carol"), &IdentityRule::default()),
+        person(&format!("{saml}/dave"), &IdentityRule::default())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn groups_match_whole() {
+    let g = given().await;
+    let who = "sub-123";
+    let r = call_bounded(
+        &g,
+        &stack_bounds(),
+        None,
+        "POST",
+        "/runs/r1/approvals/g1",
+        Some(json!({"decision": "approve"})),
+        who,
+        &["Not Approvers"],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = call_bounded(
+        &g,
+        &stack_bounds(),
+        None,
+        "POST",
+        "/runs/r1/approvals/g1",
+        Some(json!({"decision": "approve"})),
+        who,
+        &["Approvers"],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

@@ -1398,11 +1398,30 @@ fn api_event(method: &str, path: &str, body: Value, who: Identity) -> Value {
                        "cognito:groups": "[release-managers]"},
             "scopes": ["cutover/approve"]}}),
     };
+    // The bearer token API Gateway validated (the function reads its claims with their types).
+    let token = {
+        use base64::Engine;
+        let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        format!(
+            "{}.{}.rehearsal",
+            b64(json!({"alg": "RS256", "typ": "JWT"})),
+            b64(
+                json!({"sub": "bob", "iss": "https://issuer.example.com", "scope": "cutover/approve",
+                       "cognito:groups": ["release-managers"]})
+            )
+        )
+    };
+    let headers = match who {
+        Identity::Iam => json!({"content-type": "application/json"}),
+        Identity::Jwt => {
+            json!({"content-type": "application/json", "authorization": format!("Bearer {token}")})
+        }
+    };
     json!({
         "version": "2.0",
         "routeKey": format!("{method} {}", if path.contains("/approvals/") { "/runs/{runId}/approvals/{gate}" } else { path }),
         "rawPath": path, "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
+        "headers": headers,
         "requestContext": {
             "accountId": ACCOUNT, "apiId": "rehearsalapi",
             "domainName": "rehearsalapi.execute-api.us-east-1.amazonaws.com", "domainPrefix": "rehearsalapi",

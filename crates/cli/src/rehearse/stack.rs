@@ -523,5 +523,14 @@ pub fn rehearsal_parameters(zone_id: &str, records: &[&str]) -> HashMap<String, 
     let mut p = HashMap::new();
     p.insert("AllowedHostedZoneIds".into(), zone_id.to_string());
     p.insert("AllowedRecordNames".into(), records.join(","));
+    // The rehearsal's people: alice (IAM) approves, the release-managers group (JWT) decides.
+    p.insert(
+        "ApiApprovers".into(),
+        "arn:aws:iam::123456789012:user/alice,group:release-managers".into(),
+    );
+    p.insert(
+        "ApiOperators".into(),
+        "arn:aws:iam::123456789012:role/ReleaseOperator".into(),
+    );
     p
 }

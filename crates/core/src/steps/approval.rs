@@ -214,27 +214,47 @@ pub enum DecisionOutcome {
     WaitingForSecondApprover(ApprovalRecord),
 }
 
-/// The person behind a caller identity, for the two-person rule. An assumed-role session
-/// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) names its session freely, so one person
-/// could assume the same role twice under two session names: every session of a role counts as
-/// one person (`arn:aws:iam::ACCOUNT:role/ROLE`). IAM users and JWT subjects are taken as they
-/// are (an identity provider issues one subject per user). IAM identifiers:
+/// Which assumed-role sessions name a person: the deployer lists the roles whose trust policy
+/// pins `sts:RoleSessionName` to the caller's identity (stack parameter `SessionPinnedRoles`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IdentityRule {
+    /// Role names (not ARNs), `*` wildcards allowed.
+    pub pinned_roles: Vec<String>,
+}
+
+/// The person behind a caller identity, for the two-person rule (docs/security.md, "Who counts
+/// as a person"). IAM identifiers:
 /// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
-pub fn person(identity: &str) -> String {
+///
+/// - An IAM Identity Center session (`assumed-role/AWSReservedSSO_<set>_<id>/<session>`) is its
+///   user: Identity Center sets the session name to the user's name, the user cannot choose it
+///   (https://docs.aws.amazon.com/singlesignon/latest/userguide/using-service-linked-roles.html,
+///   and the `sts:RoleSessionName` trust condition it sets).
+/// - A session of a role the deployer lists as pinned (its trust policy pins
+///   `sts:RoleSessionName`, e.g. to `${saml:sub}` for AssumeRoleWithSAML) is role plus session.
+/// - Any other assumed-role session names itself freely: every session of the role is one
+///   person (`arn:…:iam::ACCOUNT:role/ROLE`).
+/// - A federated user (`sts:…:federated-user/NAME`, from GetFederationToken) names itself
+///   freely too, and its ARN does not say which IAM user minted it: every federated user of an
+///   account is one person.
+/// - IAM users, the root user and JWT subjects are taken as they are.
+pub fn person(identity: &str, rule: &IdentityRule) -> String {
     let parts: Vec<&str> = identity.splitn(6, ':').collect();
-    if let [arn, partition, "sts", _, account, resource] = parts.as_slice() {
-        if *arn == "arn" {
-            if let Some(rest) = resource.strip_prefix("assumed-role/") {
-                let role = rest.split('/').next().unwrap_or(rest);
-                return format!("arn:{partition}:iam::{account}:role/{role}");
+    if let ["arn", partition, "sts", _, account, resource] = parts.as_slice() {
+        if let Some(rest) = resource.strip_prefix("assumed-role/") {
+            let role = rest.split('/').next().unwrap_or(rest);
+            let pinned = role.starts_with("AWSReservedSSO_")
+                || rule.pinned_roles.iter().any(|p| crate::plan::glob(p, role));
+            if pinned && rest.contains('/') {
+                return format!("arn:{partition}:sts::{account}:assumed-role/{rest}");
             }
+            return format!("arn:{partition}:iam::{account}:role/{role}");
+        }
+        if resource.starts_with("federated-user/") {
+            return format!("arn:{partition}:sts::{account}:federated-user/*");
         }
     }
     identity.to_string()
-}
-
-fn same_person(a: &str, b: &str) -> bool {
-    person(a) == person(b)
 }
 
 /// Records a human decision and answers the waiting task. A second decision is refused; under
@@ -246,10 +266,30 @@ pub async fn decide_approval(
     actor: &str,
     deps: &Deps,
 ) -> Result<DecisionOutcome, ApprovalError> {
+    decide_approval_as(
+        run_id,
+        gate,
+        decision,
+        actor,
+        &IdentityRule::default(),
+        deps,
+    )
+    .await
+}
+
+/// [`decide_approval`] with the deployer's identity rule (who counts as a person).
+pub async fn decide_approval_as(
+    run_id: &str,
+    gate: &str,
+    decision: DecideApproval,
+    actor: &str,
+    rule: &IdentityRule,
+    deps: &Deps,
+) -> Result<DecisionOutcome, ApprovalError> {
     // A write that lost a race (another approval landed between our read and write) is decided
     // again on what is stored now: two first approvals both count, one of them as the second.
     for _ in 0..3 {
-        match decide_once(run_id, gate, decision.clone(), actor, deps).await {
+        match decide_once(run_id, gate, decision.clone(), actor, rule, deps).await {
             Err(ApprovalError::Raced) => continue,
             other => return other,
         }
@@ -264,6 +304,7 @@ async fn decide_once(
     gate: &str,
     decision: DecideApproval,
     actor: &str,
+    rule: &IdentityRule,
     deps: &Deps,
 ) -> Result<DecisionOutcome, ApprovalError> {
     if actor.trim().is_empty() {
@@ -297,7 +338,11 @@ async fn decide_once(
     if decision.decision == Decision::Approve
         && (rec.approvals.len() + 1) < usize::from(rec.required_approvals)
     {
-        if rec.approvals.iter().any(|a| same_person(&a.by, actor)) {
+        if rec
+            .approvals
+            .iter()
+            .any(|a| person(&a.by, rule) == person(actor, rule))
+        {
             return Err(ApprovalError::SameApprover(actor.into()));
         }
         rec.approvals.push(Approver {
@@ -324,7 +369,10 @@ async fn decide_once(
         return Ok(DecisionOutcome::WaitingForSecondApprover(rec));
     }
     if decision.decision == Decision::Approve
-        && rec.approvals.iter().any(|a| same_person(&a.by, actor))
+        && rec
+            .approvals
+            .iter()
+            .any(|a| person(&a.by, rule) == person(actor, rule))
     {
         return Err(ApprovalError::SameApprover(actor.into()));
     }

@@ -14,8 +14,8 @@ mod validate;
 mod wave;
 
 pub use approval::{
-    decide_approval, person, request_approval, ApprovalError, DecideApproval, DecisionOutcome,
-    RequestApprovalInput, RequestApprovalOutput,
+    decide_approval, decide_approval_as, person, request_approval, ApprovalError, DecideApproval,
+    DecisionOutcome, IdentityRule, RequestApprovalInput, RequestApprovalOutput,
 };
 pub use close::{
     close_run, finalize_cutover, request_abort, CloseRunInput, CloseRunOutput, FinalizeInput,
