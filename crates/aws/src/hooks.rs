@@ -26,6 +26,9 @@ pub struct HttpHooks {
     region: String,
     /// Overrides `https://lambda.{region}.amazonaws.com` (tests, private endpoints).
     lambda_endpoint: Option<String>,
+    /// URL hooks may not reach this machine or its platform (cutover_core::netguard), by literal
+    /// and by resolved address; off only for tests whose hook listens on loopback.
+    guarded: bool,
 }
 
 fn failed(message: impl Into<String>) -> PortError {
@@ -34,7 +37,9 @@ fn failed(message: impl Into<String>) -> PortError {
 
 impl HttpHooks {
     pub fn new(sdk: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
-        let client = crate::tls::reqwest_builder("cutover-data-hook").build()?;
+        let client = crate::tls::reqwest_builder("cutover-data-hook")
+            .dns_resolver(std::sync::Arc::new(crate::tls::GuardedResolver))
+            .build()?;
         Ok(HttpHooks {
             client,
             credentials: sdk.credentials_provider(),
@@ -48,7 +53,15 @@ impl HttpHooks {
             lambda_endpoint: sdk
                 .endpoint_url()
                 .map(|e| e.trim_end_matches('/').to_string()),
+            guarded: true,
         })
+    }
+
+    /// Hooks that may reach loopback: for tests against a local server only.
+    pub fn allowing_local_targets(mut self) -> Result<Self, reqwest::Error> {
+        self.client = crate::tls::reqwest_builder("cutover-data-hook").build()?;
+        self.guarded = false;
+        Ok(self)
     }
 
     pub fn with_lambda_endpoint(mut self, endpoint: &str) -> Self {
@@ -301,6 +314,14 @@ impl Hooks for HttpHooks {
             };
         }
         let url = hook.url.as_deref().unwrap_or_default();
+        if self.guarded {
+            if let Some(why) = url::Url::parse(url)
+                .ok()
+                .and_then(|u| cutover_core::netguard::forbidden_url(&u))
+            {
+                return Err(failed(format!("refused: {why}")));
+            }
+        }
         let method = hook.method.as_deref().unwrap_or("POST");
         let sign_as =
             (hook.auth.as_deref() != Some("none")).then_some(("execute-api", self.region.as_str()));

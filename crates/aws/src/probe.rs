@@ -9,6 +9,9 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct HttpProbe {
     client: reqwest::Client,
+    /// Refuse targets on this machine or its platform (cutover_core::netguard), by literal and
+    /// by resolved address; off only for tests whose target listens on loopback.
+    guarded: bool,
 }
 
 impl HttpProbe {
@@ -16,14 +19,44 @@ impl HttpProbe {
         let client = crate::tls::reqwest_builder("cutover-health-probe")
             .timeout(timeout)
             .connect_timeout(timeout)
+            .dns_resolver(std::sync::Arc::new(crate::tls::GuardedResolver))
             .build()?;
-        Ok(HttpProbe { client })
+        Ok(HttpProbe {
+            client,
+            guarded: true,
+        })
+    }
+
+    /// A probe that may reach loopback: for tests against a local server only.
+    pub fn allowing_local_targets(timeout: Duration) -> Result<Self, reqwest::Error> {
+        let client = crate::tls::reqwest_builder("cutover-health-probe")
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()?;
+        Ok(HttpProbe {
+            client,
+            guarded: false,
+        })
     }
 }
 
 #[async_trait]
 impl HealthProbe for HttpProbe {
     async fn probe(&self, check: &HttpCheck) -> ProbeResult {
+        if self.guarded {
+            // An address literal never reaches the resolver: it is checked here. (A redirect is
+            // never followed: the client's policy is none.)
+            if let Some(why) = url::Url::parse(&check.url)
+                .ok()
+                .and_then(|u| cutover_core::netguard::forbidden_url(&u))
+            {
+                return ProbeResult {
+                    ok: false,
+                    status: None,
+                    detail: format!("refused: {why}"),
+                };
+            }
+        }
         match self.client.get(&check.url).send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
@@ -47,12 +80,58 @@ impl HealthProbe for HttpProbe {
                 } else {
                     "request failed"
                 };
+                // The whole chain: a refused resolution says why only in its source.
+                let mut detail = format!("{what}: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    detail.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
                 ProbeResult {
                     ok: false,
                     status: None,
-                    detail: format!("{what}: {e}"),
+                    detail: cutover_core::redact::redact_text(&detail),
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve;
+
+    fn check(url: &str) -> HttpCheck {
+        serde_json::from_value(serde_json::json!({"url": url, "expectStatus": 200})).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_the_platform_is_refused_at_probe_time() {
+        // The resolver sees what DNS answers now, whatever plan check saw.
+        for name in ["169.254.169.254", "localhost", "127.0.0.1"] {
+            let name: reqwest::dns::Name = name.parse().unwrap();
+            let e = crate::tls::GuardedResolver
+                .resolve(name)
+                .await
+                .err()
+                .expect("refused");
+            assert!(e.to_string().contains("may not reach"), "{e}");
+        }
+        // A server listens on loopback: the guarded probe still never reaches it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = tokio::spawn(async move { listener.accept().await.is_ok() });
+        let probe = HttpProbe::new(Duration::from_secs(2)).unwrap();
+        let r = probe
+            .probe(&check(&format!("http://localhost:{port}/health")))
+            .await;
+        assert!(!r.ok && r.detail.contains("may not reach"), "{}", r.detail);
+        let r = probe
+            .probe(&check("http://169.254.169.254/latest/meta-data/"))
+            .await;
+        assert!(!r.ok && r.detail.starts_with("refused:"), "{}", r.detail);
+        assert!(!accepted.is_finished(), "no connection was made");
+        accepted.abort();
     }
 }

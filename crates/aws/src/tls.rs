@@ -26,3 +26,31 @@ pub fn reqwest_builder(user_agent: &str) -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(user_agent)
 }
+
+/// A DNS resolver that refuses names resolving to an address probes and hooks may never reach
+/// (`cutover_core::netguard`): the check happens on the very addresses the connection then uses,
+/// so a name that answered a public address at plan check and the metadata address now (DNS
+/// rebinding) is refused.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some((a, why)) = addrs
+                .iter()
+                .find_map(|a| cutover_core::netguard::forbidden_ip(a.ip()).map(|why| (a.ip(), why)))
+            {
+                return Err(format!(
+                    "'{host}' resolves to {a}, which is {why}: probes and hooks may not reach the function's own machine or platform"
+                )
+                .into());
+            }
+            let it: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(it)
+        })
+    }
+}

@@ -146,7 +146,10 @@ async fn a_lambda_hook_is_a_signed_invoke_and_a_function_error_is_hook_failed() 
 #[tokio::test]
 async fn a_url_hook_is_signed_for_api_gateway_unless_auth_none() {
     let (addr, server) = serve_once(Some(http("200 OK", &[], r#"{"ok":true}"#))).await;
-    let hooks = HttpHooks::new(&sdk()).unwrap();
+    let hooks = HttpHooks::new(&sdk())
+        .unwrap()
+        .allowing_local_targets()
+        .unwrap();
     let url = format!("{addr}/orders/switch");
     let out = hooks
         .call(
@@ -178,7 +181,10 @@ async fn a_url_hook_is_signed_for_api_gateway_unless_auth_none() {
 #[tokio::test]
 async fn a_hook_that_does_not_answer_in_time_is_hook_timed_out() {
     let (addr, server) = serve_once(None).await;
-    let hooks = HttpHooks::new(&sdk()).unwrap();
+    let hooks = HttpHooks::new(&sdk())
+        .unwrap()
+        .allowing_local_targets()
+        .unwrap();
     let e = hooks
         .call(
             &hook(None, Some(&format!("{addr}/slow")), Some("none")),

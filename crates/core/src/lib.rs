@@ -6,6 +6,7 @@ pub mod budget;
 pub mod duration;
 pub mod error;
 pub mod model;
+pub mod netguard;
 pub mod plan;
 pub mod ports;
 pub mod redact;

@@ -359,6 +359,19 @@ impl ApprovalsPlan {
     }
 }
 
+/// The AWS partitions (ARN reference, "Partition":
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html).
+pub const AWS_PARTITIONS: &[&str] = &[
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+];
+
 /// `*` matches any run of characters (IAM's own wildcard); everything else literally.
 pub fn glob(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
@@ -952,10 +965,18 @@ impl Plan {
             match url::Url::parse(&c.url) {
                 Ok(u)
                     if (u.scheme() == "https" || u.scheme() == "http")
-                        && u.host_str().is_some() => {}
+                        && u.host_str().is_some() =>
+                {
+                    if let Some(why) = crate::netguard::forbidden_url(&u) {
+                        bad(&format!("health.http[{i}].url"), why);
+                    }
+                }
                 _ => bad(
                     &format!("health.http[{i}].url"),
-                    format!("'{}' is not an http(s) URL", c.url),
+                    format!(
+                        "'{}' is not an http(s) URL",
+                        crate::redact::redact_url(&c.url)
+                    ),
                 ),
             }
             if !(100..=599).contains(&c.expect_status) {
@@ -1117,6 +1138,16 @@ impl Plan {
                             &format!("{field}.lambdaArn"),
                             format!("'{a}' is not a Lambda function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)"),
                         );
+                    } else if let Some(p) =
+                        a.split(':').nth(1).filter(|p| !AWS_PARTITIONS.contains(p))
+                    {
+                        bad(
+                            &format!("{field}.lambdaArn"),
+                            format!(
+                                "'{p}' is not an AWS partition ({})",
+                                AWS_PARTITIONS.join(", ")
+                            ),
+                        );
                     }
                     for (k, present) in [("method", h.method.is_some()), ("auth", h.auth.is_some())]
                     {
@@ -1127,10 +1158,14 @@ impl Plan {
                 }
                 (None, Some(u)) => {
                     match url::Url::parse(u) {
-                        Ok(p) if p.scheme() == "https" && p.host_str().is_some() => {}
+                        Ok(p) if p.scheme() == "https" && p.host_str().is_some() => {
+                            if let Some(why) = crate::netguard::forbidden_url(&p) {
+                                bad(&format!("{field}.url"), why);
+                            }
+                        }
                         _ => bad(
                             &format!("{field}.url"),
-                            format!("'{u}' is not an https URL (hooks carry the run's control, never over plain http)"),
+                            format!("'{}' is not an https URL (hooks carry the run's control, never over plain http)", crate::redact::redact_url(u)),
                         ),
                     }
                     if let Some(m) = &h.method {

@@ -19,6 +19,10 @@ const SECRET_PARAMS: &[&str] = &[
     "sig",
     "code",
     "session",
+    "pass",
+    "jwt",
+    "bearer",
+    "assertion",
 ];
 
 const REDACTED: &str = "REDACTED";
@@ -35,6 +39,23 @@ pub fn redact_url(text: &str) -> String {
     };
     if u.password().is_some() {
         let _ = u.set_password(Some(REDACTED));
+    } else if !u.username().is_empty() {
+        // A user part alone is often the credential itself (a token as the user name).
+        let _ = u.set_username(REDACTED);
+    }
+    // A fragment carries credentials in the OAuth implicit flow (`#access_token=…`).
+    if let Some(f) = u.fragment().filter(|f| f.contains('=')).map(str::to_string) {
+        let pairs: Vec<String> = url::form_urlencoded::parse(f.as_bytes())
+            .map(|(k, v)| {
+                let v = if secret_param(&k) {
+                    REDACTED.into()
+                } else {
+                    v.into_owned()
+                };
+                format!("{k}={v}")
+            })
+            .collect();
+        u.set_fragment(Some(&pairs.join("&")));
     }
     if u.query().is_some() {
         let pairs: Vec<(String, String)> = u
@@ -99,6 +120,33 @@ mod tests {
         assert_eq!(
             redact_text("no urls, httpd is fine"),
             "no urls, httpd is fine"
+        );
+    }
+
+    #[test]
+    fn user_only_credentials_pass_jwt_and_fragment_tokens_are_replaced() {
+        for (given, secret) in [
+            ("https://ghp_abc123@green.example.com/health", "ghp_abc123"),
+            ("https://green.example.com/health?pass=hunter2", "hunter2"),
+            (
+                "https://green.example.com/health?jwt=eyJhbGciOi.x.y",
+                "eyJhbGciOi",
+            ),
+            (
+                "https://green.example.com/cb#access_token=tok123&state=s",
+                "tok123",
+            ),
+            ("https://green.example.com/health?Access_Token=t0k", "t0k"),
+        ] {
+            let r = redact_url(given);
+            assert!(!r.contains(secret), "{given} -> {r}");
+            assert!(r.contains(REDACTED), "{r}");
+            let t = redact_text(&format!("probe {given} failed"));
+            assert!(!t.contains(secret), "{t}");
+        }
+        assert_eq!(
+            redact_url("https://green.example.com/docs#section-2"),
+            "https://green.example.com/docs#section-2"
         );
     }
 }

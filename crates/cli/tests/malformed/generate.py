@@ -181,6 +181,20 @@ for i, (path, value, expected) in enumerate(data_mutations):
 add("plan", "plan-data-mgn", dict(MGN_PLAN, data=DATA_PLAN["data"]), "data.writes")
 add("plan", "plan-data-unmanaged-hooks", mutate(DATA_PLAN, "data.writes", "unmanaged"), "data.freeze")
 
+# Probes and hooks never reach the function's own machine or platform (docs/security.md).
+ssrf_urls = [
+    "http://169.254.169.254/latest/meta-data/",
+    "http://169.254.170.2/v2/credentials",
+    "http://[fd00:ec2::254]/latest/meta-data/",
+    "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
+    "http://localhost/health",
+    "http://0.0.0.0/health",
+]
+for i, u in enumerate(ssrf_urls):
+    add("plan", f"plan-ssrf-{i:03d}", mutate(PLAN, "health.http", [{"url": u, "expectStatus": 200}]), "health.http[0].url")
+add("plan", "plan-ssrf-hook-token", mutate(DATA_PLAN, "data.freeze", {"url": "https://169.254.169.254/latest/api/token", "method": "PUT"}), "data.freeze.url")
+add("plan", "plan-ssrf-hook-partition", mutate(DATA_PLAN, "data.freeze", {"lambdaArn": "arn:awsfoo:lambda:us-east-1:123456789012:function:x"}), "data.freeze.lambdaArn")
+
 plan_text = open(os.path.join(ROOT, "examples/dms-happy-path/plan.yaml")).read()
 raw("plan", "plan-raw-empty.yaml", "", "(root)")
 raw("plan", "plan-raw-only-separator.yaml", "---\n", "(root)")
