@@ -197,3 +197,57 @@ fn series_points(dom: &str, id: &str) -> usize {
         .split_whitespace()
         .count()
 }
+
+/// Every string a report carries, in every field the page shows, holds markup that would run a
+/// script: the page escapes all of it, its Content-Security-Policy forbids scripts anyway, and
+/// headless Chromium shows that nothing ran.
+#[test]
+fn a_crafted_report_runs_no_script_in_the_page() {
+    let Some(bin) = chromium() else { return };
+    let dir = std::env::temp_dir().join(format!("cutover-xss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let evil = r#"</title></style><script>document.documentElement.setAttribute('data-pwned','1')</script><img src=x onerror="document.documentElement.setAttribute('data-pwned','2')">"#;
+    let e = serde_json::Value::String(evil.to_string());
+    let entry = serde_json::json!({"t": 5.0, "state": e, "event": e, "actor": e, "message": e,
+        "weights": {"blue": e, "green": e}, "lagSeconds": 1.0, "healthy": false});
+    let approval = serde_json::json!({"t": 6.0, "event": "approved", "message": e, "state": e});
+    let report = serde_json::json!({
+        "application": e, "runId": e, "outcome": e, "error": e, "cause": e,
+        "simulatedSeconds": 10.0, "lagThresholdSeconds": 30.0, "stateTransitions": 3,
+        "timeline": [entry, approval],
+        "data": {"mode": e, "writesAccepted": e, "writesLost": e, "writesRefused": e,
+                 "freezeSeconds": e, "survivingDatabase": e},
+    });
+    let html = cutover_cli::html::render(&report);
+    assert!(
+        !html.contains("<script"),
+        "markup from the report reached the page unescaped"
+    );
+    assert!(
+        !html.contains("<img"),
+        "markup from the report reached the page unescaped"
+    );
+    assert!(
+        html.contains("Content-Security-Policy"),
+        "the page declares a Content-Security-Policy"
+    );
+    let page = dir.join("crafted.html");
+    std::fs::write(&page, &html).unwrap();
+    let out = browser(
+        &bin,
+        &dir.join("profile"),
+        &["--dump-dom".into(), format!("file://{}", page.display())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("id=\"outcome\""), "the page rendered");
+    assert!(
+        !dom.contains("data-pwned=\""),
+        "a script from the report ran"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
