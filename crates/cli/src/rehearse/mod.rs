@@ -34,9 +34,7 @@ use std::time::Duration;
 /// other unused grant is a finding: remove it from the role, or justify it here.
 pub const JUSTIFIED_UNUSED: &[(&str, &str, &str)] = &[
     ("reconcile-run", "lambda:InvokeFunction", "unfreezes writes through Lambda hooks when a stopped run had frozen them; the rehearsed stops happen before a freeze"),
-    ("reconcile-run", "execute-api:Invoke", "unfreezes writes through signed HTTPS hooks; the rehearsal's hooks are Lambda functions"),
     ("reconcile-run", "states:StopExecution", "stops the applications' executions of a stopped wave"),
-    ("data-cutover", "execute-api:Invoke", "signed HTTPS hooks behind API Gateway IAM authorization; the rehearsal's hooks are Lambda functions"),
     ("data-cutover", "dms:StartReplicationTask", "starts the reverse replication task (data.reverseReplication), not rehearsed"),
     ("data-cutover", "sns:Publish", "pages when the database is unhealthy after the switch or a hook cannot be undone"),
     ("finalize-cutover", "dms:StopReplicationTask", "stops the DMS task when a DMS plan sets finalize.enabled; the rehearsal finalizes its MGN plan"),

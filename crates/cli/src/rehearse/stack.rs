@@ -534,3 +534,76 @@ pub fn rehearsal_parameters(zone_id: &str, records: &[&str]) -> HashMap<String, 
     );
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml")
+    }
+
+    fn load(params: &[(&str, &str)]) -> Stack {
+        let mut p = rehearsal_parameters("Z1", &["orders.example.com"]);
+        for (k, v) in params {
+            p.insert(k.to_string(), v.to_string());
+        }
+        Stack::load(&template(), "s", &p).unwrap()
+    }
+
+    #[test]
+    fn the_template_resolves_as_cloudformation_would() {
+        let stack = load(&[]);
+        let f = stack.function("reconcile-run").unwrap();
+        assert_eq!(f.function_name, "cutover-dev-reconcile-run");
+        assert_eq!(
+            f.environment
+                .get("CUTOVER_STATE_MACHINE_ARN")
+                .map(String::as_str),
+            Some("arn:aws:states:us-east-1:123456789012:stateMachine:cutover-dev")
+        );
+        let m = stack.machine("CutoverStateMachine").unwrap();
+        assert!(m
+            .definition
+            .contains(&stack.function("close-run").unwrap().arn));
+        assert!(!m.definition.contains("${"), "every substitution resolved");
+        // A zone list parameter becomes one ARN per zone.
+        let shift = stack.function("shift-traffic").unwrap();
+        assert!(shift
+            .statements
+            .iter()
+            .any(|s| s.resources == ["arn:aws:route53:::hostedzone/Z1"]));
+    }
+
+    #[test]
+    fn url_hooks_may_be_signed_only_for_the_listed_apis() {
+        let invoke = |stack: &Stack, f: &str| -> Vec<String> {
+            stack
+                .function(f)
+                .unwrap()
+                .statements
+                .iter()
+                .filter(|s| s.actions.iter().any(|a| a == "execute-api:Invoke"))
+                .flat_map(|s| s.resources.clone())
+                .collect()
+        };
+        let none = load(&[]);
+        assert!(invoke(&none, "data-cutover").is_empty());
+        assert!(invoke(&none, "reconcile-run").is_empty());
+        let two = load(&[("HookApiIds", "abc123,def456")]);
+        let arn =
+            |id: &str, m: &str| format!("arn:aws:execute-api:us-east-1:123456789012:{id}/*/{m}/*");
+        for f in ["data-cutover", "reconcile-run"] {
+            assert_eq!(
+                invoke(&two, f),
+                [
+                    arn("abc123", "POST"),
+                    arn("def456", "POST"),
+                    arn("abc123", "PUT"),
+                    arn("def456", "PUT")
+                ],
+                "{f}"
+            );
+        }
+    }
+}
