@@ -296,7 +296,13 @@ fn statements(t: &Value) -> Vec<(String, Value)> {
             .flatten()
         {
             for s in p["Statement"].as_sequence().into_iter().flatten() {
-                out.push((id.clone(), s.clone()));
+                // A conditional statement (`!If [cond, statement, !Ref AWS::NoValue]`) is
+                // checked as if its condition held: the stricter reading.
+                let s = match s {
+                    Value::Tagged(t) if t.tag == "!If" => t.value[1].clone(),
+                    other => other.clone(),
+                };
+                out.push((id.clone(), s));
             }
         }
     }
