@@ -305,35 +305,35 @@ async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
 
 type Seeded = (DynamoStore, Route53Router, AwsReplication, Plan, String);
 
-async fn seed_on(
-    sdk: &aws_config::SdkConfig,
-    spec: &WorldSpec,
-    plan: &Plan,
-    run_id: &str,
-) -> Result<Seeded, String> {
+/// The run table as template.yaml declares it (pk and sk, both strings; on demand); a table that
+/// already exists is kept.
+pub(crate) async fn create_run_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), String> {
     use aws_sdk_dynamodb::types::*;
-    let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let table = format!("cutover-local-{}", run_id.to_ascii_lowercase());
     let attr = |n: &str| {
         AttributeDefinition::builder()
             .attribute_name(n)
             .attribute_type(ScalarAttributeType::S)
             .build()
+            .map_err(|e| e.to_string())
     };
     let key = |n: &str, k: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(n)
             .key_type(k)
             .build()
+            .map_err(|e| e.to_string())
     };
     let created = ddb
         .create_table()
-        .table_name(&table)
+        .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk").map_err(|e| e.to_string())?)
-        .attribute_definitions(attr("sk").map_err(|e| e.to_string())?)
-        .key_schema(key("pk", KeyType::Hash).map_err(|e| e.to_string())?)
-        .key_schema(key("sk", KeyType::Range).map_err(|e| e.to_string())?)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
         .send()
         .await;
     if let Err(e) = created {
@@ -342,6 +342,18 @@ async fn seed_on(
             return Err(format!("create table {table}: {e}"));
         }
     }
+    Ok(())
+}
+
+async fn seed_on(
+    sdk: &aws_config::SdkConfig,
+    spec: &WorldSpec,
+    plan: &Plan,
+    run_id: &str,
+) -> Result<Seeded, String> {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = format!("cutover-local-{}", run_id.to_ascii_lowercase());
+    create_run_table(&ddb, &table).await?;
     let store = DynamoStore::new(ddb, &table);
 
     // Route 53: the endpoint assigns its own zone ids; the plan's id is mapped to the new one.

@@ -440,40 +440,15 @@ async fn seed(
     apps: &[App],
     endpoint: &str,
 ) -> Result<(), RehearseError> {
-    use aws_sdk_dynamodb::types::*;
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    let key = |n: &str, k: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(k)
-            .build()
-    };
     let _ = ddb
         .delete_table()
         .table_name(&stack.table_name)
         .send()
         .await;
-    ddb.create_table()
-        .table_name(&stack.table_name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(attr("pk").map_err(setup("table"))?)
-        .attribute_definitions(attr("sk").map_err(setup("table"))?)
-        .key_schema(key("pk", KeyType::Hash).map_err(setup("table"))?)
-        .key_schema(key("sk", KeyType::Range).map_err(setup("table"))?)
-        .send()
+    crate::aws_mode::create_run_table(&ddb, &stack.table_name)
         .await
-        .map_err(|e| {
-            RehearseError::Setup(format!(
-                "create the run table: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            ))
-        })?;
+        .map_err(RehearseError::Setup)?;
     // The topic, by moto's query API (the CLI links no SNS client).
     let topic = stack.topic_arn.rsplit(':').next().unwrap_or_default();
     cutover_aws::tls::reqwest_builder("cutover-rehearse")
@@ -597,24 +572,13 @@ impl TaskHandler for BinaryHandler {
             .iter()
             .find(|m| m.definition.contains(function));
         if let Some(m) = machine {
-            let req = IamRequest {
-                action: "lambda:InvokeFunction".into(),
-                resource: function.to_string(),
-                context: BTreeMap::new(),
-            };
-            let allowed = allowing_statement(&m.statements, &req).is_some();
-            self.machine_calls
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(Call {
-                    function: m.logical_id.clone(),
-                    request: req,
-                    allowed,
-                    answered_by: "engine".into(),
-                    status: if allowed { 200 } else { 403 },
-                    scenario: self.scenario.clone(),
-                });
-            if !allowed {
+            if !machine_call(
+                m,
+                "lambda:InvokeFunction",
+                function,
+                &self.scenario,
+                &self.machine_calls,
+            ) {
                 return Err(TaskError {
                     error: "Lambda.AWSLambdaException".into(),
                     cause: format!("{} may not invoke {function}", m.logical_id),
@@ -623,6 +587,32 @@ impl TaskHandler for BinaryHandler {
         }
         invoke_outcome(sb, payload, &self.init_failures).await
     }
+}
+
+/// Checks and records one call a state machine's role makes (the engine makes it on the
+/// machine's behalf); true when the role allows it.
+fn machine_call(
+    m: &stack::Machine,
+    action: &str,
+    resource: &str,
+    scenario: &str,
+    calls: &Mutex<Vec<Call>>,
+) -> bool {
+    let request = IamRequest {
+        action: action.into(),
+        resource: resource.into(),
+        context: BTreeMap::new(),
+    };
+    let allowed = allowing_statement(&m.statements, &request).is_some();
+    calls.lock().unwrap_or_else(|p| p.into_inner()).push(Call {
+        function: m.logical_id.clone(),
+        request,
+        allowed,
+        answered_by: "engine".into(),
+        status: if allowed { 200 } else { 403 },
+        scenario: scenario.into(),
+    });
+    allowed
 }
 
 async fn invoke_outcome(
@@ -1333,23 +1323,13 @@ impl Rehearsal {
             }
         }
         let cutover_arn = self.machine("CutoverStateMachine")?.0.arn;
-        let req = IamRequest {
-            action: "states:StartExecution".into(),
-            resource: cutover_arn,
-            context: BTreeMap::new(),
-        };
-        let allowed = allowing_statement(&m.statements, &req).is_some();
-        self.machine_calls
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Call {
-                function: m.logical_id.clone(),
-                request: req,
-                allowed,
-                answered_by: "engine".into(),
-                status: if allowed { 200 } else { 403 },
-                scenario: "wave-scheduled".into(),
-            });
+        machine_call(
+            &m,
+            "states:StartExecution",
+            &cutover_arn,
+            "wave-scheduled",
+            &self.machine_calls,
+        );
         let exec = engine
             .execute(&sm, &m.name, "rh-wave-scheduled-1", wave)
             .await;
