@@ -707,6 +707,24 @@ impl Rehearsal {
         (engine, broker)
     }
 
+    /// The ARN of the cutover machine's execution `run_id`, and its status as DescribeExecution
+    /// answers it from now on.
+    fn set_execution(&self, run_id: &str, status: &str) -> String {
+        let machine = self
+            .stack
+            .machine("CutoverStateMachine")
+            .map(|m| m.arn.replacen(":stateMachine:", ":execution:", 1))
+            .unwrap_or_default();
+        let arn = format!("{machine}:{run_id}");
+        self.proxy
+            .world
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .executions
+            .insert(arn.clone(), status.into());
+        arn
+    }
+
     fn machine(&self, id: &str) -> Result<(stack::Machine, cutover_engine::StateMachine), String> {
         let m = self
             .stack
@@ -851,16 +869,7 @@ impl Rehearsal {
     {
         let (engine, broker) = self.engine(scenario);
         let (m, sm) = self.machine("CutoverStateMachine")?;
-        let arn = format!(
-            "{}:{run_id}",
-            m.arn.replacen(":stateMachine:", ":execution:", 1)
-        );
-        self.proxy
-            .world
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .executions
-            .insert(arn.clone(), "RUNNING".into());
+        self.set_execution(run_id, "RUNNING");
         let stop = driver(broker);
         let stop = async move {
             match stop.await {
@@ -877,12 +886,7 @@ impl Rehearsal {
             Status::TimedOut => "TIMED_OUT",
             Status::Aborted => "ABORTED",
         };
-        self.proxy
-            .world
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .executions
-            .insert(arn, status.into());
+        self.set_execution(run_id, status);
         Ok(exec)
     }
 
@@ -1235,16 +1239,7 @@ impl Rehearsal {
                     "{run_id}: traffic never moved, so the stop tested nothing"
                 ));
             }
-            let exec_arn = format!(
-                "{}:{run_id}",
-                m.arn.replacen(":stateMachine:", ":execution:", 1)
-            );
-            self.proxy
-                .world
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .executions
-                .insert(exec_arn.clone(), status.into());
+            let exec_arn = self.set_execution(&run_id, status);
             // The sweep (the template's schedule input) sees the run whose execution ended
             // without an outcome, before its status-change event reconciles it.
             if status == "ABORTED" {
@@ -1309,18 +1304,8 @@ impl Rehearsal {
         let (engine, _) = self.engine("wave-scheduled");
         let (m, sm) = self.machine("WaveStateMachine")?;
         // Each cutover execution the wave starts is known to DescribeExecution while it runs.
-        {
-            let cm = self.machine("CutoverStateMachine")?.0;
-            let mut w = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
-            for r in ["rh-wave-a-1", "rh-wave-b-1"] {
-                w.executions.insert(
-                    format!(
-                        "{}:{r}",
-                        cm.arn.replacen(":stateMachine:", ":execution:", 1)
-                    ),
-                    "RUNNING".into(),
-                );
-            }
+        for r in ["rh-wave-a-1", "rh-wave-b-1"] {
+            self.set_execution(r, "RUNNING");
         }
         let cutover_arn = self.machine("CutoverStateMachine")?.0.arn;
         machine_call(
