@@ -433,6 +433,12 @@ pub(crate) fn setup(
         options.route53,
     ));
     let deps = Deps {
+        stack: cutover_core::steps::StackContext {
+            partition: Some("aws".into()),
+            account: Some(ACCOUNT.into()),
+            region: Some(REGION.into()),
+            allowed_hook_arns: vec![],
+        },
         clock: Arc::new(clock),
         store,
         router,

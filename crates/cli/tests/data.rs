@@ -554,3 +554,36 @@ fn an_abort_while_frozen_unfreezes_and_rolls_back() {
     assert_eq!(r.report.data.writes_lost, 0);
     assert!(r.report.data.freeze_seconds < 60.0, "{:?}", r.report.data);
 }
+
+/// A hook in another region, account or partition than the stack's is refused at pre-flight,
+/// naming the field, before anything moves: its roles may invoke no function there, so it would
+/// fail only at the freeze, after traffic moved.
+#[test]
+fn a_hook_outside_the_stacks_account_or_region_is_refused_before_anything_moves() {
+    for foreign in [
+        "arn:aws:lambda:eu-west-1:123456789012:function:orders-maintenance-on",
+        "arn:aws:lambda:us-east-1:999999999999:function:orders-maintenance-on",
+        "arn:aws-cn:lambda:us-east-1:123456789012:function:orders-maintenance-on",
+    ] {
+        let r = blue_until_switch(
+            &[(
+                "arn:aws:lambda:us-east-1:123456789012:function:orders-maintenance-on",
+                foreign,
+            )],
+            same,
+        );
+        assert_eq!(
+            r.report.outcome, "failed",
+            "{foreign}: {:?}",
+            r.report.cause
+        );
+        assert_eq!(
+            r.report.error.as_deref(),
+            Some("ValidationFailed"),
+            "{foreign}"
+        );
+        let cause = r.report.cause.clone().unwrap_or_default();
+        assert!(cause.contains("data.freeze.lambdaArn"), "{cause}");
+        assert_eq!(green_weight(&r), 0, "{foreign}: nothing moved");
+    }
+}

@@ -28,6 +28,10 @@ pub struct Config {
     /// abort), SESSION_PINNED_ROLES (roles whose sessions name a person), ALLOWED_RECORD_NAMES
     /// and ALLOWED_HOSTED_ZONE_IDS (what scheduled plans may change). Unset or empty: nobody.
     pub api_bounds: cutover_core::api::Bounds,
+    /// Where the stack runs (AWS_REGION, set by Lambda; CUTOVER_ACCOUNT_ID and CUTOVER_PARTITION
+    /// from the template) and ALLOWED_HOOK_FUNCTION_ARNS (comma-separated): the pre-flight's
+    /// check of hook ARNs.
+    pub stack: cutover_core::steps::StackContext,
     /// JWT_GROUPS_CLAIM: the JWT claim that holds the caller's groups (default `cognito:groups`).
     pub jwt_groups_claim: String,
     /// CUTOVER_STATE_MACHINE_ARN: the cutover machine, whose executions hold application locks
@@ -115,7 +119,14 @@ impl Config {
             allowed_records: get("ALLOWED_RECORD_NAMES").map(|_| list("ALLOWED_RECORD_NAMES")),
             allowed_zones: get("ALLOWED_HOSTED_ZONE_IDS").map(|_| list("ALLOWED_HOSTED_ZONE_IDS")),
         };
+        let stack = cutover_core::steps::StackContext {
+            partition: get("CUTOVER_PARTITION").filter(|s| !s.is_empty()),
+            account: get("CUTOVER_ACCOUNT_ID").filter(|s| !s.is_empty()),
+            region: get("AWS_REGION").filter(|s| !s.is_empty()),
+            allowed_hook_arns: list("ALLOWED_HOOK_FUNCTION_ARNS"),
+        };
         Ok(Config {
+            stack,
             api_bounds,
             jwt_groups_claim: get("JWT_GROUPS_CLAIM")
                 .filter(|s| !s.trim().is_empty())

@@ -140,6 +140,7 @@ pub async fn build_deps(
     };
 
     Ok(Deps {
+        stack: config.stack.clone(),
         clock,
         store,
         router,

@@ -22,6 +22,13 @@ pub fn world_deps(
     callbacks: std::sync::Arc<dyn cutover_core::ports::TaskCallbacks>,
 ) -> cutover_core::steps::Deps {
     cutover_core::steps::Deps {
+        // The simulated stack's own account and region (docs/world.md).
+        stack: cutover_core::steps::StackContext {
+            partition: Some("aws".into()),
+            account: Some("123456789012".into()),
+            region: Some("us-east-1".into()),
+            allowed_hook_arns: vec![],
+        },
         clock: std::sync::Arc::new(world.clock()),
         store,
         router: world.clone(),

@@ -54,6 +54,8 @@ use std::sync::Arc;
 /// Every port a step may use. Deployed functions fill the ones they need.
 #[derive(Clone)]
 pub struct Deps {
+    /// Where the stack runs: what a plan cannot know alone.
+    pub stack: StackContext,
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn RunStore>,
     pub router: Arc<dyn TrafficRouter>,
@@ -64,6 +66,45 @@ pub struct Deps {
     pub callbacks: Arc<dyn TaskCallbacks>,
     pub hooks: Arc<dyn Hooks>,
     pub executions: Arc<dyn Executions>,
+}
+
+/// Where the stack runs, for the pre-flight checks a plan cannot make alone: data hooks must be
+/// Lambda functions of the stack's partition, account and region (the roles may invoke no
+/// other), unless the deployer lists them. None: not known (the check is skipped).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StackContext {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// Hook function ARN patterns (`*` wildcard) allowed elsewhere (`AllowedHookFunctionArns`).
+    pub allowed_hook_arns: Vec<String>,
+}
+
+impl StackContext {
+    /// Why a hook's Lambda ARN is outside the stack, or None.
+    pub fn foreign_hook(&self, arn: &str) -> Option<String> {
+        let parts: Vec<&str> = arn.split(':').collect();
+        let (partition, region, account) = (parts.get(1)?, parts.get(3)?, parts.get(4)?);
+        let differs =
+            |ours: &Option<String>, theirs: &str| ours.as_deref().is_some_and(|o| o != theirs);
+        let outside = differs(&self.partition, partition)
+            || differs(&self.region, region)
+            || differs(&self.account, account);
+        if !outside
+            || self
+                .allowed_hook_arns
+                .iter()
+                .any(|p| crate::plan::glob(p, arn))
+        {
+            return None;
+        }
+        Some(format!(
+            "{arn} is outside the stack's partition, region and account ({}:{}:{}), whose roles may invoke no other function; list it in the stack's AllowedHookFunctionArns to allow it",
+            self.partition.as_deref().unwrap_or("?"),
+            self.region.as_deref().unwrap_or("?"),
+            self.account.as_deref().unwrap_or("?"),
+        ))
+    }
 }
 
 /// Runs the named step on a JSON payload. Payloads are checked strictly at this boundary.
@@ -278,4 +319,36 @@ fn check_plan(plan: &crate::plan::Plan) -> Result<(), StepError> {
     plan.validate().map_err(|e| {
         StepError::ValidationFailed(e.violations().iter().map(|v| v.to_string()).collect())
     })
+}
+
+#[cfg(test)]
+mod stack_tests {
+    use super::StackContext;
+
+    #[test]
+    fn hooks_outside_the_stack_are_named_unless_listed() {
+        let stack = StackContext {
+            partition: Some("aws".into()),
+            account: Some("123456789012".into()),
+            region: Some("us-east-1".into()),
+            allowed_hook_arns: vec![
+                "arn:aws:lambda:eu-west-1:123456789012:function:shared-*".into()
+            ],
+        };
+        let ours = "arn:aws:lambda:us-east-1:123456789012:function:freeze";
+        assert_eq!(stack.foreign_hook(ours), None);
+        assert!(stack
+            .foreign_hook("arn:aws:lambda:eu-west-1:123456789012:function:freeze")
+            .is_some());
+        assert_eq!(
+            stack.foreign_hook("arn:aws:lambda:eu-west-1:123456789012:function:shared-freeze"),
+            None,
+            "listed"
+        );
+        assert_eq!(
+            StackContext::default().foreign_hook(ours),
+            None,
+            "unknown: not checked"
+        );
+    }
 }

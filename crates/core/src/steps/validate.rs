@@ -53,6 +53,19 @@ pub async fn validate_cutover(
     }
 
     let mut problems = Vec::new();
+    for (name, hook) in [
+        ("freeze", &plan.data.freeze),
+        ("switch", &plan.data.switch),
+        ("unfreeze", &plan.data.unfreeze),
+    ] {
+        if let Some(why) = hook
+            .as_ref()
+            .and_then(|h| h.lambda_arn.as_deref())
+            .and_then(|arn| deps.stack.foreign_hook(arn))
+        {
+            problems.push(format!("data.{name}.lambdaArn: {why}"));
+        }
+    }
     preflight_replication(&plan, deps, &mut problems).await?;
     let current = preflight_dns(&plan, deps, &mut problems).await?;
     // An MGN green is the cutover instance, launched only after the lag gate: there is nothing
