@@ -138,6 +138,7 @@ pub const SCENARIOS: &[&str] = &[
     "data-cutover",
     "safety-net",
     "wave-scheduled",
+    "init-error",
 ];
 
 struct Rehearsal {
@@ -851,6 +852,7 @@ impl Rehearsal {
             "data-cutover" => self.data_cutover().await,
             "safety-net" => self.safety_net().await,
             "wave-scheduled" => self.wave().await,
+            "init-error" => self.init_error().await,
             other => Err(format!("no scenario {other}")),
         }
     }
@@ -1287,6 +1289,32 @@ impl Rehearsal {
             );
         }
         Ok(done.join(" | "))
+    }
+
+    /// The init-error path of a built function: close-run started without `TOPIC_ARN` (its
+    /// Notifier port needs it) must report, through the Runtime API's init-error endpoint, an
+    /// error that names the variable; the invocation then fails without running.
+    async fn init_error(&self) -> Result<String, String> {
+        let real = self.function("close-run")?;
+        let mut f = real.function().clone();
+        f.name = "close-run-without-topic".into();
+        f.environment.remove("TOPIC_ARN");
+        let logs = self.opts.out.join("logs");
+        let sb = Sandbox::start(f, &self.opts.build_dir, &logs, vec![])
+            .await
+            .map_err(|e| e.to_string())?;
+        let outcome = sb.invoke(json!({})).await;
+        sb.stop().await;
+        match outcome {
+            Outcome::InitFailed { message }
+                if message == "environment variable TOPIC_ARN is required" =>
+            {
+                Ok(format!("close-run without TOPIC_ARN reported: {message}"))
+            }
+            other => Err(format!(
+                "close-run without TOPIC_ARN: expected an init error naming it, got {other:?}"
+            )),
+        }
     }
 
     /// A wave of two applications (b depends on a), started with the input a schedule gives the
