@@ -109,7 +109,27 @@ enum Command {
     },
 }
 
+/// A reader that went away (`cutover … | head`) ends the command quietly with exit 0, as it ends
+/// `cat`: Rust ignores SIGPIPE, so `println!` meets the closed pipe as an error and panics with
+/// "failed printing to stdout"; any other panic keeps its message and backtrace.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Plan { command } => commands::plan::run(command),

@@ -262,3 +262,37 @@ fn colour_and_the_progress_bar_only_on_a_terminal() {
     assert!(!plain.contains("\x1b[3"), "{plain}");
     assert!(plain.contains("[=="), "the bar stays: {plain}");
 }
+
+/// `cutover … | head` closes the pipe early: the command ends quietly with exit 0, with no panic
+/// and no backtrace on stderr.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .args([
+            "local",
+            "run",
+            "--plan",
+            "examples/dms-happy-path/plan.yaml",
+            "--world",
+            "examples/dms-happy-path/world.yaml",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the report is written, as `head` does once it has its lines.
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
