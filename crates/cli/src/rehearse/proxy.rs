@@ -148,20 +148,15 @@ impl Proxy {
         } else {
             self.stack.functions.iter().find(|f| f.name == key)
         };
-        let mut allowed = true;
-        if let Some(f) = function {
-            for r in &named.requests {
-                let ok = allowing_statement(&f.statements, r).is_some();
-                allowed &= ok;
-            }
-        }
-        let (status, answered_by, response) = if !allowed {
-            let r = named
-                .requests
-                .iter()
-                .find(|r| function.is_some_and(|f| allowing_statement(&f.statements, r).is_none()))
-                .cloned()
-                .unwrap_or_else(|| named.requests[0].clone());
+        // Each IAM request of the call, judged once: refused when the caller's role allows it not.
+        let verdicts: Vec<bool> = named
+            .requests
+            .iter()
+            .map(|r| function.is_none_or(|f| allowing_statement(&f.statements, r).is_some()))
+            .collect();
+        let refused = verdicts.iter().position(|ok| !ok);
+        let (status, answered_by, response) = if let Some(i) = refused {
+            let r = &named.requests[i];
             let who = function
                 .map(|f| f.function_name.clone())
                 .unwrap_or_default();
@@ -185,8 +180,7 @@ impl Proxy {
         if let Some(f) = function {
             let scenario = self.scenario.lock().map(|s| s.clone()).unwrap_or_default();
             let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-            for r in named.requests {
-                let ok = allowing_statement(&f.statements, &r).is_some();
+            for (r, ok) in named.requests.into_iter().zip(verdicts) {
                 calls.push(Call {
                     function: f.name.clone(),
                     request: r,
@@ -485,16 +479,7 @@ impl Proxy {
             }
             _ => C::Map(vec![]),
         };
-        let mut out = Vec::new();
-        let _ = ciborium::into_writer(&doc, &mut out);
-        respond(
-            StatusCode::OK,
-            &[
-                ("content-type", "application/cbor".into()),
-                ("smithy-protocol", "rpc-v2-cbor".into()),
-            ],
-            out,
-        )
+        cbor_response(StatusCode::OK, &doc)
     }
 
     fn mgn(&self, op: &str, req: &Value) -> Response<Body> {
@@ -718,6 +703,20 @@ impl Named {
     }
 }
 
+/// An answer in CloudWatch's protocol (Smithy RPC v2 CBOR).
+fn cbor_response(status: StatusCode, doc: &ciborium::Value) -> Response<Body> {
+    let mut out = Vec::new();
+    let _ = ciborium::into_writer(doc, &mut out);
+    respond(
+        status,
+        &[
+            ("content-type", "application/cbor".into()),
+            ("smithy-protocol", "rpc-v2-cbor".into()),
+        ],
+        out,
+    )
+}
+
 fn json_response(v: Value) -> Response<Body> {
     respond(
         StatusCode::OK,
@@ -763,16 +762,7 @@ fn access_denied(service: &str, message: &str) -> Response<Body> {
                 (C::Text("__type".into()), C::Text("AccessDenied".into())),
                 (C::Text("message".into()), C::Text(message.into())),
             ]);
-            let mut out = Vec::new();
-            let _ = ciborium::into_writer(&doc, &mut out);
-            respond(
-                StatusCode::FORBIDDEN,
-                &[
-                    ("content-type", "application/cbor".into()),
-                    ("smithy-protocol", "rpc-v2-cbor".into()),
-                ],
-                out,
-            )
+            cbor_response(StatusCode::FORBIDDEN, &doc)
         }
         _ => error_json(400, "AccessDeniedException", message),
     }
