@@ -35,6 +35,11 @@ const UNFREEZE: &str = "https://ops.example.com/orders/maintenance/off";
 const BLUE_LB: &str = "dualstack.blue-alb-1234.us-east-1.elb.amazonaws.com";
 const GREEN_LB: &str = "dualstack.green-alb-5678.us-east-1.elb.amazonaws.com";
 
+/// The outcome of a run that ended on green with an error (exit 7).
+const COMPLETED_WITH_ERRORS: &str = "completed_with_errors";
+/// Pages that tell a human the application may still refuse writes.
+const FROZEN_PAGES: &[&str] = &["unfreeze_failed", "data_abandon_incomplete"];
+
 /// One generated case: its inputs and how it is delivered.
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -42,6 +47,8 @@ pub struct Case {
     pub plan: Value,
     pub world: Value,
     pub duplicate_delivery: bool,
+    /// The two deliveries race instead of following each other.
+    pub concurrent: bool,
 }
 
 /// What one case broke, if anything.
@@ -171,7 +178,7 @@ pub fn generate(seed: u64) -> Case {
     let mut world = json!({
         "route53": {
             "requestsPerSecond": if rng.random_bool(0.25) { 1 } else { rng.random_range(2..6) },
-            "propagationSeconds": rng.random_range(5..60),
+            "propagationSeconds": if rng.random_bool(0.1) { rng.random_range(300..1200) } else { rng.random_range(5..60) },
             "zones": [{"id": ZONE, "name": "example.com.", "records": [record]}],
         },
         "dms": {"tasks": tasks},
@@ -189,17 +196,25 @@ pub fn generate(seed: u64) -> Case {
     let mut hooks = serde_json::Map::new();
     for h in [FREEZE, SWITCH, UNFREEZE] {
         let roll: f64 = rng.random();
-        if roll < 0.1 {
-            hooks.insert(
-                h.into(),
-                json!([[0, "ok"], [rng.random_range(1..6000), "fail"]]),
-            );
-        } else if roll < 0.15 {
-            hooks.insert(
-                h.into(),
-                json!([[0, "ok"], [rng.random_range(1..6000), "timeout"]]),
-            );
+        // A hook turns bad from a moment on, and may come back: transient throttling, a
+        // failure, a timeout that did not act or one that did.
+        let bad = if roll < 0.08 {
+            "fail"
+        } else if roll < 0.12 {
+            "timeout"
+        } else if roll < 0.16 {
+            "acted-timeout"
+        } else if roll < 0.22 {
+            "throttle"
+        } else {
+            continue;
+        };
+        let from = rng.random_range(1..6000);
+        let mut script = vec![json!([0, "ok"]), json!([from, bad])];
+        if rng.random_bool(0.5) {
+            script.push(json!([from + rng.random_range(5..600), "ok"]));
         }
+        hooks.insert(h.into(), Value::Array(script));
     }
     if !hooks.is_empty() {
         world["hooks"] = Value::Object(hooks);
@@ -237,11 +252,30 @@ pub fn generate(seed: u64) -> Case {
     let mut faults = Vec::new();
     for _ in 0..rng.random_range(0..5) {
         let (op, errors) = pick(&mut rng, FAULT_OPERATIONS);
+        // Mostly a few failures a retry absorbs; sometimes more than a step's retries can.
+        let times = if rng.random_bool(0.15) {
+            rng.random_range(8..40)
+        } else {
+            rng.random_range(1..7)
+        };
         faults.push(json!({
             "operation": op,
             "error": pick(&mut rng, errors),
-            "times": rng.random_range(1..7),
+            "times": times,
             "afterSeconds": rng.random_range(0..6000),
+        }));
+    }
+    // The store failing late: around the close, in the drain, in the switch-back.
+    if rng.random_bool(0.15) {
+        let op = *pick(
+            &mut rng,
+            &["dynamodb.PutItem", "dynamodb.GetItem", "dynamodb.Query"],
+        );
+        faults.push(json!({
+            "operation": op,
+            "error": "InternalServerError",
+            "times": rng.random_range(3..30),
+            "afterSeconds": rng.random_range(1000..12000),
         }));
     }
     world["faults"] = Value::Array(faults);
@@ -250,6 +284,7 @@ pub fn generate(seed: u64) -> Case {
         plan,
         world,
         duplicate_delivery: rng.random_bool(0.2),
+        concurrent: rng.random_bool(0.5),
     }
 }
 
@@ -288,6 +323,7 @@ pub fn check(case: &Case) -> Result<Verdict, String> {
         .map_err(|e| format!("seed {}: generated world refused: {e}", case.seed))?;
     let opts = RunOptions {
         duplicate_delivery: case.duplicate_delivery,
+        concurrent_duplicates: case.concurrent,
         seed: case.seed,
         ..RunOptions::default()
     };
@@ -315,13 +351,21 @@ fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
         .collect();
     let at_start = same_set(&r.dns, &snapshot);
     let on_green = fully_green(&r.dns, plan);
-    let kept_green = r.outcome == "completed" && r.error.as_deref() == Some("UnhealthyAfterSwitch");
+    let pages = run.world.pages();
+    let paged = |kinds: &[&str]| pages.iter().any(|p| kinds.contains(&p.kind.as_str()));
+    // Green kept after an unhealthy switch nobody chose to undo: DNS stays where green had it.
+    let kept_green =
+        r.outcome == COMPLETED_WITH_ERRORS && r.error.as_deref() == Some("UnhealthyAfterSwitch");
+    // An unfreeze that kept failing stops the run where it is, paged.
+    let stopped_frozen =
+        r.error.as_deref() == Some("UnfreezeFailed") && paged(&["unfreeze_failed"]);
     match r.outcome.as_str() {
-        "completed" if !(on_green || kept_green) => v.push(format!(
-            "completed but DNS is not fully on green: {:?}",
-            r.dns
-        )),
-        "rolled_back" | "aborted" | "failed" if !at_start => v.push(format!(
+        "completed" | COMPLETED_WITH_ERRORS if !(on_green || kept_green || stopped_frozen) => v
+            .push(format!(
+                "{} but DNS is not fully on green: {:?}",
+                r.outcome, r.dns
+            )),
+        "rolled_back" | "aborted" | "failed" if !(at_start || stopped_frozen) => v.push(format!(
             "{} but DNS is not the snapshot: {:?}",
             r.outcome, r.dns
         )),
@@ -329,11 +373,75 @@ fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
             "rollback_failed within a budget of {}s (faults are finite)",
             plan.rollback.budget_seconds
         )),
-        "completed" | "rolled_back" | "aborted" | "failed" => {}
+        "completed" | COMPLETED_WITH_ERRORS | "rolled_back" | "aborted" | "failed" => {}
         other => v.push(format!("unknown outcome {other}")),
     }
-    if !(at_start || on_green || kept_green) {
+    if !(at_start || on_green || kept_green || stopped_frozen) {
         v.push(format!("half-shifted: {:?}", r.dns));
+    }
+    // A plain `completed` carries no error; one that ended on green with an error says so.
+    if r.outcome == "completed" && r.error.is_some() {
+        v.push(format!(
+            "completed with error {:?}: the outcome must be {COMPLETED_WITH_ERRORS}",
+            r.error
+        ));
+    }
+    // The exit code the CLI gives is the one docs/cli.md documents for the outcome.
+    let documented = match r.outcome.as_str() {
+        "completed" => 0,
+        "rolled_back" => 3,
+        "failed" | "aborted" => 4,
+        "rollback_failed" => 6,
+        COMPLETED_WITH_ERRORS => 7,
+        _ => -1,
+    };
+    if r.exit_code() != documented {
+        v.push(format!(
+            "exit code {} for outcome {} (documented: {documented})",
+            r.exit_code(),
+            r.outcome
+        ));
+    }
+    // Success reached (every bake passed, traffic all on green) is never undone.
+    let succeeded =
+        run.execution.history.iter().any(|e| {
+            e.kind == "ChoiceStateEntered" && e.state.as_deref() == Some("IsFinalFormSimple")
+        });
+    if succeeded && !matches!(r.outcome.as_str(), "completed" | COMPLETED_WITH_ERRORS) {
+        v.push(format!(
+            "the run reached success (all bakes passed) but ended {}",
+            r.outcome
+        ));
+    }
+    // No write is left refused at the end unless someone was paged about it.
+    if run.world.writes_frozen() && !paged(FROZEN_PAGES) {
+        v.push("the application still refuses writes at the end and nobody was paged".into());
+    }
+    let c = &r.world;
+    if c.both_directions > 0 {
+        v.push(format!(
+            "a DMS task started while the other direction was running ({} times)",
+            c.both_directions
+        ));
+    }
+    for (task, n) in &c.dms_starts_by_task {
+        if *n > 1 {
+            v.push(format!("DMS task {task} started {n} times"));
+        }
+    }
+    for (hook, n) in &c.hooks_repeated {
+        v.push(format!(
+            "the {hook} hook acted again {n} time(s) right after it had acted and answered"
+        ));
+    }
+    let mut kinds = std::collections::BTreeMap::<&str, u32>::new();
+    for p in &pages {
+        *kinds.entry(p.kind.as_str()).or_default() += 1;
+    }
+    for (kind, n) in kinds {
+        if n > 1 {
+            v.push(format!("the {kind} page or notice was sent {n} times"));
+        }
     }
     // Every run is closed by the machine or the safety net: an outcome recorded, never stuck.
     if !r.timeline.iter().any(|e| e.event == "run-closed") {
@@ -349,11 +457,10 @@ fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
     if r.outcome != "rollback_failed" && held.is_some() {
         v.push(format!("lock still held by {held:?} after {}", r.outcome));
     }
-    let c = &r.world;
-    if c.dms_starts > 2 || c.mgn_cutovers > 1 || c.mgn_finalizes > 1 {
+    if c.mgn_cutovers > 1 || c.mgn_finalizes > 1 {
         v.push(format!(
-            "a side effect happened twice: dmsStarts {}, mgnCutovers {}, mgnFinalizes {}",
-            c.dms_starts, c.mgn_cutovers, c.mgn_finalizes
+            "a side effect happened twice: mgnCutovers {}, mgnFinalizes {}",
+            c.mgn_cutovers, c.mgn_finalizes
         ));
     }
     let loss_approved = r.approvals.iter().any(|a| {
@@ -391,9 +498,10 @@ pub fn save(
     std::fs::write(
         d.join("violations.txt"),
         format!(
-            "seed {}\nduplicateDelivery {}\noutcome {}\n{}\n\nreplay: cutover chaos --runs 1 --seed {}\n",
+            "seed {}\nduplicateDelivery {} (concurrent {})\noutcome {}\n{}\n\nreplay: cutover chaos --runs 1 --seed {}\n",
             case.seed,
             case.duplicate_delivery,
+            case.concurrent,
             verdict.outcome,
             verdict.violations.join("\n"),
             case.seed

@@ -179,7 +179,7 @@ pub fn render(report: &Value) -> String {
     let outcome = text(report, "outcome");
     let color = match outcome {
         "completed" => "#2a7",
-        "rolled_back" => "#d80",
+        "rolled_back" | "completed_with_errors" => "#d80",
         _ => "#c33",
     };
     let transitions = match (

@@ -78,6 +78,8 @@ pub fn load_world(path: &Path) -> Result<WorldSpec, InputError> {
 pub struct RunOptions {
     /// Deliver every Task twice (at-least-once delivery), to prove idempotency.
     pub duplicate_delivery: bool,
+    /// With `duplicate_delivery`, the two deliveries race instead of following each other.
+    pub concurrent_duplicates: bool,
     /// Seed for retry jitter.
     pub seed: u64,
     /// Progress lines on stderr as the run goes.
@@ -449,6 +451,7 @@ pub(crate) fn setup(
         callbacks: Faulty::new(faults.clone(), callbacks),
         hooks: Faulty::new(faults.clone(), hooks),
         executions: Faulty::new(faults, executions),
+        sent: Default::default(),
     };
 
     // The simulated humans: each gate's scripted answers are all played, in order, each at its
@@ -504,6 +507,7 @@ pub(crate) fn setup(
         clock_fn,
         Options {
             duplicate_delivery: options.duplicate_delivery,
+            concurrent_duplicates: options.concurrent_duplicates,
             seed: options.seed,
             account: ACCOUNT.into(),
             region: REGION.into(),

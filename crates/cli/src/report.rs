@@ -136,12 +136,14 @@ pub struct ApprovalEntry {
 }
 
 impl Report {
-    /// 0 completed, 3 rolled back, 4 failed or aborted, 6 rollback failed (DNS not restored).
+    /// 0 completed, 3 rolled back, 4 failed or aborted, 6 rollback failed (DNS not restored),
+    /// 7 completed with errors (on green, but something did not happen: docs/cli.md).
     pub fn exit_code(&self) -> i32 {
         match self.outcome.as_str() {
             "completed" => 0,
             "rolled_back" => 3,
             "rollback_failed" => 6,
+            "completed_with_errors" => 7,
             _ => 4,
         }
     }
@@ -215,13 +217,17 @@ pub async fn build_report(
         point_of_no_return: d.point_of_no_return.is_some(),
         point_of_no_return_at: d.point_of_no_return.map(secs),
     };
-    let record_error = record.as_ref().and_then(|r| r.error.clone());
+    // The run's own error once it recorded an outcome (a run the safety net closed as completed
+    // after its execution failed to close it has none); else the execution's.
+    let error = match record.as_ref() {
+        Some(r) if r.outcome.is_some() => r.error.clone(),
+        _ => exec.error.clone(),
+    };
     Report {
         run_id: run_id.to_string(),
         application: plan.application.clone(),
         outcome,
-        // A run can succeed as an execution and still carry an error (UnhealthyAfterSwitch).
-        error: exec.error.clone().or(record_error),
+        error,
         cause: exec.cause.clone(),
         dns,
         state_transitions: exec.state_transitions,

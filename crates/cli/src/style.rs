@@ -29,7 +29,7 @@ pub enum Tone {
 pub fn outcome_tone(outcome: &str) -> Tone {
     match outcome {
         "completed" => Tone::Good,
-        "rolled_back" | "aborted" => Tone::Warn,
+        "rolled_back" | "aborted" | "completed_with_errors" => Tone::Warn,
         _ => Tone::Bad,
     }
 }

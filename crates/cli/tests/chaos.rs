@@ -48,7 +48,9 @@ fn a_seed_replays_the_same_case_across_versions() {
         ]}),
         "seed 2026 no longer draws the case it drew with rand 0.10"
     );
-    assert!(!c.duplicate_delivery);
+    // The last draws, re-pinned whenever the generator itself draws more (it did when it
+    // learned hook throttling, long faults and racing deliveries).
+    assert!(c.duplicate_delivery);
 }
 
 /// Every generated case is a valid input: a refused world or plan is the generator's bug, not a

@@ -206,7 +206,12 @@ fn unmanaged_loses_greens_writes_on_rollback_and_the_plan_says_so() {
 #[test]
 fn unhealthy_after_the_switch_pages_and_keeps_green_when_nobody_approves_the_loss() {
     let r = blue_until_switch(&[], green_fails_from(3300));
-    assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
+    assert_eq!(
+        r.report.outcome, "completed_with_errors",
+        "{:?}",
+        r.report.cause
+    );
+    assert_eq!(r.report.exit_code(), 7);
     assert_eq!(r.report.error.as_deref(), Some("UnhealthyAfterSwitch"));
     assert_eq!(r.report.data.writes_lost, 0);
     assert_eq!(green_weight(&r), 100, "green keeps the traffic");
@@ -336,7 +341,11 @@ fn freeze_and_switch_without_reverse_keeps_green_when_nobody_approves_the_loss()
         )],
         green_fails_from(1200),
     );
-    assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
+    assert_eq!(
+        r.report.outcome, "completed_with_errors",
+        "{:?}",
+        r.report.cause
+    );
     assert_eq!(r.report.error.as_deref(), Some("UnhealthyAfterSwitch"));
     assert_eq!(r.report.data.writes_lost, 0, "{:?}", r.report.data);
 }
@@ -384,7 +393,8 @@ fn a_failing_switch_is_undone_before_the_rollback() {
 
 #[test]
 fn a_drain_that_never_completes_aborts_at_max_freeze_unfreezes_and_restores_dns() {
-    // From t=2880 DMS applies nothing new: the changes made after it never drain.
+    // From t=2965, just before the freeze (t≈2971, lag 9 s), DMS applies nothing new: the
+    // changes made after it never drain.
     let r = blue_until_switch(
         &[
             ("maxLagSeconds: 30", "maxLagSeconds: 60"),
@@ -404,7 +414,7 @@ fn a_drain_that_never_completes_aborts_at_max_freeze_unfreezes_and_restores_dns(
         text("data-blue-until-switch", "world.yaml"),
         &[(
             "lag: [[0, 900], [600, 40], [900, 3]]",
-            "lag: [[0, 900], [600, 40], [900, 3], [2880, 3], [5880, 3003]]",
+            "lag: [[0, 900], [600, 40], [900, 3], [2965, 3], [5965, 3003]]",
         )],
     );
     let r = run(&plan, &world, false);
@@ -428,6 +438,35 @@ fn a_drain_that_never_completes_aborts_at_max_freeze_unfreezes_and_restores_dns(
         "{d:?}"
     );
     assert_eq!(d.writes_lost, 0, "blue's database still has every write");
+}
+
+#[test]
+fn no_freeze_while_replication_lag_is_known_above_the_threshold() {
+    // From t=2880 the lag climbs 1 s a second: at the freeze (t≈2971) it is 94 s, above
+    // maxLagSeconds 60. Writes must not stop for a lag known to be too high: the freeze waits,
+    // and when the lag never comes back it fails at replication.deadlineSeconds, writes never
+    // refused, and the run rolls back losing nothing.
+    let plan = edit(
+        text("data-blue-until-switch", "plan.yaml"),
+        &[
+            ("maxLagSeconds: 30", "maxLagSeconds: 60"),
+            ("maxFreezeSeconds: 300", "maxFreezeSeconds: 120"),
+        ],
+    );
+    let world = edit(
+        text("data-blue-until-switch", "world.yaml"),
+        &[(
+            "lag: [[0, 900], [600, 40], [900, 3]]",
+            "lag: [[0, 900], [600, 40], [900, 3], [2880, 3], [5880, 3003]]",
+        )],
+    );
+    let r = run(&plan, &world, false);
+    assert_eq!(r.report.outcome, "rolled_back", "{:?}", r.report.cause);
+    assert!(happened(&r, "freeze-held"), "the freeze waited for the lag");
+    assert!(!happened(&r, "writes-frozen"));
+    assert_eq!(r.report.data.writes_refused, 0, "{:?}", r.report.data);
+    assert_eq!(r.report.data.writes_lost, 0, "{:?}", r.report.data);
+    assert!(served_by_blue_only(&r) || green_weight(&r) == 0);
 }
 
 #[test]

@@ -717,7 +717,7 @@ fn credentials_in_health_urls_never_reach_the_report_or_the_audit_trail() {
 }
 
 #[test]
-fn a_failed_finalize_after_all_traffic_moved_is_a_completed_run_that_pages() {
+fn a_failed_finalize_after_all_traffic_moved_is_completed_with_errors_and_pages() {
     // Found by the chaos suite (seed 8323): finalize refused after green took 100 %, and the run
     // said `failed` (exit 4) while DNS was fully on green.
     let plan = text("mgn-happy-path", "plan.yaml") + "finalize: {enabled: true}\n";
@@ -725,8 +725,12 @@ fn a_failed_finalize_after_all_traffic_moved_is_a_completed_run_that_pages() {
         + "approvals: [{gate: finalize, decision: approve, by: alice@example.com, afterSeconds: 60}]\n"
         + "faults: [{operation: mgn.FinalizeCutover, error: ConflictException, times: 4}]\n";
     let r = run_texts(&plan, &world);
-    assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
-    assert_eq!(r.report.exit_code(), 0);
+    assert_eq!(
+        r.report.outcome, "completed_with_errors",
+        "{:?}",
+        r.report.cause
+    );
+    assert_eq!(r.report.exit_code(), 7);
     assert_eq!(r.report.error.as_deref(), Some("FinalizeFailed"));
     assert!(r.world.pages().iter().any(|p| p.kind == "finalize_failed"));
     assert_eq!(r.store.lock_holder("orders"), None);

@@ -178,6 +178,9 @@ pub struct RunRecord {
     pub version: u64,
 }
 
+/// The run record's mark that the last bake passed (`RunRecord::succeeded`).
+pub const SUCCEEDED_KEY: &str = "succeeded";
+
 impl RunRecord {
     pub fn new(run_id: &str, application: &str, started_at: DateTime<Utc>) -> Self {
         RunRecord {
@@ -199,6 +202,12 @@ impl RunRecord {
         }
     }
 
+    /// True once the run's last bake passed (or it was finalized): from here it ends on green,
+    /// whatever fails after.
+    pub fn succeeded(&self) -> bool {
+        self.steps.contains_key(SUCCEEDED_KEY) || self.steps.contains_key("finalize")
+    }
+
     /// True once any traffic shift was submitted for this run (or was about to be: the intent is
     /// stored before the call, so a result that could not be stored still counts).
     pub fn traffic_moved(&self) -> bool {
@@ -215,6 +224,11 @@ pub struct DataRecord {
     /// When the current freeze began; None while writes flow.
     #[serde(default)]
     pub frozen_at: Option<DateTime<Utc>>,
+    /// When a freeze hook was last called and no unfreeze has been confirmed since: the hook
+    /// may have acted even if it timed out or its result was never stored, so every path after
+    /// this unfreezes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_requested_at: Option<DateTime<Utc>>,
     /// Seconds writes were frozen, over every freeze of the run that has ended.
     #[serde(default)]
     pub freeze_seconds: f64,

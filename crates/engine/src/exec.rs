@@ -51,6 +51,9 @@ pub type Observer = Arc<dyn Fn(&HistoryEvent) + Send + Sync>;
 pub struct Options {
     /// Deliver every Lambda invocation twice with the same payload (at-least-once delivery).
     pub duplicate_delivery: bool,
+    /// With `duplicate_delivery`: the two deliveries run at the same time instead of one after
+    /// the other (two Lambda instances racing on one payload).
+    pub concurrent_duplicates: bool,
     /// Seed for retry jitter, so a run can be replayed exactly.
     pub seed: u64,
     pub account: String,
@@ -75,6 +78,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             duplicate_delivery: false,
+            concurrent_duplicates: false,
             seed: 7,
             account: "123456789012".into(),
             region: "us-east-1".into(),
@@ -1142,6 +1146,14 @@ impl<'e> Exec<'e> {
     }
 
     async fn invoke_lambda(&self, function: &str, payload: Value) -> Result<Value, TaskError> {
+        if self.engine.options.duplicate_delivery && self.engine.options.concurrent_duplicates {
+            let handler = &self.engine.handler;
+            let (_, second) = tokio::join!(
+                handler.invoke(function, payload.clone()),
+                handler.invoke(function, payload)
+            );
+            return second;
+        }
         let first = self.engine.handler.invoke(function, payload.clone()).await;
         if self.engine.options.duplicate_delivery {
             // The second delivery's answer is the one Step Functions would see last.

@@ -151,6 +151,7 @@ pub async fn build_deps(
         callbacks,
         hooks,
         executions,
+        sent: Default::default(),
     })
 }
 
@@ -432,6 +433,7 @@ pub fn step_metrics(step: &str, payload: &Value, output: &Value) -> Option<Value
         "close-run" => {
             let name = match output.get("outcome").and_then(Value::as_str) {
                 Some("completed") => "RunCompleted",
+                Some("completed_with_errors") => "RunCompletedWithErrors",
                 Some("rolled_back") => "RunRolledBack",
                 Some("aborted") => "RunAborted",
                 Some("failed") => "RunFailed",

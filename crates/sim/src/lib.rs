@@ -39,5 +39,6 @@ pub fn world_deps(
         callbacks,
         hooks: world.clone(),
         executions: world,
+        sent: Default::default(),
     }
 }

@@ -33,8 +33,8 @@ pub struct WorldSpec {
     /// The application's writes, counted so a run's lost writes are computed, never assumed.
     #[serde(default)]
     pub app: AppSpec,
-    /// Data hook (Lambda ARN or URL) -> [[from second, ok | fail | timeout]]; an unlisted hook
-    /// answers ok.
+    /// Data hook (Lambda ARN or URL) -> [[from second, verdict]], a verdict of HOOK_VERDICTS;
+    /// an unlisted hook answers ok.
     #[serde(default)]
     pub hooks: BTreeMap<String, Vec<(f64, String)>>,
     /// Application locks held at t = 0 by earlier runs, and whether their executions still run.
@@ -314,6 +314,9 @@ pub struct FaultSpec {
 }
 
 /// Operations a fault can target, with the error codes each may raise.
+/// What a scripted data hook does from a time on (docs/world.md, "hooks").
+pub const HOOK_VERDICTS: &[&str] = &["ok", "fail", "throttle", "timeout", "acted-timeout"];
+
 pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
     (
         "route53.ChangeResourceRecordSets",
@@ -734,10 +737,10 @@ impl WorldSpec {
                 &mut bad,
             );
             for (t, v) in points {
-                if !["ok", "fail", "timeout"].contains(&v.as_str()) {
+                if !HOOK_VERDICTS.contains(&v.as_str()) {
                     bad(
                         format!("hooks.{hook}"),
-                        format!("'{v}' at t={t} is not ok, fail or timeout"),
+                        format!("'{v}' at t={t} is not one of {}", HOOK_VERDICTS.join(", ")),
                     );
                 }
             }

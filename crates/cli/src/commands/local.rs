@@ -56,6 +56,10 @@ pub enum LocalCommand {
         /// Deliver every Task twice, as at-least-once delivery may.
         #[arg(long)]
         duplicate_delivery: bool,
+        /// With --duplicate-delivery, the two deliveries run at the same time (two Lambda
+        /// instances racing on one payload) instead of one after the other.
+        #[arg(long, requires = "duplicate_delivery")]
+        concurrent: bool,
         /// Seed for retry jitter.
         #[arg(long, default_value_t = 7)]
         seed: u64,
@@ -92,6 +96,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
             json,
             quiet,
             duplicate_delivery,
+            concurrent,
             seed,
             run_id,
             html,
@@ -106,6 +111,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
             };
             let opts = RunOptions {
                 duplicate_delivery,
+                concurrent_duplicates: concurrent,
                 seed,
                 progress: !quiet,
                 run_id,

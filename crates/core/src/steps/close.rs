@@ -30,6 +30,11 @@ const FINALIZE_KEY: &str = "finalize";
 const PAGE_KEY: &str = "page";
 /// The outcome of a rollback that could not restore DNS within its budget.
 pub const ROLLBACK_FAILED: &str = "rollback_failed";
+/// Every bake passed and traffic is on green.
+pub const COMPLETED: &str = "completed";
+/// The run ended on green with an error (UnhealthyAfterSwitch, FinalizeFailed, …): exit 7, and
+/// a wave starts none of the application's dependants.
+pub const COMPLETED_WITH_ERRORS: &str = "completed_with_errors";
 
 pub async fn finalize_cutover(
     input: FinalizeInput,
@@ -147,24 +152,17 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
         .map_err(store_err)?;
     let traffic_moved = existing.as_ref().is_some_and(|r| r.traffic_moved());
     let outcome = match input.outcome.as_deref() {
-        Some("completed") if error.is_none() => "completed".to_string(),
-        // Green was unhealthy after the data switch and nobody chose to lose writes: green
-        // keeps the data, the run is completed, and the error says what happened.
-        Some("completed")
-            if matches!(
-                error.as_deref(),
-                Some("UnhealthyAfterSwitch" | "FinalizeFailed")
-            ) =>
-        {
-            "completed".to_string()
-        }
+        Some("completed") if error.is_none() => COMPLETED.to_string(),
+        // Ended on green, with an error that says what did not happen (green unhealthy after
+        // the data switch and nobody chose to lose writes, finalize failed, …).
+        Some(COMPLETED | COMPLETED_WITH_ERRORS) => COMPLETED_WITH_ERRORS.to_string(),
         Some(other @ ("failed" | "aborted" | "rolled_back" | "rollback_failed")) => {
             other.to_string()
         }
         Some(other) => {
             return Err(StepError::invalid(format!(
-            "outcome '{other}' is not completed, failed, aborted, rolled_back or rollback_failed"
-        )))
+                "outcome '{other}' is not completed, completed_with_errors, failed, aborted, rolled_back or rollback_failed"
+            )))
         }
         None if traffic_moved => {
             if error.as_deref() == Some("RollbackFailed") {

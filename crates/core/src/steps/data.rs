@@ -72,6 +72,9 @@ pub struct DataOutput {
     pub bake_index: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// freeze: the lag that held it back (frozen is false then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_seconds: Option<f64>,
 }
 
 fn output(plan: &Plan, d: &DataRecord) -> DataOutput {
@@ -84,8 +87,59 @@ fn output(plan: &Plan, d: &DataRecord) -> DataOutput {
         drained: false,
         bake_index: plan.traffic.steps.len().saturating_sub(1),
         warning: None,
+        lag_seconds: None,
     }
 }
+
+/// Before the freeze toward green: the forward replication's lag, read now. Above
+/// `replication.maxLagSeconds` the freeze waits (the output says frozen: false and the machine
+/// reads again after `replication.sampleIntervalSeconds`); past `replication.deadlineSeconds` of
+/// waiting it fails with LagNotConverged, before any write was refused. A lag that cannot
+/// be read does not hold the freeze: the drain check after it waits for every change anyway.
+async fn lag_before_freeze(
+    input: &DataInput,
+    deps: &Deps,
+    run: &crate::model::RunRecord,
+) -> Result<Option<DataOutput>, StepError> {
+    let plan = &input.plan;
+    if plan.replication.task_arn.is_none() {
+        return Ok(None);
+    }
+    let lag = super::replication::read_lag(plan, deps).await?.lag;
+    let max = plan.replication.max_lag_seconds;
+    let Some(lag) = lag.filter(|l| *l > max) else {
+        return Ok(None);
+    };
+    let now = deps.clock.now();
+    let since = stored_result::<chrono::DateTime<chrono::Utc>>(run, FREEZE_WAIT_KEY)
+        .and_then(Result::ok)
+        .unwrap_or(now);
+    let waited = (now - since).num_seconds().max(0) as u64;
+    if waited > plan.replication.deadline_seconds {
+        return Err(StepError::LagNotConverged(format!(
+            "replication lag is {lag:.1}s, above replication.maxLagSeconds ({max}s), and has been for {waited}s before the freeze (replication.deadlineSeconds {}): writes were never frozen",
+            plan.replication.deadline_seconds
+        )));
+    }
+    remember(deps, &input.run_id, FREEZE_WAIT_KEY, &since, |_| {}).await?;
+    let mut ev = event(
+        &input.run_id,
+        format!("data.freeze-held@{}", now.timestamp_millis()),
+        "FreezeWrites",
+        "freeze-held",
+        now,
+    );
+    ev.lag_seconds = Some(lag);
+    ev.message = format!(
+        "replication lag {lag:.1}s is above replication.maxLagSeconds ({max}s): writes are not frozen yet"
+    );
+    audit(deps, ev).await?;
+    let mut out = output(plan, &run.data);
+    out.lag_seconds = Some(lag);
+    Ok(Some(out))
+}
+
+const FREEZE_WAIT_KEY: &str = "data.freeze-waiting-since";
 
 fn hook<'a>(plan: &'a Plan, name: &str) -> Result<&'a Hook, StepError> {
     let d = &plan.data;
@@ -105,9 +159,19 @@ fn hook_err(name: &str, h: &Hook, e: PortError) -> StepError {
             "{what} (no answer within {}s; it may have acted)",
             h.timeout_seconds
         )),
-        (_, PortErrorKind::Throttled | PortErrorKind::Transient) => StepError::Retryable(what),
+        // Throttled: Lambda did not run the function (Invoke, TooManyRequestsException:
+        // https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), so it did not act.
+        (_, PortErrorKind::Throttled) => StepError::Throttled(what),
+        (_, PortErrorKind::Transient) => StepError::Retryable(what),
         _ => StepError::HookFailed(what),
     }
+}
+
+/// Why a hook was not called: another delivery of the step holds it (retried, never paged).
+const CLAIMED: &str = "the hook is being called by another delivery of this step";
+
+fn claimed_elsewhere(e: &StepError) -> bool {
+    matches!(e, StepError::Retryable(m) if m.ends_with(CLAIMED))
 }
 
 /// Calls one hook with the run's context; hooks see the action, the run and the application.
@@ -126,11 +190,40 @@ async fn call_hook(
     if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
         p.extend(e.clone());
     }
-    deps.hooks
+    // Two deliveries of one step racing (at-least-once delivery) must not both call the hook:
+    // the first claims it in the run record for as long as the hook may take; the other is
+    // retried and then finds the hook's result recorded. A claim whose holder died expires.
+    let claim = format!("data.hook-claim.{name}");
+    let now = deps.clock.now();
+    let until = now + chrono::Duration::seconds(h.timeout_seconds as i64 + 5);
+    let claimed = update_run(deps, &input.run_id, |rec| {
+        let held = rec
+            .steps
+            .get(&claim)
+            .and_then(|c| c.get("until"))
+            .and_then(|u| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(u.clone()).ok())
+            .is_some_and(|u| u > now);
+        if !held {
+            rec.steps.insert(claim.clone(), json!({"until": until}));
+        }
+        !held
+    })
+    .await?;
+    if !claimed {
+        return Err(StepError::Retryable(format!("{name}: {CLAIMED}")));
+    }
+    let result = deps
+        .hooks
         .call(h, &payload)
         .await
         .map(|_| ())
-        .map_err(|e| hook_err(name, h, e))
+        .map_err(|e| hook_err(name, h, e));
+    // Released at once; if the run table fails here the claim simply expires.
+    let _ = update_run(deps, &input.run_id, |rec| {
+        rec.steps.remove(&claim);
+    })
+    .await;
+    result
 }
 
 /// The DMS task that carries writes toward the database the application is switching to.
@@ -229,11 +322,37 @@ async fn freeze(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError>
             return Err(StepError::Aborted(format!("abort requested: {reason}")));
         }
     }
+    // No freeze while replication is known to lag: writes would stay refused for the whole lag.
+    if target == "green" {
+        if let Some(waiting) = lag_before_freeze(input, deps, &run).await? {
+            return Ok(waiting);
+        }
+    }
     let reason = format!(
         "switching {} to the {target} database",
         input.plan.application
     );
-    call_hook(deps, input, "freeze", json!({"reason": reason})).await?;
+    // The intent first: a hook that times out may have acted, and every path after this one
+    // unfreezes (`abandon`, the safety net).
+    let asked = deps.clock.now();
+    update_run(deps, &input.run_id, |rec| {
+        if rec.data.freeze_requested_at.is_none() {
+            rec.data.freeze_requested_at = Some(asked);
+        }
+    })
+    .await?;
+    if let Err(e) = call_hook(deps, input, "freeze", json!({"reason": reason})).await {
+        if matches!(e, StepError::Throttled(_)) {
+            // Never ran: nothing to undo.
+            update_run(deps, &input.run_id, |rec| {
+                if rec.data.frozen_at.is_none() && rec.data.freeze_requested_at == Some(asked) {
+                    rec.data.freeze_requested_at = None;
+                }
+            })
+            .await?;
+        }
+        return Err(e);
+    }
     let now = deps.clock.now();
     let rec = update_run(deps, &input.run_id, |rec| {
         if rec.data.frozen_at.is_none() {
@@ -262,8 +381,9 @@ async fn check_drain(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepE
             "writes are not frozen: nothing to drain",
         ));
     };
-    // An abort is honoured while frozen too: the catch abandons (unfreezes) and rolls back.
-    if let Some(reason) = &run.abort_requested {
+    // An abort is honoured while frozen toward green too: the catch abandons (unfreezes) and
+    // rolls back. A switch back to blue is how an abort after the switch is honoured: it runs on.
+    if let (Some(reason), "green") = (&run.abort_requested, switch_target(&run.data)) {
         return Err(StepError::Aborted(format!("abort requested: {reason}")));
     }
     let task = drain_task(&input.plan, &run.data)?;
@@ -381,12 +501,25 @@ async fn switch(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError>
         .task_arn
         .as_deref()
         .unwrap_or_default();
+    // Once the hook has answered, a retry of what follows (DMS throttled) calls it no more.
+    let hooked = format!("data.switch-hooked.{to}");
+    if !run.steps.contains_key(&hooked) {
+        call_hook(deps, input, "switch", json!({"to": to})).await?;
+        update_run(deps, &input.run_id, |rec| {
+            rec.steps.insert(hooked.clone(), json!({"at": now}));
+        })
+        .await?;
+    }
+    // The switch is confirmed. With both directions running each change would come back (DMS
+    // loopback: https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Task.CDC.html#CHAP_Task.CDC.Bidirectional),
+    // so the direction that no longer carries writes stops before the other starts. Writes
+    // are still frozen: the reverse task, started now, sees green's first write.
     let mut reverse_started = run.data.reverse_started;
-    if to == "green" {
-        if let Some(r) = reverse {
-            // Captures green's changes from before the first write green's database takes
-            // (writes are still frozen). A CDC-only task starts with start-replication
-            // (API_StartReplicationTask, StartReplicationTaskType).
+    match (to, reverse) {
+        ("green", Some(r)) => {
+            stop_if_running(deps, forward).await?;
+            // A CDC-only task starts with start-replication (API_StartReplicationTask,
+            // StartReplicationTaskType).
             let task = deps
                 .replication
                 .dms_task(&r.task_arn)
@@ -400,23 +533,11 @@ async fn switch(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError>
             }
             reverse_started = true;
         }
-    }
-    call_hook(deps, input, "switch", json!({"to": to})).await?;
-    // With both directions running, each change would come back: the forward task stops once
-    // the switch has happened, the reverse one when blue takes the writes again (DMS loopback:
-    // https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Task.CDC.html#CHAP_Task.CDC.Bidirectional).
-    let stop = match (to, reverse) {
-        ("green", Some(_)) => Some(forward.to_string()),
-        ("blue", Some(r)) if run.data.reverse_started => Some(r.task_arn.clone()),
-        _ => None,
-    };
-    if let Some(task) = stop {
-        match deps.replication.stop_dms_task(&task).await {
-            Ok(()) => {}
-            // Already stopped: nothing to do.
-            Err(e) if e.kind == PortErrorKind::Invalid => {}
-            Err(e) => return Err(super::replication::repl_err(e)),
+        ("blue", Some(r)) if run.data.reverse_started => {
+            stop_if_running(deps, &r.task_arn).await?;
+            reverse_started = false;
         }
+        _ => {}
     }
     let rec = update_run(deps, &input.run_id, |rec| {
         rec.data.switched_to = Some(to.to_string());
@@ -452,9 +573,43 @@ async fn switch(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError>
     Ok(out)
 }
 
+/// Stops a DMS task unless it is not running (a stopped task needs nothing).
+async fn stop_if_running(deps: &Deps, task: &str) -> Result<(), StepError> {
+    let status = deps
+        .replication
+        .dms_task(task)
+        .await
+        .map_err(super::replication::repl_err)?
+        .status;
+    if !matches!(status.as_str(), "running" | "starting") {
+        return Ok(());
+    }
+    match deps.replication.stop_dms_task(task).await {
+        Ok(()) => Ok(()),
+        // Not running any more, says DMS: confirmed by reading the task again, for the other
+        // direction starts only once this one is stopped.
+        Err(e) if e.kind == PortErrorKind::Invalid => {
+            let now = deps
+                .replication
+                .dms_task(task)
+                .await
+                .map_err(super::replication::repl_err)?
+                .status;
+            if matches!(now.as_str(), "running" | "starting") {
+                return Err(StepError::Retryable(format!(
+                    "{task} refused StopReplicationTask ({}) but is still {now}",
+                    e.message
+                )));
+            }
+            Ok(())
+        }
+        Err(e) => Err(super::replication::repl_err(e)),
+    }
+}
+
 async fn unfreeze(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError> {
     let run = load_run(deps, &input.run_id).await?;
-    let Some(frozen_at) = run.data.frozen_at else {
+    let Some(frozen_at) = run.data.frozen_at.or(run.data.freeze_requested_at) else {
         return Ok(output(&input.plan, &run.data));
     };
     call_hook(deps, input, "unfreeze", json!({})).await?;
@@ -463,6 +618,9 @@ async fn unfreeze(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepErro
         if rec.data.frozen_at == Some(frozen_at) {
             rec.data.freeze_seconds = rec.data.frozen_seconds(now);
             rec.data.frozen_at = None;
+        }
+        if rec.data.frozen_at.is_none() {
+            rec.data.freeze_requested_at = None;
         }
         rec.data.clone()
     })
@@ -498,13 +656,35 @@ async fn abandon(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError
         .contains_key(&format!("data.switch-requested.{undo}"))
         && !run.steps.contains_key(&format!("data.switch.{undo}"))
     {
-        if let Err(e) = call_hook(deps, input, "switch", json!({"to": back})).await {
-            problems.push(format!("switching back to {back}: {e}"));
+        let undone = format!("data.switch-undone.{undo}");
+        if !run.steps.contains_key(&undone) {
+            match call_hook(deps, input, "switch", json!({"to": back})).await {
+                Ok(()) => {
+                    update_run(deps, &input.run_id, |rec| {
+                        rec.steps
+                            .insert(undone.clone(), json!({"at": deps.clock.now()}));
+                    })
+                    .await?;
+                }
+                Err(e) if claimed_elsewhere(&e) => return Err(e),
+                Err(e) => problems.push(format!("switching back to {back}: {e}")),
+            }
         }
     }
-    if run.data.frozen_at.is_some() {
-        if let Err(e) = unfreeze(input, deps).await {
-            problems.push(format!("unfreezing: {e}"));
+    // A reverse task runs only behind a confirmed switch to green.
+    if let (Some(r), false) = (
+        &input.plan.data.reverse_replication,
+        current.as_deref() == Some("green"),
+    ) {
+        if let Err(e) = stop_if_running(deps, &r.task_arn).await {
+            problems.push(format!("stopping reverse replication {}: {e}", r.task_arn));
+        }
+    }
+    if run.data.frozen_at.is_some() || run.data.freeze_requested_at.is_some() {
+        match unfreeze(input, deps).await {
+            Ok(_) => {}
+            Err(e) if claimed_elsewhere(&e) => return Err(e),
+            Err(e) => problems.push(format!("unfreezing: {e}")),
         }
     }
     let now = deps.clock.now();

@@ -6,7 +6,7 @@ use super::replication::read_lag;
 use super::{audit, check_run_id, event, load_run, Deps};
 use crate::error::StepError;
 use crate::model::AlarmState;
-use crate::plan::Plan;
+use crate::plan::{Plan, WritesMode};
 use crate::ports::PortErrorKind;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -167,6 +167,17 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
         )
     };
     audit(deps, ev).await?;
+    // The run's last bake passed: every promise of the cutover is kept from here, and nothing
+    // that fails later (a close, a finalize) may undo it. The safety net reads this mark.
+    let last = input.index + 1 == plan.traffic.steps.len();
+    if bake.complete && last && (plan.data.writes == WritesMode::Unmanaged || switched) {
+        super::update_run(deps, &input.run_id, |rec| {
+            rec.steps
+                .entry(crate::model::SUCCEEDED_KEY.to_string())
+                .or_insert_with(|| serde_json::json!({"at": now}));
+        })
+        .await?;
+    }
 
     if bake.consecutive_failures >= plan.health.failure_threshold {
         return Err(StepError::HealthCheckFailed(reasons));

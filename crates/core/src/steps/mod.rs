@@ -66,6 +66,28 @@ pub struct Deps {
     pub callbacks: Arc<dyn TaskCallbacks>,
     pub hooks: Arc<dyn Hooks>,
     pub executions: Arc<dyn Executions>,
+    /// Pages and notices this process sent whose record in the run table is not yet written:
+    /// a retry after the table failed sends none of them again.
+    pub sent: Arc<SentNotices>,
+}
+
+/// The `run/key` of notices sent by this process (one Lambda execution environment, reused for
+/// the retries Step Functions sends it: AWS Lambda, "Lambda execution environment lifecycle",
+/// https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html). A retry that
+/// reaches another environment while the run table is still failing may send a notice again.
+#[derive(Debug, Default)]
+pub struct SentNotices(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl SentNotices {
+    fn contains(&self, key: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
+    }
+    fn insert(&self, key: String) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+    }
 }
 
 /// Where the stack runs, for the pre-flight checks a plan cannot make alone: data hooks must be
@@ -228,6 +250,12 @@ pub(crate) async fn page_once(
         return Ok(());
     }
     let now = deps.clock.now();
+    let sent_key = format!("{run_id}/{key}");
+    if deps.sent.contains(&sent_key) {
+        // Sent by an earlier attempt whose record could not be written: record it only.
+        remember(deps, run_id, key, &serde_json::json!({"at": now}), |_| {}).await?;
+        return Ok(());
+    }
     let notice = crate::model::RunNotice {
         run_id: run_id.to_string(),
         application: application.to_string(),
@@ -239,6 +267,7 @@ pub(crate) async fn page_once(
         .page(&notice)
         .await
         .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
+    deps.sent.insert(sent_key);
     remember(deps, run_id, key, &serde_json::json!({"at": now}), |_| {}).await?;
     Ok(())
 }

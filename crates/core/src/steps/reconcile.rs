@@ -119,6 +119,15 @@ pub async fn reconcile_run(
             outcome: None,
         });
     };
+    let succeeded = matches!(
+        run.outcome.as_deref(),
+        Some(super::close::COMPLETED | super::close::COMPLETED_WITH_ERRORS)
+    );
+    if succeeded {
+        // The close recorded the outcome and then kept failing: the execution ended instead
+        // of succeeding. The run is kept as recorded; a human hears the machine did not close.
+        page_close_failed(deps, &run, &status, cause.as_deref()).await?;
+    }
     if run.outcome.is_some() {
         // The outcome is recorded (the machine's own failure paths end FAILED too, and an earlier
         // attempt of this function may have got that far). Closing again is idempotent and
@@ -149,6 +158,30 @@ pub async fn reconcile_run(
             "run {run_id} has no stored plan: it cannot be reconciled"
         )));
     };
+    // The last bake passed and the execution ended before it could close the run (a close
+    // that kept failing): the run is completed. Nothing is rolled back; the people on call hear
+    // that the machine could not close it.
+    if run.succeeded() {
+        page_close_failed(deps, &run, &status, cause.as_deref()).await?;
+        let why = cause.unwrap_or_else(|| format!("the execution ended {status}"));
+        let closed = close_run(
+            CloseRunInput {
+                run_id,
+                plan,
+                outcome: Some(super::close::COMPLETED.into()),
+                error: None,
+                warning: Some(format!(
+                    "closed by the safety net after the execution ended {status}: {why}"
+                )),
+            },
+            deps,
+        )
+        .await?;
+        return Ok(ReconcileOutput {
+            action: "closed".into(),
+            outcome: Some(closed.outcome),
+        });
+    }
     let error = ErrorInfo {
         error: format!("Execution{}", pascal(&status)),
         cause: cause.unwrap_or_else(|| format!("the execution ended {status}")),
@@ -210,6 +243,28 @@ pub async fn reconcile_run(
         action: "closed".into(),
         outcome: Some(closed.outcome),
     })
+}
+
+/// Pages once that a run which reached success ended its execution without closing cleanly.
+async fn page_close_failed(
+    deps: &Deps,
+    run: &crate::model::RunRecord,
+    status: &str,
+    cause: Option<&str>,
+) -> Result<(), StepError> {
+    let why = cause.map_or_else(|| format!("the execution ended {status}"), str::to_string);
+    super::page_once(
+        deps,
+        &run.run_id,
+        &run.application,
+        "page.close_failed_after_success",
+        "close_failed_after_success",
+        format!(
+            "Run {} of {} passed its last bake (traffic on green) but its execution ended {status} before it was closed ({why}). The run is completed; nothing was rolled back. Check it with `cutover run status {}`.",
+            run.run_id, run.application, run.run_id
+        ),
+    )
+    .await
 }
 
 /// TIMED_OUT -> TimedOut, ABORTED -> Aborted.

@@ -49,7 +49,7 @@ impl Ledger {
 #[derive(Debug, Clone)]
 pub(super) struct AppState {
     last_t: f64,
-    frozen: bool,
+    pub(super) frozen: bool,
     blue_tier: Db,
     green_tier: Db,
     accepted: f64,
@@ -270,10 +270,12 @@ pub(super) fn target_of(r: &RecordSet) -> String {
     }
 }
 
-/// The data hooks as the application runs them: a scripted `fail` answers with an error and a
-/// `timeout` never answers within the hook's timeout (neither acts); otherwise the hook acts on
-/// the application at once — freeze refuses writes, switch points both tiers at `to`, unfreeze
-/// lets writes in.
+/// The data hooks as the application runs them: a scripted `fail` answers with an error, a
+/// `throttle` with Lambda's TooManyRequestsException (retryable), and a `timeout` never answers
+/// within the hook's timeout (none of them acts); `acted-timeout` acts and then does not answer
+/// in time (a Lambda that timed out may have acted: Lambda Invoke, "Error handling"); otherwise
+/// the hook acts on the application at once — freeze refuses writes, switch points both tiers
+/// at `to`, unfreeze lets writes in.
 #[async_trait]
 impl Hooks for World {
     async fn call(&self, hook: &Hook, payload: &Value) -> Result<Value, PortError> {
@@ -287,19 +289,22 @@ impl Hooks for World {
                 .and_then(|c| step_value(c, self.t()))
                 .unwrap_or_else(|| "ok".into())
         };
+        let timed_out = || {
+            PortError::new(
+                "hooks",
+                PortErrorKind::Other,
+                "HookTimedOut",
+                format!(
+                    "{} did not answer within {}s",
+                    hook.target(),
+                    hook.timeout_seconds
+                ),
+            )
+        };
         match verdict.as_str() {
             "timeout" => {
                 tokio::time::sleep(std::time::Duration::from_secs(hook.timeout_seconds)).await;
-                Err(PortError::new(
-                    "hooks",
-                    PortErrorKind::Other,
-                    "HookTimedOut",
-                    format!(
-                        "{} did not answer within {}s",
-                        hook.target(),
-                        hook.timeout_seconds
-                    ),
-                ))
+                Err(timed_out())
             }
             "fail" => Err(PortError::new(
                 "hooks",
@@ -307,39 +312,70 @@ impl Hooks for World {
                 "HookFailed",
                 format!("{} answered with an error", hook.target()),
             )),
+            "throttle" => Err(PortError::new(
+                "hooks",
+                PortErrorKind::Throttled,
+                "TooManyRequestsException",
+                format!("{}: Rate exceeded", hook.target()),
+            )),
             _ => {
-                let mut st = self.st();
-                self.settle(&mut st);
-                match payload.get("action").and_then(Value::as_str) {
-                    Some("freeze") => st.app.frozen = true,
-                    Some("unfreeze") => st.app.frozen = false,
-                    Some("switch") => {
-                        let to = match payload.get("to").and_then(Value::as_str) {
-                            Some("green") => Db::Green,
-                            Some("blue") => Db::Blue,
-                            other => {
-                                return Err(PortError::new(
-                                    "hooks",
-                                    PortErrorKind::Other,
-                                    "HookFailed",
-                                    format!("switch to {other:?}: the hook needs to: green | blue"),
-                                ))
-                            }
-                        };
-                        st.app.blue_tier = to;
-                        st.app.green_tier = to;
-                    }
+                self.act(payload, verdict != "acted-timeout")?;
+                if verdict == "acted-timeout" {
+                    tokio::time::sleep(std::time::Duration::from_secs(hook.timeout_seconds)).await;
+                    return Err(timed_out());
+                }
+                Ok(json!({"ok": true}))
+            }
+        }
+    }
+}
+
+impl World {
+    /// What a data hook does to the application.
+    fn act(&self, payload: &Value, answers: bool) -> Result<(), PortError> {
+        let mut st = self.st();
+        self.settle(&mut st);
+        let action = payload.get("action").and_then(Value::as_str);
+        let key = match action {
+            Some("freeze") => {
+                st.app.frozen = true;
+                "freeze".to_string()
+            }
+            Some("unfreeze") => {
+                st.app.frozen = false;
+                "unfreeze".to_string()
+            }
+            Some("switch") => {
+                let to = match payload.get("to").and_then(Value::as_str) {
+                    Some("green") => Db::Green,
+                    Some("blue") => Db::Blue,
                     other => {
                         return Err(PortError::new(
                             "hooks",
                             PortErrorKind::Other,
                             "HookFailed",
-                            format!("unknown action {other:?}"),
+                            format!("switch to {other:?}: the hook needs to: green | blue"),
                         ))
                     }
-                }
-                Ok(json!({"ok": true}))
+                };
+                st.app.blue_tier = to;
+                st.app.green_tier = to;
+                format!("switch:{}", if to == Db::Green { "green" } else { "blue" })
             }
+            other => {
+                return Err(PortError::new(
+                    "hooks",
+                    PortErrorKind::Other,
+                    "HookFailed",
+                    format!("unknown action {other:?}"),
+                ))
+            }
+        };
+        if matches!(&st.last_hook, Some((last, true)) if *last == key) {
+            *st.counters.hooks_repeated.entry(key.clone()).or_default() += 1;
         }
+        *st.counters.hooks_acted.entry(key.clone()).or_default() += 1;
+        st.last_hook = Some((key, answers));
+        Ok(())
     }
 }

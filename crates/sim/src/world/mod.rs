@@ -35,6 +35,18 @@ pub struct Counters {
     pub notices_sent: u64,
     /// Data hook calls that reached the application (freeze, switch, unfreeze).
     pub hook_calls: u64,
+    /// Hook calls that acted on the application, by `freeze`, `unfreeze`, `switch:green`,
+    /// `switch:blue`: the chaos oracle bounds each.
+    pub hooks_acted: BTreeMap<String, u64>,
+    /// Hook calls that acted again right after the same action had acted and answered, nothing
+    /// else in between (a retry after a timeout is not counted: its first call's result was
+    /// unknown). Each is a side effect repeated under one idempotency key.
+    pub hooks_repeated: BTreeMap<String, u64>,
+    /// StartReplicationTask calls that started a task, by task ARN.
+    pub dms_starts_by_task: BTreeMap<String, u64>,
+    /// Times a DMS task started while a task carrying the other direction was running (each
+    /// change would come back: DMS loopback).
+    pub both_directions: u64,
 }
 
 struct Zone {
@@ -69,6 +81,8 @@ struct State {
     notices: Vec<ApprovalNotice>,
     pages: Vec<RunNotice>,
     app: app::AppState,
+    /// The last data hook action that acted, and whether it answered.
+    last_hook: Option<(String, bool)>,
     /// Executions of the cutover machine by run id: running or ended.
     executions: HashMap<String, bool>,
     /// Run ids whose executions were stopped (StopExecution), in order.
@@ -221,6 +235,7 @@ impl World {
                 app: app::AppState::new(green_tier),
                 executions,
                 stopped_executions: Vec::new(),
+                last_hook: None,
             }),
             notices_tx: Mutex::new(None),
             app_record,
@@ -279,6 +294,11 @@ impl World {
     /// Executions stopped through the Executions port, in order.
     pub fn stopped_executions(&self) -> Vec<String> {
         self.st().stopped_executions.clone()
+    }
+
+    /// True while the application refuses writes (a freeze hook acted and no unfreeze since).
+    pub fn writes_frozen(&self) -> bool {
+        self.st().app.frozen
     }
 
     pub fn pages(&self) -> Vec<RunNotice> {

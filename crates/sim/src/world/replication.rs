@@ -73,6 +73,7 @@ impl Replication for World {
         let (spec, s) = self.dms_task_of(&st, task_arn)?;
         let status = self.dms_status(s, spec);
         let full_load = spec.migration_type != "cdc";
+        let carries = spec.carries;
         let allowed = match (status.as_str(), start_type) {
             ("ready", DmsStartType::StartReplication) => true,
             ("stopped", DmsStartType::ResumeProcessing) => spec.migration_type != "full-load",
@@ -89,12 +90,26 @@ impl Replication for World {
         }
         let t = self.t();
         self.settle(&mut st);
+        let other_running = self.spec.dms.tasks.iter().any(|o| {
+            o.arn != task_arn
+                && o.carries != carries
+                && st.dms.get(&o.arn).is_some_and(|os| {
+                    matches!(self.dms_status(os, o).as_str(), "running" | "starting")
+                })
+        });
+        if other_running {
+            st.counters.both_directions += 1;
+        }
         if let Some(s) = st.dms.get_mut(task_arn) {
             s.status = "running".into();
             s.started_at = Some(t);
             s.stopped_at = None;
         }
         st.counters.dms_starts += 1;
+        *st.counters
+            .dms_starts_by_task
+            .entry(task_arn.to_string())
+            .or_default() += 1;
         Ok(())
     }
 
