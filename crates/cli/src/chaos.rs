@@ -279,12 +279,30 @@ pub fn generate(seed: u64) -> Case {
         }));
     }
     world["faults"] = Value::Array(faults);
+    let duplicate_delivery = rng.random_bool(0.2);
+    let concurrent = rng.random_bool(0.5);
+    // Drawn last, so the draws above replay as before: an alarm that may lack data, and a
+    // forward task someone stops.
+    if rng.random_bool(0.2) {
+        let states = ["OK", "INSUFFICIENT_DATA", "ALARM"];
+        let mut curve = vec![json!([0, *pick(&mut rng, &states[..2])])];
+        if rng.random_bool(0.5) {
+            curve.push(json!([rng.random_range(1..6000), *pick(&mut rng, &states)]));
+        }
+        plan["health"]["alarms"] = json!(["orders-green-5xx"]);
+        plan["health"]["missingAlarmData"] =
+            json!(*pick(&mut rng, &["breaching", "notBreaching", "ignore"]));
+        world["alarms"] = json!({"orders-green-5xx": curve});
+    }
+    if !mgn && rng.random_bool(0.05) {
+        world["dms"]["tasks"][0]["stopAfterSeconds"] = json!(rng.random_range(60..4000));
+    }
     Case {
         seed,
         plan,
         world,
-        duplicate_delivery: rng.random_bool(0.2),
-        concurrent: rng.random_bool(0.5),
+        duplicate_delivery,
+        concurrent,
     }
 }
 
@@ -444,7 +462,8 @@ fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
         }
     }
     // Every run is closed by the machine or the safety net: an outcome recorded, never stuck.
-    if !r.timeline.iter().any(|e| e.event == "run-closed") {
+    // (An execution stopped before validation stored anything has nothing to close.)
+    if run.store.has_run(&r.run_id) && !r.timeline.iter().any(|e| e.event == "run-closed") {
         v.push(format!(
             "the run was never closed (execution {:?})",
             run.execution.status

@@ -619,7 +619,14 @@ pub(crate) async fn reconcile_after(
         cutover_engine::Status::TimedOut => "TIMED_OUT",
         cutover_engine::Status::Aborted => "ABORTED",
     };
-    reconcile_status(run_id, status, execution.cause.clone(), deps).await;
+    reconcile_status(
+        run_id,
+        status,
+        execution.cause.clone(),
+        Some(execution.stopped.timestamp_millis()),
+        deps,
+    )
+    .await;
 }
 
 /// Sends the safety net's event for one run, as the EventBridge rule would, retrying while the
@@ -628,9 +635,10 @@ pub(crate) async fn reconcile_status(
     run_id: &str,
     status: &str,
     cause: Option<String>,
+    stop_date: Option<i64>,
     deps: &Deps,
 ) {
-    let event = json!({"detail": {"name": run_id, "status": status, "cause": cause}});
+    let event = json!({"detail": {"name": run_id, "status": status, "cause": cause, "stopDate": stop_date}});
     for _ in 0..120 {
         match steps::dispatch("reconcile-run", event.clone(), deps).await {
             Ok(_) => return,

@@ -303,6 +303,7 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
                     &app.run_id,
                     "ABORTED",
                     Some(format!("the wave {} was stopped", spec.wave)),
+                    Some(execution.stopped.timestamp_millis()),
                     &s.deps,
                 )
                 .await;

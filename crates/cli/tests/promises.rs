@@ -189,6 +189,78 @@ fn an_abort_after_the_switch_returns_to_blue_and_is_rolled_back() {
     }
 }
 
+/// The dms-happy-path example with its plan and world edited.
+fn dms(plan_edits: &[(&str, &str)], world_edits: &[(&str, &str)]) -> LocalRun {
+    let (mut plan, mut world) = (
+        text("dms-happy-path", "plan.yaml"),
+        text("dms-happy-path", "world.yaml"),
+    );
+    for (from, to) in plan_edits {
+        assert!(plan.contains(from), "{from:?}");
+        plan = plan.replacen(from, to, 1);
+    }
+    for (from, to) in world_edits {
+        assert!(world.contains(from), "{from:?}");
+        world = world.replacen(from, to, 1);
+    }
+    run(&plan, &world)
+}
+
+#[test]
+fn a_dms_task_stopped_by_someone_else_fails_the_lag_gate_at_once() {
+    // Someone stops the task 300 s after the run started it, long before the lag settles.
+    // Before: sampled as "stopped" until the 7,200 s deadline.
+    let r = dms(
+        &[],
+        &[(
+            "      lag: [[0, 900]",
+            "      stopAfterSeconds: 300\n      lag: [[0, 900]",
+        )],
+    );
+    assert_eq!(r.report.outcome, "failed", "{:?}", r.report.error);
+    assert_eq!(r.report.error.as_deref(), Some("ReplicationFailed"));
+    assert!(
+        r.report.simulated_seconds < 600.0,
+        "{}",
+        r.report.simulated_seconds
+    );
+    let cause = r.report.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("task:ORDERS") && cause.contains("stopped"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn an_alarm_without_data_fails_a_round_unless_the_plan_says_otherwise() {
+    let no_data = [(
+        "orders-green-5xx: [[0, OK]]",
+        "orders-green-5xx: [[0, INSUFFICIENT_DATA]]",
+    )];
+    // Before: INSUFFICIENT_DATA counted as healthy for every bake.
+    let r = dms(&[], &no_data);
+    assert_eq!(r.report.outcome, "rolled_back", "{:?}", r.report.error);
+    assert!(r.report.timeline.iter().any(|e| e
+        .message
+        .contains("INSUFFICIENT_DATA (health.missingAlarmData: breaching)")));
+    for choice in ["notBreaching", "ignore"] {
+        let edit = format!("  alarms: [orders-green-5xx]\n  missingAlarmData: {choice}");
+        let r = dms(&[("  alarms: [orders-green-5xx]", edit.as_str())], &no_data);
+        assert_eq!(
+            r.report.outcome, "completed",
+            "{choice}: {:?}",
+            r.report.error
+        );
+        assert!(r
+            .report
+            .timeline
+            .iter()
+            .any(|e| e.message.contains(&format!(
+                "INSUFFICIENT_DATA (health.missingAlarmData: {choice})"
+            ))));
+    }
+}
+
 /// Seeds whose cases broke the oracle's checks before the fixes (measured with the same
 /// generator): a switch hook called 28 times while DMS throttled its stop (97), a close after
 /// success that failed and left `completed` with an error (1703), a page sent 9 times while the

@@ -301,6 +301,25 @@ pub struct HealthPlan {
     pub http: Vec<HttpCheck>,
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// What an alarm in INSUFFICIENT_DATA means for a round.
+    #[serde(default)]
+    pub missing_alarm_data: MissingAlarmData,
+}
+
+/// How a health round reads an alarm in `INSUFFICIENT_DATA`, named as CloudWatch's own
+/// `TreatMissingData` names its choices (Using Amazon CloudWatch alarms, "Configuring how
+/// CloudWatch alarms treat missing data":
+/// https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-missing-data).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MissingAlarmData {
+    /// The round fails: nothing proves green healthy (the default).
+    #[default]
+    Breaching,
+    /// The round counts the alarm as OK.
+    NotBreaching,
+    /// The round leaves the alarm out (its message still names it).
+    Ignore,
 }
 
 fn default_interval() -> u64 {

@@ -47,6 +47,11 @@ impl MemoryStore {
         self.lock().locks.get(application).map(|(r, _)| r.clone())
     }
 
+    /// Whether a run record exists (validation stored it).
+    pub fn has_run(&self, run_id: &str) -> bool {
+        self.lock().runs.contains_key(run_id)
+    }
+
     /// Successful writes, for tests that count side effects.
     pub fn writes(&self) -> u64 {
         self.lock().writes

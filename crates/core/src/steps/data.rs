@@ -342,8 +342,10 @@ async fn freeze(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepError>
     })
     .await?;
     if let Err(e) = call_hook(deps, input, "freeze", json!({"reason": reason})).await {
-        if matches!(e, StepError::Throttled(_)) {
-            // Never ran: nothing to undo.
+        // Never ran (throttled), or answered that it did not act (a hook must answer with an
+        // error only when its action did not happen, docs/data.md): nothing to undo. Only a
+        // call whose answer never came (a timeout, a transient error) may have acted.
+        if matches!(e, StepError::Throttled(_) | StepError::HookFailed(_)) {
             update_run(deps, &input.run_id, |rec| {
                 if rec.data.frozen_at.is_none() && rec.data.freeze_requested_at == Some(asked) {
                     rec.data.freeze_requested_at = None;

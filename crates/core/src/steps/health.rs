@@ -6,7 +6,7 @@ use super::replication::read_lag;
 use super::{audit, check_run_id, event, load_run, Deps};
 use crate::error::StepError;
 use crate::model::AlarmState;
-use crate::plan::{Plan, WritesMode};
+use crate::plan::{MissingAlarmData, Plan, WritesMode};
 use crate::ports::PortErrorKind;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,8 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     }
 
     let mut reasons = Vec::new();
+    // What a healthy round still says (an alarm left out by health.missingAlarmData).
+    let mut notes: Vec<String> = Vec::new();
     for c in &plan.health.http {
         let r = deps.probe.probe(c).await;
         if !r.ok {
@@ -78,12 +80,22 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     }
     if !plan.health.alarms.is_empty() {
         match deps.metrics.alarm_states(&plan.health.alarms).await {
-            Ok(states) => reasons.extend(
-                states
-                    .into_iter()
-                    .filter(|(_, s)| *s == AlarmState::Alarm)
-                    .map(|(n, _)| format!("alarm {n} is in ALARM")),
-            ),
+            Ok(states) => {
+                for (n, s) in states {
+                    match (s, plan.health.missing_alarm_data) {
+                        (AlarmState::Alarm, _) => reasons.push(format!("alarm {n} is in ALARM")),
+                        (AlarmState::InsufficientData, MissingAlarmData::Breaching) => reasons
+                            .push(format!(
+                                "alarm {n} is in INSUFFICIENT_DATA (health.missingAlarmData: breaching)"
+                            )),
+                        (AlarmState::InsufficientData, m) => notes.push(format!(
+                            "alarm {n} is in INSUFFICIENT_DATA (health.missingAlarmData: {})",
+                            if m == MissingAlarmData::Ignore { "ignore" } else { "notBreaching" }
+                        )),
+                        (AlarmState::Ok, _) => {}
+                    }
+                }
+            }
             Err(e) if e.kind == PortErrorKind::NotFound => reasons.push(e.message.clone()),
             // A probe we cannot read counts as a failed round, not as a crash of the bake.
             Err(e) => reasons.push(format!("alarms unreadable: {e}")),
@@ -145,11 +157,18 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     ev.weights = run.weights;
     ev.lag_seconds = lag;
     ev.message = if healthy {
-        if bake.complete {
+        let mut m = if bake.complete {
             format!("bake of step {} complete", input.index)
         } else {
             String::new()
+        };
+        if !notes.is_empty() {
+            if !m.is_empty() {
+                m.push_str("; ");
+            }
+            m.push_str(&notes.join("; "));
         }
+        m
     } else {
         let verdict = if bake.consecutive_failures >= plan.health.failure_threshold {
             " (health.failureThreshold reached)"

@@ -35,7 +35,18 @@ pub struct ExecutionStatus {
     /// ids of its applications.
     #[serde(default)]
     pub input: Option<String>,
+    /// When the execution ended, in epoch milliseconds, as EventBridge sends it.
+    #[serde(default)]
+    pub stop_date: Option<i64>,
 }
+
+/// How long after an execution ended a step it had started may still be running: Step
+/// Functions' StopExecution does not stop a Lambda invocation in flight, and the step functions
+/// run for at most their 30 s timeout (template.yaml, Globals). Until then a run without a record
+/// may still get one, so the safety net asks to be retried (an asynchronous invocation is retried
+/// after one minute, then two: AWS Lambda, "Error handling and automatic retries",
+/// https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
+pub const IN_FLIGHT_GRACE_SECONDS: i64 = 60;
 
 /// The run ids a wave execution's input names, or None when the input is not a wave's.
 fn wave_children(input: Option<&str>) -> Option<(String, Vec<String>)> {
@@ -67,6 +78,7 @@ pub async fn reconcile_run(
         status,
         cause,
         input: execution_input,
+        stop_date,
     } = input.detail;
     check_run_id(&run_id)?;
     // A wave's execution: its applications run as their own executions and outlive it. An
@@ -113,6 +125,16 @@ pub async fn reconcile_run(
         .await
         .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
     let Some(run) = run else {
+        // A validation still in flight may yet store the run and take the lock: look again.
+        if let Some(stopped) = stop_date {
+            let since = deps.clock.now().timestamp_millis() - stopped;
+            if since < IN_FLIGHT_GRACE_SECONDS * 1000 {
+                return Err(StepError::Retryable(format!(
+                    "run {run_id} has no record {}s after its execution ended: a step may still be storing it",
+                    since / 1000
+                )));
+            }
+        }
         // Stopped before validation stored anything: nothing moved, no lock was taken.
         return Ok(ReconcileOutput {
             action: "nothing-started".into(),

@@ -283,11 +283,17 @@ impl Hooks for World {
             let mut st = self.st();
             self.enter(&mut st, "hooks", "Call")?;
             st.counters.hook_calls += 1;
-            self.spec
+            let verdict = self
+                .spec
                 .hooks
                 .get(hook.target())
                 .and_then(|c| step_value(c, self.t()))
-                .unwrap_or_else(|| "ok".into())
+                .unwrap_or_else(|| "ok".into());
+            if !matches!(verdict.as_str(), "ok" | "acted-timeout") {
+                // A call that did not act still separates two calls of another action.
+                st.last_hook = Some((String::new(), false));
+            }
+            verdict
         };
         let timed_out = || {
             PortError::new(

@@ -38,8 +38,8 @@ pub struct Counters {
     /// Hook calls that acted on the application, by `freeze`, `unfreeze`, `switch:green`,
     /// `switch:blue`: the chaos oracle bounds each.
     pub hooks_acted: BTreeMap<String, u64>,
-    /// Hook calls that acted again right after the same action had acted and answered, nothing
-    /// else in between (a retry after a timeout is not counted: its first call's result was
+    /// Hook calls that acted again right after the same action had acted and answered, no other
+    /// hook call in between (a retry after a timeout is not counted: its first call's result was
     /// unknown). Each is a side effect repeated under one idempotency key.
     pub hooks_repeated: BTreeMap<String, u64>,
     /// StartReplicationTask calls that started a task, by task ARN.

@@ -104,6 +104,16 @@ impl Strategy for Dms<'_> {
         match task.status.as_str() {
             "running" => {}
             "starting" => out.pending.push("DMS task is 'starting'".into()),
+            // Started by this run and now stopped: someone (or something) stopped it, and it
+            // does not restart by itself (DMS task status, "stopped":
+            // https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Tasks.Status.html).
+            "stopped" if task.migration_type != "full-load" => {
+                let why = format!(
+                    "DMS task is 'stopped' ({arn}): it was stopped after this run started it (by a person, a script or DMS); start it again and run the cutover anew"
+                );
+                out.stopped = Some(why.clone());
+                out.unhealthy.push(why);
+            }
             other => out
                 .unhealthy
                 .push(format!("DMS task is '{other}', not running")),

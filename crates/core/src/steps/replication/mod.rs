@@ -138,6 +138,8 @@ pub(crate) struct LagReading {
     pub unhealthy: Vec<String>,
     /// Not ready yet (full load, no or a stale datapoint): the gate stays shut, a bake is unaffected.
     pub pending: Vec<String>,
+    /// The task was stopped after the run started it: waiting cannot help, the lag gate fails.
+    pub stopped: Option<String>,
 }
 
 /// How old a DMS datapoint may be and still count: two sample intervals or two metric periods,
@@ -166,6 +168,9 @@ pub async fn check_replication_lag(
         return Err(StepError::Aborted(format!("abort requested: {reason}")));
     }
     let reading = read_lag(plan, deps).await?;
+    if let Some(why) = reading.stopped {
+        return Err(StepError::ReplicationFailed(why));
+    }
     let lag = reading.lag;
     let mut reasons = reading.unhealthy;
     reasons.extend(reading.pending);
