@@ -261,6 +261,64 @@ fn an_alarm_without_data_fails_a_round_unless_the_plan_says_otherwise() {
     }
 }
 
+fn refusal(example: &str, edits: &[(&str, &str)]) -> String {
+    let mut plan = text(example, "plan.yaml");
+    for (from, to) in edits {
+        assert!(plan.contains(from), "{from:?}");
+        plan = plan.replacen(from, to, 1);
+    }
+    match Plan::parse(&plan, false) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn plan_check_refuses_what_aws_would_refuse_later() {
+    // An alias to CloudFront with evaluateTargetHealth true: Route 53 refuses the change batch.
+    let e = refusal(
+        "alias-record",
+        &[(
+            "alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: dualstack.green-alb-5678.us-east-1.elb.amazonaws.com, evaluateTargetHealth: true}",
+            "alias: {hostedZoneId: Z2FDTNDATAQYW2, dnsName: d111111abcdef8.cloudfront.net, evaluateTargetHealth: true}",
+        )],
+    );
+    assert!(e.contains("dns.green.alias.evaluateTargetHealth"), "{e}");
+    let e = refusal(
+        "alias-record",
+        &[(
+            "alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: dualstack.green-alb-5678.us-east-1.elb.amazonaws.com, evaluateTargetHealth: true}",
+            "alias: {hostedZoneId: Z2FDTNDATAQYW2, dnsName: d111111abcdef8.cloudfront.net, evaluateTargetHealth: false}",
+        )],
+    );
+    assert!(!e.contains("evaluateTargetHealth"), "{e}");
+    // Three gates that may each wait a year: past a Standard execution's one-year limit.
+    let e = refusal(
+        "dms-happy-path",
+        &[
+            (
+                "approvals: {expiresSeconds: 3600}",
+                "approvals: {expiresSeconds: 31536000}",
+            ),
+            (
+                "{weight: 10, bakeSeconds: 600}",
+                "{weight: 10, bakeSeconds: 600, approval: g10}",
+            ),
+            (
+                "{weight: 100, bakeSeconds: 900}",
+                "{weight: 100, bakeSeconds: 900, approval: g100}",
+            ),
+        ],
+    );
+    assert!(e.contains("approvals.expiresSeconds"), "{e}");
+    assert!(e.contains("one year") && e.contains("3 gate(s)"), "{e}");
+    assert_eq!(
+        refusal("dms-happy-path", &[]),
+        "",
+        "the example itself passes"
+    );
+}
+
 /// Seeds whose cases broke the oracle's checks before the fixes (measured with the same
 /// generator): a switch hook called 28 times while DMS throttled its stop (97), a close after
 /// success that failed and left `completed` with an error (1703), a page sent 9 times while the

@@ -460,6 +460,11 @@ pub const MAX_LAG_LIMIT: f64 = 86_400.0;
 
 /// Step Functions' history limit per Standard execution.
 pub const MAX_HISTORY_EVENTS: u64 = 25_000;
+/// The hosted zone id of every CloudFront distribution's alias target (API_AliasTarget).
+pub const CLOUDFRONT_HOSTED_ZONE_ID: &str = "Z2FDTNDATAQYW2";
+/// A Standard execution runs at most one year (Step Functions service quotas, "Maximum
+/// execution time": https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
+pub const MAX_EXECUTION_SECONDS: u64 = 31_536_000;
 
 /// The gate name finalize asks under; traffic steps may not use it.
 pub const FINALIZE_GATE: &str = "finalize";
@@ -848,6 +853,19 @@ impl Plan {
                             format!("'{}' is not a valid DNS name", a.dns_name),
                         );
                     }
+                    // Route 53 refuses it: "You can't set EvaluateTargetHealth to true when the
+                    // alias target is a CloudFront distribution" (API_AliasTarget).
+                    let cloudfront = a.hosted_zone_id == CLOUDFRONT_HOSTED_ZONE_ID
+                        || a.dns_name
+                            .trim_end_matches('.')
+                            .to_ascii_lowercase()
+                            .ends_with(".cloudfront.net");
+                    if cloudfront && a.evaluate_target_health {
+                        bad(
+                            &format!("dns.{side}.alias.evaluateTargetHealth"),
+                            "must be false for an alias to a CloudFront distribution: Route 53 refuses EvaluateTargetHealth true there (https://docs.aws.amazon.com/Route53/latest/APIReference/API_AliasTarget.html)".into(),
+                        );
+                    }
                 }
             }
             if let Some(h) = &t.health_check_id {
@@ -1094,8 +1112,75 @@ impl Plan {
                     ),
                 });
             }
+            let worst = self.worst_case_seconds();
+            if worst > MAX_EXECUTION_SECONDS {
+                let gates = self.gate_count();
+                let parts = [
+                    (
+                        "approvals.expiresSeconds",
+                        self.approvals.expires_seconds.saturating_mul(gates),
+                        format!("{gates} gate(s) × {}s", self.approvals.expires_seconds),
+                    ),
+                    (
+                        "replication.deadlineSeconds",
+                        self.replication.deadline_seconds,
+                        format!("{}s", self.replication.deadline_seconds),
+                    ),
+                    (
+                        "traffic.steps[].bakeSeconds",
+                        self.traffic.steps.iter().map(|s| s.bake_seconds).sum(),
+                        format!(
+                            "{}s over {} step(s)",
+                            self.traffic
+                                .steps
+                                .iter()
+                                .map(|s| s.bake_seconds)
+                                .sum::<u64>(),
+                            self.traffic.steps.len()
+                        ),
+                    ),
+                    (
+                        "rollback.budgetSeconds",
+                        self.rollback.budget_seconds,
+                        format!("{}s", self.rollback.budget_seconds),
+                    ),
+                ];
+                let field = parts
+                    .iter()
+                    .max_by_key(|p| p.1)
+                    .map_or("approvals.expiresSeconds", |p| p.0);
+                let list: Vec<String> = parts
+                    .iter()
+                    .filter(|p| p.1 > 0)
+                    .map(|p| format!("{} {}", p.0, p.2))
+                    .collect();
+                out.push(Violation {
+                    field: field.into(),
+                    message: format!(
+                        "in the worst case one execution runs {worst}s, above a Standard execution's limit of one year ({MAX_EXECUTION_SECONDS}s): {}",
+                        list.join(" + ")
+                    ),
+                });
+            }
         }
         out
+    }
+
+    /// Gates one execution may wait on when each waits to its expiry: the traffic steps', the
+    /// data go/no-go and the rollback-after-switch gate, and finalize's.
+    fn gate_count(&self) -> u64 {
+        let steps = self
+            .traffic
+            .steps
+            .iter()
+            .filter(|s| s.approval.is_some())
+            .count() as u64;
+        let data = if self.data.writes == WritesMode::Unmanaged {
+            0
+        } else {
+            2
+        };
+        steps + data + u64::from(self.finalize.enabled)
     }
 
     fn data_violations(&self, bad: &mut impl FnMut(&str, String)) {

@@ -499,6 +499,9 @@ impl WorldSpec {
                 "must be at least 1".into(),
             );
         }
+        if !in_world_time(self.route53.propagation_seconds as f64) {
+            bad("route53.propagationSeconds".into(), WORLD_TIME.into());
+        }
         for (zi, z) in self.route53.zones.iter().enumerate() {
             if !z.id.starts_with('Z') {
                 bad(
@@ -562,6 +565,14 @@ impl WorldSpec {
                 );
             }
             curve(&t.lag, &format!("dms.tasks[{i}].lag"), true, &mut bad);
+            for (name, v) in [
+                ("failAfterSeconds", t.fail_after_seconds),
+                ("stopAfterSeconds", t.stop_after_seconds),
+            ] {
+                if v.is_some_and(|v| !in_world_time(v)) {
+                    bad(format!("dms.tasks[{i}].{name}"), WORLD_TIME.into());
+                }
+            }
             if t.target_lag.is_some() {
                 bad(
                     format!("dms.tasks[{i}].targetLag"),
@@ -755,19 +766,13 @@ impl WorldSpec {
             if a.by.trim().is_empty() {
                 bad(format!("approvals[{i}].by"), "names who decides".into());
             }
-            if !(a.after_seconds >= 0.0 && a.after_seconds.is_finite()) {
-                bad(
-                    format!("approvals[{i}].afterSeconds"),
-                    "must be zero or more".into(),
-                );
+            if !in_world_time(a.after_seconds) {
+                bad(format!("approvals[{i}].afterSeconds"), WORLD_TIME.into());
             }
         }
         for (i, o) in self.operator.iter().enumerate() {
-            if !(o.after_seconds >= 0.0 && o.after_seconds.is_finite()) {
-                bad(
-                    format!("operator[{i}].afterSeconds"),
-                    "must be zero or more".into(),
-                );
+            if !in_world_time(o.after_seconds) {
+                bad(format!("operator[{i}].afterSeconds"), WORLD_TIME.into());
             }
             if o.by.trim().is_empty() {
                 bad(format!("operator[{i}].by"), "names who acts".into());
@@ -801,9 +806,21 @@ impl WorldSpec {
             if f.times == 0 {
                 bad(format!("faults[{i}].times"), "must be at least 1".into());
             }
+            if !in_world_time(f.after_seconds) {
+                bad(format!("faults[{i}].afterSeconds"), WORLD_TIME.into());
+            }
         }
         out
     }
+}
+
+/// The longest a run can last: a Standard execution's one year (Step Functions service quotas,
+/// "Maximum execution time"). A world time beyond it could never be reached.
+pub const MAX_WORLD_SECONDS: f64 = 31_536_000.0;
+const WORLD_TIME: &str = "must be between 0 and 31536000 seconds (a Standard execution's one year)";
+
+fn in_world_time(t: f64) -> bool {
+    (0.0..=MAX_WORLD_SECONDS).contains(&t)
 }
 
 fn curve(points: &[(f64, f64)], field: &str, required: bool, bad: &mut impl FnMut(String, String)) {
@@ -822,10 +839,10 @@ fn curve(points: &[(f64, f64)], field: &str, required: bool, bad: &mut impl FnMu
 fn steps(times: impl Iterator<Item = f64>, field: &str, bad: &mut impl FnMut(String, String)) {
     let mut prev = f64::NEG_INFINITY;
     for t in times {
-        if !(t >= 0.0 && t.is_finite()) || t <= prev {
+        if !in_world_time(t) || t <= prev {
             bad(
                 field.to_string(),
-                "times must be zero or more and strictly increasing".into(),
+                format!("times must be strictly increasing; each {WORLD_TIME}"),
             );
             return;
         }

@@ -257,6 +257,13 @@ world_mutations = [
     ("mgn", {"servers": [{"id": "s-0123456789abcdef0", "lifecycle": "FLYING", "replicationState": "CONTINUOUS", "lag": [[0, 1]]}]}, "mgn.servers[0].lifecycle"),
     ("mgn", {"servers": [{"id": "s-0123456789abcdef0", "lifecycle": "READY_FOR_CUTOVER", "replicationState": "CONTINUOUS", "lag": [[0, 1]], "launchSeconds": 0}]}, "mgn.servers[0].launchSeconds"),
     ("surprise", 1, "surprise"),
+    # Numbers beyond any run's reach are refused, never a panic.
+    ("approvals", [{"gate": "before-50", "decision": "approve", "by": "alice", "afterSeconds": 1e300}], "approvals[0].afterSeconds"),
+    ("operator", [{"afterSeconds": 1e300, "action": "abort", "by": "ops"}], "operator[0].afterSeconds"),
+    ("faults", [{"operation": "route53.GetChange", "error": "Throttling", "times": 1, "afterSeconds": 1e300}], "faults[0].afterSeconds"),
+    ("dms.tasks.0.stopAfterSeconds", 1e300, "dms.tasks[0].stopAfterSeconds"),
+    ("dms.tasks.0.lag", [[0, 5], [1e300, 1]], "dms.tasks[0].lag"),
+    ("route53.propagationSeconds", 18446744073709551615, "route53.propagationSeconds"),
 ]
 for i, (path, value, expected) in enumerate(world_mutations):
     add("world", f"world-{i:03d}", mutate(WORLD, path, value), expected)
