@@ -129,20 +129,27 @@ pub struct AppEntry {
 }
 
 impl WaveRunReport {
-    /// 0 every application completed, 5 some did not.
+    /// 0 every application completed, 5 some did not, 8 the wave was stopped (docs/waves.md).
     pub fn exit_code(&self) -> i32 {
-        if self.outcome == "completed" {
-            0
-        } else {
-            5
+        match self.outcome.as_str() {
+            "completed" => 0,
+            STOPPED => 8,
+            _ => 5,
         }
     }
 }
 
-/// A run id (execution name) for an application of a wave: letters, digits, '-' and '_', ≤ 80.
+/// The outcome of a wave an operator stopped: every application's state is listed.
+pub const STOPPED: &str = "stopped";
+
+/// A run id (execution name) for an application of a wave: letters, digits, '-' and '_', ≤ 80
+/// (StartExecution's `name`). A longer one keeps its first 71 characters and ends in `-` and 8
+/// hex digits of a hash of the whole name, so two names that share their first 80 characters
+/// never share a run id (`load_wave` also refuses two applications whose ids would collide).
 pub fn run_id_for(wave: &str, application: &str) -> String {
     let raw = format!("{wave}-{application}");
-    raw.chars()
+    let clean: String = raw
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -150,8 +157,15 @@ pub fn run_id_for(wave: &str, application: &str) -> String {
                 '-'
             }
         })
-        .take(80)
-        .collect()
+        .collect();
+    if clean.len() <= 80 {
+        return clean;
+    }
+    // FNV-1a, 64 bits: stable across versions and platforms, so a run id never changes.
+    let hash = raw.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{}-{:08x}", &clean[..71], hash >> 32)
 }
 
 /// Reads a wave file and every plan it names; unknown dependencies and cycles are errors.
@@ -180,6 +194,43 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
                 plan,
             }),
             Err(e) => problems.push(format!("applications[{i}].plan: {e}")),
+        }
+    }
+    let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, a) in apps.iter().enumerate() {
+        if let Some(j) = ids.insert(a.run_id.as_str(), i) {
+            if apps[j].application != a.application {
+                problems.push(format!(
+                    "applications[{i}]: application {} would run as {}, the run id of applications[{j}] ({}): rename one",
+                    a.application, a.run_id, apps[j].application
+                ));
+            }
+        }
+    }
+    // Two applications changing one record set, or replicating through one DMS task, would
+    // undo each other's changes: refused here, before anything runs.
+    let mut owners: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, a) in apps.iter().enumerate() {
+        let d = &a.plan.dns;
+        let mut shared = vec![(
+            format!(
+                "record set {} {} in zone {}",
+                cutover_core::model::normalize_name(&d.record_name),
+                d.record_type,
+                d.hosted_zone_id
+            ),
+            "dns.recordName",
+        )];
+        if let Some(t) = &a.plan.replication.task_arn {
+            shared.push((format!("DMS task {t}"), "replication.taskArn"));
+        }
+        for (what, field) in shared {
+            if let Some(j) = owners.insert(what.clone(), i) {
+                problems.push(format!(
+                    "applications[{i}].plan: {field}: {} and {} both use {what}; one cutover would undo the other's",
+                    apps[j].application, a.application
+                ));
+            }
         }
     }
     let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -332,7 +383,30 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
                     .collect(),
             ),
             None if execution.status == cutover_engine::Status::Aborted => {
-                ("aborted".to_string(), vec![])
+                // Stopped mid-flight: each application as its run record left it (the safety
+                // net has closed every run the wave had started), or never started.
+                let mut apps = Vec::new();
+                for a in &spec.applications {
+                    let rec = s.deps.store.load_run(&a.run_id).await.ok().flatten();
+                    let events = s.deps.store.events(&a.run_id).await.unwrap_or_default();
+                    let ended = events
+                        .iter()
+                        .rev()
+                        .find(|e| e.event == "run-closed")
+                        .map(|e| secs(e.at));
+                    apps.push(AppEntry {
+                        application: a.application.clone(),
+                        outcome: rec
+                            .as_ref()
+                            .map(|r| r.outcome.clone().unwrap_or_else(|| "running".into()))
+                            .unwrap_or_else(|| "not_started".into()),
+                        run_id: a.run_id.clone(),
+                        started_at: rec.as_ref().map(|r| secs(r.started_at)),
+                        ended_at: ended,
+                        error: rec.and_then(|r| r.error),
+                    });
+                }
+                (STOPPED.to_string(), apps)
             }
             None => ("failed".to_string(), vec![]),
         };

@@ -199,7 +199,7 @@ fn a_stopped_wave_leaves_no_application_half_shifted_and_no_lock_held() {
         reason: Some("change freeze".into()),
     }];
     let run = run_wave_local(&spec, &world, &RunOptions::default());
-    assert_eq!(run.report.outcome, "aborted");
+    assert_eq!(run.report.outcome, "stopped");
     let mut moved = 0;
     for app in &spec.applications {
         let d = &app.plan.dns;
@@ -253,6 +253,41 @@ fn a_stopped_wave_leaves_no_application_half_shifted_and_no_lock_held() {
         closed.iter().any(|o| o == "rolled_back"),
         "{closed:?} (moved: {moved})"
     );
+}
+
+#[test]
+fn a_stopped_wave_ends_stopped_and_lists_every_application() {
+    // Before: a stopped wave reported no application at all and exited 2 ("invalid input").
+    let spec = load_wave(&example().join("wave.yaml")).expect("wave");
+    let mut world = load_world(&example().join("world.yaml")).expect("world");
+    world.operator = vec![cutover_sim::spec::OperatorSpec {
+        after_seconds: 1300.0,
+        action: cutover_sim::spec::OperatorAction::Stop,
+        by: "ops@example.com".into(),
+        reason: Some("change freeze".into()),
+    }];
+    let run = run_wave_local(&spec, &world, &RunOptions::default());
+    let r = &run.report;
+    assert_eq!(r.outcome, "stopped");
+    assert_eq!(r.exit_code(), 8);
+    assert_eq!(r.applications.len(), spec.applications.len(), "{r:?}");
+    for a in &r.applications {
+        assert!(
+            [
+                "rolled_back",
+                "aborted",
+                "completed",
+                "not_started",
+                "failed"
+            ]
+            .contains(&a.outcome.as_str()),
+            "{}: {}",
+            a.application,
+            a.outcome
+        );
+    }
+    assert!(r.applications.iter().any(|a| a.outcome == "not_started"));
+    assert!(r.applications.iter().any(|a| a.outcome != "not_started"));
 }
 
 /// `waves plan --out DIR` writes wave files whose plan paths resolve from DIR (the portfolio names
@@ -397,4 +432,61 @@ fn cutovers_sharing_one_account_queue_for_route53_and_none_fails() {
     };
     let backoff = run_wave_local(&spec, &world, &options).report;
     assert!(backoff.route53.throttled > 100, "{:?}", backoff.route53);
+}
+
+#[test]
+fn applications_sharing_a_record_set_or_a_dms_task_are_refused_at_check() {
+    let dir = std::env::temp_dir().join(format!("cutover-shared-{}", std::process::id()));
+    let catalog = std::fs::read_to_string(example().join("plans/catalog.yaml")).unwrap();
+    let identity = std::fs::read_to_string(example().join("plans/identity.yaml")).unwrap();
+    // identity moved onto catalog's record (the case of the name does not matter to Route 53).
+    write(
+        &dir,
+        "identity.yaml",
+        &identity.replace(
+            "recordName: identity.example.com",
+            "recordName: Catalog.example.com.",
+        ),
+    );
+    write(&dir, "catalog.yaml", &catalog);
+    let wave = write(
+        &dir,
+        "wave.yaml",
+        "wave: shared\nmaxConcurrency: 2\napplications:\n  - {plan: catalog.yaml}\n  - {plan: identity.yaml}\n",
+    );
+    let e = load_wave(&wave).expect_err("shared record set").to_string();
+    assert!(
+        e.contains("applications[1].plan: dns.recordName") && e.contains("catalog and identity"),
+        "{e}"
+    );
+    // Distinct records pass.
+    write(&dir, "identity.yaml", &identity);
+    assert!(load_wave(&wave).is_ok());
+}
+
+#[test]
+fn run_ids_of_long_names_never_collide() {
+    use cutover_cli::wave::run_id_for;
+    let wave = "w".repeat(60);
+    let (a, b) = (
+        run_id_for(&wave, &format!("{}-alpha", "x".repeat(30))),
+        run_id_for(&wave, &format!("{}-bravo", "x".repeat(30))),
+    );
+    assert_ne!(a, b, "both truncate to the same 80 characters");
+    for id in [&a, &b] {
+        assert!(id.len() <= 80, "{id}");
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+    assert_eq!(
+        run_id_for("wave-1", "orders"),
+        "wave-1-orders",
+        "short ids unchanged"
+    );
+    assert_eq!(
+        a,
+        run_id_for(&wave, &format!("{}-alpha", "x".repeat(30))),
+        "stable"
+    );
 }

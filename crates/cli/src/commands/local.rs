@@ -10,7 +10,7 @@ use std::process::ExitCode;
 pub enum LocalCommand {
     /// Run a wave locally: its applications in dependency order under its concurrency cap, on
     /// the real wave and cutover machines over one simulated world. Exit 0 all completed,
-    /// 2 invalid input, 5 some application did not complete.
+    /// 2 invalid input, 5 some application did not complete, 8 the wave was stopped.
     Wave {
         /// The wave file (applications, dependencies, cap): docs/waves.md.
         #[arg(long)]
@@ -251,7 +251,10 @@ pub fn run(command: LocalCommand) -> ExitCode {
                     fmt_secs(q.longest_wait_seconds)
                 );
             }
-            if r.error.is_some() && r.applications.is_empty() {
+            if r.error.is_some()
+                && r.applications.is_empty()
+                && r.outcome != cutover_cli::wave::STOPPED
+            {
                 // The wave refused to start (window, graph): nothing ran.
                 return ExitCode::from(2);
             }
