@@ -261,6 +261,37 @@ fn an_alarm_without_data_fails_a_round_unless_the_plan_says_otherwise() {
     }
 }
 
+#[test]
+fn a_record_set_held_by_another_application_s_run_is_not_changed() {
+    // Another application's run (still running) changes the same record set: this run is
+    // refused before anything moves, naming the record set and the holder. Before: the lock
+    // was per application name only, and both runs changed the record set at once.
+    let r = dms(
+        &[],
+        &[(
+            "alarms:",
+            "locks: [{application: \"recordset:Z0123456789:orders.example.com:CNAME\", heldBy: shop-20261205T010000Z, running: true}]\nalarms:",
+        )],
+    );
+    assert_eq!(r.report.outcome, "failed", "{:?}", r.report.error);
+    assert_eq!(r.report.error.as_deref(), Some("RunInProgress"));
+    let cause = r.report.cause.clone().unwrap_or_default();
+    assert!(
+        cause.contains("recordset:Z0123456789:orders.example.com:CNAME")
+            && cause.contains("shop-20261205T010000Z"),
+        "{cause}"
+    );
+    assert!(r.report.world.dns_changes_applied == 0);
+    // Nothing of this run is left held.
+    assert_eq!(r.store.lock_holder("orders"), None);
+    assert_eq!(
+        r.store
+            .lock_holder("recordset:Z0123456789:orders.example.com:CNAME")
+            .as_deref(),
+        Some("shop-20261205T010000Z")
+    );
+}
+
 fn refusal(example: &str, edits: &[(&str, &str)]) -> String {
     let mut plan = text(example, "plan.yaml");
     for (from, to) in edits {

@@ -1166,6 +1166,26 @@ impl Plan {
         out
     }
 
+    /// The locks a run of this plan holds: the application, its record set (zone, name without
+    /// case or trailing dot, type) and its DMS task. The application's comes first and keeps its
+    /// bare name.
+    pub fn lock_keys(&self) -> Vec<String> {
+        let d = &self.dns;
+        let mut keys = vec![
+            self.application.clone(),
+            format!(
+                "recordset:{}:{}:{}",
+                d.hosted_zone_id,
+                crate::model::normalize_name(&d.record_name),
+                d.record_type
+            ),
+        ];
+        if let Some(t) = &self.replication.task_arn {
+            keys.push(format!("dmstask:{t}"));
+        }
+        keys
+    }
+
     /// Gates one execution may wait on when each waits to its expiry: the traffic steps', the
     /// data go/no-go and the rollback-after-switch gate, and finalize's.
     fn gate_count(&self) -> u64 {

@@ -242,10 +242,12 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
         )
         .await?;
     } else {
-        deps.store
-            .release_lock(&input.plan.application, &input.run_id)
-            .await
-            .map_err(store_err)?;
+        for key in input.plan.lock_keys() {
+            deps.store
+                .release_lock(&key, &input.run_id)
+                .await
+                .map_err(store_err)?;
+        }
         let outcome = stored.outcome.clone().unwrap_or_default();
         let weights = stored
             .weights

@@ -78,46 +78,16 @@ pub async fn validate_cutover(
     }
 
     let now = deps.clock.now();
-    match deps
-        .store
-        .acquire_lock(&plan.application, &run_id, now)
-        .await
-        .map_err(store_err)?
-    {
-        LockOutcome::Acquired | LockOutcome::AlreadyHeld => {}
-        LockOutcome::HeldBy(holder) => {
-            // The lock is a lease on the holder's execution: one that no longer runs (it ended
-            // without closing, or never existed) cannot keep it; one that runs always does.
-            let running = deps.executions.is_running(&holder).await.map_err(|e| {
-                StepError::from_port(e, |e| {
-                    StepError::Retryable(format!("cannot tell whether run {holder} runs: {e}"))
-                })
-            })?;
-            let taken = running != Some(true)
-                && deps
-                    .store
-                    .take_over_lock(&plan.application, &holder, &run_id, now)
-                    .await
-                    .map_err(store_err)?;
-            if !taken {
-                return Err(StepError::RunInProgress {
-                    application: plan.application.clone(),
-                    holder,
-                });
+    // One run at a time per application, and per record set and DMS task too: two plans naming
+    // one record set (or one task) would undo each other's changes. Taken in order; a refusal
+    // releases what this attempt took, so a refused run holds nothing.
+    let keys = plan.lock_keys();
+    for (i, key) in keys.iter().enumerate() {
+        if let Err(e) = take_lock(&plan, key, &run_id, now, deps).await {
+            for taken in &keys[..i] {
+                let _ = deps.store.release_lock(taken, &run_id).await;
             }
-            let mut ev = event(
-                &run_id,
-                "lock-taken-over",
-                "ValidateCutover",
-                "lock-taken-over",
-                now,
-            );
-            ev.message = format!(
-                "the lock of {} was held by run {holder}, whose execution {}; check that run's DNS and data before relying on its record",
-                plan.application,
-                if running.is_some() { "has ended" } else { "does not exist" }
-            );
-            audit(deps, ev).await?;
+            return Err(e);
         }
     }
     let mut rec = RunRecord::new(&run_id, &plan.application, now);
@@ -332,6 +302,63 @@ pub(crate) async fn preflight_health(
                     StepError::invalid(format!("health.alarms: {e}"))
                 }))
             }
+        }
+    }
+    Ok(())
+}
+
+/// Takes one lock for `run_id`: free, already ours, or held by a run whose execution no longer
+/// runs (a lease on the holder's execution).
+async fn take_lock(
+    plan: &Plan,
+    key: &str,
+    run_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    deps: &Deps,
+) -> Result<(), StepError> {
+    match deps
+        .store
+        .acquire_lock(key, run_id, now)
+        .await
+        .map_err(store_err)?
+    {
+        LockOutcome::Acquired | LockOutcome::AlreadyHeld => {}
+        LockOutcome::HeldBy(holder) => {
+            // The lock is a lease on the holder's execution: one that no longer runs (it ended
+            // without closing, or never existed) cannot keep it; one that runs always does.
+            let running = deps.executions.is_running(&holder).await.map_err(|e| {
+                StepError::from_port(e, |e| {
+                    StepError::Retryable(format!("cannot tell whether run {holder} runs: {e}"))
+                })
+            })?;
+            let taken = running != Some(true)
+                && deps
+                    .store
+                    .take_over_lock(key, &holder, run_id, now)
+                    .await
+                    .map_err(store_err)?;
+            if !taken {
+                return Err(StepError::RunInProgress {
+                    application: if key == plan.application {
+                        plan.application.clone()
+                    } else {
+                        format!("{} ({key})", plan.application)
+                    },
+                    holder,
+                });
+            }
+            let mut ev = event(
+                run_id,
+                format!("lock-taken-over:{key}"),
+                "ValidateCutover",
+                "lock-taken-over",
+                now,
+            );
+            ev.message = format!(
+                "the lock of {key} was held by run {holder}, whose execution {}; check that run's DNS and data before relying on its record",
+                if running.is_some() { "has ended" } else { "does not exist" }
+            );
+            audit(deps, ev).await?;
         }
     }
     Ok(())
