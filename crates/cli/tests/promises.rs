@@ -354,10 +354,11 @@ fn plan_check_refuses_what_aws_would_refuse_later() {
 /// generator): a switch hook called 28 times while DMS throttled its stop (97), a close after
 /// success that failed and left `completed` with an error (1703), a page sent 9 times while the
 /// run table failed (1745), the reverse task started while a refused stop left the forward one
-/// running (3470), an unfreeze hook acting 4 times (1087) and twice in a row (1315).
+/// running (3470), an unfreeze hook acting 4 times (1087) and twice in a row (1315), and writes
+/// left frozen when the run table failed longer than the abandon's retries (93966).
 #[test]
 fn seeds_that_broke_the_promises_keep_them() {
-    for seed in [97, 1087, 1315, 1703, 1745, 3470] {
+    for seed in [97, 1087, 1315, 1703, 1745, 3470, 93966] {
         let v = check(&generate(seed)).unwrap();
         assert!(v.violations.is_empty(), "seed {seed}: {:?}", v.violations);
     }

@@ -7,7 +7,7 @@ use super::{
 };
 use crate::error::{ErrorInfo, StepError, ABORT_ERRORS};
 use crate::model::RunRecord;
-use crate::plan::Plan;
+use crate::plan::{Plan, WritesMode};
 use crate::ports::PortErrorKind;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -203,7 +203,29 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
             }
         }
     }
-    let stored = load_run(deps, &input.run_id).await?;
+    let mut stored = load_run(deps, &input.run_id).await?;
+    // Whatever path led here, a run does not end with the application refusing writes unless a
+    // human was paged about it: a freeze still standing (the abandon that should have lifted it
+    // ran out of retries) is abandoned now, which unfreezes or pages.
+    let frozen = stored.data.frozen_at.or(stored.data.freeze_requested_at);
+    if frozen.is_some()
+        && input.plan.data.writes != WritesMode::Unmanaged
+        && !stored.steps.contains_key("page.unfreeze_failed")
+    {
+        super::data_cutover(
+            super::DataInput {
+                run_id: input.run_id.clone(),
+                plan: input.plan.clone(),
+                action: super::DataAction::Abandon,
+                to: None,
+                accept_loss: false,
+                error: input.error.clone(),
+            },
+            deps,
+        )
+        .await?;
+        stored = load_run(deps, &input.run_id).await?;
+    }
     let cause = input
         .error
         .as_ref()
