@@ -203,28 +203,35 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
             }
         }
     }
-    let mut stored = load_run(deps, &input.run_id).await?;
+    let stored = load_run(deps, &input.run_id).await?;
     // Whatever path led here, a run does not end with the application refusing writes unless a
     // human was paged about it: a freeze still standing (the abandon that should have lifted it
-    // ran out of retries) is abandoned now, which unfreezes or pages.
+    // ran out of retries while the run table failed) pages. The close calls no hook itself: its
+    // role may invoke none (least privilege); the page says which hook to call.
     let frozen = stored.data.frozen_at.or(stored.data.freeze_requested_at);
     if frozen.is_some()
         && input.plan.data.writes != WritesMode::Unmanaged
         && !stored.steps.contains_key("page.unfreeze_failed")
     {
-        super::data_cutover(
-            super::DataInput {
-                run_id: input.run_id.clone(),
-                plan: input.plan.clone(),
-                action: super::DataAction::Abandon,
-                to: None,
-                accept_loss: false,
-                error: input.error.clone(),
-            },
+        let unfreeze = input
+            .plan
+            .data
+            .unfreeze
+            .as_ref()
+            .map(|h| h.target().to_string())
+            .unwrap_or_else(|| "data.unfreeze".into());
+        page_once(
             deps,
+            &input.run_id,
+            &input.plan.application,
+            "page.data_abandon_incomplete",
+            "data_abandon_incomplete",
+            format!(
+                "Run {} of {} is closing while its writes may still be frozen (a freeze was asked for and no unfreeze confirmed). Call the unfreeze hook by hand: {unfreeze}.",
+                input.run_id, input.plan.application
+            ),
         )
         .await?;
-        stored = load_run(deps, &input.run_id).await?;
     }
     let cause = input
         .error
