@@ -490,3 +490,51 @@ fn run_ids_of_long_names_never_collide() {
         "stable"
     );
 }
+
+#[test]
+fn an_application_completed_with_errors_blocks_its_dependants() {
+    // orders ends on green but unhealthy after its data switch (nobody approves losing writes):
+    // completed_with_errors. Before, that was `completed` and shipping started on it.
+    let dir = std::env::temp_dir().join(format!("cutover-cwe-{}", std::process::id()));
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let orders =
+        std::fs::read_to_string(examples.join("data-blue-until-switch/plan.yaml")).unwrap();
+    let shipping = std::fs::read_to_string(examples.join("dms-happy-path/plan.yaml"))
+        .unwrap()
+        .replace("application: orders", "application: shipping")
+        .replace("orders.example.com", "shipping.example.com")
+        .replace("task:ORDERS", "task:SHIPPING");
+    write(&dir, "orders.yaml", &orders);
+    write(&dir, "shipping.yaml", &shipping);
+    let wave = write(
+        &dir,
+        "wave.yaml",
+        "wave: cwe\nmaxConcurrency: 2\napplications:\n  - {plan: orders.yaml}\n  - {plan: shipping.yaml, dependsOn: [orders]}\n",
+    );
+    let world = std::fs::read_to_string(examples.join("data-blue-until-switch/world.yaml"))
+        .unwrap()
+        .replace("[[0, 200]]", "[[0, 200], [3300, 503]]");
+    let world = write(&dir, "world.yaml", &world);
+    let spec = load_wave(&wave).expect("wave");
+    let run = run_wave_local(
+        &spec,
+        &load_world(&world).expect("world"),
+        &RunOptions::default(),
+    );
+    let outcome = |app: &str| {
+        run.report
+            .applications
+            .iter()
+            .find(|a| a.application == app)
+            .map(|a| a.outcome.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        outcome("orders"),
+        "completed_with_errors",
+        "{:?}",
+        run.report
+    );
+    assert_eq!(outcome("shipping"), "blocked", "{:?}", run.report);
+    assert_eq!(run.report.exit_code(), 5);
+}
