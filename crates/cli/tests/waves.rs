@@ -187,11 +187,10 @@ fn the_cli_plans_waves_from_a_portfolio() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("a -> b -> a"));
 }
 
-#[test]
-fn a_stopped_wave_leaves_no_application_half_shifted_and_no_lock_held() {
+/// The example wave, stopped from the console at t = 1300 s.
+fn wave_stopped_at_1300() -> (cutover_core::steps::WaveSpec, cutover_cli::wave::WaveRun) {
     let spec = load_wave(&example().join("wave.yaml")).expect("wave");
     let mut world = load_world(&example().join("world.yaml")).expect("world");
-    // Stopped from the console while the first applications are shifting traffic.
     world.operator = vec![cutover_sim::spec::OperatorSpec {
         after_seconds: 1300.0,
         action: cutover_sim::spec::OperatorAction::Stop,
@@ -199,6 +198,13 @@ fn a_stopped_wave_leaves_no_application_half_shifted_and_no_lock_held() {
         reason: Some("change freeze".into()),
     }];
     let run = run_wave_local(&spec, &world, &RunOptions::default());
+    (spec, run)
+}
+
+#[test]
+fn a_stopped_wave_leaves_no_application_half_shifted_and_no_lock_held() {
+    // Stopped from the console while the first applications are shifting traffic.
+    let (spec, run) = wave_stopped_at_1300();
     assert_eq!(run.report.outcome, "stopped");
     let mut moved = 0;
     for app in &spec.applications {
@@ -258,15 +264,7 @@ fn a_stopped_wave_leaves_no_application_half_shifted_and_no_lock_held() {
 #[test]
 fn a_stopped_wave_ends_stopped_and_lists_every_application() {
     // Before: a stopped wave reported no application at all and exited 2 ("invalid input").
-    let spec = load_wave(&example().join("wave.yaml")).expect("wave");
-    let mut world = load_world(&example().join("world.yaml")).expect("world");
-    world.operator = vec![cutover_sim::spec::OperatorSpec {
-        after_seconds: 1300.0,
-        action: cutover_sim::spec::OperatorAction::Stop,
-        by: "ops@example.com".into(),
-        reason: Some("change freeze".into()),
-    }];
-    let run = run_wave_local(&spec, &world, &RunOptions::default());
+    let (spec, run) = wave_stopped_at_1300();
     let r = &run.report;
     assert_eq!(r.outcome, "stopped");
     assert_eq!(r.exit_code(), 8);
