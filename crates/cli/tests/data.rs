@@ -3,40 +3,14 @@
 //! and hanging hooks, and a drain that never completes. `writesLost` is what the world counts
 //! missing from the surviving database at the end, never a number the steps report.
 
+mod common;
+
+use common::{edit, green_weight, happened, run, served_by_blue_only, text};
 use cutover_cli::local::LocalRun;
-use cutover_cli::{run_local, RunOptions};
 use cutover_core::plan::Plan;
-use cutover_sim::WorldSpec;
-use std::path::Path;
 
 const FREEZE: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-maintenance-on";
 const SWITCH: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-use-green-db";
-
-fn text(example: &str, file: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(example)
-        .join(file);
-    std::fs::read_to_string(p).unwrap()
-}
-
-fn edit(mut s: String, edits: &[(&str, &str)]) -> String {
-    for (from, to) in edits {
-        assert!(s.contains(from), "{from:?} is not in the text");
-        s = s.replacen(from, to, 1);
-    }
-    s
-}
-
-fn run(plan: &str, world: &str, duplicate_delivery: bool) -> LocalRun {
-    let plan = Plan::parse(plan, false).expect("plan");
-    let world = WorldSpec::parse(world, false).expect("world");
-    let opts = RunOptions {
-        duplicate_delivery,
-        ..RunOptions::default()
-    };
-    run_local(&plan, &world, &opts).expect("simulated run")
-}
 
 /// The blue-until-switch example with its world edited.
 fn blue_until_switch(plan_edits: &[(&str, &str)], world: impl Fn(String) -> String) -> LocalRun {
@@ -59,23 +33,6 @@ fn freeze_and_switch(plan_edits: &[(&str, &str)], world: impl Fn(String) -> Stri
 
 fn same(w: String) -> String {
     w
-}
-
-fn happened(r: &LocalRun, event: &str) -> bool {
-    r.report.timeline.iter().any(|e| e.event == event)
-}
-
-fn green_weight(r: &LocalRun) -> u32 {
-    r.report
-        .dns
-        .iter()
-        .filter(|d| d.set_identifier.as_deref() == Some("green"))
-        .filter_map(|d| d.weight)
-        .sum()
-}
-
-fn served_by_blue_only(r: &LocalRun) -> bool {
-    r.report.dns.len() == 1 && r.report.dns[0].values == vec!["blue-lb.example.com".to_string()]
 }
 
 /// The world with green's health endpoint failing from `t` on.
@@ -391,6 +348,29 @@ fn a_failing_switch_is_undone_before_the_rollback() {
     assert!(!r.report.data.point_of_no_return);
 }
 
+/// blue-until-switch with maxLagSeconds 60 and maxFreezeSeconds 120, its lag climbing 1 s a
+/// second from `t` (DMS applies nothing new from then on).
+fn lag_climbing_from(t: u32) -> LocalRun {
+    blue_until_switch(
+        &[
+            ("maxLagSeconds: 30", "maxLagSeconds: 60"),
+            ("maxFreezeSeconds: 300", "maxFreezeSeconds: 120"),
+        ],
+        move |w| {
+            edit(
+                w,
+                &[(
+                    "lag: [[0, 900], [600, 40], [900, 3]]",
+                    &format!(
+                        "lag: [[0, 900], [600, 40], [900, 3], [{t}, 3], [{}, 3003]]",
+                        t + 3000
+                    ),
+                )],
+            )
+        },
+    )
+}
+
 #[test]
 fn a_drain_that_never_completes_aborts_at_max_freeze_unfreezes_and_restores_dns() {
     // From t=2965, just before the freeze (t≈2971, lag 9 s), DMS applies nothing new: the
@@ -403,21 +383,7 @@ fn a_drain_that_never_completes_aborts_at_max_freeze_unfreezes_and_restores_dns(
         same,
     );
     assert_eq!(r.report.outcome, "completed", "the unedited world drains");
-    let plan = edit(
-        text("data-blue-until-switch", "plan.yaml"),
-        &[
-            ("maxLagSeconds: 30", "maxLagSeconds: 60"),
-            ("maxFreezeSeconds: 300", "maxFreezeSeconds: 120"),
-        ],
-    );
-    let world = edit(
-        text("data-blue-until-switch", "world.yaml"),
-        &[(
-            "lag: [[0, 900], [600, 40], [900, 3]]",
-            "lag: [[0, 900], [600, 40], [900, 3], [2965, 3], [5965, 3003]]",
-        )],
-    );
-    let r = run(&plan, &world, false);
+    let r = lag_climbing_from(2965);
     assert_eq!(r.report.outcome, "rolled_back", "{:?}", r.report.cause);
     assert!(served_by_blue_only(&r) || green_weight(&r) == 0);
     let abandoned = r
@@ -446,21 +412,7 @@ fn no_freeze_while_replication_lag_is_known_above_the_threshold() {
     // maxLagSeconds 60. Writes must not stop for a lag known to be too high: the freeze waits,
     // and when the lag never comes back it fails at replication.deadlineSeconds, writes never
     // refused, and the run rolls back losing nothing.
-    let plan = edit(
-        text("data-blue-until-switch", "plan.yaml"),
-        &[
-            ("maxLagSeconds: 30", "maxLagSeconds: 60"),
-            ("maxFreezeSeconds: 300", "maxFreezeSeconds: 120"),
-        ],
-    );
-    let world = edit(
-        text("data-blue-until-switch", "world.yaml"),
-        &[(
-            "lag: [[0, 900], [600, 40], [900, 3]]",
-            "lag: [[0, 900], [600, 40], [900, 3], [2880, 3], [5880, 3003]]",
-        )],
-    );
-    let r = run(&plan, &world, false);
+    let r = lag_climbing_from(2880);
     assert_eq!(r.report.outcome, "rolled_back", "{:?}", r.report.cause);
     assert!(happened(&r, "freeze-held"), "the freeze waited for the lag");
     assert!(!happened(&r, "writes-frozen"));

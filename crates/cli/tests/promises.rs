@@ -3,39 +3,21 @@
 //! behaviour it names was built; the chaos oracle (`cutover_cli::chaos`) checks the same
 //! promises on generated cases, and the seeds at the end broke its checks before the fixes.
 
+mod common;
+
+use common::{edit, green_weight, served_by_blue_only as at_snapshot, text};
 use cutover_cli::chaos::{check, generate};
 use cutover_cli::local::LocalRun;
-use cutover_cli::{run_local, RunOptions};
 use cutover_core::plan::Plan;
-use cutover_sim::WorldSpec;
-use std::path::Path;
 
 const REVERSE: &str = "arn:aws:dms:us-east-1:123456789012:task:ORDERS-REVERSE";
 
-fn text(example: &str, file: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(example)
-        .join(file);
-    std::fs::read_to_string(p).unwrap()
-}
-
-fn run(plan: &str, world: &str) -> LocalRun {
-    let plan = Plan::parse(plan, false).expect("plan");
-    let world = WorldSpec::parse(world, false).expect("world");
-    run_local(&plan, &world, &RunOptions::default()).expect("simulated run")
-}
-
 /// The freeze-and-switch example, its plan edited and lines added to its world.
 fn freeze_and_switch(plan_edits: &[(&str, &str)], world_extra: &str) -> LocalRun {
-    let mut plan = text("data-freeze-and-switch", "plan.yaml");
-    for (from, to) in plan_edits {
-        assert!(plan.contains(from), "{from:?}");
-        plan = plan.replacen(from, to, 1);
-    }
-    run(
-        &plan,
+    common::run(
+        &edit(text("data-freeze-and-switch", "plan.yaml"), plan_edits),
         &(text("data-freeze-and-switch", "world.yaml") + world_extra),
+        false,
     )
 }
 
@@ -50,19 +32,6 @@ fn at(r: &LocalRun, event: &str) -> Option<f64> {
         .iter()
         .find(|e| e.event == event)
         .map(|e| e.t)
-}
-
-fn green_weight(r: &LocalRun) -> u32 {
-    r.report
-        .dns
-        .iter()
-        .filter(|d| d.set_identifier.as_deref() == Some("green"))
-        .filter_map(|d| d.weight)
-        .sum()
-}
-
-fn at_snapshot(r: &LocalRun) -> bool {
-    r.report.dns.len() == 1 && r.report.dns[0].values == vec!["blue-lb.example.com".to_string()]
 }
 
 fn paged(r: &LocalRun, kind: &str) -> usize {
@@ -191,19 +160,11 @@ fn an_abort_after_the_switch_returns_to_blue_and_is_rolled_back() {
 
 /// The dms-happy-path example with its plan and world edited.
 fn dms(plan_edits: &[(&str, &str)], world_edits: &[(&str, &str)]) -> LocalRun {
-    let (mut plan, mut world) = (
-        text("dms-happy-path", "plan.yaml"),
-        text("dms-happy-path", "world.yaml"),
-    );
-    for (from, to) in plan_edits {
-        assert!(plan.contains(from), "{from:?}");
-        plan = plan.replacen(from, to, 1);
-    }
-    for (from, to) in world_edits {
-        assert!(world.contains(from), "{from:?}");
-        world = world.replacen(from, to, 1);
-    }
-    run(&plan, &world)
+    common::run(
+        &edit(text("dms-happy-path", "plan.yaml"), plan_edits),
+        &edit(text("dms-happy-path", "world.yaml"), world_edits),
+        false,
+    )
 }
 
 #[test]
@@ -293,12 +254,7 @@ fn a_record_set_held_by_another_application_s_run_is_not_changed() {
 }
 
 fn refusal(example: &str, edits: &[(&str, &str)]) -> String {
-    let mut plan = text(example, "plan.yaml");
-    for (from, to) in edits {
-        assert!(plan.contains(from), "{from:?}");
-        plan = plan.replacen(from, to, 1);
-    }
-    match Plan::parse(&plan, false) {
+    match Plan::parse(&edit(text(example, "plan.yaml"), edits), false) {
         Ok(_) => String::new(),
         Err(e) => e.to_string(),
     }
