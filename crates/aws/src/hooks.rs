@@ -10,13 +10,12 @@
 //! `execute-api` (https://docs.aws.amazon.com/apigateway/latest/developerguide/permissions.html).
 
 use async_trait::async_trait;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use cutover_core::plan::Hook;
 use cutover_core::ports::{Hooks, PortError, PortErrorKind};
+use cutover_core::secret::ResolvedHeaders;
 use serde_json::Value;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 const SERVICE: &str = "hooks";
 
@@ -94,58 +93,6 @@ impl HttpHooks {
         )
     }
 
-    /// SigV4 headers for one request.
-    async fn signed_headers(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-        service: &str,
-        region: &str,
-    ) -> Result<Vec<(String, String)>, PortError> {
-        let provider = self.credentials.as_ref().ok_or_else(|| {
-            PortError::new(
-                SERVICE,
-                PortErrorKind::Denied,
-                "NoCredentials",
-                "no AWS credentials to sign the hook request",
-            )
-        })?;
-        let creds = provider.provide_credentials().await.map_err(|e| {
-            PortError::new(
-                SERVICE,
-                PortErrorKind::Denied,
-                "NoCredentials",
-                e.to_string(),
-            )
-        })?;
-        let identity = creds.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(region)
-            .name(service)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| failed(format!("signing: {e}")))?
-            .into();
-        let request = SignableRequest::new(
-            method,
-            url,
-            headers.iter().copied(),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| failed(format!("signing: {e}")))?;
-        let (instructions, _) = sign(request, &params)
-            .map_err(|e| failed(format!("signing: {e}")))?
-            .into_parts();
-        Ok(instructions
-            .headers()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
-    }
-
     async fn send(
         &self,
         hook: &Hook,
@@ -173,9 +120,17 @@ impl HttpHooks {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             to_sign.push(("host", host.as_str()));
-            let signed = self
-                .signed_headers(method, url, &to_sign, &body, service, region)
-                .await?;
+            let signed = crate::sigv4::signed_headers(
+                SERVICE,
+                self.credentials.as_ref(),
+                method,
+                url,
+                &to_sign,
+                &body,
+                service,
+                region,
+            )
+            .await?;
             headers.extend(signed);
         }
         let method = reqwest::Method::from_bytes(method.as_bytes())
@@ -186,7 +141,11 @@ impl HttpHooks {
             .timeout(Duration::from_secs(hook.timeout_seconds))
             .body(body);
         for (k, v) in &headers {
-            req = req.header(k.as_str(), v.as_str());
+            // Every value is marked sensitive: never shown by the client's Debug output.
+            let mut value = reqwest::header::HeaderValue::from_str(v)
+                .map_err(|_| failed(format!("header {k} holds a character HTTP refuses")))?;
+            value.set_sensitive(true);
+            req = req.header(k.as_str(), value);
         }
         req.send().await.map_err(|e| {
             if e.is_timeout() {
@@ -236,6 +195,7 @@ impl HttpHooks {
             method: Some(method.to_string()),
             auth: None,
             timeout_seconds: 30,
+            headers: Default::default(),
         };
         let authorization = bearer.map(|t| format!("Bearer {t}"));
         let resp = match &authorization {
@@ -267,7 +227,12 @@ async fn answer(resp: reqwest::Response) -> Value {
 
 #[async_trait]
 impl Hooks for HttpHooks {
-    async fn call(&self, hook: &Hook, payload: &Value) -> Result<Value, PortError> {
+    async fn call(
+        &self,
+        hook: &Hook,
+        headers: &ResolvedHeaders,
+        payload: &Value,
+    ) -> Result<Value, PortError> {
         let body = serde_json::to_vec(payload).map_err(|e| failed(e.to_string()))?;
         if let Some(arn) = &hook.lambda_arn {
             let (url, region) = self.lambda_url(arn);
@@ -325,7 +290,12 @@ impl Hooks for HttpHooks {
         let method = hook.method.as_deref().unwrap_or("POST");
         let sign_as =
             (hook.auth.as_deref() != Some("none")).then_some(("execute-api", self.region.as_str()));
-        let resp = self.send(hook, method, url, &[], body, sign_as).await?;
+        // The plan's headers (read from Secrets Manager or Parameter Store just now).
+        let extra: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        let resp = self.send(hook, method, url, &extra, body, sign_as).await?;
         let status = resp.status().as_u16();
         match status {
             200..=299 => Ok(answer(resp).await),

@@ -1,5 +1,6 @@
 //! Cutover's ports over the AWS SDK for Rust: DynamoDB run store, Route 53 router, DMS and MGN
-//! replication, CloudWatch metrics and alarms, Step Functions callbacks, SNS notices, HTTP probes, data hooks (Lambda Invoke or SigV4-signed HTTPS).
+//! replication, CloudWatch metrics and alarms, Step Functions callbacks, SNS notices, HTTP probes, data hooks (Lambda Invoke or SigV4-signed HTTPS), the
+//! credentials probes and hooks send (Secrets Manager, Parameter Store).
 //! Each adapter maps the service's errors to `PortError` keeping the service's own error code.
 
 pub mod callbacks;
@@ -14,6 +15,8 @@ pub mod probe;
 pub mod replication;
 pub mod route53;
 pub mod schedules;
+pub mod secrets;
+pub mod sigv4;
 pub mod store;
 pub mod tls;
 
@@ -27,5 +30,6 @@ pub use probe::HttpProbe;
 pub use replication::AwsReplication;
 pub use route53::{RateLimiter, Route53Router};
 pub use schedules::{ConfiguredWaveSchedules, OneTimeSchedule, WaveScheduler};
+pub use secrets::AwsSecrets;
 pub use store::DynamoStore;
 pub use tls::{https_client, sdk_loader};

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use cutover_core::model::ProbeResult;
 use cutover_core::plan::HttpCheck;
 use cutover_core::ports::HealthProbe;
+use cutover_core::secret::ResolvedHeaders;
 use std::time::Duration;
 
 #[derive(Clone)]
@@ -42,7 +43,7 @@ impl HttpProbe {
 
 #[async_trait]
 impl HealthProbe for HttpProbe {
-    async fn probe(&self, check: &HttpCheck) -> ProbeResult {
+    async fn probe(&self, check: &HttpCheck, headers: &ResolvedHeaders) -> ProbeResult {
         if self.guarded {
             // An address literal never reaches the resolver: it is checked here. (A redirect is
             // never followed: the client's policy is none.)
@@ -57,7 +58,20 @@ impl HealthProbe for HttpProbe {
                 };
             }
         }
-        match self.client.get(&check.url).send().await {
+        let mut request = self.client.get(&check.url);
+        for (name, value) in headers {
+            // Marked sensitive: never shown by the client's Debug output.
+            let Ok(mut v) = reqwest::header::HeaderValue::from_str(value.expose()) else {
+                return ProbeResult {
+                    ok: false,
+                    status: None,
+                    detail: format!("header {name} holds a character HTTP refuses"),
+                };
+            };
+            v.set_sensitive(true);
+            request = request.header(name.as_str(), v);
+        }
+        match request.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let ok = status == check.expect_status;
@@ -124,11 +138,11 @@ mod tests {
         let accepted = tokio::spawn(async move { listener.accept().await.is_ok() });
         let probe = HttpProbe::new(Duration::from_secs(2)).unwrap();
         let r = probe
-            .probe(&check(&format!("http://localhost:{port}/health")))
+            .probe(&check(&format!("http://localhost:{port}/health")), &vec![])
             .await;
         assert!(!r.ok && r.detail.contains("may not reach"), "{}", r.detail);
         let r = probe
-            .probe(&check("http://169.254.169.254/latest/meta-data/"))
+            .probe(&check("http://169.254.169.254/latest/meta-data/"), &vec![])
             .await;
         assert!(!r.ok && r.detail.starts_with("refused:"), "{}", r.detail);
         assert!(!accepted.is_finished(), "no connection was made");

@@ -90,6 +90,7 @@ fn hook(lambda: Option<&str>, url: Option<&str>, auth: Option<&str>) -> Hook {
         method: None,
         auth: auth.map(str::to_string),
         timeout_seconds: 2,
+        headers: Default::default(),
     }
 }
 
@@ -106,6 +107,7 @@ async fn a_lambda_hook_is_a_signed_invoke_and_a_function_error_is_hook_failed() 
     let e = hooks
         .call(
             &hook(Some(arn), None, None),
+            &vec![],
             &json!({"action": "freeze", "runId": "r1"}),
         )
         .await
@@ -154,6 +156,7 @@ async fn a_url_hook_is_signed_for_api_gateway_unless_auth_none() {
     let out = hooks
         .call(
             &hook(None, Some(&url), None),
+            &vec![],
             &json!({"action": "switch", "to": "green"}),
         )
         .await
@@ -169,13 +172,23 @@ async fn a_url_hook_is_signed_for_api_gateway_unless_auth_none() {
     let e = hooks
         .call(
             &hook(None, Some(&format!("{addr}/x")), Some("none")),
+            // A credential read from a secret travels as the plan's header says.
+            &vec![(
+                "Authorization".to_string(),
+                cutover_core::secret::Secret::new("Bearer hook-t0ken"),
+            )],
             &json!({"action": "unfreeze"}),
         )
         .await
         .unwrap_err();
     assert_eq!(e.code, "HookFailed");
     let request = server.await.unwrap();
-    assert!(header(&request, "authorization").is_none(), "{request}");
+    assert_eq!(
+        header(&request, "authorization"),
+        Some("Bearer hook-t0ken"),
+        "{request}"
+    );
+    assert!(!e.message.contains("hook-t0ken"), "{e}");
 }
 
 #[tokio::test]
@@ -188,6 +201,7 @@ async fn a_hook_that_does_not_answer_in_time_is_hook_timed_out() {
     let e = hooks
         .call(
             &hook(None, Some(&format!("{addr}/slow")), Some("none")),
+            &vec![],
             &json!({"action": "freeze"}),
         )
         .await

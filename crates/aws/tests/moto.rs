@@ -664,3 +664,65 @@ async fn scheduler_creates_a_one_time_wave_schedule() {
     );
     assert!(s.describe(&past.name).await.is_err(), "nothing was created");
 }
+
+/// One unsigned JSON-protocol request to moto (which checks no signature): seeding only.
+async fn seed_json(service: &str, target: &str, body: serde_json::Value) -> serde_json::Value {
+    let endpoint = std::env::var("CUTOVER_MOTO_ENDPOINT").unwrap();
+    let resp = cutover_aws::tls::reqwest_builder("seed")
+        .build()
+        .unwrap()
+        .post(format!("{endpoint}/"))
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amz-target", target)
+        // moto routes by the credential scope's service.
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{target}: {}", resp.status());
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn secrets_are_read_from_secrets_manager_and_parameter_store_by_arn() {
+    let Some(sdk) = sdk().await else { return };
+    let name = unique("orders-probe");
+    let created = seed_json(
+        "secretsmanager",
+        "secretsmanager.CreateSecret",
+        json!({"Name": name, "SecretString": r#"{"token":"pr0be-t0ken"}"#}),
+    )
+    .await;
+    let secret_arn = created["ARN"].as_str().unwrap().to_string();
+    let param = format!("/{}/key", unique("orders"));
+    seed_json(
+        "ssm",
+        "AmazonSSM.PutParameter",
+        json!({"Name": param, "Value": "ssm-k3y", "Type": "SecureString"}),
+    )
+    .await;
+    let param_arn = format!("arn:aws:ssm:us-east-1:123456789012:parameter{param}");
+
+    let secrets = cutover_aws::AwsSecrets::new(&sdk).unwrap();
+    assert_eq!(
+        secrets.read(&secret_arn).await.unwrap().expose(),
+        r#"{"token":"pr0be-t0ken"}"#
+    );
+    assert_eq!(secrets.read(&param_arn).await.unwrap().expose(), "ssm-k3y");
+
+    // What does not exist is NotFound, with the service's own code.
+    let missing = secret_arn.replace(&name, &unique("absent"));
+    let e = secrets.read(&missing).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
+    assert_eq!(e.code, "ResourceNotFoundException");
+    let e = secrets
+        .read("arn:aws:ssm:us-east-1:123456789012:parameter/absent/nowhere")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
+    assert_eq!(e.code, "ParameterNotFound");
+}

@@ -424,6 +424,7 @@ pub(crate) fn setup(
     let callbacks: Arc<dyn TaskCallbacks> = Arc::new(BrokerCallbacks(broker.clone()));
     let hooks: Arc<dyn Hooks> = world.clone();
     let executions: Arc<dyn Executions> = world.clone();
+    let secrets: Arc<dyn cutover_core::ports::Secrets> = world.clone();
     let store = Faulty::new(faults.clone(), store);
     // Every Route 53 request books its slot of the account's budget in the run table, as the
     // functions do (cutover_core::budget); the world watches how long callers waited.
@@ -450,6 +451,7 @@ pub(crate) fn setup(
         notifier: Faulty::new(faults.clone(), notifier),
         callbacks: Faulty::new(faults.clone(), callbacks),
         hooks: Faulty::new(faults.clone(), hooks),
+        secrets: Faulty::new(faults.clone(), secrets),
         executions: Faulty::new(faults, executions),
         sent: Default::default(),
     };

@@ -10,6 +10,7 @@ pub mod netguard;
 pub mod plan;
 pub mod ports;
 pub mod redact;
+pub mod secret;
 pub mod shape;
 pub mod steps;
 pub mod waves;

@@ -68,6 +68,10 @@ pub struct Hook {
     /// How long one call may take before it counts as timed out.
     #[serde(default = "default_hook_timeout")]
     pub timeout_seconds: u64,
+    /// Headers a `url` hook sends, each read from a Secrets Manager secret or an SSM
+    /// SecureString when the hook is called (`crate::secret`); never inline.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: crate::secret::Headers,
 }
 
 fn default_hook_timeout() -> u64 {
@@ -342,6 +346,10 @@ pub struct HttpCheck {
     pub url: String,
     #[serde(default = "default_status")]
     pub expect_status: u16,
+    /// Headers the probe sends, each read from a Secrets Manager secret or an SSM SecureString
+    /// at probe time (`crate::secret`); never inline.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: crate::secret::Headers,
 }
 
 fn default_status() -> u16 {
@@ -376,6 +384,11 @@ impl ApprovalsPlan {
                     None => glob(p, identity),
                 })
     }
+}
+
+/// Why a URL that carries a credential is refused, and what to do instead.
+fn credential_in_url(what: &str) -> String {
+    format!("carries a credential ({what}); a plan is stored in the run table and the execution input, so send it as a header read from Secrets Manager or Parameter Store (`headers: {{Authorization: {{secretArn: …}}}}`)")
 }
 
 /// The AWS partitions (ARN reference, "Partition":
@@ -1007,6 +1020,9 @@ impl Plan {
                     if let Some(why) = crate::netguard::forbidden_url(&u) {
                         bad(&format!("health.http[{i}].url"), why);
                     }
+                    if let Some(what) = crate::redact::url_credential(&u) {
+                        bad(&format!("health.http[{i}].url"), credential_in_url(&what));
+                    }
                 }
                 _ => bad(
                     &format!("health.http[{i}].url"),
@@ -1015,6 +1031,13 @@ impl Plan {
                         crate::redact::redact_url(&c.url)
                     ),
                 ),
+            }
+            for (f, m) in crate::secret::header_violations(
+                &format!("health.http[{i}].headers"),
+                &c.headers,
+                false,
+            ) {
+                bad(&f, m);
             }
             if !(100..=599).contains(&c.expect_status) {
                 bad(
@@ -1273,8 +1296,11 @@ impl Plan {
                             ),
                         );
                     }
-                    for (k, present) in [("method", h.method.is_some()), ("auth", h.auth.is_some())]
-                    {
+                    for (k, present) in [
+                        ("method", h.method.is_some()),
+                        ("auth", h.auth.is_some()),
+                        ("headers", !h.headers.is_empty()),
+                    ] {
                         if present {
                             bad(&format!("{field}.{k}"), "applies to url hooks only".into());
                         }
@@ -1285,6 +1311,9 @@ impl Plan {
                         Ok(p) if p.scheme() == "https" && p.host_str().is_some() => {
                             if let Some(why) = crate::netguard::forbidden_url(&p) {
                                 bad(&format!("{field}.url"), why);
+                            }
+                            if let Some(what) = crate::redact::url_credential(&p) {
+                                bad(&format!("{field}.url"), credential_in_url(&what));
                             }
                         }
                         _ => bad(
@@ -1299,6 +1328,13 @@ impl Plan {
                                 format!("'{m}' is not POST or PUT"),
                             );
                         }
+                    }
+                    for (f, m) in crate::secret::header_violations(
+                        &format!("{field}.headers"),
+                        &h.headers,
+                        h.auth.as_deref() != Some("none"),
+                    ) {
+                        bad(&f, m);
                     }
                     if let Some(a) = &h.auth {
                         if a != "iam" && a != "none" {

@@ -7,6 +7,7 @@ use crate::model::{
     RunRecord,
 };
 use crate::plan::{Hook, HttpCheck};
+use crate::secret::{ResolvedHeaders, Secret};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -184,7 +185,17 @@ pub trait Metrics: Send + Sync {
 
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
-    async fn probe(&self, check: &HttpCheck) -> ProbeResult;
+    /// One request to `check.url` carrying `headers` (the check's headers, resolved).
+    async fn probe(&self, check: &HttpCheck, headers: &ResolvedHeaders) -> ProbeResult;
+}
+
+/// Credentials kept in Secrets Manager or SSM Parameter Store, read by ARN when a request needs
+/// them (`crate::secret`).
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    /// The value stored at `arn`: a secret's `SecretString`, a parameter's value decrypted.
+    /// A secret or parameter that does not exist is NotFound; one the role may not read, Denied.
+    async fn read(&self, arn: &str) -> Result<Secret, PortError>;
 }
 
 #[async_trait]
@@ -235,5 +246,11 @@ pub trait Hooks: Send + Sync {
     /// Calls `hook` with `payload` and returns its answer. Errors keep their meaning in `code`:
     /// `HookFailed` (the hook answered with an error), `HookTimedOut` (no answer within
     /// `hook.timeout_seconds`: it may or may not have acted), or the transport's own.
-    async fn call(&self, hook: &Hook, payload: &Value) -> Result<Value, PortError>;
+    /// A `url` hook's request carries `headers` (the hook's headers, resolved).
+    async fn call(
+        &self,
+        hook: &Hook,
+        headers: &ResolvedHeaders,
+        payload: &Value,
+    ) -> Result<Value, PortError>;
 }

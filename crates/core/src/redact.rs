@@ -74,6 +74,32 @@ pub fn redact_url(text: &str) -> String {
     u.to_string()
 }
 
+/// What credential a URL carries in itself, if any: a user part, a password, or a query or
+/// fragment parameter whose name says it holds a secret (the names `redact_url` replaces). A plan
+/// may not carry one: credentials come from Secrets Manager or Parameter Store references.
+pub fn url_credential(u: &url::Url) -> Option<String> {
+    if u.password().is_some() {
+        return Some("a password".into());
+    }
+    if !u.username().is_empty() {
+        return Some("a user part".into());
+    }
+    let in_query = u.query_pairs().map(|(k, _)| k.into_owned());
+    let in_fragment = u
+        .fragment()
+        .filter(|f| f.contains('='))
+        .map(|f| {
+            url::form_urlencoded::parse(f.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    in_query
+        .chain(in_fragment)
+        .find(|k| secret_param(k))
+        .map(|k| format!("the parameter '{k}'"))
+}
+
 /// Free text with every http(s) URL in it redacted.
 pub fn redact_text(text: &str) -> String {
     if !text.contains("://") {
@@ -102,6 +128,28 @@ pub fn redact_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_a_url_carries_are_named() {
+        let named = |s: &str| url_credential(&url::Url::parse(s).unwrap());
+        assert_eq!(
+            named("https://u:p@h.example.com/").as_deref(),
+            Some("a password")
+        );
+        assert_eq!(
+            named("https://tok@h.example.com/").as_deref(),
+            Some("a user part")
+        );
+        assert_eq!(
+            named("https://h.example.com/?region=eu&Pass=x").as_deref(),
+            Some("the parameter 'Pass'")
+        );
+        assert_eq!(
+            named("https://h.example.com/#access_token=x").as_deref(),
+            Some("the parameter 'access_token'")
+        );
+        assert_eq!(named("https://h.example.com/health?region=eu#top"), None);
+    }
 
     #[test]
     fn passwords_and_secret_parameters_are_replaced() {

@@ -31,6 +31,7 @@ pub fn needs(function: &str) -> Needs {
         callbacks: uses(Port::Callbacks),
         hooks: uses(Port::Hooks),
         executions: uses(Port::Executions),
+        secrets: uses(Port::Secrets),
     }
 }
 
@@ -44,6 +45,7 @@ pub struct Needs {
     pub callbacks: bool,
     pub hooks: bool,
     pub executions: bool,
+    pub secrets: bool,
 }
 
 /// Builds the ports for `step` from one SDK config. A port the function was built without
@@ -133,6 +135,11 @@ pub async fn build_deps(
     } else {
         none.clone()
     };
+    let secrets = if n.secrets {
+        ports::secrets(sdk)?.unwrap_or(none.clone())
+    } else {
+        none.clone()
+    };
     let callbacks = if n.callbacks {
         ports::callbacks(sdk).unwrap_or(none.clone())
     } else {
@@ -151,6 +158,7 @@ pub async fn build_deps(
         callbacks,
         hooks,
         executions,
+        secrets,
         sent: Default::default(),
     })
 }
@@ -304,6 +312,19 @@ mod ports {
     }
     #[cfg(not(feature = "hooks"))]
     pub fn hooks(_: &aws_config::SdkConfig) -> Result<Option<Arc<dyn Hooks>>, ConfigError> {
+        Ok(None)
+    }
+
+    #[cfg(feature = "secrets")]
+    pub fn secrets(sdk: &aws_config::SdkConfig) -> Result<Option<Arc<dyn Secrets>>, ConfigError> {
+        let s = AwsSecrets::new(sdk).map_err(|e| ConfigError::Invalid {
+            name: "secrets",
+            message: e.to_string(),
+        })?;
+        Ok(Some(Arc::new(s)))
+    }
+    #[cfg(not(feature = "secrets"))]
+    pub fn secrets(_: &aws_config::SdkConfig) -> Result<Option<Arc<dyn Secrets>>, ConfigError> {
         Ok(None)
     }
 

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use cutover_core::model::*;
 use cutover_core::plan::{Hook, HttpCheck};
 use cutover_core::ports::*;
+use cutover_core::secret::{ResolvedHeaders, Secret};
 use serde_json::Value;
 
 pub struct Unconfigured(pub String);
@@ -69,7 +70,7 @@ impl Metrics for Unconfigured {
 
 #[async_trait]
 impl HealthProbe for Unconfigured {
-    async fn probe(&self, _: &HttpCheck) -> ProbeResult {
+    async fn probe(&self, _: &HttpCheck, _: &ResolvedHeaders) -> ProbeResult {
         ProbeResult {
             ok: false,
             status: None,
@@ -100,8 +101,15 @@ impl TaskCallbacks for Unconfigured {
 
 #[async_trait]
 impl Hooks for Unconfigured {
-    async fn call(&self, _: &Hook, _: &Value) -> Result<Value, PortError> {
+    async fn call(&self, _: &Hook, _: &ResolvedHeaders, _: &Value) -> Result<Value, PortError> {
         Err(self.refuse("hooks"))
+    }
+}
+
+#[async_trait]
+impl Secrets for Unconfigured {
+    async fn read(&self, _: &str) -> Result<Secret, PortError> {
+        Err(self.refuse("secrets"))
     }
 }
 

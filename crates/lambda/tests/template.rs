@@ -172,6 +172,7 @@ fn port_marker(port: Port) -> &'static [&'static str] {
         Port::Schedules => &["scheduler:"],
         Port::Hooks => &["lambda:InvokeFunction"],
         Port::Executions => &["states:DescribeExecution"],
+        Port::Secrets => &["secretsmanager:GetSecretValue", "ssm:GetParameter"],
     }
 }
 
@@ -215,7 +216,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 needs.notifier,
                 needs.callbacks,
                 needs.hooks,
-                needs.executions
+                needs.executions,
+                needs.secrets
             ],
             [
                 Port::Router,
@@ -225,7 +227,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 Port::Notifier,
                 Port::Callbacks,
                 Port::Hooks,
-                Port::Executions
+                Port::Executions,
+                Port::Secrets
             ]
             .map(|p| f.uses(p)),
             "{}: wiring vs registry",

@@ -175,7 +175,11 @@ impl Metrics for Faulty<dyn Metrics> {
 #[async_trait]
 impl HealthProbe for Faulty<dyn HealthProbe> {
     /// A probe never errors: an injected fault is a failed probe with the fault as its detail.
-    async fn probe(&self, check: &HttpCheck) -> ProbeResult {
+    async fn probe(
+        &self,
+        check: &HttpCheck,
+        headers: &cutover_core::secret::ResolvedHeaders,
+    ) -> ProbeResult {
         if let Err(e) = self.faults.check("http", "http.Probe") {
             return ProbeResult {
                 ok: false,
@@ -183,7 +187,15 @@ impl HealthProbe for Faulty<dyn HealthProbe> {
                 detail: e.to_string(),
             };
         }
-        self.inner.probe(check).await
+        self.inner.probe(check, headers).await
+    }
+}
+
+#[async_trait]
+impl Secrets for Faulty<dyn Secrets> {
+    async fn read(&self, arn: &str) -> Result<cutover_core::secret::Secret, PortError> {
+        self.faults.check("secrets", "secrets.Read")?;
+        self.inner.read(arn).await
     }
 }
 
@@ -319,9 +331,10 @@ impl Hooks for Faulty<dyn Hooks> {
     async fn call(
         &self,
         hook: &cutover_core::plan::Hook,
+        headers: &cutover_core::secret::ResolvedHeaders,
         payload: &Value,
     ) -> Result<Value, PortError> {
         self.faults.check("hooks", "hooks.Call")?;
-        self.inner.call(hook, payload).await
+        self.inner.call(hook, headers, payload).await
     }
 }

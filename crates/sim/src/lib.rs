@@ -38,6 +38,7 @@ pub fn world_deps(
         notifier: world.clone(),
         callbacks,
         hooks: world.clone(),
+        secrets: world.clone(),
         executions: world,
         sent: Default::default(),
     }

@@ -40,6 +40,14 @@ pub struct WorldSpec {
     /// Application locks held at t = 0 by earlier runs, and whether their executions still run.
     #[serde(default)]
     pub locks: Vec<LockSpec>,
+    /// Secrets Manager secret and SSM parameter ARN -> the value it holds. A reference to an
+    /// ARN not listed is not found (ResourceNotFoundException, ParameterNotFound).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// URL -> header -> value: the endpoint (a health URL or a url hook) answers 401 unless the
+    /// request carries each header with that value.
+    #[serde(default)]
+    pub require_headers: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -430,6 +438,14 @@ pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
     ),
     ("sns.Publish", &["Throttling", "ServiceUnavailable"]),
     ("http.Probe", &["ConnectionRefused", "Timeout"]),
+    (
+        "secrets.Read",
+        &[
+            "ThrottlingException",
+            "InternalServiceError",
+            "AccessDeniedException",
+        ],
+    ),
     // The transport to a data hook (Lambda Invoke or HTTPS), before the hook itself runs.
     (
         "hooks.Call",
@@ -670,6 +686,30 @@ impl WorldSpec {
                         format!("status {s} at t={t} is not an HTTP status"),
                     );
                 }
+            }
+        }
+        for (arn, value) in &self.secrets {
+            if !cutover_core::secret::secret_arn(arn) && !cutover_core::secret::parameter_arn(arn) {
+                bad(
+                    format!("secrets.{arn}"),
+                    "is not a Secrets Manager secret ARN or an SSM parameter ARN".into(),
+                );
+            }
+            // SecretString holds at most 65,536 bytes (Secrets Manager quotas:
+            // https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html).
+            if value.len() > 65_536 {
+                bad(
+                    format!("secrets.{arn}"),
+                    format!("holds {} bytes; a secret holds at most 65,536", value.len()),
+                );
+            }
+        }
+        for (url, headers) in &self.require_headers {
+            if url::Url::parse(url).is_err() {
+                bad(format!("requireHeaders.{url}"), "is not a URL".into());
+            }
+            if headers.is_empty() {
+                bad(format!("requireHeaders.{url}"), "names no header".into());
             }
         }
         for (name, points) in &self.alarms {

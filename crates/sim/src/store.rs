@@ -52,6 +52,26 @@ impl MemoryStore {
         self.lock().runs.contains_key(run_id)
     }
 
+    /// Everything the table holds (runs, audit events, approval items with the token attribute
+    /// as stored), as JSON text: for tests that check what the table would hold on AWS.
+    pub fn dump(&self) -> String {
+        let t = self.lock();
+        let approvals: Vec<serde_json::Value> = t
+            .approvals
+            .values()
+            .map(|a| {
+                let mut v = serde_json::to_value(a).unwrap_or_default();
+                v["taskToken"] = serde_json::Value::String(a.task_token.clone());
+                v
+            })
+            .collect();
+        let mut runs: Vec<&RunRecord> = t.runs.values().collect();
+        runs.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+        let mut events: Vec<(&String, &Vec<AuditEvent>)> = t.events.iter().collect();
+        events.sort_by(|a, b| a.0.cmp(b.0));
+        serde_json::json!({"runs": runs, "events": events, "approvals": approvals}).to_string()
+    }
+
     /// Successful writes, for tests that count side effects.
     pub fn writes(&self) -> u64 {
         self.lock().writes

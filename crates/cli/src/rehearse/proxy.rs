@@ -14,6 +14,9 @@
 //!   local engine that runs the executions.
 //! - Lambda `Invoke` of data hooks: answered as a hook that succeeded.
 //!
+//! Secrets Manager and Parameter Store reads (the credentials of probes and hooks) go to moto,
+//! judged against the role with the resource's tags (`World::tags`) as `aws:ResourceTag/*`.
+//!
 //! Who calls is read from the SigV4 credential: each sandbox signs with a key naming its
 //! function (`AKID/date/region/service/aws4_request`).
 
@@ -237,6 +240,12 @@ impl Proxy {
                 ),
                 BTreeMap::new(),
             ),
+            // Credentials of probes and hooks, by ARN; the resource's tags are its context.
+            "secretsmanager" | "ssm" => {
+                let arn = s("SecretId").or_else(|| s("Name"))?;
+                let ctx = tags_of(&arn);
+                one(format!("{service}:{op}"), arn, ctx)
+            }
             "dms" => {
                 let arn = s("ReplicationTaskArn");
                 let ctx = arn.as_deref().map(tags_of).unwrap_or_default();

@@ -195,6 +195,23 @@ for i, u in enumerate(ssrf_urls):
 add("plan", "plan-ssrf-hook-token", mutate(DATA_PLAN, "data.freeze", {"url": "https://169.254.169.254/latest/api/token", "method": "PUT"}), "data.freeze.url")
 add("plan", "plan-ssrf-hook-partition", mutate(DATA_PLAN, "data.freeze", {"lambdaArn": "arn:awsfoo:lambda:us-east-1:123456789012:function:x"}), "data.freeze.lambdaArn")
 
+# A plan carries no credential: not in a URL, not as an inline header (docs/security.md).
+SM = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders/probe-AbCdEf"
+for i, u in enumerate([
+    "https://probe:hunter2@green.example.com/health",
+    "https://t0ken@green.example.com/health",
+    "https://green.example.com/health?region=eu&pass=x",
+    "https://green.example.com/health?jwt=eyJ",
+    "https://green.example.com/health#access_token=x",
+]):
+    add("plan", f"plan-credential-url-{i:03d}", mutate(PLAN, "health.http", [{"url": u, "expectStatus": 200}]), "health.http[0].url")
+add("plan", "plan-credential-hook-url", mutate(DATA_PLAN, "data.freeze", {"url": "https://hooks.example.com/freeze?api_key=x"}), "data.freeze.url")
+add("plan", "plan-header-inline", mutate(PLAN, "health.http", [{"url": "https://green.example.com/health", "headers": {"Authorization": "Bearer abc"}}]), "health.http[0].headers.Authorization")
+add("plan", "plan-header-bad-arn", mutate(PLAN, "health.http", [{"url": "https://green.example.com/health", "headers": {"X-Key": {"secretArn": "arn:aws:s3:::bucket/key"}}}]), "health.http[0].headers.X-Key.secretArn")
+add("plan", "plan-header-host", mutate(PLAN, "health.http", [{"url": "https://green.example.com/health", "headers": {"Host": {"secretArn": SM}}}]), "health.http[0].headers.Host")
+add("plan", "plan-header-signed-hook", mutate(DATA_PLAN, "data.freeze", {"url": "https://hooks.example.com/freeze", "headers": {"Authorization": {"secretArn": SM}}}), "data.freeze.headers.Authorization")
+add("plan", "plan-header-lambda-hook", mutate(DATA_PLAN, "data.freeze", {"lambdaArn": "arn:aws:lambda:us-east-1:123456789012:function:x", "headers": {"X-Key": {"secretArn": SM}}}), "data.freeze.headers")
+
 plan_text = open(os.path.join(ROOT, "examples/dms-happy-path/plan.yaml")).read()
 raw("plan", "plan-raw-empty.yaml", "", "(root)")
 raw("plan", "plan-raw-only-separator.yaml", "---\n", "(root)")

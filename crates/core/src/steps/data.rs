@@ -193,6 +193,11 @@ async fn call_hook(
     // Two deliveries of one step racing (at-least-once delivery) must not both call the hook:
     // the first claims it in the run record for as long as the hook may take; the other is
     // retried and then finds the hook's result recorded. A claim whose holder died expires.
+    // Its credentials first: a hook whose credentials cannot be read is not called, so it
+    // did not act.
+    let headers = super::resolve_headers(deps, &h.headers)
+        .await
+        .map_err(|e| hook_err(name, h, e))?;
     let claim = format!("data.hook-claim.{name}");
     let now = deps.clock.now();
     let until = now + chrono::Duration::seconds(h.timeout_seconds as i64 + 5);
@@ -214,7 +219,7 @@ async fn call_hook(
     }
     let result = deps
         .hooks
-        .call(h, &payload)
+        .call(h, &headers, &payload)
         .await
         .map(|_| ())
         .map_err(|e| hook_err(name, h, e));

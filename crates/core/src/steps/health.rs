@@ -70,7 +70,15 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     // What a healthy round still says (an alarm left out by health.missingAlarmData).
     let mut notes: Vec<String> = Vec::new();
     for c in &plan.health.http {
-        let r = deps.probe.probe(c).await;
+        // A credential that cannot be read fails the round: the probe could not be asked.
+        let r = match super::resolve_headers(deps, &c.headers).await {
+            Ok(headers) => deps.probe.probe(c, &headers).await,
+            Err(e) => crate::model::ProbeResult {
+                ok: false,
+                status: None,
+                detail: e.message,
+            },
+        };
         if !r.ok {
             reasons.push(crate::redact::redact_text(&format!(
                 "{}: {}",

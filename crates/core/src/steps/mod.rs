@@ -66,9 +66,46 @@ pub struct Deps {
     pub callbacks: Arc<dyn TaskCallbacks>,
     pub hooks: Arc<dyn Hooks>,
     pub executions: Arc<dyn Executions>,
+    /// Credentials probes and hooks send, read by reference (`crate::secret`).
+    pub secrets: Arc<dyn Secrets>,
     /// Pages and notices this process sent whose record in the run table is not yet written:
     /// a retry after the table failed sends none of them again.
     pub sent: Arc<SentNotices>,
+}
+
+/// Reads the values of `headers` (`crate::secret`) for one request. The error keeps the
+/// store's kind (a throttled read is retried) and names the header and its reference, never a
+/// value.
+pub(crate) async fn resolve_headers(
+    deps: &Deps,
+    headers: &crate::secret::Headers,
+) -> Result<crate::secret::ResolvedHeaders, PortError> {
+    use crate::secret::HeaderValue;
+    let mut out = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let HeaderValue::Ref(r) = value else {
+            return Err(PortError::new(
+                "secrets",
+                PortErrorKind::Invalid,
+                "InlineHeader",
+                format!("header {name}: inline values are refused"),
+            ));
+        };
+        let stored = deps.secrets.read(r.arn()).await.map_err(|e| PortError {
+            message: format!("header {name} from {}: {} {}", r.arn(), e.code, e.message),
+            ..e
+        })?;
+        let value = crate::secret::header_value(r, &stored).map_err(|m| {
+            PortError::new(
+                "secrets",
+                PortErrorKind::Invalid,
+                "UnusableSecret",
+                format!("header {name}: {m}"),
+            )
+        })?;
+        out.push((name.clone(), value));
+    }
+    Ok(out)
 }
 
 /// The `run/key` of notices sent by this process (one Lambda execution environment, reused for

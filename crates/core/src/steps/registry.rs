@@ -15,10 +15,12 @@ pub enum Port {
     Schedules,
     Hooks,
     Executions,
+    /// Secrets Manager and Parameter Store: the credentials probes and hooks send.
+    Secrets,
 }
 
 impl Port {
-    pub const ALL: [Port; 9] = [
+    pub const ALL: [Port; 10] = [
         Port::Router,
         Port::Replication,
         Port::Metrics,
@@ -28,6 +30,7 @@ impl Port {
         Port::Schedules,
         Port::Hooks,
         Port::Executions,
+        Port::Secrets,
     ];
 
     /// The `cutover-lambda` cargo feature that links this port's SDK client.
@@ -42,6 +45,7 @@ impl Port {
             Port::Schedules => "scheduler",
             Port::Hooks => "hooks",
             Port::Executions => "executions",
+            Port::Secrets => "secrets",
         }
     }
 
@@ -123,7 +127,15 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "validate-cutover",
         Cutover,
         "ValidateCutoverFunctionArn",
-        &[Router, Replication, Metrics, Probe, Notifier, Executions],
+        &[
+            Router,
+            Replication,
+            Metrics,
+            Probe,
+            Notifier,
+            Executions,
+            Secrets,
+        ],
     ),
     step(
         "start-replication",
@@ -141,7 +153,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "check-launch",
         Cutover,
         "CheckLaunchFunctionArn",
-        &[Replication, Metrics, Probe],
+        &[Replication, Metrics, Probe, Secrets],
     ),
     step(
         "shift-traffic",
@@ -159,7 +171,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "run-health-check",
         Cutover,
         "RunHealthCheckFunctionArn",
-        &[Replication, Metrics, Probe],
+        &[Replication, Metrics, Probe, Secrets],
     ),
     step(
         "rollback-cutover",
@@ -184,7 +196,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "data-cutover",
         Cutover,
         "DataCutoverFunctionArn",
-        &[Hooks, Replication, Metrics, Notifier],
+        &[Hooks, Replication, Metrics, Notifier, Secrets],
     ),
     step("close-run", Cutover, "CloseRunFunctionArn", &[Notifier]),
     step("start-wave", Wave, "StartWaveFunctionArn", &[]),
@@ -196,7 +208,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         name: "reconcile-run",
         machine: Events,
         substitution: None,
-        ports: &[Router, Notifier, Hooks, Executions],
+        ports: &[Router, Notifier, Hooks, Executions, Secrets],
     },
     // Answers gates (SendTaskSuccess/Failure) and schedules waves.
     FunctionSpec {

@@ -65,6 +65,12 @@ pub async fn validate_cutover(
         {
             problems.push(format!("data.{name}.lambdaArn: {why}"));
         }
+        // A credential the hook needs must be readable now, not first at the freeze.
+        if let Some(h) = hook {
+            if let Err(e) = super::resolve_headers(deps, &h.headers).await {
+                problems.push(format!("data.{name}.headers: {}", e.message));
+            }
+        }
     }
     preflight_replication(&plan, deps, &mut problems).await?;
     let current = preflight_dns(&plan, deps, &mut problems).await?;
@@ -275,7 +281,14 @@ pub(crate) async fn preflight_health(
     problems: &mut Vec<String>,
 ) -> Result<(), StepError> {
     for (i, c) in plan.health.http.iter().enumerate() {
-        let r = deps.probe.probe(c).await;
+        let headers = match super::resolve_headers(deps, &c.headers).await {
+            Ok(h) => h,
+            Err(e) => {
+                problems.push(format!("health.http[{i}].headers: {}", e.message));
+                continue;
+            }
+        };
+        let r = deps.probe.probe(c, &headers).await;
         if !r.ok {
             problems.push(format!(
                 "health.http[{i}]: green is not healthy before the cutover: {}",

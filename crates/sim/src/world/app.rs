@@ -278,10 +278,29 @@ pub(super) fn target_of(r: &RecordSet) -> String {
 /// at `to`, unfreeze lets writes in.
 #[async_trait]
 impl Hooks for World {
-    async fn call(&self, hook: &Hook, payload: &Value) -> Result<Value, PortError> {
+    async fn call(
+        &self,
+        hook: &Hook,
+        headers: &ResolvedHeaders,
+        payload: &Value,
+    ) -> Result<Value, PortError> {
         let verdict = {
             let mut st = self.st();
             self.enter(&mut st, "hooks", "Call")?;
+            if let Some(missing) = hook
+                .url
+                .as_deref()
+                .and_then(|u| self.unauthorized(u, headers))
+            {
+                // Refused before the application saw it: the hook did not act.
+                st.last_hook = Some((String::new(), false));
+                return Err(PortError::new(
+                    "hooks",
+                    PortErrorKind::Other,
+                    "HookFailed",
+                    format!("{} answered HTTP 401 ({missing})", hook.target()),
+                ));
+            }
             st.counters.hook_calls += 1;
             let verdict = self
                 .spec

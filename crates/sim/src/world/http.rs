@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 #[async_trait]
 impl HealthProbe for World {
-    async fn probe(&self, check: &HttpCheck) -> ProbeResult {
+    async fn probe(&self, check: &HttpCheck, headers: &ResolvedHeaders) -> ProbeResult {
         let mut st = self.st();
         if let Err(e) = self.enter(&mut st, "http", "Probe") {
             return ProbeResult {
@@ -32,6 +32,13 @@ impl HealthProbe for World {
                 detail: "connection refused (the MGN cutover instance is not launched or has not finished its first boot)".into(),
             };
         }
+        if let Some(missing) = self.unauthorized(&check.url, headers) {
+            return ProbeResult {
+                ok: false,
+                status: Some(401),
+                detail: format!("HTTP 401, expected {} ({missing})", check.expect_status),
+            };
+        }
         match self
             .spec
             .http
@@ -53,6 +60,43 @@ impl HealthProbe for World {
                 status: Some(s),
                 detail: format!("HTTP {s}, expected {}", check.expect_status),
             },
+        }
+    }
+}
+
+impl World {
+    /// Why an endpoint listed in `requireHeaders` refuses the request (401), if it does: the
+    /// header missing or holding another value, named without any value.
+    pub(super) fn unauthorized(&self, url: &str, headers: &ResolvedHeaders) -> Option<String> {
+        let required = self.spec.require_headers.get(url)?;
+        required.iter().find_map(|(name, want)| {
+            match headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                None => Some(format!("no {name} header")),
+                Some((_, v)) if v.expose() != want => Some(format!("{name} refused")),
+                Some(_) => None,
+            }
+        })
+    }
+}
+
+/// Secrets Manager and Parameter Store: the world's `secrets`, by ARN.
+#[async_trait]
+impl Secrets for World {
+    async fn read(&self, arn: &str) -> Result<Secret, PortError> {
+        let mut st = self.st();
+        self.enter(&mut st, "secrets", "Read")?;
+        match self.spec.secrets.get(arn) {
+            Some(v) => Ok(Secret::new(v.clone())),
+            None => Err(PortError::new(
+                "secrets",
+                PortErrorKind::NotFound,
+                if arn.contains(":ssm:") {
+                    "ParameterNotFound"
+                } else {
+                    "ResourceNotFoundException"
+                },
+                format!("{arn} does not exist"),
+            )),
         }
     }
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use cutover_core::model::*;
 use cutover_core::plan::HttpCheck;
 use cutover_core::ports::*;
+use cutover_core::secret::{ResolvedHeaders, Secret};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use tokio::sync::mpsc::UnboundedSender;
