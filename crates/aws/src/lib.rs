@@ -1,12 +1,14 @@
 //! Cutover's ports over the AWS SDK for Rust: DynamoDB run store, Route 53 router, DMS and MGN
 //! replication, CloudWatch metrics and alarms, Step Functions callbacks, SNS notices, HTTP probes, data hooks (Lambda Invoke or SigV4-signed HTTPS), the
-//! credentials probes and hooks send (Secrets Manager, Parameter Store).
+//! credentials probes and hooks send (Secrets Manager, Parameter Store), task tokens sealed with
+//! KMS.
 //! Each adapter maps the service's errors to `PortError` keeping the service's own error code.
 
 pub mod callbacks;
 pub mod clock;
 pub mod errors;
 pub mod hooks;
+pub mod json_api;
 pub mod lazy;
 pub mod metrics;
 pub mod moto_compat;
@@ -19,6 +21,7 @@ pub mod secrets;
 pub mod sigv4;
 pub mod store;
 pub mod tls;
+pub mod vault;
 
 pub use callbacks::{SfnCallbacks, SfnExecutions};
 pub use clock::SystemClock;
@@ -33,3 +36,4 @@ pub use schedules::{ConfiguredWaveSchedules, OneTimeSchedule, WaveScheduler};
 pub use secrets::AwsSecrets;
 pub use store::DynamoStore;
 pub use tls::{https_client, sdk_loader};
+pub use vault::KmsVault;

@@ -48,7 +48,7 @@ fn to_item<T: serde::Serialize>(v: &T, pk: &str, sk: &str) -> Result<Item, PortE
 fn from_item<T: serde::de::DeserializeOwned>(mut item: Item) -> Result<T, PortError> {
     item.remove("pk");
     item.remove("sk");
-    item.remove("taskToken");
+    item.remove("sealedTaskToken");
     serde_dynamo::from_item(item)
         .map_err(|e| PortError::new(SERVICE, PortErrorKind::Other, "Decode", e.to_string()))
 }
@@ -412,8 +412,9 @@ impl RunStore for DynamoStore {
             &run_pk(&approval.run_id),
             &format!("APPROVAL#{}", approval.gate),
         )?;
-        // The token is not part of the serialized record; it is stored beside it and read only here.
-        item.insert("taskToken".into(), s(&approval.task_token));
+        // The sealed token is not part of the serialized record; it is stored beside it and read
+        // only here.
+        item.insert("sealedTaskToken".into(), s(&approval.sealed_token));
         item.insert(
             "version".into(),
             aws_sdk_dynamodb::types::AttributeValue::N((approval.version + 1).to_string()),
@@ -458,11 +459,11 @@ impl RunStore for DynamoStore {
             return Ok(None);
         };
         let token = item
-            .get("taskToken")
+            .get("sealedTaskToken")
             .and_then(|v| v.as_s().ok().cloned())
             .unwrap_or_default();
         let mut rec: ApprovalRecord = from_item(item)?;
-        rec.task_token = token;
+        rec.sealed_token = token;
         Ok(Some(rec))
     }
 

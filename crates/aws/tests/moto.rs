@@ -250,7 +250,8 @@ async fn dynamodb_approval_token_stays_server_side() {
     let mut a = ApprovalRecord {
         run_id: "r1".into(),
         gate: "g".into(),
-        task_token: "TOKEN-123".into(),
+        sealed_token: "kms:SEALED-123".into(),
+        token_digest: "d1".into(),
         requested_at: Utc::now(),
         expires_at: Utc::now() + chrono::Duration::hours(1),
         decision: None,
@@ -266,9 +267,10 @@ async fn dynamodb_approval_token_stays_server_side() {
     };
     s.save_approval(&a, true).await.unwrap();
     let loaded = s.load_approval("r1", "g").await.unwrap().unwrap();
-    assert_eq!(loaded.task_token, "TOKEN-123");
+    assert_eq!(loaded.sealed_token, "kms:SEALED-123");
+    assert_eq!(loaded.token_digest, "d1");
     assert_eq!(
-        s.approvals("r1").await.unwrap()[0].task_token,
+        s.approvals("r1").await.unwrap()[0].sealed_token,
         "",
         "listing never returns the token"
     );
@@ -725,4 +727,35 @@ async fn secrets_are_read_from_secrets_manager_and_parameter_store_by_arn() {
         .unwrap_err();
     assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
     assert_eq!(e.code, "ParameterNotFound");
+}
+
+#[tokio::test]
+async fn kms_seals_a_task_token_that_opens_only_for_its_run_and_gate() {
+    let Some(sdk) = sdk().await else { return };
+    let created = seed_json(
+        "kms",
+        "TrentService.CreateKey",
+        json!({"Description": "task tokens"}),
+    )
+    .await;
+    let key = created["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    let vault = cutover_aws::KmsVault::new(&sdk, &key).unwrap();
+    let token = "AQCEAAAAKgAAAAMAAAAAAAAAAQ-example-task-token";
+    let sealed = vault.seal(token, "run-1", "before-50").await.unwrap();
+    assert!(
+        sealed.starts_with("kms:") && !sealed.contains(token),
+        "{sealed}"
+    );
+    assert_eq!(
+        vault.open(&sealed, "run-1", "before-50").await.unwrap(),
+        token
+    );
+    // Copied to another gate's item, the sealed token does not open.
+    let e = vault.open(&sealed, "run-1", "finalize").await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::Invalid, "{e}");
+    let e = vault
+        .open("TOKEN-in-clear", "run-1", "before-50")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidCiphertextException", "{e}");
 }

@@ -10,7 +10,7 @@
 //! - the application lock is released, unless a failed rollback keeps it;
 //! - no side effect happens twice (DMS starts, MGN launches and finalizations);
 //! - with a managed data mode, no write is lost unless a human approved losing them;
-//! - no task token appears in the report.
+//! - no task token appears in the report, nor unsealed in the run table.
 //!
 //! `cutover chaos --runs N --seed S` runs seeds S..S+N; run `i` is fully determined by its seed,
 //! so `--runs 1 --seed <failing seed>` replays it, and the failing inputs are written out.
@@ -494,6 +494,13 @@ fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
     let text = serde_json::to_string(r).unwrap_or_default();
     if run.tokens.iter().any(|t| text.contains(t.as_str())) {
         v.push("a task token is in the report".into());
+    }
+    // The run table holds tokens sealed, never as Step Functions issued them.
+    if !run.tokens.is_empty() {
+        let table = run.store.dump();
+        if run.tokens.iter().any(|t| table.contains(t.as_str())) {
+            v.push("a task token is in the run table unsealed".into());
+        }
     }
     v
 }

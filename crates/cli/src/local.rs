@@ -425,6 +425,7 @@ pub(crate) fn setup(
     let hooks: Arc<dyn Hooks> = world.clone();
     let executions: Arc<dyn Executions> = world.clone();
     let secrets: Arc<dyn cutover_core::ports::Secrets> = world.clone();
+    let vault: Arc<dyn cutover_core::ports::TokenVault> = world.clone();
     let store = Faulty::new(faults.clone(), store);
     // Every Route 53 request books its slot of the account's budget in the run table, as the
     // functions do (cutover_core::budget); the world watches how long callers waited.
@@ -452,6 +453,7 @@ pub(crate) fn setup(
         callbacks: Faulty::new(faults.clone(), callbacks),
         hooks: Faulty::new(faults.clone(), hooks),
         secrets: Faulty::new(faults.clone(), secrets),
+        vault: Faulty::new(faults.clone(), vault),
         executions: Faulty::new(faults, executions),
         sent: Default::default(),
     };

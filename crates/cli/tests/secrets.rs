@@ -147,3 +147,20 @@ fn a_plan_carrying_a_credential_is_refused_before_it_is_stored() {
         assert!(!e.contains(secret), "{secret} leaked into the error: {e}");
     }
 }
+
+#[test]
+fn task_tokens_are_sealed_in_the_run_table() {
+    // Two gates opened and answered: the run table holds each token only sealed.
+    let r = run(
+        &text("approval-rejected", "plan.yaml"),
+        &text("approval-rejected", "world.yaml"),
+        false,
+    );
+    assert!(!r.tokens.is_empty(), "the run opened gates");
+    let table = r.store.dump();
+    assert!(table.contains("\"sealedTaskToken\":\"sim-kms:"), "{table}");
+    for t in &r.tokens {
+        assert!(!table.contains(t.as_str()), "token {t} is in the table");
+    }
+    assert!(!everything(&r).contains(r.tokens[0].as_str()));
+}

@@ -293,11 +293,16 @@ pub async fn handle_api_with(
                 Ok(approvals) => {
                     for a in approvals.into_iter().filter(|a| a.decision.is_none()) {
                         let sent = match deps.store.load_approval(run, &a.gate).await {
-                            Ok(Some(full)) => deps
-                                .callbacks
-                                .send_failure(&full.task_token, "Aborted", &reason)
-                                .await
-                                .map_err(|e| e.to_string()),
+                            Ok(Some(full)) => {
+                                match deps.vault.open(&full.sealed_token, run, &a.gate).await {
+                                    Ok(token) => deps
+                                        .callbacks
+                                        .send_failure(&token, "Aborted", &reason)
+                                        .await
+                                        .map_err(|e| e.to_string()),
+                                    Err(e) => Err(e.to_string()),
+                                }
+                            }
                             Ok(None) => Err("the gate disappeared".into()),
                             Err(e) => Err(e.to_string()),
                         };

@@ -284,15 +284,21 @@ pub enum Decision {
     Reject,
 }
 
-/// A gate's approval item. The task token stays server side: it is skipped by serde, so no
-/// report, log line or API answer built from this type can carry it.
+/// A gate's approval item. The task token is stored sealed (`ports::TokenVault`) and skipped by
+/// serde, so no report, log line or API answer built from this type can carry it, and whoever
+/// reads the run table reads only the sealed form.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRecord {
     pub run_id: String,
     pub gate: String,
+    /// The task token sealed by the stack's token key: opened only to send the gate's callback.
     #[serde(skip)]
-    pub task_token: String,
+    pub sealed_token: String,
+    /// SHA-256 of the task token, hex: tells a redelivered request (the same token) from a new
+    /// one without opening the seal.
+    #[serde(default)]
+    pub token_digest: String,
     pub requested_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     #[serde(default)]
@@ -341,7 +347,7 @@ impl std::fmt::Debug for ApprovalRecord {
         f.debug_struct("ApprovalRecord")
             .field("run_id", &self.run_id)
             .field("gate", &self.gate)
-            .field("task_token", &"<redacted>")
+            .field("sealed_token", &"<redacted>")
             .field("decision", &self.decision)
             .field("decided_by", &self.decided_by)
             .finish()

@@ -205,6 +205,17 @@ pub trait Notifier: Send + Sync {
     async fn page(&self, notice: &RunNotice) -> Result<(), PortError>;
 }
 
+/// Seals task tokens before the run table stores them and opens them to send a gate's callback:
+/// AWS KMS with a key whose policy lets only the function that stores gates encrypt and only the
+/// function that answers them decrypt. The run and gate are the encryption context: a sealed
+/// token copied to another gate's item does not open
+/// (https://docs.aws.amazon.com/kms/latest/developerguide/encrypt_context.html).
+#[async_trait]
+pub trait TokenVault: Send + Sync {
+    async fn seal(&self, token: &str, run_id: &str, gate: &str) -> Result<String, PortError>;
+    async fn open(&self, sealed: &str, run_id: &str, gate: &str) -> Result<String, PortError>;
+}
+
 /// Step Functions callbacks (SendTaskSuccess / SendTaskFailure).
 #[async_trait]
 pub trait TaskCallbacks: Send + Sync {

@@ -37,6 +37,8 @@ pub struct Config {
     /// CUTOVER_STATE_MACHINE_ARN: the cutover machine, whose executions hold application locks
     /// (every function with the Executions port: validate-cutover, reconcile-run).
     pub cutover_state_machine_arn: Option<String>,
+    /// TOKEN_KEY_ARN: the KMS key that seals task tokens (request-approval, approval-api).
+    pub token_key_arn: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -55,6 +57,7 @@ impl Config {
             "TABLE_NAME" => Some(&self.table_name),
             "TOPIC_ARN" => self.topic_arn.as_deref(),
             "CUTOVER_STATE_MACHINE_ARN" => self.cutover_state_machine_arn.as_deref(),
+            "TOKEN_KEY_ARN" => self.token_key_arn.as_deref(),
             "APPROVAL_API_URL" => self.approval_api_url.as_deref(),
             "WAVE_STATE_MACHINE_ARN" => self.wave_schedule.as_ref().map(|(m, _)| m.as_str()),
             "WAVE_SCHEDULER_ROLE_ARN" => self.wave_schedule.as_ref().map(|(_, r)| r.as_str()),
@@ -132,6 +135,7 @@ impl Config {
                 .filter(|s| !s.trim().is_empty())
                 .unwrap_or_else(|| "cognito:groups".into()),
             cutover_state_machine_arn: get("CUTOVER_STATE_MACHINE_ARN").filter(|s| !s.is_empty()),
+            token_key_arn: get("TOKEN_KEY_ARN").filter(|s| !s.is_empty()),
             approval_api_url: get("APPROVAL_API_URL").filter(|s| !s.is_empty()),
             wave_schedule,
             table_name,

@@ -32,6 +32,7 @@ pub fn needs(function: &str) -> Needs {
         hooks: uses(Port::Hooks),
         executions: uses(Port::Executions),
         secrets: uses(Port::Secrets),
+        vault: uses(Port::Vault),
     }
 }
 
@@ -46,6 +47,7 @@ pub struct Needs {
     pub hooks: bool,
     pub executions: bool,
     pub secrets: bool,
+    pub vault: bool,
 }
 
 /// Builds the ports for `step` from one SDK config. A port the function was built without
@@ -140,6 +142,10 @@ pub async fn build_deps(
     } else {
         none.clone()
     };
+    let vault = match config.token_key_arn.as_deref().filter(|_| n.vault) {
+        Some(key) => ports::vault(sdk, key)?.unwrap_or(none.clone()),
+        None => none.clone(),
+    };
     let callbacks = if n.callbacks {
         ports::callbacks(sdk).unwrap_or(none.clone())
     } else {
@@ -159,6 +165,7 @@ pub async fn build_deps(
         hooks,
         executions,
         secrets,
+        vault,
         sent: Default::default(),
     })
 }
@@ -312,6 +319,25 @@ mod ports {
     }
     #[cfg(not(feature = "hooks"))]
     pub fn hooks(_: &aws_config::SdkConfig) -> Result<Option<Arc<dyn Hooks>>, ConfigError> {
+        Ok(None)
+    }
+
+    #[cfg(feature = "vault")]
+    pub fn vault(
+        sdk: &aws_config::SdkConfig,
+        key: &str,
+    ) -> Result<Option<Arc<dyn TokenVault>>, ConfigError> {
+        let v = KmsVault::new(sdk, key).map_err(|e| ConfigError::Invalid {
+            name: "TOKEN_KEY_ARN",
+            message: e.to_string(),
+        })?;
+        Ok(Some(Arc::new(v)))
+    }
+    #[cfg(not(feature = "vault"))]
+    pub fn vault(
+        _: &aws_config::SdkConfig,
+        _: &str,
+    ) -> Result<Option<Arc<dyn TokenVault>>, ConfigError> {
         Ok(None)
     }
 

@@ -107,6 +107,16 @@ impl Hooks for Unconfigured {
 }
 
 #[async_trait]
+impl TokenVault for Unconfigured {
+    async fn seal(&self, _: &str, _: &str, _: &str) -> Result<String, PortError> {
+        Err(self.refuse("kms"))
+    }
+    async fn open(&self, _: &str, _: &str, _: &str) -> Result<String, PortError> {
+        Err(self.refuse("kms"))
+    }
+}
+
+#[async_trait]
 impl Secrets for Unconfigured {
     async fn read(&self, _: &str) -> Result<Secret, PortError> {
         Err(self.refuse("secrets"))

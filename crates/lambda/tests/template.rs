@@ -173,6 +173,7 @@ fn port_marker(port: Port) -> &'static [&'static str] {
         Port::Hooks => &["lambda:InvokeFunction"],
         Port::Executions => &["states:DescribeExecution"],
         Port::Secrets => &["secretsmanager:GetSecretValue", "ssm:GetParameter"],
+        Port::Vault => &["kms:Encrypt", "kms:Decrypt"],
     }
 }
 
@@ -217,7 +218,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 needs.callbacks,
                 needs.hooks,
                 needs.executions,
-                needs.secrets
+                needs.secrets,
+                needs.vault
             ],
             [
                 Port::Router,
@@ -228,7 +230,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 Port::Callbacks,
                 Port::Hooks,
                 Port::Executions,
-                Port::Secrets
+                Port::Secrets,
+                Port::Vault
             ]
             .map(|p| f.uses(p)),
             "{}: wiring vs registry",

@@ -192,6 +192,18 @@ impl HealthProbe for Faulty<dyn HealthProbe> {
 }
 
 #[async_trait]
+impl TokenVault for Faulty<dyn TokenVault> {
+    async fn seal(&self, token: &str, run_id: &str, gate: &str) -> Result<String, PortError> {
+        self.faults.check("kms", "kms.Encrypt")?;
+        self.inner.seal(token, run_id, gate).await
+    }
+    async fn open(&self, sealed: &str, run_id: &str, gate: &str) -> Result<String, PortError> {
+        self.faults.check("kms", "kms.Decrypt")?;
+        self.inner.open(sealed, run_id, gate).await
+    }
+}
+
+#[async_trait]
 impl Secrets for Faulty<dyn Secrets> {
     async fn read(&self, arn: &str) -> Result<cutover_core::secret::Secret, PortError> {
         self.faults.check("secrets", "secrets.Read")?;

@@ -39,6 +39,7 @@ pub fn world_deps(
         callbacks,
         hooks: world.clone(),
         secrets: world.clone(),
+        vault: world.clone(),
         executions: world,
         sent: Default::default(),
     }

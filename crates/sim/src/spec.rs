@@ -439,6 +439,14 @@ pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
     ("sns.Publish", &["Throttling", "ServiceUnavailable"]),
     ("http.Probe", &["ConnectionRefused", "Timeout"]),
     (
+        "kms.Encrypt",
+        &["ThrottlingException", "KMSInternalException"],
+    ),
+    (
+        "kms.Decrypt",
+        &["ThrottlingException", "KMSInternalException"],
+    ),
+    (
         "secrets.Read",
         &[
             "ThrottlingException",

@@ -61,7 +61,7 @@ impl MemoryStore {
             .values()
             .map(|a| {
                 let mut v = serde_json::to_value(a).unwrap_or_default();
-                v["taskToken"] = serde_json::Value::String(a.task_token.clone());
+                v["sealedTaskToken"] = serde_json::Value::String(a.sealed_token.clone());
                 v
             })
             .collect();

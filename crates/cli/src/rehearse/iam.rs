@@ -130,6 +130,7 @@ mod tests {
                 .insert(k.to_string(), v.iter().map(|s| s.to_string()).collect());
         }
         Statement {
+            principals: vec![],
             effect: "Allow".into(),
             actions: actions.iter().map(|s| s.to_string()).collect(),
             resources: resources.iter().map(|s| s.to_string()).collect(),

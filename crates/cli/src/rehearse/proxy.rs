@@ -13,6 +13,11 @@
 //! - Step Functions: callbacks (`SendTask*`) and `DescribeExecution`/`StopExecution` go to the
 //!   local engine that runs the executions.
 //! - Lambda `Invoke` of data hooks: answered as a hook that succeeded.
+//! - KMS `Encrypt`/`Decrypt` with the template's keys: judged against the role **and** the key's
+//!   own policy (a key policy that names no caller refuses it, whatever the role allows, as KMS
+//!   does for a key whose policy does not delegate to IAM:
+//!   https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html); a ciphertext
+//!   opens only with the key and the encryption context it was sealed with.
 //!
 //! Secrets Manager and Parameter Store reads (the credentials of probes and hooks) go to moto,
 //! judged against the role with the resource's tags (`World::tags`) as `aws:ResourceTag/*`.
@@ -70,6 +75,8 @@ pub struct World {
     pub executions: HashMap<String, String>,
     /// Hook calls seen (function ARN, payload).
     pub hook_calls: Vec<(String, Value)>,
+    /// What the KMS shim sealed: (key ARN, plaintext, encryption context), by ciphertext index.
+    pub sealed: Vec<(String, String, BTreeMap<String, String>)>,
 }
 
 pub struct Proxy {
@@ -155,7 +162,12 @@ impl Proxy {
         let verdicts: Vec<bool> = named
             .requests
             .iter()
-            .map(|r| function.is_none_or(|f| allowing_statement(&f.statements, r).is_some()))
+            .map(|r| {
+                function.is_none_or(|f| {
+                    allowing_statement(&f.statements, r).is_some()
+                        && (service != "kms" || self.key_policy_allows(&f.role_arn, r))
+                })
+            })
             .collect();
         let refused = verdicts.iter().position(|ok| !ok);
         let (status, answered_by, response) = if let Some(i) = refused {
@@ -240,6 +252,31 @@ impl Proxy {
                 ),
                 BTreeMap::new(),
             ),
+            "kms" => {
+                let key = s("KeyId").unwrap_or_else(|| "*".into());
+                let mut ctx: BTreeMap<String, Vec<String>> = self
+                    .stack
+                    .key(&key)
+                    .map(|k| {
+                        k.tags
+                            .iter()
+                            .map(|(t, v)| (format!("aws:ResourceTag/{t}"), vec![v.clone()]))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (k, v) in json
+                    .get("EncryptionContext")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    ctx.insert(
+                        format!("kms:EncryptionContext:{k}"),
+                        vec![v.as_str().unwrap_or_default().to_string()],
+                    );
+                }
+                one(format!("kms:{op}"), key, ctx)
+            }
             // Credentials of probes and hooks, by ARN; the resource's tags are its context.
             "secretsmanager" | "ssm" => {
                 let arn = s("SecretId").or_else(|| s("Name"))?;
@@ -388,6 +425,72 @@ impl Proxy {
         }
     }
 
+    /// Whether the key's own policy has an Allow statement naming `role` for `req`.
+    fn key_policy_allows(&self, role: &str, req: &IamRequest) -> bool {
+        self.stack.key(&req.resource).is_some_and(|k| {
+            let mine: Vec<_> = k
+                .policy
+                .iter()
+                .filter(|s| s.principals.iter().any(|p| p == role))
+                .cloned()
+                .collect();
+            allowing_statement(&mine, req).is_some()
+        })
+    }
+
+    /// KMS Encrypt/Decrypt with the template's keys.
+    fn kms(&self, op: &str, req: &Value) -> Response<Body> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let key = req.get("KeyId").and_then(Value::as_str).unwrap_or_default();
+        if self.stack.key(key).is_none() {
+            return error_json(
+                400,
+                "NotFoundException",
+                &format!("key {key} does not exist"),
+            );
+        }
+        let context: BTreeMap<String, String> = req
+            .get("EncryptionContext")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        self.world(|w| match op {
+            "Encrypt" => {
+                let plain = req
+                    .get("Plaintext")
+                    .and_then(Value::as_str)
+                    .and_then(|p| b64.decode(p).ok())
+                    .map(|b| String::from_utf8_lossy(&b).to_string())
+                    .unwrap_or_default();
+                w.sealed.push((key.to_string(), plain, context));
+                let blob = b64.encode(format!("rehearsal-kms:{}", w.sealed.len() - 1));
+                json_response(json!({"CiphertextBlob": blob, "KeyId": key}))
+            }
+            "Decrypt" => {
+                let index = req
+                    .get("CiphertextBlob")
+                    .and_then(Value::as_str)
+                    .and_then(|c| b64.decode(c).ok())
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|t| t.strip_prefix("rehearsal-kms:")?.parse::<usize>().ok());
+                match index.and_then(|i| w.sealed.get(i)) {
+                    Some((k, plain, ctx)) if k == key && *ctx == context => json_response(
+                        json!({"Plaintext": b64.encode(plain.as_bytes()), "KeyId": key}),
+                    ),
+                    _ => error_json(
+                        400,
+                        "InvalidCiphertextException",
+                        "not this key's ciphertext, or another encryption context",
+                    ),
+                }
+            }
+            other => error_json(400, "UnsupportedOperationException", other),
+        })
+    }
+
     /// The answer of a shim, or None for moto.
     async fn shim(&self, service: &str, action: &str, body: &[u8]) -> Option<Response<Body>> {
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -403,6 +506,7 @@ impl Proxy {
             }))),
             ("mgn", op) => Some(self.mgn(op, &json)),
             ("states", op) => Some(self.states(op, &json)),
+            ("kms", op) => Some(self.kms(op, &json)),
             ("lambda", _) => {
                 self.world(|w| {
                     w.hook_calls.push((

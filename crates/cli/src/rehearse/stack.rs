@@ -22,6 +22,17 @@ pub struct Statement {
     pub resources: Vec<String>,
     /// operator -> key -> accepted values
     pub conditions: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// A resource policy's `Principal.AWS` (ARNs); empty in an identity policy.
+    pub principals: Vec<String>,
+}
+
+/// A KMS key the template declares: its ARN, its key policy and its tags.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub logical_id: String,
+    pub arn: String,
+    pub policy: Vec<Statement>,
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +44,8 @@ pub struct Function {
     pub function_name: String,
     pub arn: String,
     pub environment: BTreeMap<String, String>,
+    /// The role SAM creates for the function (`<LogicalId>Role`).
+    pub role_arn: String,
     pub statements: Vec<Statement>,
     pub log_level: String,
     pub timeout_seconds: u64,
@@ -53,6 +66,7 @@ pub struct Machine {
 pub struct Stack {
     pub functions: Vec<Function>,
     pub machines: Vec<Machine>,
+    pub keys: Vec<Key>,
     pub table_name: String,
     pub topic_arn: String,
     pub parameters: HashMap<String, Json>,
@@ -98,11 +112,13 @@ impl Stack {
             .ok_or_else(|| StackError("no Resources".into()))?;
         let mut functions = Vec::new();
         let mut machines = Vec::new();
+        let mut keys = Vec::new();
         for (id, res) in resources {
             let id = id.as_str().unwrap_or_default().to_string();
             match res["Type"].as_str() {
                 Some("AWS::Serverless::Function") => functions.push(r.function(&id, res)?),
                 Some("AWS::Serverless::StateMachine") => machines.push(r.machine(&id, res, &root)?),
+                Some("AWS::KMS::Key") => keys.push(r.key(&id, res)?),
                 _ => {}
             }
         }
@@ -119,6 +135,7 @@ impl Stack {
         Ok(Stack {
             functions,
             machines,
+            keys,
             table_name,
             topic_arn,
             parameters: r.parameters.clone(),
@@ -131,6 +148,10 @@ impl Stack {
 
     pub fn function_by_arn(&self, arn: &str) -> Option<&Function> {
         self.functions.iter().find(|f| f.arn == arn)
+    }
+
+    pub fn key(&self, arn: &str) -> Option<&Key> {
+        self.keys.iter().find(|k| k.arn == arn)
     }
 
     pub fn machine(&self, logical_id: &str) -> Option<&Machine> {
@@ -264,8 +285,18 @@ impl Resolver<'_> {
             ),
             Some("AWS::ApiGatewayV2::Api") => "rehearsalapi".into(),
             Some(_) => generated,
+            // The role SAM creates for a function without one (`<FunctionLogicalId>Role`).
+            None if self.implicit_role(name) => generated,
             None => return err(format!("!Ref {name}: no such parameter or resource")),
         }))
+    }
+
+    /// Whether `name` is the role SAM generates for a function of the template.
+    fn implicit_role(&self, name: &str) -> bool {
+        name.strip_suffix("Role").is_some_and(|f| {
+            self.template["Resources"][f]["Type"].as_str() == Some("AWS::Serverless::Function")
+                && self.template["Resources"][f]["Properties"]["Role"].is_null()
+        })
     }
 
     fn get_att(&self, target: &str) -> Result<Json, StackError> {
@@ -285,6 +316,10 @@ impl Resolver<'_> {
                 format!("arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{name}")
             }
             Some("AWS::IAM::Role") => format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"),
+            None if self.implicit_role(id) => {
+                format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{name}")
+            }
+            Some("AWS::KMS::Key") => format!("arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/{name}"),
             Some("AWS::Logs::LogGroup") => {
                 format!("arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{name}:*")
             }
@@ -451,10 +486,31 @@ impl Resolver<'_> {
                     actions: s.get("Action").map(strings).unwrap_or_default(),
                     resources: s.get("Resource").map(strings).unwrap_or_default(),
                     conditions,
+                    principals: s.pointer("/Principal/AWS").map(strings).unwrap_or_default(),
                 });
             }
         }
         Ok(out)
+    }
+
+    fn key(&self, id: &str, res: &Yaml) -> Result<Key, StackError> {
+        let props = &res["Properties"];
+        let policy = Yaml::Sequence(vec![props["KeyPolicy"].clone()]);
+        let mut tags = BTreeMap::new();
+        if let Json::Array(list) = self.resolve(&props["Tags"])? {
+            for t in list {
+                tags.insert(
+                    t.get("Key").map(json_str).unwrap_or_default(),
+                    t.get("Value").map(json_str).unwrap_or_default(),
+                );
+            }
+        }
+        Ok(Key {
+            logical_id: id.to_string(),
+            arn: json_str(&self.get_att(&format!("{id}.Arn"))?),
+            policy: self.statements(&policy)?,
+            tags,
+        })
     }
 
     fn function(&self, id: &str, res: &Yaml) -> Result<Function, StackError> {
@@ -483,6 +539,7 @@ impl Resolver<'_> {
             function_name,
             name,
             environment,
+            role_arn: json_str(&self.get_att(&format!("{id}Role.Arn"))?),
             statements: self.statements(&props["Policies"])?,
             log_level: json_str(&self.resolve(&globals["LoggingConfig"]["ApplicationLogLevel"])?),
             timeout_seconds: if props["Timeout"].is_null() {
@@ -573,6 +630,79 @@ mod tests {
             .statements
             .iter()
             .any(|s| s.resources == ["arn:aws:route53:::hostedzone/Z1"]));
+    }
+
+    #[test]
+    fn only_request_approval_seals_and_only_the_approval_api_opens_task_tokens() {
+        use super::super::iam::{allowing_statement, Request};
+        let stack = load(&[]);
+        let key = stack
+            .keys
+            .iter()
+            .find(|k| k.logical_id == "TaskTokenKey")
+            .unwrap();
+        for f in &stack.functions {
+            assert_eq!(
+                f.environment.contains_key("TOKEN_KEY_ARN"),
+                ["request-approval", "approval-api"].contains(&f.name.as_str()),
+                "{}: TOKEN_KEY_ARN",
+                f.name
+            );
+        }
+        let req = |action: &str, purpose: &str| {
+            let mut context = BTreeMap::new();
+            context.insert(
+                "kms:EncryptionContext:purpose".to_string(),
+                vec![purpose.to_string()],
+            );
+            for (t, v) in &key.tags {
+                context.insert(format!("aws:ResourceTag/{t}"), vec![v.clone()]);
+            }
+            Request {
+                action: action.into(),
+                resource: key.arn.clone(),
+                context,
+            }
+        };
+        // Both the role and the key's own policy must allow (the key does not delegate its use).
+        let may = |f: &Function, r: &Request| {
+            let by_key: Vec<Statement> = key
+                .policy
+                .iter()
+                .filter(|s| s.principals.contains(&f.role_arn))
+                .cloned()
+                .collect();
+            allowing_statement(&f.statements, r).is_some()
+                && allowing_statement(&by_key, r).is_some()
+        };
+        for f in &stack.functions {
+            for (action, who) in [
+                ("kms:Encrypt", "request-approval"),
+                ("kms:Decrypt", "approval-api"),
+            ] {
+                assert_eq!(
+                    may(f, &req(action, "cutover-task-token")),
+                    f.name == who,
+                    "{} {action}",
+                    f.name
+                );
+                assert!(
+                    !may(f, &req(action, "other")),
+                    "{} {action} without the purpose",
+                    f.name
+                );
+            }
+        }
+        // The account's administrators manage the key but may not use it.
+        let root = format!("arn:aws:iam::{ACCOUNT}:root");
+        let admin: Vec<Statement> = key
+            .policy
+            .iter()
+            .filter(|s| s.principals.contains(&root))
+            .cloned()
+            .collect();
+        assert!(allowing_statement(&admin, &req("kms:Decrypt", "cutover-task-token")).is_none());
+        assert!(allowing_statement(&admin, &req("kms:ScheduleKeyDeletion", "")).is_some());
     }
 
     #[test]

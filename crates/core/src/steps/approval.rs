@@ -37,6 +37,7 @@ pub async fn request_approval(
         return Err(StepError::invalid("taskToken must be 1-2048 characters"));
     }
     let now = deps.clock.now();
+    let digest = token_digest(&input.task_token);
     let run = deps
         .store
         .load_run(&input.run_id)
@@ -54,7 +55,7 @@ pub async fn request_approval(
                 input.gate, input.run_id
             )));
         }
-        if a.task_token == input.task_token && a.notified {
+        if a.token_digest == digest && a.notified {
             // Redelivered: the gate is open and the humans were told once already.
             return Ok(RequestApprovalOutput {
                 gate: input.gate,
@@ -80,10 +81,21 @@ pub async fn request_approval(
         "database": run.as_ref().and_then(|r| r.data.switched_to.clone()).unwrap_or_else(|| "blue".into()),
     });
     let expires_at = now + Duration::seconds(input.plan.approvals.expires_seconds as i64);
+    // A redelivery of the same request keeps the gate as it is (its seal included).
+    let same_request = existing.as_ref().filter(|a| a.token_digest == digest);
+    let sealed_token = match same_request {
+        Some(a) => a.sealed_token.clone(),
+        None => deps
+            .vault
+            .seal(&input.task_token, &input.run_id, &input.gate)
+            .await
+            .map_err(|e| StepError::Retryable(format!("sealing the task token: {e}")))?,
+    };
     let record = ApprovalRecord {
         run_id: input.run_id.clone(),
         gate: input.gate.clone(),
-        task_token: input.task_token.clone(),
+        sealed_token,
+        token_digest: digest.clone(),
         requested_at: now,
         expires_at,
         decision: None,
@@ -102,13 +114,13 @@ pub async fn request_approval(
         version: 0,
     };
     // A redelivery whose notice failed keeps the gate's first request time and expiry.
-    let mut record = match &existing {
-        Some(a) if a.task_token == input.task_token => a.clone(),
-        Some(a) => ApprovalRecord {
+    let mut record = match (same_request, &existing) {
+        (Some(a), _) => a.clone(),
+        (None, Some(a)) => ApprovalRecord {
             version: a.version,
             ..record
         },
-        None => record,
+        (None, None) => record,
     };
     deps.store
         .save_approval(&record, true)
@@ -413,11 +425,20 @@ async fn deliver(
     let unavailable = |e: crate::ports::PortError| ApprovalError::Unavailable(e.to_string());
     let by = rec.decided_by.clone().unwrap_or_default();
     let at = rec.decided_at.unwrap_or(now);
+    // Opened only here, to be sent at once; never stored or logged.
+    let token = match rec.decision {
+        Some(_) => deps
+            .vault
+            .open(&rec.sealed_token, &rec.run_id, gate)
+            .await
+            .map_err(unavailable)?,
+        None => String::new(),
+    };
     let sent = match rec.decision {
         Some(Decision::Approve) => {
             deps.callbacks
                 .send_success(
-                    &rec.task_token,
+                    &token,
                     json!({"gate": gate, "decision": "approve", "by": by, "at": at}),
                 )
                 .await
@@ -428,7 +449,7 @@ async fn deliver(
                 rec.reason.as_deref().unwrap_or("no reason given")
             );
             deps.callbacks
-                .send_failure(&rec.task_token, "ApprovalRejected", &cause)
+                .send_failure(&token, "ApprovalRejected", &cause)
                 .await
         }
         None => {
@@ -470,4 +491,13 @@ async fn deliver(
     ev.message = rec.reason.clone().unwrap_or_default();
     deps.store.append_event(&ev).await.map_err(unavailable)?;
     Ok(())
+}
+
+/// SHA-256 of a task token, hex.
+pub(crate) fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

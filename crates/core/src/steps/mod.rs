@@ -68,6 +68,8 @@ pub struct Deps {
     pub executions: Arc<dyn Executions>,
     /// Credentials probes and hooks send, read by reference (`crate::secret`).
     pub secrets: Arc<dyn Secrets>,
+    /// Seals task tokens for the run table and opens them for a callback.
+    pub vault: Arc<dyn TokenVault>,
     /// Pages and notices this process sent whose record in the run table is not yet written:
     /// a retry after the table failed sends none of them again.
     pub sent: Arc<SentNotices>,

@@ -17,10 +17,12 @@ pub enum Port {
     Executions,
     /// Secrets Manager and Parameter Store: the credentials probes and hooks send.
     Secrets,
+    /// AWS KMS: task tokens sealed before they are stored, opened to send a callback.
+    Vault,
 }
 
 impl Port {
-    pub const ALL: [Port; 10] = [
+    pub const ALL: [Port; 11] = [
         Port::Router,
         Port::Replication,
         Port::Metrics,
@@ -31,6 +33,7 @@ impl Port {
         Port::Hooks,
         Port::Executions,
         Port::Secrets,
+        Port::Vault,
     ];
 
     /// The `cutover-lambda` cargo feature that links this port's SDK client.
@@ -46,6 +49,7 @@ impl Port {
             Port::Hooks => "hooks",
             Port::Executions => "executions",
             Port::Secrets => "secrets",
+            Port::Vault => "vault",
         }
     }
 
@@ -57,6 +61,7 @@ impl Port {
             Port::Notifier => &["TOPIC_ARN"],
             Port::Executions => &["CUTOVER_STATE_MACHINE_ARN"],
             Port::Schedules => &["WAVE_STATE_MACHINE_ARN", "WAVE_SCHEDULER_ROLE_ARN"],
+            Port::Vault => &["TOKEN_KEY_ARN"],
             _ => &[],
         }
     }
@@ -183,7 +188,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "request-approval",
         Cutover,
         "RequestApprovalFunctionArn",
-        &[Notifier],
+        &[Notifier, Vault],
     ),
     step(
         "finalize-cutover",
@@ -215,7 +220,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         name: "approval-api",
         machine: Api,
         substitution: None,
-        ports: &[Callbacks, Schedules],
+        ports: &[Callbacks, Schedules, Vault],
     },
 ];
 

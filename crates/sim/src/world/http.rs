@@ -100,3 +100,39 @@ impl Secrets for World {
         }
     }
 }
+
+/// AWS KMS as the suite uses the token key: a sealed token is an opaque ciphertext that names
+/// nothing of the token, and opens only with the run and gate it was sealed for (a wrong
+/// encryption context is `InvalidCiphertextException`, as KMS Decrypt answers:
+/// https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html).
+#[async_trait]
+impl TokenVault for World {
+    async fn seal(&self, token: &str, run_id: &str, gate: &str) -> Result<String, PortError> {
+        let mut st = self.st();
+        self.enter(&mut st, "kms", "Encrypt")?;
+        st.sealed
+            .push((token.to_string(), run_id.to_string(), gate.to_string()));
+        Ok(format!("sim-kms:{}", st.sealed.len() - 1))
+    }
+
+    async fn open(&self, sealed: &str, run_id: &str, gate: &str) -> Result<String, PortError> {
+        let mut st = self.st();
+        self.enter(&mut st, "kms", "Decrypt")?;
+        let invalid = || {
+            PortError::new(
+                "kms",
+                PortErrorKind::Invalid,
+                "InvalidCiphertextException",
+                "the ciphertext or its encryption context is not the one sealed",
+            )
+        };
+        let i: usize = sealed
+            .strip_prefix("sim-kms:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(invalid)?;
+        match st.sealed.get(i) {
+            Some((token, r, g)) if r == run_id && g == gate => Ok(token.clone()),
+            _ => Err(invalid()),
+        }
+    }
+}

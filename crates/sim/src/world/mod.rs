@@ -88,6 +88,8 @@ struct State {
     executions: HashMap<String, bool>,
     /// Run ids whose executions were stopped (StopExecution), in order.
     stopped_executions: Vec<String>,
+    /// The token key's ciphertexts: (token, run, gate) each was sealed with, by index.
+    sealed: Vec<(String, String, String)>,
 }
 
 pub struct World {
@@ -236,6 +238,7 @@ impl World {
                 app: app::AppState::new(green_tier),
                 executions,
                 stopped_executions: Vec::new(),
+                sealed: Vec::new(),
                 last_hook: None,
             }),
             notices_tx: Mutex::new(None),
