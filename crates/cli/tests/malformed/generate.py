@@ -236,6 +236,9 @@ raw("plan", "plan-raw-json-bom-garbage.json", "\ufeff{nope}", "JSON")
 raw("plan", "plan-raw-json-array.json", "[]", "(root)")
 
 world_mutations = [
+    ("secrets", {"not-an-arn": "x"}, "secrets.not-an-arn"),
+    ("secrets", {"arn:aws:secretsmanager:us-east-1:123456789012:secret:big": "x" * 70000}, "secrets.arn:aws:secretsmanager"),
+    ("requireHeaders", {"no url": {"X": "y"}}, "requireHeaders.no url"),
     ("startTime", "yesterday", "startTime"),
     ("route53.requestsPerSecond", 0, "route53.requestsPerSecond"),
     ("route53.requestsPerSecond", -1, "route53.requestsPerSecond"),
