@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
-use cutover_core::model::{ApprovalRecord, AuditEvent, RunRecord};
+use cutover_core::model::{ApprovalRecord, AuditEvent, CalendarEntry, RunRecord};
+use cutover_core::plan::Plan;
 use cutover_core::ports::{Booking, LockOutcome, PortError, PortErrorKind, RunStore};
 use std::collections::HashMap;
 
@@ -509,6 +510,71 @@ impl RunStore for DynamoStore {
             }
         }
         Ok(())
+    }
+
+    async fn save_calendar_entry(&self, entry: &CalendarEntry) -> Result<(), PortError> {
+        let mut next = entry.clone();
+        next.version = entry.version + 1;
+        let item = to_item(&next, "CALENDAR", &format!("WAVE#{}", entry.wave))?;
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let req = if entry.version == 0 {
+            req.condition_expression("attribute_not_exists(pk)")
+        } else {
+            req.condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(entry.version.to_string()))
+        };
+        req.send().await.map_err(|e| CODES.map(e))?;
+        Ok(())
+    }
+
+    async fn calendar(&self) -> Result<Vec<CalendarEntry>, PortError> {
+        self.partition("CALENDAR", "WAVE#")
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    async fn save_wave_plan(&self, key: &str, index: usize, plan: &Plan) -> Result<(), PortError> {
+        // The plan as compact JSON in one attribute: read back exactly as written.
+        let json = serde_json::to_string(plan)
+            .map_err(|e| PortError::new(SERVICE, PortErrorKind::Other, "Encode", e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&format!("PLANS#{key}")))
+            .item("sk", s(&format!("PLAN#{index:06}")))
+            .item("plan", s(&json))
+            .send()
+            .await
+            .map_err(|e| CODES.map(e))?;
+        Ok(())
+    }
+
+    async fn load_wave_plan(&self, key: &str, index: usize) -> Result<Option<Plan>, PortError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(&format!("PLANS#{key}")))
+            .key("sk", s(&format!("PLAN#{index:06}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| CODES.map(e))?;
+        let Some(text) = resp
+            .item
+            .and_then(|i| i.get("plan").and_then(|v| v.as_s().ok().cloned()))
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| PortError::new(SERVICE, PortErrorKind::Other, "Decode", e.to_string()))
     }
 
     async fn approvals(&self, run_id: &str) -> Result<Vec<ApprovalRecord>, PortError> {

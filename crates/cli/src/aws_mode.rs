@@ -150,6 +150,33 @@ impl RunStore for Real<DynamoStore> {
         let (w, r) = (w.to_string(), r.map(str::to_string));
         real_call!(self, |i| i.set_wave_frozen(&w, r.as_deref()).await)
     }
+    async fn save_calendar_entry(
+        &self,
+        e: &cutover_core::model::CalendarEntry,
+    ) -> Result<(), PortError> {
+        let e = e.clone();
+        real_call!(self, |i| i.save_calendar_entry(&e).await)
+    }
+    async fn calendar(&self) -> Result<Vec<cutover_core::model::CalendarEntry>, PortError> {
+        real_call!(self, |i| i.calendar().await)
+    }
+    async fn save_wave_plan(
+        &self,
+        k: &str,
+        n: usize,
+        p: &cutover_core::plan::Plan,
+    ) -> Result<(), PortError> {
+        let (k, p) = (k.to_string(), p.clone());
+        real_call!(self, |i| i.save_wave_plan(&k, n, &p).await)
+    }
+    async fn load_wave_plan(
+        &self,
+        k: &str,
+        n: usize,
+    ) -> Result<Option<cutover_core::plan::Plan>, PortError> {
+        let k = k.to_string();
+        real_call!(self, |i| i.load_wave_plan(&k, n).await)
+    }
 }
 
 #[async_trait]

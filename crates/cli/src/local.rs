@@ -320,6 +320,21 @@ impl RunStore for ProgressStore {
     async fn set_wave_frozen(&self, w: &str, r: Option<&str>) -> Result<(), PortError> {
         self.inner.set_wave_frozen(w, r).await
     }
+    async fn save_calendar_entry(
+        &self,
+        e: &cutover_core::model::CalendarEntry,
+    ) -> Result<(), PortError> {
+        self.inner.save_calendar_entry(e).await
+    }
+    async fn calendar(&self) -> Result<Vec<cutover_core::model::CalendarEntry>, PortError> {
+        self.inner.calendar().await
+    }
+    async fn save_wave_plan(&self, k: &str, i: usize, p: &Plan) -> Result<(), PortError> {
+        self.inner.save_wave_plan(k, i, p).await
+    }
+    async fn load_wave_plan(&self, k: &str, i: usize) -> Result<Option<Plan>, PortError> {
+        self.inner.load_wave_plan(k, i).await
+    }
 }
 
 /// `DefinitionSubstitutions` for both machines: each step's function ARN, and the cutover

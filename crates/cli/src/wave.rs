@@ -142,31 +142,7 @@ impl WaveRunReport {
 /// The outcome of a wave an operator stopped: every application's state is listed.
 pub const STOPPED: &str = "stopped";
 
-/// A run id (execution name) for an application of a wave: letters, digits, '-' and '_', ≤ 80
-/// (StartExecution's `name`). A longer one keeps its first 71 characters and ends in `-` and 8
-/// hex digits of a hash of the whole name, so two names that share their first 80 characters
-/// never share a run id (`load_wave` also refuses two applications whose ids would collide).
-pub fn run_id_for(wave: &str, application: &str) -> String {
-    let raw = format!("{wave}-{application}");
-    let clean: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if clean.len() <= 80 {
-        return clean;
-    }
-    // FNV-1a, 64 bits: stable across versions and platforms, so a run id never changes.
-    let hash = raw.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{}-{:08x}", &clean[..71], hash >> 32)
-}
+pub use cutover_core::waves::run_id_for;
 
 /// Reads a wave file and every plan it names; unknown dependencies and cycles are errors.
 pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {

@@ -172,7 +172,136 @@ pub async fn handle_api(req: &ApiRequest, deps: &Deps) -> ApiResponse {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ScheduleBody {
     at: chrono::DateTime<chrono::Utc>,
+    /// The wave itself; without it, the schedule starts the calendar's queued wave of the
+    /// path's name (its input names the wave; the plans stay in the run table).
+    #[serde(default)]
+    wave: Option<crate::steps::WaveSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct QueueBody {
     wave: crate::steps::WaveSpec,
+    /// Firings take the queued wave of the lowest order first; default: after every wave on
+    /// the calendar.
+    #[serde(default)]
+    order: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SkipBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// 400 naming the field unless every plan of `w` changes only what the stack's allow-lists
+/// admit (`field` prefixes the names: `wave`).
+fn within_allow_lists(w: &crate::steps::WaveSpec, bounds: &Bounds) -> Result<(), ApiResponse> {
+    for (i, a) in w.applications.iter().enumerate() {
+        let name = a
+            .plan
+            .dns
+            .record_name
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if let Some(allowed) = &bounds.allowed_records {
+            if !allowed
+                .iter()
+                .any(|r| r.trim_end_matches('.').eq_ignore_ascii_case(&name))
+            {
+                return Err(bad_field(
+                    &format!("wave.applications[{i}].plan.dns.recordName"),
+                    format!("'{name}' is not among the stack's AllowedRecordNames"),
+                ));
+            }
+        }
+        if let Some(zones) = &bounds.allowed_zones {
+            if !zones.contains(&a.plan.dns.hosted_zone_id) {
+                return Err(bad_field(
+                    &format!("wave.applications[{i}].plan.dns.hostedZoneId"),
+                    format!(
+                        "'{}' is not among the stack's AllowedHostedZoneIds",
+                        a.plan.dns.hosted_zone_id
+                    ),
+                ));
+            }
+        }
+    }
+    let problems = crate::steps::wave_problems(w);
+    if !problems.is_empty() {
+        return Err(bad_field("wave", problems.join("; ")));
+    }
+    Ok(())
+}
+
+/// `POST /calendar`: the wave queued on the calendar, its plans first (a firing never finds an
+/// entry without them). A wave of the same name that is queued or running is a conflict; one
+/// that ended is queued again.
+async fn queue_wave(body: QueueBody, identity: &str, deps: &Deps) -> ApiResponse {
+    use crate::model::{CalendarApp, CalendarEntry, CalendarState};
+    let w = &body.wave;
+    let now = deps.clock.now();
+    if let Some(win) = &w.window {
+        if win.not_after <= now {
+            return bad_field(
+                "wave.window.notAfter",
+                "has passed: no firing could take the wave",
+            );
+        }
+    }
+    let entries = match deps.store.calendar().await {
+        Ok(e) => e,
+        Err(e) => return error(503, e.to_string()),
+    };
+    let existing = entries.iter().find(|e| e.wave == w.wave);
+    if let Some(e) = existing {
+        if matches!(e.state, CalendarState::Queued | CalendarState::Running) {
+            return error(
+                409,
+                format!("wave {} is {} on the calendar", e.wave, e.state.as_str()),
+            );
+        }
+    }
+    let order = body
+        .order
+        .unwrap_or_else(|| entries.iter().map(|e| e.order + 1).max().unwrap_or(1));
+    let key = crate::steps::calendar_plans_key(&w.wave);
+    for (i, a) in w.applications.iter().enumerate() {
+        if let Err(e) = deps.store.save_wave_plan(&key, i, &a.plan).await {
+            return error(503, e.to_string());
+        }
+    }
+    let entry = CalendarEntry {
+        wave: w.wave.clone(),
+        order,
+        window: w.window,
+        max_concurrency: w.max_concurrency,
+        scheduling_interval_seconds: w.scheduling_interval_seconds,
+        applications: w
+            .applications
+            .iter()
+            .map(|a| CalendarApp {
+                application: a.application.clone(),
+                depends_on: a.depends_on.clone(),
+            })
+            .collect(),
+        state: CalendarState::Queued,
+        queued_at: now,
+        queued_by: identity.to_string(),
+        wave_run_id: None,
+        taken_at: None,
+        note: None,
+        version: existing.map(|e| e.version).unwrap_or(0),
+    };
+    match deps.store.save_calendar_entry(&entry).await {
+        Ok(()) => ApiResponse {
+            status: 201,
+            body: json!({"wave": entry.wave, "order": entry.order, "state": "queued", "applications": entry.applications.len(), "queuedBy": identity}),
+        },
+        Err(e) if e.kind == crate::ports::PortErrorKind::Conflict => error(409, e.to_string()),
+        Err(e) => error(503, e.to_string()),
+    }
 }
 
 /// All routes, with `POST /waves/{wave}/schedule` served when a scheduler is configured.
@@ -340,17 +469,45 @@ pub async fn handle_api_with(
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            if body.wave.wave != *wave {
-                return bad_field(
-                    "wave.wave",
-                    format!("'{}' differs from the path's '{wave}'", body.wave.wave),
-                );
-            }
             let now = deps.clock.now();
             if body.at <= now {
                 return bad_field("at", "must be in the future");
             }
-            if let Some(w) = &body.wave.window {
+            let (window, input) = match &body.wave {
+                Some(w) => {
+                    if w.wave != *wave {
+                        return bad_field(
+                            "wave.wave",
+                            format!("'{}' differs from the path's '{wave}'", w.wave),
+                        );
+                    }
+                    if let Err(r) = within_allow_lists(w, bounds) {
+                        return r;
+                    }
+                    (w.window, json!({ "wave": w }).to_string())
+                }
+                // The queued wave by reference: any size schedules.
+                None => {
+                    let entries = match deps.store.calendar().await {
+                        Ok(e) => e,
+                        Err(e) => return error(503, e.to_string()),
+                    };
+                    let Some(e) = entries.iter().find(|e| e.wave == *wave) else {
+                        return error(404, format!("wave {wave} is not on the calendar: queue it (POST /calendar) or send it whole"));
+                    };
+                    if e.state != crate::model::CalendarState::Queued {
+                        return error(
+                            409,
+                            format!("wave {wave} is {} on the calendar", e.state.as_str()),
+                        );
+                    }
+                    (
+                        e.window,
+                        json!({ "calendar": { "wave": wave } }).to_string(),
+                    )
+                }
+            };
+            if let Some(w) = &window {
                 if !w.contains(body.at) {
                     return bad_field(
                         "at",
@@ -361,49 +518,6 @@ pub async fn handle_api_with(
                     );
                 }
             }
-            // What the plans may touch stays within the stack's allow-lists.
-            for (i, a) in body.wave.applications.iter().enumerate() {
-                let name = a
-                    .plan
-                    .dns
-                    .record_name
-                    .trim_end_matches('.')
-                    .to_ascii_lowercase();
-                if let Some(allowed) = &bounds.allowed_records {
-                    if !allowed
-                        .iter()
-                        .any(|r| r.trim_end_matches('.').eq_ignore_ascii_case(&name))
-                    {
-                        return bad_field(
-                            &format!("wave.applications[{i}].plan.dns.recordName"),
-                            format!("'{name}' is not among the stack's AllowedRecordNames"),
-                        );
-                    }
-                }
-                if let Some(zones) = &bounds.allowed_zones {
-                    if !zones.contains(&a.plan.dns.hosted_zone_id) {
-                        return bad_field(
-                            &format!("wave.applications[{i}].plan.dns.hostedZoneId"),
-                            format!(
-                                "'{}' is not among the stack's AllowedHostedZoneIds",
-                                a.plan.dns.hosted_zone_id
-                            ),
-                        );
-                    }
-                }
-            }
-            // The same checks the wave's first step makes, before anything is scheduled.
-            let check = crate::steps::StartWaveInput {
-                wave_run_id: "schedule-check".into(),
-                wave: crate::steps::WaveSpec {
-                    window: None,
-                    ..body.wave.clone()
-                },
-            };
-            if let Err(e) = crate::steps::start_wave(check, deps).await {
-                return bad_field("wave", e.to_string());
-            }
-            let input = json!({ "wave": body.wave }).to_string();
             match schedules.schedule_wave(wave, body.at, &input).await {
                 Ok(arn) => ApiResponse {
                     status: 201,
@@ -412,6 +526,85 @@ pub async fn handle_api_with(
                 Err(e) if e.kind == crate::ports::PortErrorKind::Invalid => {
                     bad_field("(schedule)", e.to_string())
                 }
+                Err(e) if e.kind == crate::ports::PortErrorKind::Conflict => {
+                    error(409, e.to_string())
+                }
+                Err(e) => error(503, e.to_string()),
+            }
+        }
+        ("GET", ["calendar"]) => {
+            if !admits(&bounds.operators, identity, &req.groups) {
+                return error(
+                    403,
+                    format!("{identity} may not read the calendar (ApiOperators)"),
+                );
+            }
+            match deps.store.calendar().await {
+                Ok(mut entries) => {
+                    entries.sort_by_key(|e| (e.order, e.queued_at));
+                    ApiResponse {
+                        status: 200,
+                        body: json!({ "waves": entries }),
+                    }
+                }
+                Err(e) => error(503, e.to_string()),
+            }
+        }
+        ("POST", ["calendar"]) => {
+            if !admits(&bounds.operators, identity, &req.groups) {
+                return error(
+                    403,
+                    format!("{identity} may not queue waves on this stack (ApiOperators)"),
+                );
+            }
+            let body: QueueBody = match parse(&req.body) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            if let Err(r) = within_allow_lists(&body.wave, bounds) {
+                return r;
+            }
+            queue_wave(body, identity, deps).await
+        }
+        ("POST", ["calendar", wave, "skip"]) if valid_segment(wave) => {
+            if !admits(&bounds.operators, identity, &req.groups) {
+                return error(
+                    403,
+                    format!("{identity} may not change the calendar (ApiOperators)"),
+                );
+            }
+            let body: SkipBody = match parse(&req.body) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let entries = match deps.store.calendar().await {
+                Ok(e) => e,
+                Err(e) => return error(503, e.to_string()),
+            };
+            let Some(e) = entries.into_iter().find(|e| e.wave == *wave) else {
+                return error(404, format!("wave {wave} is not on the calendar"));
+            };
+            if e.state != crate::model::CalendarState::Queued {
+                return error(
+                    409,
+                    format!(
+                        "wave {wave} is {}: only a queued wave is skipped",
+                        e.state.as_str()
+                    ),
+                );
+            }
+            let mut reason = body.reason.unwrap_or_else(|| "no reason given".into());
+            reason.truncate(500);
+            let next = crate::model::CalendarEntry {
+                state: crate::model::CalendarState::Skipped,
+                note: Some(format!("skipped by {identity}: {reason}")),
+                ..e
+            };
+            match deps.store.save_calendar_entry(&next).await {
+                Ok(()) => ApiResponse {
+                    status: 200,
+                    body: json!({"wave": wave, "state": "skipped", "by": identity}),
+                },
                 Err(e) if e.kind == crate::ports::PortErrorKind::Conflict => {
                     error(409, e.to_string())
                 }

@@ -567,3 +567,73 @@ pub struct ApprovalNotice {
     #[serde(default)]
     pub summary: String,
 }
+
+/// Where a wave of the calendar is (docs/waves.md, "The wave calendar").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CalendarState {
+    /// Waiting for a firing whose time is inside its window.
+    Queued,
+    /// Taken by a firing: its wave execution runs.
+    Running,
+    Completed,
+    /// Some applications completed, some did not.
+    Partial,
+    /// No application completed.
+    Failed,
+    /// Its wave execution was stopped.
+    Stopped,
+    /// Taken off the calendar by an operator, or its window ended before a firing took it.
+    Skipped,
+}
+
+impl CalendarState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CalendarState::Queued => "queued",
+            CalendarState::Running => "running",
+            CalendarState::Completed => "completed",
+            CalendarState::Partial => "partial",
+            CalendarState::Failed => "failed",
+            CalendarState::Stopped => "stopped",
+            CalendarState::Skipped => "skipped",
+        }
+    }
+}
+
+/// One application of a queued wave: its plan is an item of its own (`RunStore::save_wave_plan`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarApp {
+    pub application: String,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+/// A wave on the calendar: queued with its order and window, taken by one firing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarEntry {
+    pub wave: String,
+    /// Firings take the queued wave of the lowest order whose window contains them.
+    pub order: u64,
+    #[serde(default)]
+    pub window: Option<crate::waves::Window>,
+    pub max_concurrency: u32,
+    pub scheduling_interval_seconds: u64,
+    pub applications: Vec<CalendarApp>,
+    pub state: CalendarState,
+    pub queued_at: DateTime<Utc>,
+    pub queued_by: String,
+    /// The wave execution (firing) that took it.
+    #[serde(default)]
+    pub wave_run_id: Option<String>,
+    #[serde(default)]
+    pub taken_at: Option<DateTime<Utc>>,
+    /// Why it was skipped, or how it ended.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Bumped by the store on every write (0: not stored yet).
+    #[serde(default)]
+    pub version: u64,
+}

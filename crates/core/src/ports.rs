@@ -1,12 +1,13 @@
 //! Narrow ports named for capabilities. Each has an SDK adapter and a simulated one; steps see
 //! only these traits and the project's own types.
 
+use crate::model::CalendarEntry;
 use crate::model::{
     AlarmState, ApprovalNotice, ApprovalRecord, AuditEvent, Change, ChangeInfo, DmsLatency,
     DmsStartType, DmsTask, MgnJob, MgnServer, ProbeResult, RecordSet, RecordType, RunNotice,
     RunRecord,
 };
-use crate::plan::{Hook, HttpCheck};
+use crate::plan::{Hook, HttpCheck, Plan};
 use crate::secret::{ResolvedHeaders, Secret};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -135,6 +136,15 @@ pub trait RunStore: Send + Sync {
     /// The wave's freeze flag: Some(reason) stops new applications of the wave from starting.
     async fn wave_frozen(&self, wave: &str) -> Result<Option<String>, PortError>;
     async fn set_wave_frozen(&self, wave: &str, reason: Option<&str>) -> Result<(), PortError>;
+    /// Writes a calendar entry if the stored version equals `entry.version` (0: must not exist);
+    /// stores version + 1. A lost race is Conflict.
+    async fn save_calendar_entry(&self, entry: &CalendarEntry) -> Result<(), PortError>;
+    /// Every calendar entry, in no particular order.
+    async fn calendar(&self) -> Result<Vec<CalendarEntry>, PortError>;
+    /// Stores one application's plan under `key` (a queued wave's or a wave run's), by its place
+    /// in the wave.
+    async fn save_wave_plan(&self, key: &str, index: usize, plan: &Plan) -> Result<(), PortError>;
+    async fn load_wave_plan(&self, key: &str, index: usize) -> Result<Option<Plan>, PortError>;
 }
 
 #[async_trait]

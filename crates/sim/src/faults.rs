@@ -324,6 +324,31 @@ impl RunStore for Faulty<dyn RunStore> {
         self.faults.check("dynamodb", "dynamodb.PutItem")?;
         self.inner.set_wave_frozen(wave, reason).await
     }
+    async fn save_calendar_entry(&self, entry: &CalendarEntry) -> Result<(), PortError> {
+        self.faults.check("dynamodb", "dynamodb.PutItem")?;
+        self.inner.save_calendar_entry(entry).await
+    }
+    async fn calendar(&self) -> Result<Vec<CalendarEntry>, PortError> {
+        self.faults.check("dynamodb", "dynamodb.Query")?;
+        self.inner.calendar().await
+    }
+    async fn save_wave_plan(
+        &self,
+        key: &str,
+        index: usize,
+        plan: &cutover_core::plan::Plan,
+    ) -> Result<(), PortError> {
+        self.faults.check("dynamodb", "dynamodb.PutItem")?;
+        self.inner.save_wave_plan(key, index, plan).await
+    }
+    async fn load_wave_plan(
+        &self,
+        key: &str,
+        index: usize,
+    ) -> Result<Option<cutover_core::plan::Plan>, PortError> {
+        self.faults.check("dynamodb", "dynamodb.GetItem")?;
+        self.inner.load_wave_plan(key, index).await
+    }
 }
 
 #[async_trait]

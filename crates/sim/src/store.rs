@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cutover_core::model::{ApprovalRecord, AuditEvent, RunRecord};
+use cutover_core::model::{ApprovalRecord, AuditEvent, CalendarEntry, RunRecord};
+use cutover_core::plan::Plan;
 use cutover_core::ports::{Booking, LockOutcome, PortError, PortErrorKind, RunStore};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -14,6 +15,8 @@ struct Tables {
     events: HashMap<String, Vec<AuditEvent>>,
     approvals: BTreeMap<(String, String), ApprovalRecord>,
     frozen: HashMap<String, String>,
+    calendar: BTreeMap<String, CalendarEntry>,
+    wave_plans: HashMap<(String, usize), Plan>,
     /// Each shared budget's first free slot.
     budgets: HashMap<String, DateTime<Utc>>,
     writes: u64,
@@ -254,6 +257,41 @@ impl RunStore for MemoryStore {
             .filter(|a| a.run_id == run_id)
             .cloned()
             .collect())
+    }
+
+    async fn save_calendar_entry(&self, entry: &CalendarEntry) -> Result<(), PortError> {
+        let mut t = self.lock();
+        let stored = t.calendar.get(&entry.wave).map(|e| e.version).unwrap_or(0);
+        if stored != entry.version {
+            return Err(conflict(format!(
+                "calendar entry {} is at version {stored}, not {}",
+                entry.wave, entry.version
+            )));
+        }
+        let mut next = entry.clone();
+        next.version += 1;
+        t.calendar.insert(entry.wave.clone(), next);
+        t.writes += 1;
+        Ok(())
+    }
+
+    async fn calendar(&self) -> Result<Vec<CalendarEntry>, PortError> {
+        Ok(self.lock().calendar.values().cloned().collect())
+    }
+
+    async fn save_wave_plan(&self, key: &str, index: usize, plan: &Plan) -> Result<(), PortError> {
+        let mut t = self.lock();
+        t.wave_plans.insert((key.to_string(), index), plan.clone());
+        t.writes += 1;
+        Ok(())
+    }
+
+    async fn load_wave_plan(&self, key: &str, index: usize) -> Result<Option<Plan>, PortError> {
+        Ok(self
+            .lock()
+            .wave_plans
+            .get(&(key.to_string(), index))
+            .cloned())
     }
 }
 

@@ -760,10 +760,17 @@ async fn a_frozen_wave_starts_nothing_new() {
         scheduling_interval_seconds: 30,
         applications: vec![app("a", &[]), app("b", &["a"]), app("c", &[])],
     };
+    for (i, a) in wave.applications.iter().enumerate() {
+        g.deps
+            .store
+            .save_wave_plan("WAVERUN#w1", i, &a.plan)
+            .await
+            .unwrap();
+    }
     let first = next_wave_round(
         NextRoundInput {
             wave_run_id: "w1".into(),
-            wave: wave.outline(),
+            wave: wave.outline("WAVERUN#w1", None),
             progress: Default::default(),
             last_round: vec![],
         },
@@ -804,7 +811,7 @@ async fn a_frozen_wave_starts_nothing_new() {
     let next = next_wave_round(
         NextRoundInput {
             wave_run_id: "w1".into(),
-            wave: wave.outline(),
+            wave: wave.outline("WAVERUN#w1", None),
             progress: first.progress,
             last_round: results,
         },
@@ -853,11 +860,18 @@ async fn the_wave_starts_an_application_as_soon_as_its_dependencies_end() {
             app("f", &["d"]),
         ],
     };
+    for (i, a) in wave.applications.iter().enumerate() {
+        g.deps
+            .store
+            .save_wave_plan("WAVERUN#w1", i, &a.plan)
+            .await
+            .unwrap();
+    }
     let pass = |progress: WaveProgress| {
         next_wave_round(
             NextRoundInput {
                 wave_run_id: "w1".into(),
-                wave: wave.outline(),
+                wave: wave.outline("WAVERUN#w1", None),
                 progress,
                 last_round: vec![],
             },

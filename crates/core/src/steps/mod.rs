@@ -39,9 +39,10 @@ pub use traffic::{
 };
 pub use validate::{validate_cutover, ValidateInput, ValidateOutput};
 pub use wave::{
-    close_wave, next_wave_round, start_wave, CloseWaveInput, NextRoundInput, NextRoundOutput,
-    OutlineApp, ReadyApp, RoundResult, StartWaveInput, WaveApp, WaveAppReport, WaveOutline,
-    WaveProgress, WaveReport, WaveSpec, WaveStarted, DEFAULT_SCHEDULING_INTERVAL,
+    calendar_plans_key, calendar_run_id, close_wave, next_wave_round, start_wave, wave_problems,
+    CalendarFiring, CloseWaveInput, NextRoundInput, NextRoundOutput, OutlineApp, ReadyApp,
+    RoundResult, StartWaveInput, WaveApp, WaveAppReport, WaveOutline, WaveProgress, WaveReport,
+    WaveSpec, WaveStarted, DEFAULT_SCHEDULING_INTERVAL, READY_PLAN_BYTES,
     SCHEDULING_INTERVAL_RANGE,
 };
 

@@ -84,7 +84,38 @@ pub async fn reconcile_run(
     // A wave's execution: its applications run as their own executions and outlive it. An
     // operator who stopped the wave stopped them too: stop each one still running (each then
     // ends ABORTED and is reconciled like any stopped run: DNS restored, lock released).
-    if let Some((wave, runs)) = wave_children(execution_input.as_deref()) {
+    let mut children = wave_children(execution_input.as_deref());
+    // A calendar firing's input names no applications: the calendar entry it took does.
+    let calendar_firing = execution_input
+        .as_deref()
+        .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+        .is_some_and(|v| v.get("calendar").is_some());
+    if calendar_firing {
+        let entries = deps.store.calendar().await.map_err(super::store_err)?;
+        let Some(e) = entries
+            .into_iter()
+            .find(|e| e.wave_run_id.as_deref() == Some(run_id.as_str()))
+        else {
+            return Ok(ReconcileOutput {
+                action: "wave-ended".into(),
+                outcome: None,
+            });
+        };
+        let state = if status == "ABORTED" {
+            crate::model::CalendarState::Stopped
+        } else {
+            crate::model::CalendarState::Failed
+        };
+        let note = format!("its wave execution ended {status}");
+        super::wave::settle_calendar(&e.wave, &run_id, state, Some(note), deps).await?;
+        let runs = e
+            .applications
+            .iter()
+            .map(|a| super::wave::calendar_run_id(&e, &a.application))
+            .collect();
+        children = Some((e.wave.clone(), runs));
+    }
+    if let Some((wave, runs)) = children {
         if status != "ABORTED" {
             return Ok(ReconcileOutput {
                 action: "wave-ended".into(),

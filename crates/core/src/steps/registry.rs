@@ -204,7 +204,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         &[Hooks, Replication, Metrics, Notifier, Secrets],
     ),
     step("close-run", Cutover, "CloseRunFunctionArn", &[Notifier]),
-    step("start-wave", Wave, "StartWaveFunctionArn", &[]),
+    step("start-wave", Wave, "StartWaveFunctionArn", &[Notifier]),
     step("next-wave-round", Wave, "NextWaveRoundFunctionArn", &[]),
     step("close-wave", Wave, "CloseWaveFunctionArn", &[]),
     // The safety net: unfreezes writes, restores DNS and closes a run whose execution ended

@@ -4,7 +4,9 @@
 
 use super::{check_run_id, store_err, Deps};
 use crate::error::{ErrorInfo, StepError};
+use crate::model::{CalendarEntry, CalendarState};
 use crate::plan::Plan;
+use crate::ports::PortErrorKind;
 use crate::waves::{check_graph, dependants, Window};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -45,10 +47,10 @@ pub struct WaveApp {
     pub plan: Plan,
 }
 
-/// A wave without its plans: what the scheduler loop carries from pass to pass. The plans stay in
-/// the execution's input, where a start looks its application's up by `index`; carrying them
-/// through every pass would put the whole wave in each state's input and history event
-/// (Step Functions limits each to 256 KB).
+/// A wave without its plans: what the scheduler loop carries from pass to pass. The plans are
+/// items of the run table under `plans_key`, where each pass reads those of the applications it
+/// starts; carrying them through every pass would put the whole wave in each state's input and
+/// history event (Step Functions limits each to 256 KB).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WaveOutline {
@@ -59,6 +61,12 @@ pub struct WaveOutline {
     #[serde(default = "default_scheduling_interval")]
     pub scheduling_interval_seconds: u64,
     pub applications: Vec<OutlineApp>,
+    /// Where the plans are (`RunStore::load_wave_plan`): the wave run's own copy, or the queued
+    /// wave's on the calendar.
+    pub plans_key: String,
+    /// The calendar's wave this run took, if a calendar firing started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,8 +81,10 @@ pub struct OutlineApp {
 }
 
 impl WaveSpec {
-    pub fn outline(&self) -> WaveOutline {
+    pub fn outline(&self, plans_key: &str, calendar: Option<&str>) -> WaveOutline {
         WaveOutline {
+            plans_key: plans_key.to_string(),
+            calendar: calendar.map(str::to_string),
             wave: self.wave.clone(),
             max_concurrency: self.max_concurrency,
             window: self.window,
@@ -100,6 +110,10 @@ impl WaveSpec {
 pub struct WaveStarted {
     pub progress: WaveProgress,
     pub outline: WaveOutline,
+    /// A calendar firing found no queued wave whose window contains it: recorded, told, and
+    /// the execution ends.
+    #[serde(default)]
+    pub nothing_queued: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -135,12 +149,202 @@ pub struct AppResult {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StartWaveInput {
     pub wave_run_id: String,
-    pub wave: WaveSpec,
+    /// A wave given whole (the console, the CLI, a one-time schedule of a small wave)…
+    #[serde(default)]
+    pub wave: Option<WaveSpec>,
+    /// …or a firing of the calendar: the wave is taken from the run table.
+    #[serde(default)]
+    pub calendar: Option<CalendarFiring>,
 }
 
-pub async fn start_wave(input: StartWaveInput, deps: &Deps) -> Result<WaveStarted, StepError> {
-    check_run_id(&input.wave_run_id)?;
-    let w = &input.wave;
+/// What a schedule's input says when it starts the calendar's next wave (`{"calendar": {}}`),
+/// or one queued wave by name (`{"calendar": {"wave": "wave-7"}}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CalendarFiring {
+    #[serde(default)]
+    pub wave: Option<String>,
+}
+
+/// The key of a queued wave's plans on the calendar.
+pub fn calendar_plans_key(wave: &str) -> String {
+    format!("CALENDAR#{wave}")
+}
+
+/// The run id of an application of a calendar wave: the wave, the minute the firing took it and
+/// the application, so every firing's runs are its own and none is ever an earlier one's.
+pub fn calendar_run_id(entry: &CalendarEntry, application: &str) -> String {
+    let taken = entry
+        .taken_at
+        .map(|t| t.format("%Y%m%dT%H%MZ").to_string())
+        .unwrap_or_default();
+    crate::waves::run_id_for(&format!("{}-{taken}", entry.wave), application)
+}
+
+/// The wave a calendar entry holds, with its plans from the table and its run ids.
+async fn calendar_spec(entry: &CalendarEntry, deps: &Deps) -> Result<WaveSpec, StepError> {
+    let key = calendar_plans_key(&entry.wave);
+    let mut applications = Vec::with_capacity(entry.applications.len());
+    for (i, a) in entry.applications.iter().enumerate() {
+        let plan = deps
+            .store
+            .load_wave_plan(&key, i)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                StepError::invalid(format!(
+                    "calendar wave {}: the plan of {} is not in the run table",
+                    entry.wave, a.application
+                ))
+            })?;
+        applications.push(WaveApp {
+            application: a.application.clone(),
+            run_id: calendar_run_id(entry, &a.application),
+            depends_on: a.depends_on.clone(),
+            plan,
+        });
+    }
+    Ok(WaveSpec {
+        wave: entry.wave.clone(),
+        max_concurrency: entry.max_concurrency,
+        window: entry.window,
+        scheduling_interval_seconds: entry.scheduling_interval_seconds,
+        applications,
+    })
+}
+
+/// Takes the calendar's wave for this firing: the one it took already (a retried step), else
+/// the queued wave of the lowest order (the named one, if the firing names one) whose window
+/// contains now, marked running under a conditional write so two firings never take one wave.
+/// Queued waves whose window has ended are skipped on the way, with the reason.
+async fn take_from_calendar(
+    wave_run_id: &str,
+    firing: &CalendarFiring,
+    deps: &Deps,
+) -> Result<Option<CalendarEntry>, StepError> {
+    let now = deps.clock.now();
+    for _ in 0..8 {
+        let mut entries = deps.store.calendar().await.map_err(store_err)?;
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.wave_run_id.as_deref() == Some(wave_run_id))
+        {
+            return Ok(Some(e.clone()));
+        }
+        entries.sort_by_key(|e| (e.order, e.queued_at));
+        for e in entries.iter_mut().filter(|e| {
+            e.state == CalendarState::Queued && e.window.is_some_and(|w| now >= w.not_after)
+        }) {
+            let ended = e
+                .window
+                .map(|w| w.not_after.to_rfc3339())
+                .unwrap_or_default();
+            e.state = CalendarState::Skipped;
+            e.note = Some(format!(
+                "its window ended at {ended} before a firing took it"
+            ));
+            match deps.store.save_calendar_entry(e).await {
+                Ok(()) => e.version += 1,
+                Err(err) if err.kind == PortErrorKind::Conflict => {}
+                Err(err) => return Err(store_err(err)),
+            }
+        }
+        let Some(pick) = entries.iter().find(|e| {
+            e.state == CalendarState::Queued
+                && firing.wave.as_ref().is_none_or(|w| *w == e.wave)
+                && e.window.is_none_or(|w| w.contains(now))
+        }) else {
+            return Ok(None);
+        };
+        let mut taken = pick.clone();
+        taken.state = CalendarState::Running;
+        taken.wave_run_id = Some(wave_run_id.to_string());
+        taken.taken_at = Some(now);
+        match deps.store.save_calendar_entry(&taken).await {
+            Ok(()) => {
+                taken.version += 1;
+                return Ok(Some(taken));
+            }
+            // Another firing changed the calendar meanwhile: look again.
+            Err(e) if e.kind == PortErrorKind::Conflict => continue,
+            Err(e) => return Err(store_err(e)),
+        }
+    }
+    Err(StepError::Retryable(
+        "the calendar changed under every attempt to take a wave".into(),
+    ))
+}
+
+/// Sets the state of the calendar wave a wave run took (a close, a stop), re-reading on a lost
+/// race; an entry another run took since is left alone.
+pub(crate) async fn settle_calendar(
+    wave: &str,
+    wave_run_id: &str,
+    state: CalendarState,
+    note: Option<String>,
+    deps: &Deps,
+) -> Result<(), StepError> {
+    for _ in 0..8 {
+        let entries = deps.store.calendar().await.map_err(store_err)?;
+        let Some(e) = entries.into_iter().find(|e| {
+            e.wave == wave
+                && e.wave_run_id.as_deref() == Some(wave_run_id)
+                && e.state == CalendarState::Running
+        }) else {
+            return Ok(());
+        };
+        let next = CalendarEntry {
+            state,
+            note: note.clone(),
+            ..e
+        };
+        match deps.store.save_calendar_entry(&next).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind == PortErrorKind::Conflict => continue,
+            Err(e) => return Err(store_err(e)),
+        }
+    }
+    Err(StepError::Retryable(
+        "the calendar changed under every attempt to record the wave's end".into(),
+    ))
+}
+
+/// A calendar firing that found nothing to take: recorded in the firing's audit trail and told
+/// to the topic once.
+async fn nothing_queued(
+    wave_run_id: &str,
+    firing: &CalendarFiring,
+    deps: &Deps,
+) -> Result<(), StepError> {
+    let now = deps.clock.now();
+    let key = "calendar-nothing-queued";
+    let known = deps.store.events(wave_run_id).await.map_err(store_err)?;
+    if known.iter().any(|e| e.key == key) {
+        return Ok(());
+    }
+    let message = match &firing.wave {
+        Some(w) => format!("calendar firing {wave_run_id} at {now}: wave {w} is not queued, or its window does not contain {now}; nothing was started"),
+        None => format!("calendar firing {wave_run_id} at {now}: no queued wave's window contains {now}; nothing was started"),
+    };
+    deps.notifier
+        .page(&crate::model::RunNotice {
+            run_id: wave_run_id.to_string(),
+            application: "calendar".into(),
+            kind: "calendar_nothing_queued".into(),
+            message: message.clone(),
+            at: now,
+        })
+        .await
+        .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
+    let mut ev = super::event(wave_run_id, key, "StartWave", "nothing-queued", now);
+    ev.message = message;
+    deps.store.append_event(&ev).await.map_err(store_err)?;
+    Ok(())
+}
+
+/// What is wrong with a wave as a whole: its graph, its run ids, its plans, its cap and interval
+/// (the window is checked against the time it starts). Empty when nothing is.
+pub fn wave_problems(w: &WaveSpec) -> Vec<String> {
     let mut problems: Vec<String> = Vec::new();
     let graph: BTreeMap<String, Vec<String>> = w
         .applications
@@ -156,8 +360,9 @@ pub async fn start_wave(input: StartWaveInput, deps: &Deps) -> Result<WaveStarte
             .map(|v| v.to_string()),
     );
     for (i, a) in w.applications.iter().enumerate() {
-        check_run_id(&a.run_id)
-            .map_err(|e| StepError::invalid(format!("applications[{i}].runId: {e}")))?;
+        if let Err(e) = check_run_id(&a.run_id) {
+            problems.push(format!("applications[{i}].runId: {e}"));
+        }
         if a.plan.application != a.application {
             problems.push(format!(
                 "applications[{i}]: plan is for '{}', not '{}'",
@@ -187,21 +392,98 @@ pub async fn start_wave(input: StartWaveInput, deps: &Deps) -> Result<WaveStarte
             SCHEDULING_INTERVAL_RANGE.end()
         ));
     }
-    if !problems.is_empty() {
-        return Err(StepError::ValidationFailed(problems));
-    }
+    problems
+}
+
+pub async fn start_wave(input: StartWaveInput, deps: &Deps) -> Result<WaveStarted, StepError> {
+    check_run_id(&input.wave_run_id)?;
+    let (spec, plans_key, calendar) = match (input.wave, &input.calendar) {
+        (Some(w), None) => (w, format!("WAVERUN#{}", input.wave_run_id), None),
+        (None, Some(firing)) => match take_from_calendar(&input.wave_run_id, firing, deps).await? {
+            Some(entry) => {
+                let spec = match calendar_spec(&entry, deps).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        settle_calendar(
+                            &entry.wave,
+                            &input.wave_run_id,
+                            CalendarState::Failed,
+                            Some(e.to_string()),
+                            deps,
+                        )
+                        .await?;
+                        return Err(e);
+                    }
+                };
+                (
+                    spec,
+                    calendar_plans_key(&entry.wave),
+                    Some(entry.wave.clone()),
+                )
+            }
+            None => {
+                nothing_queued(&input.wave_run_id, firing, deps).await?;
+                return Ok(WaveStarted {
+                    progress: WaveProgress::default(),
+                    outline: WaveOutline {
+                        wave: "none".into(),
+                        max_concurrency: 1,
+                        window: None,
+                        scheduling_interval_seconds: DEFAULT_SCHEDULING_INTERVAL,
+                        applications: vec![],
+                        plans_key: String::new(),
+                        calendar: None,
+                    },
+                    nothing_queued: true,
+                });
+            }
+        },
+        _ => {
+            return Err(StepError::invalid(
+                "the input names either a wave or a calendar firing, not both and not neither",
+            ))
+        }
+    };
+    let w = &spec;
+    let problems = wave_problems(w);
     let now = deps.clock.now();
-    if let Some(win) = &w.window {
-        if !win.contains(now) {
-            return Err(StepError::invalid(format!(
+    let refused = if !problems.is_empty() {
+        Some(StepError::ValidationFailed(problems))
+    } else {
+        w.window.filter(|win| !win.contains(now)).map(|win| {
+            StepError::invalid(format!(
                 "wave {} may run from {} to {}; it is {now}: nothing was started",
                 w.wave, win.not_before, win.not_after
-            )));
+            ))
+        })
+    };
+    if let Some(e) = refused {
+        if let Some(c) = &calendar {
+            settle_calendar(
+                c,
+                &input.wave_run_id,
+                CalendarState::Failed,
+                Some(e.to_string()),
+                deps,
+            )
+            .await?;
+        }
+        return Err(e);
+    }
+    // A wave given whole keeps its plans in the run table for its passes (a calendar wave's
+    // are there already); written again by a retried step, unchanged.
+    if calendar.is_none() {
+        for (i, a) in w.applications.iter().enumerate() {
+            deps.store
+                .save_wave_plan(&plans_key, i, &a.plan)
+                .await
+                .map_err(store_err)?;
         }
     }
     Ok(WaveStarted {
         progress: WaveProgress::default(),
-        outline: w.outline(),
+        outline: w.outline(&plans_key, calendar.as_deref()),
+        nothing_queued: false,
     })
 }
 
@@ -232,8 +514,10 @@ pub struct NextRoundInput {
 pub struct ReadyApp {
     pub application: String,
     pub run_id: String,
-    /// Where its plan is in the execution input's `wave.applications`.
+    /// Its place in the wave.
     pub index: usize,
+    /// Its plan, read from the run table for this start only.
+    pub plan: Plan,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,7 +530,16 @@ pub struct NextRoundOutput {
     pub finished: bool,
     /// Seconds until the next pass (the wave's scheduling interval).
     pub wait_seconds: u64,
+    /// More may start now than this pass's plans could carry (`READY_PLAN_BYTES`): the next
+    /// pass follows at once.
+    #[serde(default)]
+    pub more: bool,
 }
+
+/// The most plan bytes one pass hands the starts: its output stays far inside the 256 KB Step
+/// Functions allows a state's input or output (quotas:
+/// https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
+pub const READY_PLAN_BYTES: usize = 160_000;
 
 /// The error name inside a child start's failure cause, or the error itself.
 fn child_error(e: &ErrorInfo) -> String {
@@ -398,15 +691,38 @@ pub async fn next_wave_round(
     // Stable: among equal chains, the wave file's order.
     candidates.sort_by_key(|a| std::cmp::Reverse(chains.get(&a.application).copied().unwrap_or(0)));
     let free = (w.max_concurrency as usize).saturating_sub(running);
-    let ready: Vec<ReadyApp> = candidates
-        .into_iter()
-        .take(free)
-        .map(|a| ReadyApp {
+    let mut ready: Vec<ReadyApp> = Vec::new();
+    let (mut bytes, mut more) = (0usize, false);
+    for a in candidates.into_iter().take(free) {
+        let Some(plan) = deps
+            .store
+            .load_wave_plan(&w.plans_key, a.index)
+            .await
+            .map_err(store_err)?
+        else {
+            p.failed.insert(
+                a.application.clone(),
+                AppResult {
+                    outcome: "failed".into(),
+                    error: Some("its plan is not in the run table".into()),
+                },
+            );
+            p.started.push(a.application.clone());
+            continue;
+        };
+        let size = serde_json::to_string(&plan).map(|s| s.len()).unwrap_or(0);
+        if !ready.is_empty() && bytes + size > READY_PLAN_BYTES {
+            more = true;
+            break;
+        }
+        bytes += size;
+        ready.push(ReadyApp {
             application: a.application.clone(),
             run_id: a.run_id.clone(),
             index: a.index,
-        })
-        .collect();
+            plan,
+        });
+    }
     for r in &ready {
         p.started.push(r.application.clone());
     }
@@ -419,10 +735,11 @@ pub async fn next_wave_round(
     // interval, so at the default interval a wave may last about five days (docs/waves.md).
     let wait_seconds = w.scheduling_interval_seconds * (1 + u64::from(p.passes) / 500);
     Ok(NextRoundOutput {
-        finished: running == 0 && ready.is_empty(),
+        finished: running == 0 && ready.is_empty() && !more,
         progress: p,
         ready,
         wait_seconds,
+        more,
     })
 }
 
@@ -500,6 +817,15 @@ pub async fn close_wave(input: CloseWaveInput, deps: &Deps) -> Result<WaveReport
     } else {
         "failed"
     };
+    if let Some(c) = &input.wave.calendar {
+        let state = match outcome {
+            "completed" => CalendarState::Completed,
+            "partial" => CalendarState::Partial,
+            _ => CalendarState::Failed,
+        };
+        let note = format!("{completed} of {} applications completed", apps.len());
+        settle_calendar(c, &input.wave_run_id, state, Some(note), deps).await?;
+    }
     Ok(WaveReport {
         wave: input.wave.wave.clone(),
         outcome: outcome.into(),
