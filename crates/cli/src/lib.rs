@@ -3,6 +3,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws_mode;
+pub mod calendar;
 pub mod chaos;
 #[cfg(feature = "aws")]
 pub mod deployed;

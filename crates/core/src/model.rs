@@ -539,12 +539,13 @@ pub struct RunNotice {
 
 impl RunNotice {
     /// Notices that a run started or ended as planned: told to the topic, never paged.
-    pub const INFO_KINDS: [&'static str; 5] = [
+    pub const INFO_KINDS: [&'static str; 6] = [
         "run_started",
         "run_completed",
         "run_rolled_back",
         "run_aborted",
         "run_failed",
+        "calendar_nothing_queued",
     ];
 
     /// Whether somebody must act on it.

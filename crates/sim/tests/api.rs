@@ -908,3 +908,165 @@ async fn groups_match_whole() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[tokio::test(start_paused = true)]
+async fn waves_are_queued_listed_skipped_and_scheduled_by_reference_within_the_bounds() {
+    let g = given().await;
+    let s = Schedules::default();
+    let bounds = stack_bounds();
+    let op = "arn:aws:sts::123456789012:assumed-role/ReleaseOperator/ci";
+    let plan: Value = serde_json::to_value(Plan::parse(PLAN, false).unwrap()).unwrap();
+    let wave = |name: &str| {
+        json!({"wave": {"wave": name, "maxConcurrency": 1,
+            "window": {"notBefore": "2030-01-05T02:00:00Z", "notAfter": "2030-01-05T06:00:00Z"},
+            "applications": [{"application": "orders", "runId": format!("{name}-orders"), "dependsOn": [], "plan": plan}]}})
+    };
+    // Outside ApiOperators: 403 on every calendar route, nothing queued.
+    let mallory = "arn:aws:iam::123456789012:user/mallory";
+    for (method, path, body) in [
+        ("POST", "/calendar", Some(wave("w1"))),
+        ("GET", "/calendar", None),
+        ("POST", "/calendar/w1/skip", Some(json!({}))),
+    ] {
+        let r = call_bounded(&g, &bounds, Some(&s), method, path, body, mallory, &[]).await;
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+    }
+    assert!(g.deps.store.calendar().await.unwrap().is_empty());
+    // A plan outside the allow-lists is refused naming the field.
+    let mut outside = wave("w1");
+    outside["wave"]["applications"][0]["plan"]["dns"]["recordName"] = json!("payments.example.com");
+    let r = call_bounded(
+        &g,
+        &bounds,
+        Some(&s),
+        "POST",
+        "/calendar",
+        Some(outside),
+        op,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        r.body["field"], "wave.applications[0].plan.dns.recordName",
+        "{}",
+        r.body
+    );
+    // Queued twice: the second is a conflict while the first is queued.
+    for (name, status) in [("w1", 201), ("w2", 201), ("w1", 409)] {
+        let r = call_bounded(
+            &g,
+            &bounds,
+            Some(&s),
+            "POST",
+            "/calendar",
+            Some(wave(name)),
+            op,
+            &[],
+        )
+        .await;
+        assert_eq!(r.status, status, "{name}: {}", r.body);
+    }
+    let r = call_bounded(&g, &bounds, Some(&s), "GET", "/calendar", None, op, &[]).await;
+    let listed: Vec<(String, String, u64)> = r.body["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["wave"].as_str().unwrap().into(),
+                w["state"].as_str().unwrap().into(),
+                w["order"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("w1".into(), "queued".into(), 1),
+            ("w2".into(), "queued".into(), 2)
+        ]
+    );
+    // Scheduled by reference: the schedule's input names the queued wave, never its plans.
+    let r = call_bounded(
+        &g,
+        &bounds,
+        Some(&s),
+        "POST",
+        "/waves/w1/schedule",
+        Some(json!({"at": "2030-01-05T02:30:00Z"})),
+        op,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let scheduled = s.0.lock().unwrap().clone();
+    assert_eq!(scheduled.len(), 1);
+    assert_eq!(scheduled[0].2, r#"{"calendar":{"wave":"w1"}}"#);
+    // Outside its window, or a wave not on the calendar: refused, nothing scheduled.
+    let r = call_bounded(
+        &g,
+        &bounds,
+        Some(&s),
+        "POST",
+        "/waves/w1/schedule",
+        Some(json!({"at": "2030-01-06T02:30:00Z"})),
+        op,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("at")),
+        "{}",
+        r.body
+    );
+    let r = call_bounded(
+        &g,
+        &bounds,
+        Some(&s),
+        "POST",
+        "/waves/w9/schedule",
+        Some(json!({"at": "2030-01-05T02:30:00Z"})),
+        op,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(s.0.lock().unwrap().len(), 1);
+    // Skipped: recorded with who and why; a skipped wave is not skipped again.
+    let r = call_bounded(
+        &g,
+        &bounds,
+        Some(&s),
+        "POST",
+        "/calendar/w2/skip",
+        Some(json!({"reason": "payments freeze"})),
+        op,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let w2 = g
+        .deps
+        .store
+        .calendar()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.wave == "w2")
+        .unwrap();
+    assert_eq!(w2.state, cutover_core::model::CalendarState::Skipped);
+    assert!(w2.note.unwrap().contains("payments freeze"));
+    let r = call_bounded(
+        &g,
+        &bounds,
+        Some(&s),
+        "POST",
+        "/calendar/w2/skip",
+        Some(json!({})),
+        op,
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+}

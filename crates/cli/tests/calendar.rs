@@ -1,0 +1,164 @@
+//! The wave calendar on a virtual clock: a recurring schedule takes the next queued wave, never
+//! the same one twice, with run ids of its own and outcomes read from the runs themselves
+//! (docs/waves.md, "The wave calendar").
+
+use chrono::{DateTime, Duration, Utc};
+use cutover_cli::calendar::{firing_times, load_waves, parse_every, run_calendar_local};
+use cutover_cli::{load_world, RunOptions};
+use cutover_core::model::CalendarState;
+use cutover_core::steps::WaveSpec;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn example(p: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(p)
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn saturdays(n: i64) -> Vec<DateTime<Utc>> {
+    let from = at("2026-12-05T02:00:00Z");
+    firing_times(
+        from,
+        from + Duration::days(7 * (n - 1)),
+        parse_every("7d").unwrap(),
+    )
+    .unwrap()
+}
+
+fn quiet() -> RunOptions {
+    RunOptions::default()
+}
+
+#[test]
+fn three_saturdays_run_wave_one_then_wave_two_then_record_nothing_queued() {
+    let waves = load_waves(&example("calendar/waves")).unwrap();
+    let world = load_world(&example("wave-12/world.yaml")).unwrap();
+    let r = run_calendar_local(&waves, &world, &saturdays(3), &quiet()).unwrap();
+    let taken: Vec<(Option<&str>, &str)> = r
+        .firings
+        .iter()
+        .map(|f| (f.wave.as_deref(), f.outcome.as_str()))
+        .collect();
+    // inventory's green fails its health check from t = 1500 s of the world on: its pre-flight
+    // refuses it a week later, which blocks what depends on it.
+    assert_eq!(
+        taken,
+        [
+            (Some("core"), "completed"),
+            (Some("commerce"), "partial"),
+            (None, "nothing_queued")
+        ]
+    );
+    // Every firing's runs are its own: no run id twice, none an earlier firing's.
+    let ids: Vec<&str> = r
+        .firings
+        .iter()
+        .flat_map(|f| f.applications.iter().map(|a| a.run_id.as_str()))
+        .collect();
+    assert_eq!(ids.len(), 12);
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 12);
+    // Outcomes are the runs' own, and each started in its firing's week.
+    let commerce = &r.firings[1];
+    let outcome = |name: &str| {
+        commerce
+            .applications
+            .iter()
+            .find(|a| a.application == name)
+            .map(|a| a.outcome.as_str())
+    };
+    assert_eq!(outcome("search"), Some("completed"));
+    assert_eq!(outcome("inventory"), Some("failed"));
+    assert_eq!(outcome("orders"), Some("blocked"));
+    let week = 7.0 * 86_400.0;
+    assert!(commerce
+        .applications
+        .iter()
+        .filter_map(|a| a.started_at)
+        .all(|s| (week..week + 6.0 * 3600.0).contains(&s)));
+    let states: Vec<(&str, CalendarState)> = r
+        .calendar
+        .iter()
+        .map(|e| (e.wave.as_str(), e.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("core", CalendarState::Completed),
+            ("commerce", CalendarState::Partial)
+        ]
+    );
+    assert_eq!(r.exit_code(), 5, "a wave did not complete");
+    // The empty firing is told once, naming itself.
+    assert_eq!(r.notices.len(), 1, "{:?}", r.notices);
+    assert_eq!(r.notices[0].run_id, r.firings[2].wave_run_id);
+    assert!(r.notices[0].message.contains("nothing was started"));
+}
+
+/// One wave of `examples/wave-12`'s first applications, with `window`.
+fn small_wave(name: &str, window: Option<(&str, &str)>) -> WaveSpec {
+    let mut w = cutover_cli::wave::load_wave(&example("calendar/waves/1-core.yaml")).unwrap();
+    w.wave = name.into();
+    w.applications.truncate(2);
+    w.window = window.map(|(a, b)| cutover_core::waves::Window {
+        not_before: at(a),
+        not_after: at(b),
+    });
+    w
+}
+
+#[test]
+fn a_recurring_schedule_never_runs_the_same_wave_twice() {
+    let world = load_world(&example("wave-12/world.yaml")).unwrap();
+    let r =
+        run_calendar_local(&[small_wave("only", None)], &world, &saturdays(3), &quiet()).unwrap();
+    let outcomes: Vec<&str> = r.firings.iter().map(|f| f.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["completed", "nothing_queued", "nothing_queued"]);
+    assert_eq!(r.exit_code(), 0);
+}
+
+#[test]
+fn a_wave_whose_window_ended_is_skipped_and_a_later_one_waits_for_its_own() {
+    let world = load_world(&example("wave-12/world.yaml")).unwrap();
+    let waves = [
+        // Its window closes before the first firing: skipped, with the reason.
+        small_wave(
+            "missed",
+            Some(("2026-12-05T03:00:00Z", "2026-12-05T04:00:00Z")),
+        ),
+        // Its window is the third firing's: the first two pass it by.
+        small_wave(
+            "later",
+            Some(("2026-12-26T01:00:00Z", "2026-12-26T06:00:00Z")),
+        ),
+    ];
+    let from = at("2026-12-12T02:00:00Z");
+    let firings = firing_times(from, from + Duration::days(14), Duration::days(7)).unwrap();
+    let r = run_calendar_local(&waves, &world, &firings, &quiet()).unwrap();
+    let taken: Vec<Option<&str>> = r.firings.iter().map(|f| f.wave.as_deref()).collect();
+    assert_eq!(taken, [None, None, Some("later")]);
+    let missed = r.calendar.iter().find(|e| e.wave == "missed").unwrap();
+    assert_eq!(missed.state, CalendarState::Skipped);
+    assert!(
+        missed.note.as_deref().unwrap().contains("window ended"),
+        "{missed:?}"
+    );
+}
+
+#[test]
+fn calendar_options_are_checked() {
+    assert!(parse_every("0d").is_err());
+    assert!(parse_every("7 weeks").is_err());
+    assert_eq!(parse_every("12h").unwrap(), Duration::hours(12));
+    let from = at("2026-12-05T02:00:00Z");
+    assert!(firing_times(from, from - Duration::days(1), Duration::days(7)).is_err());
+    assert!(firing_times(from, from + Duration::days(3650), Duration::hours(1)).is_err());
+    let world = load_world(&example("wave-12/world.yaml")).unwrap();
+    let early = vec![at("2026-12-01T00:00:00Z")];
+    let e = run_calendar_local(&[small_wave("w", None)], &world, &early, &quiet()).unwrap_err();
+    assert!(e.contains("startTime"), "{e}");
+}
