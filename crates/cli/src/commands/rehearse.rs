@@ -21,7 +21,7 @@ pub struct RehearseArgs {
     #[arg(long, default_value = "rehearsal")]
     pub out: PathBuf,
     /// Run only these scenarios (repeatable): dms-approved-iam, dms-rejected-jwt,
-    /// alarm-rollback, mgn, data-cutover, credentials, safety-net, wave-scheduled, init-error.
+    /// alarm-rollback, mgn, data-cutover, credentials, safety-net, wave-scheduled, calendar, init-error.
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
     /// Stack parameters over the template's defaults, as NAME=VALUE (repeatable).

@@ -160,6 +160,7 @@ pub const SCENARIOS: &[&str] = &[
     "credentials",
     "safety-net",
     "wave-scheduled",
+    "calendar",
     "init-error",
 ];
 
@@ -399,6 +400,7 @@ fn app_names() -> Vec<&'static str> {
         "rh-wave-b",
         "rh-cred",
         "rh-cred-denied",
+        "rh-cal",
     ]
 }
 
@@ -877,6 +879,7 @@ impl Rehearsal {
             "credentials" => self.credentials().await,
             "safety-net" => self.safety_net().await,
             "wave-scheduled" => self.wave().await,
+            "calendar" => self.calendar().await,
             "init-error" => self.init_error().await,
             other => Err(format!("no scenario {other}")),
         }
@@ -1004,7 +1007,7 @@ impl Rehearsal {
         let run_id = format!("{}-1", app.application);
         let approver = match who {
             Identity::Iam => "arn:aws:iam::123456789012:user/alice",
-            Identity::Jwt => "group:release-managers",
+            Identity::Jwt | Identity::Operator => "group:release-managers",
         };
         let plan = dms_plan(
             app,
@@ -1513,10 +1516,100 @@ impl Rehearsal {
     }
 }
 
+impl Rehearsal {
+    /// One request to the approval-api function as API Gateway invokes it: status and body.
+    async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+        who: Identity,
+    ) -> Result<(i64, Value), String> {
+        let api = self.function("approval-api")?;
+        let r = invoke_outcome(
+            &api,
+            api_event(method, path, body, who),
+            &self.init_failures,
+        )
+        .await
+        .map_err(|e| format!("{}: {}", e.error, e.cause))?;
+        let status = r.get("statusCode").and_then(Value::as_i64).unwrap_or(0);
+        let body = r
+            .get("body")
+            .and_then(Value::as_str)
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// The wave calendar as deployed: a wave queued through the approval API by the operator
+    /// role, then two firings of the wave machine with the recurring schedule's input: the first
+    /// takes the wave and runs it, the second finds nothing queued and tells the topic.
+    async fn calendar(&self) -> Result<String, String> {
+        let app = App::new("rh-cal");
+        let steps = json!([{"weight": 50, "bakeSeconds": 1}, {"weight": 100, "bakeSeconds": 1}]);
+        let wave = json!({"wave": {
+            "wave": "rh-cal", "maxConcurrency": 1,
+            "applications": [{"application": app.application, "runId": "unused", "dependsOn": [],
+                              "plan": dms_plan(&app, &self.zone_id, steps, &[])}]
+        }});
+        let (status, body) = self
+            .api("POST", "/calendar", wave, Identity::Operator)
+            .await?;
+        if status != 201 {
+            return Err(format!("POST /calendar answered {status}: {body}"));
+        }
+        let (m, sm) = self.machine("WaveStateMachine")?;
+        let cutover_arn = self.machine("CutoverStateMachine")?.0.arn;
+        machine_call(
+            &m,
+            "states:StartExecution",
+            &cutover_arn,
+            "calendar",
+            &self.machine_calls,
+        );
+        let mut ended = vec![];
+        for firing in ["rh-cal-firing-1", "rh-cal-firing-2"] {
+            let (engine, _) = self.engine("calendar");
+            let exec = engine
+                .execute(&sm, &m.name, firing, json!({"calendar": {}}))
+                .await;
+            for (_, child) in engine.children() {
+                succeeded(&child)?;
+            }
+            if exec.status != Status::Succeeded {
+                return Err(format!(
+                    "{firing} ended {:?}: {:?} {:?}",
+                    exec.status, exec.error, exec.cause
+                ));
+            }
+            ended.push(engine.children().len());
+        }
+        if ended != [1, 0] {
+            return Err(format!(
+                "the firings started {ended:?} cutovers; expected [1, 0]"
+            ));
+        }
+        let (status, body) = self
+            .api("GET", "/calendar", Value::Null, Identity::Operator)
+            .await?;
+        let state = body.pointer("/waves/0/state").and_then(Value::as_str);
+        if status != 200 || state != Some("completed") {
+            return Err(format!("GET /calendar answered {status}: {body}"));
+        }
+        Ok(
+            "rh-cal taken by rh-cal-firing-1 and completed; rh-cal-firing-2 found nothing queued"
+                .to_string(),
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Identity {
     Iam,
     Jwt,
+    /// A session of the stack's operator role (`ApiOperators`), through the IAM authorizer.
+    Operator,
 }
 
 /// An API Gateway HTTP API (payload 2.0) event, with the authorizer context API Gateway adds
@@ -1527,6 +1620,9 @@ fn api_event(method: &str, path: &str, body: Value, who: Identity) -> Value {
         Identity::Iam => json!({"iam": {
             "accessKey": "AKIAREHEARSAL", "accountId": ACCOUNT, "callerId": "AIDAREHEARSAL",
             "principalOrgId": null, "userArn": "arn:aws:iam::123456789012:user/alice", "userId": "AIDAREHEARSAL"}}),
+        Identity::Operator => json!({"iam": {
+            "accessKey": "ASIAREHEARSAL", "accountId": ACCOUNT, "callerId": "AROAREHEARSAL:ci",
+            "principalOrgId": null, "userArn": "arn:aws:sts::123456789012:assumed-role/ReleaseOperator/ci", "userId": "AROAREHEARSAL:ci"}}),
         Identity::Jwt => json!({"jwt": {
             "claims": {"sub": "bob", "iss": "https://issuer.example.com", "scope": "cutover/approve",
                        "cognito:groups": "[release-managers]"},
@@ -1546,7 +1642,7 @@ fn api_event(method: &str, path: &str, body: Value, who: Identity) -> Value {
         )
     };
     let headers = match who {
-        Identity::Iam => json!({"content-type": "application/json"}),
+        Identity::Iam | Identity::Operator => json!({"content-type": "application/json"}),
         Identity::Jwt => {
             json!({"content-type": "application/json", "authorization": format!("Bearer {token}")})
         }
