@@ -759,3 +759,62 @@ async fn kms_seals_a_task_token_that_opens_only_for_its_run_and_gate() {
         .unwrap_err();
     assert_eq!(e.code, "InvalidCiphertextException", "{e}");
 }
+
+#[tokio::test]
+async fn dynamodb_calendar_entries_are_conditional_and_plans_round_trip() {
+    use cutover_core::model::{CalendarApp, CalendarEntry, CalendarState};
+    let Some(sdk) = sdk().await else { return };
+    let s = table(&sdk).await;
+    let mut e = CalendarEntry {
+        wave: "wave-1".into(),
+        order: 1,
+        window: None,
+        max_concurrency: 2,
+        scheduling_interval_seconds: 60,
+        applications: vec![CalendarApp {
+            application: "orders".into(),
+            depends_on: vec![],
+        }],
+        state: CalendarState::Queued,
+        queued_at: Utc::now(),
+        queued_by: "ci".into(),
+        wave_run_id: None,
+        taken_at: None,
+        note: None,
+        version: 0,
+    };
+    s.save_calendar_entry(&e).await.unwrap();
+    // A second "new" entry of the same wave loses: two operators never queue it twice.
+    let again = s.save_calendar_entry(&e).await.unwrap_err();
+    assert_eq!(again.kind, PortErrorKind::Conflict, "{again}");
+    let stored = s.calendar().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].version, 1);
+    // Two firings taking the same version: one wins, the other is refused.
+    e.version = 1;
+    e.state = CalendarState::Running;
+    e.wave_run_id = Some("firing-a".into());
+    s.save_calendar_entry(&e).await.unwrap();
+    e.wave_run_id = Some("firing-b".into());
+    let lost = s.save_calendar_entry(&e).await.unwrap_err();
+    assert_eq!(lost.kind, PortErrorKind::Conflict, "{lost}");
+    let stored = s.calendar().await.unwrap();
+    assert_eq!(stored[0].wave_run_id.as_deref(), Some("firing-a"));
+    assert_eq!(stored[0].state, CalendarState::Running);
+
+    let plan = cutover_core::plan::Plan::parse(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/dms-happy-path/plan.yaml"),
+        )
+        .unwrap(),
+        false,
+    )
+    .unwrap();
+    s.save_wave_plan("CALENDAR#wave-1", 0, &plan).await.unwrap();
+    assert_eq!(
+        s.load_wave_plan("CALENDAR#wave-1", 0).await.unwrap(),
+        Some(plan)
+    );
+    assert_eq!(s.load_wave_plan("CALENDAR#wave-1", 1).await.unwrap(), None);
+}

@@ -289,6 +289,29 @@ pub fn list(cx: &Context, application: Option<&str>, active: bool) -> Result<Vec
     })
 }
 
+/// One request to the approval API with the caller's credentials (`GET calendar`, …).
+/// Ok((status, answer)) for any answer; the caller decides what a 4xx means.
+pub fn api_call(
+    cx: &Context,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), String> {
+    let base = cx.need(&cx.stack.api_url, "ApprovalApiUrl")?;
+    let url = format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    cx.block_on(async {
+        let client = HttpHooks::new(&cx.sdk).map_err(|e| e.to_string())?;
+        client
+            .call_api_as(method, &url, body, cx.stack.api_token.as_deref())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// POSTs to the approval API with the caller's credentials: `approvals/{gate}` or `abort`.
 /// Ok((status, answer)) for any answer; the caller decides what a 4xx means.
 pub fn api_post(cx: &Context, path: &str, body: &Value) -> Result<(u16, Value), String> {

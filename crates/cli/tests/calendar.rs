@@ -162,3 +162,93 @@ fn calendar_options_are_checked() {
     let e = run_calendar_local(&[small_wave("w", None)], &world, &early, &quiet()).unwrap_err();
     assert!(e.contains("startTime"), "{e}");
 }
+
+/// Step Functions callbacks nobody sends here; schedules recorded as created.
+struct NoCallbacks;
+#[async_trait::async_trait]
+impl cutover_core::ports::TaskCallbacks for NoCallbacks {
+    async fn send_success(
+        &self,
+        _: &str,
+        _: serde_json::Value,
+    ) -> Result<(), cutover_core::ports::PortError> {
+        unreachable!()
+    }
+    async fn send_failure(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+    ) -> Result<(), cutover_core::ports::PortError> {
+        unreachable!()
+    }
+}
+
+#[derive(Default)]
+struct Schedules(std::sync::Mutex<Vec<String>>);
+#[async_trait::async_trait]
+impl cutover_core::ports::WaveSchedules for Schedules {
+    async fn schedule_wave(
+        &self,
+        name: &str,
+        _: DateTime<Utc>,
+        input: &str,
+    ) -> Result<String, cutover_core::ports::PortError> {
+        self.0.lock().unwrap().push(input.to_string());
+        Ok(format!(
+            "arn:aws:scheduler:us-east-1:123456789012:schedule/default/{name}"
+        ))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_example_waves_are_queued_and_scheduled_through_the_api_whatever_their_size() {
+    use cutover_core::api::{handle_api_with, ApiRequest, Bounds};
+    let world = load_world(&example("wave-12/world.yaml")).unwrap();
+    let clock = cutover_sim::SimClock::start(world.start_time);
+    let deps = cutover_sim::world_deps(
+        std::sync::Arc::new(cutover_sim::World::new(world, clock)),
+        std::sync::Arc::new(cutover_sim::MemoryStore::new()),
+        std::sync::Arc::new(NoCallbacks),
+    );
+    let schedules = Schedules::default();
+    let call = |method: &str, path: &str, body: serde_json::Value| ApiRequest {
+        method: method.into(),
+        path: path.into(),
+        body: Some(body.to_string()),
+        identity: Some("arn:aws:sts::123456789012:assumed-role/ReleaseOperator/ci".into()),
+        groups: vec![],
+    };
+    for file in ["wave-12/wave.yaml", "wave-200/wave.yaml"] {
+        let w = cutover_cli::wave::load_wave(&example(file)).unwrap();
+        let body = serde_json::json!({ "wave": w });
+        let size = body.to_string().len();
+        let r = handle_api_with(
+            &call("POST", "/calendar", body),
+            &deps,
+            Some(&schedules),
+            &Bounds::open(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{file}: {}", r.body);
+        let r = handle_api_with(
+            &call(
+                "POST",
+                &format!("/waves/{}/schedule", w.wave),
+                serde_json::json!({"at": "2026-12-05T03:00:00Z"}),
+            ),
+            &deps,
+            Some(&schedules),
+            &Bounds::open(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{file}: {}", r.body);
+        // The schedule's input names the wave: far under EventBridge Scheduler's 8,192
+        // characters, whatever the wave's own size.
+        let input = schedules.0.lock().unwrap().last().cloned().unwrap();
+        assert!(
+            input.len() < 100 && size > 8192,
+            "{file}: {size} -> {input}"
+        );
+    }
+}

@@ -429,7 +429,11 @@ fn every_api_route_is_authenticated() {
         .into_iter()
         .filter(|(_, r)| r["Type"] == "AWS::ApiGatewayV2::Route")
         .collect();
-    assert_eq!(routes.len(), 4, "runs, approvals, abort, schedule");
+    assert_eq!(
+        routes.len(),
+        7,
+        "runs, approvals, abort, schedule, calendar list, queue, skip"
+    );
     for (id, r) in routes {
         let auth = &r["Properties"]["AuthorizationType"];
         let Value::Tagged(tag) = auth else {

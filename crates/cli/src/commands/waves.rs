@@ -1,4 +1,5 @@
-//! `cutover waves plan|schedule`: waves from a portfolio, and one-time wave schedules.
+//! `cutover waves plan|schedule|queue|list|skip`: waves from a portfolio, one-time wave
+//! schedules, and the wave calendar of a deployed stack (through its approval API).
 
 use clap::Subcommand;
 use cutover_cli::load_plan;
@@ -36,10 +37,129 @@ pub enum WavesCommand {
         #[arg(long, value_name = "URL")]
         aws_endpoint_url: Option<String>,
     },
+    /// Queue a wave on the stack's calendar (POST /calendar): its recurring schedule's firings
+    /// take the queued wave of the lowest order whose window contains them. Exit 0 queued,
+    /// 1 the API refused (403 outside ApiOperators, 409 queued or running already), 2 invalid.
+    Queue {
+        /// The wave file: docs/waves.md.
+        #[arg(long)]
+        wave: PathBuf,
+        /// Its place on the calendar (lower first); default: after every wave on it.
+        #[arg(long)]
+        order: Option<u64>,
+        #[command(flatten)]
+        stack: super::stack::StackArgs,
+    },
+    /// The stack's calendar (GET /calendar): each wave's order, window, state and note.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: super::stack::StackArgs,
+    },
+    /// Take a queued wave off the calendar (POST /calendar/{wave}/skip); the reason is recorded.
+    Skip {
+        wave: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        stack: super::stack::StackArgs,
+    },
+}
+
+#[cfg(feature = "aws")]
+fn answered(r: Result<(u16, serde_json::Value), String>) -> Result<serde_json::Value, ExitCode> {
+    match r {
+        Ok((s, body)) if (200..300).contains(&s) => Ok(body),
+        Ok((s, body)) => {
+            let why = body["error"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string());
+            eprintln!("error: the approval API answered {s}: {why}");
+            Err(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+#[cfg(feature = "aws")]
+fn calendar_command(command: WavesCommand) -> ExitCode {
+    use cutover_cli::deployed::{api_call, Context};
+    let connect = |s: &super::stack::StackArgs| s.connect();
+    let result = match command {
+        WavesCommand::Queue { wave, order, stack } => {
+            let spec = match cutover_cli::wave::load_wave(&wave) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let body = serde_json::json!({"wave": spec, "order": order});
+            connect(&stack)
+                .and_then(|cx: Context| api_call(&cx, "POST", "calendar", Some(&body)))
+                .map(|r| (r, false))
+        }
+        WavesCommand::List { json, stack } => connect(&stack)
+            .and_then(|cx: Context| api_call(&cx, "GET", "calendar", None))
+            .map(|r| (r, !json)),
+        WavesCommand::Skip {
+            wave,
+            reason,
+            stack,
+        } => connect(&stack)
+            .and_then(|cx: Context| {
+                api_call(
+                    &cx,
+                    "POST",
+                    &format!("calendar/{wave}/skip"),
+                    Some(&serde_json::json!({ "reason": reason })),
+                )
+            })
+            .map(|r| (r, false)),
+        _ => unreachable!("only calendar commands"),
+    };
+    let (r, table) = match result {
+        Ok((r, t)) => (Ok(r), t),
+        Err(e) => (Err(e), false),
+    };
+    match answered(r) {
+        Ok(body) if table => {
+            for w in body["waves"].as_array().into_iter().flatten() {
+                println!(
+                    "{:>4}  {:<24} {:<10} {} {}",
+                    w["order"],
+                    w["wave"].as_str().unwrap_or_default(),
+                    w["state"].as_str().unwrap_or_default(),
+                    w["waveRunId"].as_str().unwrap_or_default(),
+                    w["note"].as_str().unwrap_or_default()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(body) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+fn calendar_command(_: WavesCommand) -> ExitCode {
+    super::stack::unavailable()
 }
 
 pub fn run(command: WavesCommand) -> ExitCode {
     match command {
+        c
+        @ (WavesCommand::Queue { .. } | WavesCommand::List { .. } | WavesCommand::Skip { .. }) => {
+            calendar_command(c)
+        }
         WavesCommand::Plan { portfolio, out } => {
             let text = match std::fs::read_to_string(&portfolio) {
                 Ok(t) => t,
