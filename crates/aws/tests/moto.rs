@@ -665,6 +665,13 @@ async fn scheduler_creates_a_one_time_wave_schedule() {
         "{e}"
     );
     assert!(s.describe(&past.name).await.is_err(), "nothing was created");
+
+    // A queued wave of any size is scheduled by reference: the input names it, nothing more.
+    let mut by_reference = sched.clone();
+    by_reference.name = unique("wave-200");
+    by_reference.input = json!({"calendar": {"wave": "wave-200"}}).to_string();
+    let arn = s.create(&by_reference).await.unwrap();
+    assert!(arn.contains(&by_reference.name), "{arn}");
 }
 
 /// One unsigned JSON-protocol request to moto (which checks no signature): seeding only.

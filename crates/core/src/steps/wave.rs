@@ -171,14 +171,12 @@ pub fn calendar_plans_key(wave: &str) -> String {
     format!("CALENDAR#{wave}")
 }
 
-/// The run id of an application of a calendar wave: the wave, the minute the firing took it and
-/// the application, so every firing's runs are its own and none is ever an earlier one's.
+/// The run id of an application of a calendar wave: the firing's execution name (the wave run
+/// that took the wave) and the application, so every firing's runs are its own and none is ever
+/// an earlier one's.
 pub fn calendar_run_id(entry: &CalendarEntry, application: &str) -> String {
-    let taken = entry
-        .taken_at
-        .map(|t| t.format("%Y%m%dT%H%MZ").to_string())
-        .unwrap_or_default();
-    crate::waves::run_id_for(&format!("{}-{taken}", entry.wave), application)
+    let firing = entry.wave_run_id.as_deref().unwrap_or(&entry.wave);
+    crate::waves::run_id_for(firing, application)
 }
 
 /// The wave a calendar entry holds, with its plans from the table and its run ids.
