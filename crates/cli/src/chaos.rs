@@ -49,6 +49,8 @@ pub struct Case {
     pub duplicate_delivery: bool,
     /// The two deliveries race instead of following each other.
     pub concurrent: bool,
+    /// A wave case (`chaos_wave`): the wave, whose plans are inside it (`plan` is null).
+    pub wave: Option<Value>,
 }
 
 /// What one case broke, if anything.
@@ -303,6 +305,7 @@ pub fn generate(seed: u64) -> Case {
         world,
         duplicate_delivery,
         concurrent,
+        wave: None,
     }
 }
 
@@ -513,10 +516,13 @@ pub fn save(
 ) -> std::io::Result<std::path::PathBuf> {
     let d = dir.join(format!("seed-{}", case.seed));
     std::fs::create_dir_all(&d)?;
-    std::fs::write(
-        d.join("plan.json"),
-        serde_json::to_string_pretty(&case.plan)?,
-    )?;
+    match &case.wave {
+        Some(w) => std::fs::write(d.join("wave.json"), serde_json::to_string_pretty(w)?)?,
+        None => std::fs::write(
+            d.join("plan.json"),
+            serde_json::to_string_pretty(&case.plan)?,
+        )?,
+    }
     std::fs::write(
         d.join("world.json"),
         serde_json::to_string_pretty(&case.world)?,
@@ -524,13 +530,14 @@ pub fn save(
     std::fs::write(
         d.join("violations.txt"),
         format!(
-            "seed {}\nduplicateDelivery {} (concurrent {})\noutcome {}\n{}\n\nreplay: cutover chaos --runs 1 --seed {}\n",
+            "seed {}\nduplicateDelivery {} (concurrent {})\noutcome {}\n{}\n\nreplay: cutover chaos --runs 1 --seed {}{}\n",
             case.seed,
             case.duplicate_delivery,
             case.concurrent,
             verdict.outcome,
             verdict.violations.join("\n"),
-            case.seed
+            case.seed,
+            if case.wave.is_some() { " --waves" } else { "" }
         ),
     )?;
     Ok(d)

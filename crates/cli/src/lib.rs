@@ -5,6 +5,7 @@
 pub mod aws_mode;
 pub mod calendar;
 pub mod chaos;
+pub mod chaos_wave;
 #[cfg(feature = "aws")]
 pub mod deployed;
 pub mod html;

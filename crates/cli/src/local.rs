@@ -535,6 +535,13 @@ pub(crate) fn setup(
     );
     engine.register("cutover", cutover.clone());
     engine.register("wave", wave.clone());
+    // The safety net's EventBridge rule: a wave's application whose execution ended FAILED,
+    // TIMED_OUT or ABORTED is reconciled as it ends, as reconcile-run would be invoked.
+    let net = deps.clone();
+    engine.on_child_ended(Arc::new(move |exec: cutover_engine::Execution| {
+        let deps = net.clone();
+        Box::pin(async move { reconcile_after(&exec, &exec.name, &deps).await })
+    }));
     Setup {
         engine,
         cutover,

@@ -63,6 +63,10 @@ enum Command {
         /// Cases run at once (default: the machine's cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Generate waves (two to five applications, dependencies, a cap, failing greens,
+        /// faults, operators stopping the wave) and check the wave's promises instead.
+        #[arg(long)]
+        waves: bool,
     },
     /// Runs of a deployed stack: start one, read its status, decide its gates, abort it (through
     /// the approval API, signed with your credentials). Needs the CLI built with `--features aws`.
@@ -140,9 +144,11 @@ fn main() -> ExitCode {
             seed,
             out,
             jobs,
+            waves,
         } => commands::chaos::run(
             runs,
             seed,
+            waves,
             jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             &out,
         ),

@@ -358,9 +358,10 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
                     })
                     .collect(),
             ),
-            None if execution.status == cutover_engine::Status::Aborted => {
-                // Stopped mid-flight: each application as its run record left it (the safety
-                // net has closed every run the wave had started), or never started.
+            None => {
+                // Stopped mid-flight, or the wave execution failed on its own (its applications
+                // ran on to their end): each application as its run record left it, or never
+                // started.
                 let mut apps = Vec::new();
                 for a in &spec.applications {
                     let rec = s.deps.store.load_run(&a.run_id).await.ok().flatten();
@@ -382,9 +383,13 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
                         error: rec.and_then(|r| r.error),
                     });
                 }
-                (STOPPED.to_string(), apps)
+                let outcome = if execution.status == cutover_engine::Status::Aborted {
+                    STOPPED
+                } else {
+                    "failed"
+                };
+                (outcome.to_string(), apps)
             }
-            None => ("failed".to_string(), vec![]),
         };
         let children: Vec<cutover_engine::Execution> =
             s.engine.children().into_iter().map(|(_, e)| e).collect();

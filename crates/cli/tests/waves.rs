@@ -536,3 +536,19 @@ fn an_application_completed_with_errors_blocks_its_dependants() {
     assert_eq!(outcome("shipping"), "blocked", "{:?}", run.report);
     assert_eq!(run.report.exit_code(), 5);
 }
+
+#[test]
+fn wave_chaos_seeds_that_broke_the_promises_keep_them() {
+    // 87: the wave execution failed on its own (the run table failing past its steps' retries)
+    // and the report listed no application; 10 and 246: an application's close still releasing
+    // its lock when the next started (the cap and the dependencies count the outcome); 320: a
+    // close whose lock release failed past its retries, left to the safety net.
+    for seed in [10, 87, 246, 320, 48] {
+        let case = cutover_cli::chaos_wave::generate(seed);
+        let v = cutover_cli::chaos_wave::check(&case).unwrap();
+        assert!(v.violations.is_empty(), "seed {seed}: {:?}", v.violations);
+    }
+    // A wave whose own execution fails still reports every application it started.
+    let v = cutover_cli::chaos_wave::check(&cutover_cli::chaos_wave::generate(48)).unwrap();
+    assert_eq!(v.outcome, "wave failed");
+}

@@ -156,7 +156,13 @@ pub struct Engine {
     /// Set by `stop_children`: every execution started with `states:startExecution` that still
     /// runs is stopped, as StopExecution of each would.
     child_stop: tokio::sync::watch::Sender<Option<(String, String)>>,
+    /// Told of every execution started without waiting that ended other than SUCCEEDED, as
+    /// Step Functions' "Execution Status Change" event reaches an EventBridge rule.
+    child_ended: Option<ChildListener>,
 }
+
+/// What hears of a started execution that ended FAILED, TIMED_OUT or ABORTED.
+pub type ChildListener = Arc<dyn Fn(Execution) -> BoxFuture<'static, ()> + Send + Sync>;
 
 struct Exec<'e> {
     engine: &'e Engine,
@@ -186,7 +192,14 @@ impl Engine {
             children: Mutex::new(Vec::new()),
             started_names: Mutex::new(HashSet::new()),
             child_stop: tokio::sync::watch::channel(None).0,
+            child_ended: None,
         }
+    }
+
+    /// Tells `listener` of every execution started without waiting that ends other than
+    /// SUCCEEDED, when it ends (the safety net's EventBridge rule, locally).
+    pub fn on_child_ended(&mut self, listener: ChildListener) {
+        self.child_ended = Some(listener);
     }
 
     /// The ARN a machine registered under `name` gets.
@@ -1078,6 +1091,11 @@ impl<'e> Exec<'e> {
             let ended =
                 Box::pin(engine.execute_until(&machine, &machine_name, &exec_name, input, stopped))
                     .await;
+            if ended.status != Status::Succeeded {
+                if let Some(listen) = &engine.child_ended {
+                    listen(ended.clone()).await;
+                }
+            }
             engine
                 .children
                 .lock()

@@ -10,7 +10,7 @@ pub mod tokens;
 
 pub use asl::{load, load_value, LoadError, StateMachine};
 pub use exec::{
-    lambda_error, Clock, Engine, Execution, HistoryEvent, Observer, Options, Status, TaskError,
-    TaskHandler, MAX_HISTORY_EVENTS,
+    lambda_error, ChildListener, Clock, Engine, Execution, HistoryEvent, Observer, Options, Status,
+    TaskError, TaskHandler, MAX_HISTORY_EVENTS,
 };
 pub use tokens::{TokenBroker, TokenError};

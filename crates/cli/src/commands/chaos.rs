@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 /// `cutover chaos`: runs the cases, prints progress every 500 and a summary, saves failures.
-pub fn run(runs: u64, seed: u64, jobs: usize, out: &std::path::Path) -> ExitCode {
+pub fn run(runs: u64, seed: u64, waves: bool, jobs: usize, out: &std::path::Path) -> ExitCode {
     use cutover_cli::chaos;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
@@ -21,9 +21,18 @@ pub fn run(runs: u64, seed: u64, jobs: usize, out: &std::path::Path) -> ExitCode
                 if i >= runs {
                     break;
                 }
-                let case = chaos::generate(seed + i);
+                let case = if waves {
+                    cutover_cli::chaos_wave::generate(seed + i)
+                } else {
+                    chaos::generate(seed + i)
+                };
                 let mut failed_here = false;
-                match chaos::check(&case) {
+                let checked = if waves {
+                    cutover_cli::chaos_wave::check(&case)
+                } else {
+                    chaos::check(&case)
+                };
+                match checked {
                     Ok(v) => {
                         *outcomes
                             .lock()
