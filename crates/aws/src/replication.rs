@@ -264,11 +264,11 @@ impl Replication for AwsReplication {
         })
     }
 
-    async fn start_mgn_cutover(&self, server_id: &str) -> Result<String, PortError> {
+    async fn start_mgn_cutover(&self, server_ids: &[String]) -> Result<String, PortError> {
         let resp = self
             .mgn
             .start_cutover()
-            .source_server_ids(server_id)
+            .set_source_server_ids(Some(server_ids.to_vec()))
             .send()
             .await
             .map_err(|e| MGN_CODES.map(e))?;

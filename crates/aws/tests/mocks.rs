@@ -68,6 +68,59 @@ async fn mgn_source_server_lag_and_lifecycle() {
     assert_eq!(describe.num_calls(), 1);
 }
 
+/// Several servers launch in one StartCutover (its sourceServerIDs list) and DescribeJobs reports
+/// each server's launch in the job's participatingServers.
+#[tokio::test]
+async fn mgn_several_servers_launch_in_one_job() {
+    use aws_sdk_mgn::types::{Job, JobStatus, LaunchStatus, ParticipatingServer};
+    let ids = vec![
+        "s-000000000000000a1".to_string(),
+        "s-000000000000000a2".to_string(),
+    ];
+    let want = ids.clone();
+    let start = mock!(aws_sdk_mgn::Client::start_cutover)
+        .match_requests(move |r| r.source_server_ids() == &want[..])
+        .then_output(|| {
+            aws_sdk_mgn::operation::start_cutover::StartCutoverOutput::builder()
+                .job(Job::builder().job_id("mgnjob-1").build().unwrap())
+                .build()
+        });
+    let jobs = mock!(aws_sdk_mgn::Client::describe_jobs)
+        .match_requests(|r| r.filters().map(|f| f.job_ids()) == Some(&["mgnjob-1".to_string()][..]))
+        .then_output(|| {
+            let server = |id: &str, launch: LaunchStatus| {
+                ParticipatingServer::builder()
+                    .source_server_id(id)
+                    .launch_status(launch)
+                    .build()
+                    .unwrap()
+            };
+            aws_sdk_mgn::operation::describe_jobs::DescribeJobsOutput::builder()
+                .items(
+                    Job::builder()
+                        .job_id("mgnjob-1")
+                        .status(JobStatus::Completed)
+                        .participating_servers(server(
+                            "s-000000000000000a1",
+                            LaunchStatus::Launched,
+                        ))
+                        .participating_servers(server("s-000000000000000a2", LaunchStatus::Failed))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+    let mgn = mock_client!(aws_sdk_mgn, RuleMode::MatchAny, [&start, &jobs]);
+    let r = AwsReplication::new(no_dms(), mgn);
+    assert_eq!(r.start_mgn_cutover(&ids).await.unwrap(), "mgnjob-1");
+    assert_eq!(start.num_calls(), 1);
+    let a1 = r.mgn_job("mgnjob-1", &ids[0]).await.unwrap();
+    let a2 = r.mgn_job("mgnjob-1", &ids[1]).await.unwrap();
+    assert_eq!(a1.status, "COMPLETED");
+    assert_eq!(a1.launch_status.as_deref(), Some("LAUNCHED"));
+    assert_eq!(a2.launch_status.as_deref(), Some("FAILED"));
+}
+
 #[tokio::test]
 async fn mgn_missing_server_and_conflicts() {
     let empty = mock!(aws_sdk_mgn::Client::describe_source_servers).then_output(|| {
@@ -96,7 +149,7 @@ async fn mgn_missing_server_and_conflicts() {
         PortErrorKind::NotFound
     );
     let e = r
-        .start_mgn_cutover("s-0123456789abcdef0")
+        .start_mgn_cutover(&["s-0123456789abcdef0".to_string()])
         .await
         .unwrap_err();
     assert_eq!(

@@ -221,8 +221,8 @@ impl Replication for HybridReplication {
     async fn mgn_server(&self, id: &str) -> Result<MgnServer, PortError> {
         self.world.mgn_server(id).await
     }
-    async fn start_mgn_cutover(&self, id: &str) -> Result<String, PortError> {
-        self.world.start_mgn_cutover(id).await
+    async fn start_mgn_cutover(&self, ids: &[String]) -> Result<String, PortError> {
+        self.world.start_mgn_cutover(ids).await
     }
     async fn mgn_job(&self, job: &str, id: &str) -> Result<MgnJob, PortError> {
         self.world.mgn_job(job, id).await

@@ -110,7 +110,20 @@ pub fn generate(seed: u64) -> Case {
             s
         })
         .collect();
-    let replication = if mgn {
+    // Servers beyond the first come from a generator of their own, so every other draw of a
+    // seed stays what it was before applications of several servers existed.
+    let mut servers_rng = StdRng::seed_from_u64(seed ^ 0x6d67_6e73_7276);
+    let extra_servers = if mgn && servers_rng.random_bool(0.4) {
+        servers_rng.random_range(1..3usize)
+    } else {
+        0
+    };
+    let replication = if mgn && extra_servers > 0 {
+        let ids: Vec<String> = std::iter::once(SERVER.to_string())
+            .chain((1..=extra_servers).map(|i| format!("s-{i:017x}")))
+            .collect();
+        json!({"kind": "mgn", "sourceServerIds": ids, "maxLagSeconds": 60, "stableSamples": 2, "sampleIntervalSeconds": 60, "deadlineSeconds": 3600, "launchDeadlineSeconds": 1800})
+    } else if mgn {
         json!({"kind": "mgn", "sourceServerId": SERVER, "maxLagSeconds": 60, "stableSamples": 2, "sampleIntervalSeconds": 60, "deadlineSeconds": 3600, "launchDeadlineSeconds": 1800})
     } else {
         json!({"kind": "dms", "taskArn": TASK, "maxLagSeconds": 30, "stableSamples": rng.random_range(1..4), "sampleIntervalSeconds": 60, "deadlineSeconds": 3600})
@@ -193,6 +206,20 @@ pub fn generate(seed: u64) -> Case {
             "lag": [[0, 120], [300, 5]], "launchSeconds": rng.random_range(30..400),
             "launchFails": rng.random_bool(0.1), "launchedUrls": [HEALTH],
         }]});
+        for i in 1..=extra_servers {
+            // Another server: its own lag curve, launch time and failure, serving nothing.
+            let peak = servers_rng.random_range(10..600) as f64;
+            world["mgn"]["servers"]
+                .as_array_mut()
+                .expect("servers")
+                .push(json!({
+                    "id": format!("s-{i:017x}"), "lifecycle": "READY_FOR_CUTOVER",
+                    "replicationState": "CONTINUOUS",
+                    "lag": [[0, peak], [servers_rng.random_range(60..900), 5]],
+                    "launchSeconds": servers_rng.random_range(30..400),
+                    "launchFails": servers_rng.random_bool(0.05),
+                }));
+        }
         world["dms"] = json!({"tasks": []});
     }
     let mut hooks = serde_json::Map::new();
@@ -475,14 +502,31 @@ fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
     if r.simulated_seconds > 40.0 * 86_400.0 {
         v.push(format!("ran {}s of simulated time", r.simulated_seconds));
     }
-    let held = run.store.lock_holder(&plan.application);
-    if r.outcome != "rollback_failed" && held.is_some() {
-        v.push(format!("lock still held by {held:?} after {}", r.outcome));
+    for key in plan.lock_keys() {
+        let held = run.store.lock_holder(&key);
+        if r.outcome != "rollback_failed" && held.is_some() {
+            v.push(format!(
+                "lock {key} still held by {held:?} after {}",
+                r.outcome
+            ));
+        }
     }
-    if c.mgn_cutovers > 1 || c.mgn_finalizes > 1 {
+    let servers = plan.replication.mgn_servers().len() as u64;
+    if c.mgn_cutovers > 1 || c.mgn_finalizes > servers || c.mgn_instances > servers {
         v.push(format!(
-            "a side effect happened twice: mgnCutovers {}, mgnFinalizes {}",
-            c.mgn_cutovers, c.mgn_finalizes
+            "a side effect happened twice: mgnCutovers {}, mgnInstances {}, mgnFinalizes {} for {servers} servers",
+            c.mgn_cutovers, c.mgn_instances, c.mgn_finalizes
+        ));
+    }
+    // Every server of a run that launched was launched in that one job, and a finalized run
+    // finalized every server.
+    if c.mgn_cutovers == 1 && c.mgn_instances != servers {
+        v.push(format!("{} of {servers} servers launched", c.mgn_instances));
+    }
+    if c.mgn_finalizes > 0 && c.mgn_finalizes != servers && r.outcome == "completed" {
+        v.push(format!(
+            "{} of {servers} servers finalized in a run that ended {}",
+            c.mgn_finalizes, r.outcome
         ));
     }
     let loss_approved = r.approvals.iter().any(|a| {

@@ -31,6 +31,24 @@ pub struct Report {
     pub data: DataReport,
     /// The plan's replication.maxLagSeconds, for drawing lag against it.
     pub lag_threshold_seconds: f64,
+    /// MGN: each of the application's source servers at the end, in the plan's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mgn: Vec<MgnServerReport>,
+}
+
+/// One MGN source server at the end of the run, as DescribeSourceServers shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MgnServerReport {
+    pub source_server_id: String,
+    /// READY_FOR_CUTOVER, CUTTING_OVER (launched), CUTOVER (finalized), …
+    pub lifecycle: String,
+    pub replication_state: String,
+    /// The cutover instance, once launched and booted.
+    pub ec2_instance_id: Option<String>,
+    pub launch_job_id: Option<String>,
+    /// WAITING | SUCCEEDED | UNKNOWN | STOPPED, once launched.
+    pub first_boot: Option<String>,
 }
 
 /// The data cutover of a run. The write counts come from the simulated application, which counts
@@ -239,5 +257,26 @@ pub async fn build_report(
         world: world.counters(),
         data,
         lag_threshold_seconds: plan.replication.max_lag_seconds,
+        mgn: mgn_servers(plan, world),
     }
+}
+
+fn mgn_servers(plan: &Plan, world: &World) -> Vec<MgnServerReport> {
+    let now = world.mgn_servers_now();
+    plan.replication
+        .mgn_servers()
+        .into_iter()
+        .filter_map(|id| now.iter().find(|s| s.id == id))
+        .map(|s| {
+            let l = s.launched_instance.as_ref();
+            MgnServerReport {
+                source_server_id: s.id.clone(),
+                lifecycle: s.lifecycle.clone(),
+                replication_state: s.replication_state.clone(),
+                ec2_instance_id: l.and_then(|l| l.ec2_instance_id.clone()),
+                launch_job_id: l.and_then(|l| l.job_id.clone()),
+                first_boot: l.map(|l| l.first_boot.clone()),
+            }
+        })
+        .collect()
 }

@@ -183,8 +183,8 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
             }
         }
     }
-    // Two applications changing one record set, or replicating through one DMS task, would
-    // undo each other's changes: refused here, before anything runs.
+    // Two applications changing one record set, or replicating through one DMS task or MGN
+    // server, would undo each other's changes: refused here, before anything runs.
     let mut owners: BTreeMap<String, usize> = BTreeMap::new();
     for (i, a) in apps.iter().enumerate() {
         let d = &a.plan.dns;
@@ -195,10 +195,14 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
                 d.record_type,
                 d.hosted_zone_id
             ),
-            "dns.recordName",
+            "dns.recordName".to_string(),
         )];
         if let Some(t) = &a.plan.replication.task_arn {
-            shared.push((format!("DMS task {t}"), "replication.taskArn"));
+            shared.push((format!("DMS task {t}"), "replication.taskArn".into()));
+        }
+        let r = &a.plan.replication;
+        for (k, id) in r.mgn_servers().into_iter().enumerate() {
+            shared.push((format!("MGN server {id}"), r.mgn_server_field(k)));
         }
         for (what, field) in shared {
             if let Some(j) = owners.insert(what.clone(), i) {

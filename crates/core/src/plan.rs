@@ -181,6 +181,10 @@ pub struct ReplicationPlan {
     pub task_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_server_id: Option<String>,
+    /// MGN: an application of several servers, launched by one StartCutover (1 to 200 ids, as
+    /// the API takes: https://docs.aws.amazon.com/mgn/latest/APIReference/API_StartCutover.html).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_server_ids: Option<Vec<String>>,
     pub max_lag_seconds: f64,
     #[serde(default = "default_stable_samples")]
     pub stable_samples: u32,
@@ -195,6 +199,30 @@ pub struct ReplicationPlan {
 
 fn default_launch_deadline() -> u64 {
     1800
+}
+
+/// The most servers one StartCutover launches (its `sourceServerIDs`: 1 to 200 items).
+pub const MAX_MGN_SERVERS: usize = 200;
+
+impl ReplicationPlan {
+    /// The MGN source servers of the application, in the plan's order: `sourceServerIds`, or the
+    /// one `sourceServerId`; none for DMS.
+    pub fn mgn_servers(&self) -> Vec<&str> {
+        match (&self.source_server_ids, &self.source_server_id) {
+            (Some(ids), _) => ids.iter().map(String::as_str).collect(),
+            (None, Some(id)) => vec![id.as_str()],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The plan field that names MGN server `i`, for messages.
+    pub fn mgn_server_field(&self, i: usize) -> String {
+        if self.source_server_ids.is_some() {
+            format!("replication.sourceServerIds[{i}]")
+        } else {
+            "replication.sourceServerId".into()
+        }
+    }
 }
 
 fn default_stable_samples() -> u32 {
@@ -707,17 +735,50 @@ impl Plan {
                         "belongs to kind mgn, not dms".into(),
                     );
                 }
+                if r.source_server_ids.is_some() {
+                    bad(
+                        "replication.sourceServerIds",
+                        "belongs to kind mgn, not dms".into(),
+                    );
+                }
             }
             ReplicationKind::Mgn => {
-                match &r.source_server_id {
-                    None => bad(
+                let not_an_id = |s: &str| {
+                    format!("'{s}' is not an MGN source server id (s- and 17 hex digits)")
+                };
+                match (&r.source_server_id, &r.source_server_ids) {
+                    (None, None) => bad(
                         "replication.sourceServerId",
-                        "is required when kind is mgn".into(),
+                        "is required when kind is mgn (or sourceServerIds, for several servers)"
+                            .into(),
                     ),
-                    Some(s) if !shape::mgn_source_server_id(s) => bad(
-                        "replication.sourceServerId",
-                        format!("'{s}' is not an MGN source server id (s- and 17 hex digits)"),
+                    (Some(_), Some(_)) => bad(
+                        "replication.sourceServerIds",
+                        "name the servers either in sourceServerId (one) or in sourceServerIds (several), not both".into(),
                     ),
+                    (Some(s), None) if !shape::mgn_source_server_id(s) => {
+                        bad("replication.sourceServerId", not_an_id(s))
+                    }
+                    (None, Some(ids)) => {
+                        if ids.is_empty() || ids.len() > MAX_MGN_SERVERS {
+                            bad(
+                                "replication.sourceServerIds",
+                                format!(
+                                    "holds {} servers; one StartCutover launches 1 to {MAX_MGN_SERVERS}",
+                                    ids.len()
+                                ),
+                            );
+                        }
+                        let mut seen = std::collections::HashSet::new();
+                        for (i, s) in ids.iter().enumerate() {
+                            let field = format!("replication.sourceServerIds[{i}]");
+                            if !shape::mgn_source_server_id(s) {
+                                bad(&field, not_an_id(s));
+                            } else if !seen.insert(s.as_str()) {
+                                bad(&field, format!("'{s}' is listed twice"));
+                            }
+                        }
+                    }
                     _ => {}
                 }
                 if r.task_arn.is_some() {
@@ -1205,6 +1266,9 @@ impl Plan {
         ];
         if let Some(t) = &self.replication.task_arn {
             keys.push(format!("dmstask:{t}"));
+        }
+        for id in self.replication.mgn_servers() {
+            keys.push(format!("mgnserver:{id}"));
         }
         keys
     }

@@ -176,8 +176,9 @@ pub trait Replication: Send + Sync {
     ) -> Result<(), PortError>;
     async fn stop_dms_task(&self, task_arn: &str) -> Result<(), PortError>;
     async fn mgn_server(&self, server_id: &str) -> Result<MgnServer, PortError>;
-    /// Launches the cutover instance (a LAUNCH job); returns the job id.
-    async fn start_mgn_cutover(&self, server_id: &str) -> Result<String, PortError>;
+    /// Launches the cutover instances of these servers in one LAUNCH job (StartCutover takes 1
+    /// to 200 `sourceServerIDs`); returns the job id.
+    async fn start_mgn_cutover(&self, server_ids: &[String]) -> Result<String, PortError>;
     /// The launch job and this server's launch status in it.
     async fn mgn_job(&self, job_id: &str, server_id: &str) -> Result<MgnJob, PortError>;
     /// The point of no return; only the finalize step calls it.

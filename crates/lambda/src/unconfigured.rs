@@ -47,7 +47,7 @@ impl Replication for Unconfigured {
     async fn mgn_server(&self, _: &str) -> Result<MgnServer, PortError> {
         Err(self.refuse("mgn"))
     }
-    async fn start_mgn_cutover(&self, _: &str) -> Result<String, PortError> {
+    async fn start_mgn_cutover(&self, _: &[String]) -> Result<String, PortError> {
         Err(self.refuse("mgn"))
     }
     async fn mgn_job(&self, _: &str, _: &str) -> Result<MgnJob, PortError> {

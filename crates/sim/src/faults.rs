@@ -144,9 +144,9 @@ impl Replication for Faulty<dyn Replication> {
         self.faults.check("mgn", "mgn.DescribeSourceServers")?;
         self.inner.mgn_server(server_id).await
     }
-    async fn start_mgn_cutover(&self, server_id: &str) -> Result<String, PortError> {
+    async fn start_mgn_cutover(&self, server_ids: &[String]) -> Result<String, PortError> {
         self.faults.check("mgn", "mgn.StartCutover")?;
-        self.inner.start_mgn_cutover(server_id).await
+        self.inner.start_mgn_cutover(server_ids).await
     }
     async fn mgn_job(&self, job_id: &str, server_id: &str) -> Result<MgnJob, PortError> {
         self.faults.check("mgn", "mgn.DescribeJobs")?;

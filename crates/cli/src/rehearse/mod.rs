@@ -1110,30 +1110,33 @@ impl Rehearsal {
         .await
     }
 
-    /// MGN, then the point of no return: the finalize gate approved through the approval API,
-    /// FinalizeCutover, and green collapsed to a simple record.
+    /// MGN with two servers, then the point of no return: one StartCutover for both, the
+    /// finalize gate approved through the approval API, FinalizeCutover of each, and green
+    /// collapsed to a simple record.
     async fn mgn(&self) -> Result<String, String> {
         let app = App::new("rh-mgn");
         let run_id = "rh-mgn-1".to_string();
-        let server = "s-0123456789abcdef0";
-        self.proxy
-            .world
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .mgn
-            .push(MgnServer {
-                id: server.into(),
-                lifecycle: "READY_FOR_CUTOVER".into(),
-                job: None,
-                tags: tagged(),
-            });
+        let servers = ["s-0123456789abcdef0", "s-0123456789abcdef1"];
+        for server in servers {
+            self.proxy
+                .world
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .mgn
+                .push(MgnServer {
+                    id: server.into(),
+                    lifecycle: "READY_FOR_CUTOVER".into(),
+                    job: None,
+                    tags: tagged(),
+                });
+        }
         let mut plan = dms_plan(
             &app,
             &self.zone_id,
             json!([{"weight": 50, "bakeSeconds": 1}, {"weight": 100, "bakeSeconds": 1}]),
             &["arn:aws:iam::123456789012:user/alice"],
         );
-        plan["replication"] = json!({"kind": "mgn", "sourceServerId": server, "maxLagSeconds": 60,
+        plan["replication"] = json!({"kind": "mgn", "sourceServerIds": servers, "maxLagSeconds": 60,
             "stableSamples": 1, "sampleIntervalSeconds": 1, "deadlineSeconds": 600, "launchDeadlineSeconds": 600});
         plan["finalize"] = json!({"enabled": true});
         plan["dns"]["finalForm"] = json!("simple");
@@ -1158,19 +1161,29 @@ impl Rehearsal {
                 "the approval API answered the finalize gate with {response:?}"
             ));
         }
-        let lifecycle = self
-            .proxy
-            .world
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .mgn
-            .iter()
-            .find(|m| m.id == server)
-            .map(|m| m.lifecycle.clone())
-            .unwrap_or_default();
-        if lifecycle != "CUTOVER" {
+        let launched: Vec<(String, Option<String>)> = {
+            let world = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
+            servers
+                .iter()
+                .map(|id| {
+                    let m = world.mgn.iter().find(|m| &m.id == id);
+                    (
+                        m.map(|m| m.lifecycle.clone()).unwrap_or_default(),
+                        m.and_then(|m| m.job.clone()),
+                    )
+                })
+                .collect()
+        };
+        for (server, (lifecycle, _)) in servers.iter().zip(&launched) {
+            if lifecycle != "CUTOVER" {
+                return Err(format!(
+                    "{server} is {lifecycle} after finalize, expected CUTOVER"
+                ));
+            }
+        }
+        if launched[0].1.is_none() || launched[0].1 != launched[1].1 {
             return Err(format!(
-                "{server} is {lifecycle} after finalize, expected CUTOVER"
+                "the servers were not launched in one job: {launched:?}"
             ));
         }
         let green = format!("green-{}.example.com", app.application);
@@ -1179,7 +1192,10 @@ impl Rehearsal {
                 dns.len() == 1 && dns[0].1.is_none() && dns[0].2 == green
             })
             .await?;
-        Ok(format!("{d}; {server} finalized"))
+        Ok(format!(
+            "{d}; {} launched in one job and finalized",
+            servers.join(", ")
+        ))
     }
 
     async fn data_cutover(&self) -> Result<String, String> {

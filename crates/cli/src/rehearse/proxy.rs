@@ -353,32 +353,55 @@ impl Proxy {
             }
             "mgn" => {
                 let op = path.trim_matches('/').to_string();
-                let server = s("sourceServerID").or_else(|| {
-                    json.get("sourceServerIDs")
+                // StartCutover names 1 to 200 servers; IAM authorizes the call on each of them.
+                let servers: Vec<String> = match s("sourceServerID") {
+                    Some(id) => vec![id],
+                    None => json
+                        .get("sourceServerIDs")
                         .and_then(Value::as_array)
-                        .and_then(|a| a.first())
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                });
-                match (op.as_str(), server) {
-                    ("StartCutover" | "FinalizeCutover", Some(id)) => {
-                        let arn =
-                            format!("arn:{PARTITION}:mgn:{REGION}:{ACCOUNT}:source-server/{id}");
-                        let ctx = self.world(|w| {
-                            w.mgn
-                                .iter()
-                                .find(|m| m.id == id)
-                                .map(|m| {
-                                    m.tags
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                match op.as_str() {
+                    "StartCutover" | "FinalizeCutover" if !servers.is_empty() => {
+                        let requests = servers
+                            .iter()
+                            .map(|id| {
+                                let context = self.world(|w| {
+                                    w.mgn
                                         .iter()
-                                        .map(|(k, v)| {
-                                            (format!("aws:ResourceTag/{k}"), vec![v.clone()])
+                                        .find(|m| &m.id == id)
+                                        .map(|m| {
+                                            m.tags
+                                                .iter()
+                                                .map(|(k, v)| {
+                                                    (
+                                                        format!("aws:ResourceTag/{k}"),
+                                                        vec![v.clone()],
+                                                    )
+                                                })
+                                                .collect()
                                         })
-                                        .collect()
-                                })
-                                .unwrap_or_default()
-                        });
-                        one(format!("mgn:{op}"), arn, ctx)
+                                        .unwrap_or_default()
+                                });
+                                IamRequest {
+                                    action: format!("mgn:{op}"),
+                                    resource: format!(
+                                        "arn:{PARTITION}:mgn:{REGION}:{ACCOUNT}:source-server/{id}"
+                                    ),
+                                    context,
+                                }
+                            })
+                            .collect();
+                        Some(Named {
+                            action: op.clone(),
+                            requests,
+                        })
                     }
                     _ => one(format!("mgn:{op}"), "*".into(), BTreeMap::new()),
                 }

@@ -1,4 +1,4 @@
-//! CheckLaunch (MGN): waits for the launch job to complete and the launched instance's first
+//! CheckLaunch (MGN): waits for the launch job to complete and every launched instance's first
 //! boot, then for green to answer its health checks, before any traffic moves.
 
 use super::validate::preflight_health;
@@ -28,7 +28,20 @@ pub struct LaunchStatus {
     pub job_status: String,
     pub first_boot: Option<String>,
     pub ec2_instance_id: Option<String>,
+    /// Each source server's launch, in the plan's order (the first gives the fields above).
+    pub servers: Vec<ServerLaunch>,
     pub reasons: Vec<String>,
+}
+
+/// One server's part of the launch job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerLaunch {
+    pub source_server_id: String,
+    /// PENDING | IN_PROGRESS | LAUNCHED | FAILED | TERMINATED, as DescribeJobs reports it.
+    pub launch_status: Option<String>,
+    pub first_boot: Option<String>,
+    pub ec2_instance_id: Option<String>,
 }
 
 pub async fn check_launch(input: CheckLaunchInput, deps: &Deps) -> Result<LaunchStatus, StepError> {
@@ -43,46 +56,60 @@ pub async fn check_launch(input: CheckLaunchInput, deps: &Deps) -> Result<Launch
     if let Some(reason) = &run.abort_requested {
         return Err(StepError::Aborted(format!("abort requested: {reason}")));
     }
-    let id = plan
-        .replication
-        .source_server_id
-        .as_deref()
-        .unwrap_or_default();
     let repl_err = |e| StepError::from_port(e, |e| StepError::ReplicationFailed(e.to_string()));
-    let job = deps
-        .replication
-        .mgn_job(&input.job_id, id)
-        .await
-        .map_err(repl_err)?;
-    if matches!(job.launch_status.as_deref(), Some("FAILED" | "TERMINATED")) {
-        return Err(StepError::ReplicationFailed(format!(
-            "MGN launch job {} ended with the server's launch {}",
-            job.id,
-            job.launch_status.unwrap_or_default()
-        )));
-    }
-    let server = deps.replication.mgn_server(id).await.map_err(repl_err)?;
-    let instance = server.launched_instance.clone();
-    let first_boot = instance.as_ref().map(|l| l.first_boot.clone());
-    if first_boot.as_deref() == Some("STOPPED") {
-        return Err(StepError::ReplicationFailed(format!(
-            "the cutover instance of {id} stopped during its first boot"
-        )));
-    }
+    let several = plan.replication.source_server_ids.is_some();
     let mut reasons = Vec::new();
-    if job.status != "COMPLETED" || job.launch_status.as_deref() != Some("LAUNCHED") {
-        reasons.push(format!(
-            "launch job {} is {} (launch {})",
-            job.id,
-            job.status,
-            job.launch_status.as_deref().unwrap_or("unknown")
-        ));
-    }
-    if first_boot.as_deref() != Some("SUCCEEDED") {
-        reasons.push(format!(
-            "first boot is {}",
-            first_boot.as_deref().unwrap_or("not started")
-        ));
+    let mut servers = Vec::new();
+    let mut job_status = String::new();
+    for id in plan.replication.mgn_servers() {
+        let of = if several {
+            format!("{id}: ")
+        } else {
+            String::new()
+        };
+        let job = deps
+            .replication
+            .mgn_job(&input.job_id, id)
+            .await
+            .map_err(repl_err)?;
+        // One failed launch stops the run before any traffic moves; the instances that did
+        // launch stay for the operator (the run terminates nothing).
+        if matches!(job.launch_status.as_deref(), Some("FAILED" | "TERMINATED")) {
+            return Err(StepError::ReplicationFailed(format!(
+                "MGN launch job {} ended with the launch of server {id} {}",
+                job.id,
+                job.launch_status.unwrap_or_default()
+            )));
+        }
+        let server = deps.replication.mgn_server(id).await.map_err(repl_err)?;
+        let instance = server.launched_instance;
+        let first_boot = instance.as_ref().map(|l| l.first_boot.clone());
+        if first_boot.as_deref() == Some("STOPPED") {
+            return Err(StepError::ReplicationFailed(format!(
+                "the cutover instance of {id} stopped during its first boot"
+            )));
+        }
+        if job.status != "COMPLETED" || job.launch_status.as_deref() != Some("LAUNCHED") {
+            reasons.push(format!(
+                "{of}launch job {} is {} (launch {})",
+                job.id,
+                job.status,
+                job.launch_status.as_deref().unwrap_or("unknown")
+            ));
+        }
+        if first_boot.as_deref() != Some("SUCCEEDED") {
+            reasons.push(format!(
+                "{of}first boot is {}",
+                first_boot.as_deref().unwrap_or("not started")
+            ));
+        }
+        job_status = job.status;
+        servers.push(ServerLaunch {
+            source_server_id: id.to_string(),
+            launch_status: job.launch_status,
+            first_boot,
+            ec2_instance_id: instance.and_then(|l| l.ec2_instance_id),
+        });
     }
     if reasons.is_empty() {
         preflight_health(plan, deps, &mut reasons).await?;
@@ -110,19 +137,23 @@ pub async fn check_launch(input: CheckLaunchInput, deps: &Deps) -> Result<Launch
         );
         ev.healthy = Some(true);
         ev.message = format!(
-            "cutover instance {} booted and healthy (job {})",
-            instance
-                .and_then(|l| l.ec2_instance_id)
-                .unwrap_or_else(|| "?".into()),
-            job.id
+            "cutover instance{} {} booted and healthy (job {})",
+            if servers.len() > 1 { "s" } else { "" },
+            servers
+                .iter()
+                .map(|s| s.ec2_instance_id.as_deref().unwrap_or("?"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            input.job_id
         );
         audit(deps, ev).await?;
     }
     Ok(LaunchStatus {
         ready,
-        job_status: job.status,
-        first_boot,
-        ec2_instance_id: server.launched_instance.and_then(|l| l.ec2_instance_id),
+        job_status,
+        first_boot: servers.first().and_then(|s| s.first_boot.clone()),
+        ec2_instance_id: servers.first().and_then(|s| s.ec2_instance_id.clone()),
+        servers,
         reasons,
     })
 }

@@ -23,7 +23,7 @@ pub use close::{
 };
 pub use data::{data_cutover, DataAction, DataInput, DataOutput};
 pub use health::{run_health_check, BakeState, HealthInput};
-pub use launch::{check_launch, CheckLaunchInput, LaunchStatus, LAUNCH_POLL_SECONDS};
+pub use launch::{check_launch, CheckLaunchInput, LaunchStatus, ServerLaunch, LAUNCH_POLL_SECONDS};
 pub use reconcile::{
     reconcile_run, sweep_runs, ExecutionStatus, ReconcileInput, ReconcileOutput, SweepInput,
     SweepOptions, SweepOutput,

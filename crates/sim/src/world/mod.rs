@@ -26,7 +26,11 @@ pub struct Counters {
     pub dns_changes_applied: u64,
     pub dms_starts: u64,
     pub dms_stops: u64,
+    /// StartCutover calls that launched (one job, whatever the number of servers).
     pub mgn_cutovers: u64,
+    /// Cutover instances launched, one per server of each StartCutover.
+    pub mgn_instances: u64,
+    /// FinalizeCutover calls that finalized a server (one call per server).
     pub mgn_finalizes: u64,
     pub throttled: u64,
     pub faults_injected: u64,
@@ -68,6 +72,8 @@ struct MgnState {
     /// When StartCutover launched the cutover instance, and its job.
     launched_at: Option<f64>,
     job_id: Option<String>,
+    /// The number in the launched instance's id (one per server launched in the world).
+    instance: u64,
 }
 
 struct State {
@@ -190,6 +196,7 @@ impl World {
                         replication_state: s.replication_state.clone(),
                         launched_at: None,
                         job_id: None,
+                        instance: 0,
                     },
                 )
             })
@@ -621,13 +628,61 @@ dms: {tasks: [{arn: "arn:aws:dms:us-east-1:123456789012:task:T", status: ready, 
             Some("PT90S")
         );
         assert_eq!(
-            w.start_mgn_cutover(id).await.unwrap_err().code,
+            w.start_mgn_cutover(&[id.to_string()])
+                .await
+                .unwrap_err()
+                .code,
             "ConflictException"
         );
         assert_eq!(
             w.finalize_mgn_cutover(id).await.unwrap_err().code,
             "ConflictException"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_start_cutover_launches_several_servers_or_none() {
+        let w = world(
+            r#"mgn: {servers: [
+              {id: s-000000000000000a1, lifecycle: READY_FOR_CUTOVER, replicationState: CONTINUOUS, lag: [[0, 5]], launchSeconds: 60},
+              {id: s-000000000000000a2, lifecycle: READY_FOR_CUTOVER, replicationState: CONTINUOUS, lag: [[0, 5]], launchSeconds: 60},
+              {id: s-000000000000000a3, lifecycle: READY_FOR_TEST, replicationState: CONTINUOUS, lag: [[0, 5]]}]}"#,
+        );
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // One server not ready: the whole call is refused and no server changes.
+        let refused = w
+            .start_mgn_cutover(&ids(&["s-000000000000000a1", "s-000000000000000a3"]))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, "ConflictException");
+        assert!(
+            refused.message.contains("s-000000000000000a3"),
+            "{refused:?}"
+        );
+        let a1 = w.mgn_server("s-000000000000000a1").await.unwrap();
+        assert_eq!(a1.lifecycle, "READY_FOR_CUTOVER");
+        assert_eq!(w.counters().mgn_cutovers, 0);
+
+        let job = w
+            .start_mgn_cutover(&ids(&["s-000000000000000a1", "s-000000000000000a2"]))
+            .await
+            .unwrap();
+        assert_eq!(w.counters().mgn_cutovers, 1);
+        assert_eq!(w.counters().mgn_instances, 2);
+        tokio::time::advance(std::time::Duration::from_secs(61)).await;
+        let mut instances = Vec::new();
+        for id in ["s-000000000000000a1", "s-000000000000000a2"] {
+            let s = w.mgn_server(id).await.unwrap();
+            assert_eq!(s.lifecycle, "CUTTING_OVER");
+            let l = s.launched_instance.unwrap();
+            assert_eq!(l.job_id.as_deref(), Some(job.as_str()));
+            instances.push(l.ec2_instance_id.unwrap());
+            assert_eq!(
+                w.mgn_job(&job, id).await.unwrap().launch_status.as_deref(),
+                Some("LAUNCHED")
+            );
+        }
+        assert_ne!(instances[0], instances[1], "each server its own instance");
     }
 
     #[tokio::test(start_paused = true)]

@@ -138,56 +138,49 @@ impl Replication for World {
     async fn mgn_server(&self, server_id: &str) -> Result<MgnServer, PortError> {
         let mut st = self.st();
         self.enter(&mut st, "mgn", "DescribeSourceServers")?;
-        let spec = self.spec.mgn.servers.iter().find(|s| s.id == server_id);
-        let (Some(spec), Some(s)) = (spec, st.mgn.get(server_id)) else {
-            return Err(err(
-                "mgn",
-                "ResourceNotFoundException",
-                format!("Source server {server_id} not found"),
-            ));
-        };
-        let lag = (s.replication_state == "CONTINUOUS")
-            .then(|| format!("PT{}S", interpolate(&spec.lag, self.t()).round() as u64));
-        let launched_instance = s.launched_at.map(|at| {
-            let booted = self.t() >= at + spec.launch_seconds;
-            LaunchedInstance {
-                ec2_instance_id: (booted && !spec.launch_fails)
-                    .then(|| format!("i-{:017x}", st.counters.mgn_cutovers)),
-                job_id: s.job_id.clone(),
-                first_boot: match (booted, spec.launch_fails) {
-                    (_, true) => "UNKNOWN".into(),
-                    (true, false) => "SUCCEEDED".into(),
-                    (false, false) => "WAITING".into(),
-                },
-            }
-        });
-        Ok(MgnServer {
-            id: server_id.into(),
-            lifecycle: s.lifecycle.clone(),
-            replication_state: s.replication_state.clone(),
-            lag_duration: lag,
-            launched_instance,
-        })
+        self.describe_mgn(&st, server_id)
     }
 
-    async fn start_mgn_cutover(&self, server_id: &str) -> Result<String, PortError> {
+    /// One LAUNCH job for every server named (StartCutover's `sourceServerIDs`, 1 to 200):
+    /// refused whole, changing nothing, when a server is unknown or not READY_FOR_CUTOVER.
+    async fn start_mgn_cutover(&self, server_ids: &[String]) -> Result<String, PortError> {
         let mut st = self.st();
         self.enter(&mut st, "mgn", "StartCutover")?;
-        let s = mgn_server_mut(&mut st, server_id)?;
-        if s.lifecycle != "READY_FOR_CUTOVER" {
+        if server_ids.is_empty() || server_ids.len() > 200 {
             return Err(err(
                 "mgn",
-                "ConflictException",
-                format!("Source server is {}, not READY_FOR_CUTOVER", s.lifecycle),
+                "ValidationException",
+                format!(
+                    "sourceServerIDs holds {} items, not 1 to 200",
+                    server_ids.len()
+                ),
             ));
         }
-        s.lifecycle = "CUTTING_OVER".into();
+        for id in server_ids {
+            let s = mgn_server_mut(&mut st, id)?;
+            if s.lifecycle != "READY_FOR_CUTOVER" {
+                return Err(err(
+                    "mgn",
+                    "ConflictException",
+                    format!(
+                        "Source server {id} is {}, not READY_FOR_CUTOVER",
+                        s.lifecycle
+                    ),
+                ));
+            }
+        }
         let t = self.t();
         st.counters.mgn_cutovers += 1;
         let job = format!("mgnjob-{:017x}", st.counters.mgn_cutovers);
-        let s = mgn_server_mut(&mut st, server_id)?;
-        s.launched_at = Some(t);
-        s.job_id = Some(job.clone());
+        for id in server_ids {
+            st.counters.mgn_instances += 1;
+            let instance = st.counters.mgn_instances;
+            let s = mgn_server_mut(&mut st, id)?;
+            s.lifecycle = "CUTTING_OVER".into();
+            s.launched_at = Some(t);
+            s.job_id = Some(job.clone());
+            s.instance = instance;
+        }
         Ok(job)
     }
 
@@ -248,5 +241,53 @@ impl Replication for World {
         s.replication_state = "DISCONNECTED".into();
         st.counters.mgn_finalizes += 1;
         Ok(())
+    }
+}
+
+impl World {
+    /// Every source server of the world as DescribeSourceServers would show it now, without
+    /// counting calls (for the report's end state).
+    pub fn mgn_servers_now(&self) -> Vec<MgnServer> {
+        let st = self.st();
+        self.spec
+            .mgn
+            .servers
+            .iter()
+            .filter_map(|s| self.describe_mgn(&st, &s.id).ok())
+            .collect()
+    }
+
+    /// A source server as DescribeSourceServers shows it.
+    fn describe_mgn(&self, st: &State, server_id: &str) -> Result<MgnServer, PortError> {
+        let spec = self.spec.mgn.servers.iter().find(|s| s.id == server_id);
+        let (Some(spec), Some(s)) = (spec, st.mgn.get(server_id)) else {
+            return Err(err(
+                "mgn",
+                "ResourceNotFoundException",
+                format!("Source server {server_id} not found"),
+            ));
+        };
+        let lag = (s.replication_state == "CONTINUOUS")
+            .then(|| format!("PT{}S", interpolate(&spec.lag, self.t()).round() as u64));
+        let launched_instance = s.launched_at.map(|at| {
+            let booted = self.t() >= at + spec.launch_seconds;
+            LaunchedInstance {
+                ec2_instance_id: (booted && !spec.launch_fails)
+                    .then(|| format!("i-{:017x}", s.instance)),
+                job_id: s.job_id.clone(),
+                first_boot: match (booted, spec.launch_fails) {
+                    (_, true) => "UNKNOWN".into(),
+                    (true, false) => "SUCCEEDED".into(),
+                    (false, false) => "WAITING".into(),
+                },
+            }
+        });
+        Ok(MgnServer {
+            id: server_id.into(),
+            lifecycle: s.lifecycle.clone(),
+            replication_state: s.replication_state.clone(),
+            lag_duration: lag,
+            launched_instance,
+        })
     }
 }

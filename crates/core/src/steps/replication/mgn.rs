@@ -12,110 +12,164 @@ use async_trait::async_trait;
 
 const LAUNCH_KEY: &str = "launch";
 
+/// The application's source servers with the plan field naming each.
 pub(super) struct Mgn<'a> {
-    pub server_id: &'a str,
+    pub plan: &'a crate::plan::ReplicationPlan,
+}
+
+impl Mgn<'_> {
+    fn servers(&self) -> impl Iterator<Item = (String, &str)> {
+        let plan = self.plan;
+        plan.mgn_servers()
+            .into_iter()
+            .enumerate()
+            .map(move |(i, id)| (plan.mgn_server_field(i), id))
+    }
+
+    /// "server s-… " before a message when the application has several servers.
+    fn of(&self, id: &str) -> String {
+        if self.plan.source_server_ids.is_some() {
+            format!("{id}: ")
+        } else {
+            String::new()
+        }
+    }
 }
 
 #[async_trait]
 impl Strategy for Mgn<'_> {
     async fn preflight(&self, deps: &Deps, problems: &mut Vec<String>) -> Result<(), StepError> {
-        let id = self.server_id;
-        match deps.replication.mgn_server(id).await {
-            Ok(s) => {
-                if s.lifecycle == "CUTTING_OVER" {
-                    // Its launched instance holds the data of that earlier launch, not of now:
-                    // shifting traffic to it would serve stale data. Relaunching silently would
-                    // terminate an instance someone may still be looking at, so refuse.
-                    problems.push(format!(
-                        "replication.sourceServerId: MGN server {id} is already CUTTING_OVER from an earlier launch{}: its instance holds that launch's data. Revert it first (MGN console: 'Revert to ready for cutover', which terminates the launched instance; API: ChangeServerLifeCycleState to READY_FOR_CUTOVER), then start the cutover again",
-                        s.launched_instance
-                            .as_ref()
-                            .and_then(|l| l.job_id.as_deref())
-                            .map(|j| format!(" (job {j})"))
-                            .unwrap_or_default()
-                    ));
-                } else if s.lifecycle != "READY_FOR_CUTOVER" {
-                    problems.push(format!(
-                        "replication.sourceServerId: MGN server is '{}', not READY_FOR_CUTOVER",
-                        s.lifecycle
-                    ));
+        for (field, id) in self.servers() {
+            match deps.replication.mgn_server(id).await {
+                Ok(s) => {
+                    if s.lifecycle == "CUTTING_OVER" {
+                        // Its launched instance holds the data of that earlier launch, not of
+                        // now: shifting traffic to it would serve stale data. Relaunching
+                        // silently would terminate an instance someone may still be looking at,
+                        // so refuse.
+                        problems.push(format!(
+                            "{field}: MGN server {id} is already CUTTING_OVER from an earlier launch{}: its instance holds that launch's data. Revert it first (MGN console: 'Revert to ready for cutover', which terminates the launched instance; API: ChangeServerLifeCycleState to READY_FOR_CUTOVER), then start the cutover again",
+                            s.launched_instance
+                                .as_ref()
+                                .and_then(|l| l.job_id.as_deref())
+                                .map(|j| format!(" (job {j})"))
+                                .unwrap_or_default()
+                        ));
+                    } else if s.lifecycle != "READY_FOR_CUTOVER" {
+                        problems.push(format!(
+                            "{field}: MGN server {id} is '{}', not READY_FOR_CUTOVER",
+                            s.lifecycle
+                        ));
+                    }
+                    if ["DISCONNECTED", "STOPPED", "STALLED"]
+                        .contains(&s.replication_state.as_str())
+                    {
+                        problems.push(format!(
+                            "{field}: MGN replication of {id} is '{}'",
+                            s.replication_state
+                        ));
+                    }
                 }
-                if ["DISCONNECTED", "STOPPED", "STALLED"].contains(&s.replication_state.as_str()) {
-                    problems.push(format!(
-                        "replication.sourceServerId: MGN replication is '{}'",
-                        s.replication_state
-                    ));
+                Err(e) if e.kind == PortErrorKind::NotFound => {
+                    problems.push(format!("{field}: no MGN source server {id}"));
                 }
-                Ok(())
+                Err(e) => {
+                    return Err(StepError::from_port(e, |e| {
+                        StepError::invalid(format!("{field}: {e}"))
+                    }))
+                }
             }
-            Err(e) if e.kind == PortErrorKind::NotFound => {
-                problems.push(format!(
-                    "replication.sourceServerId: no MGN source server {id}"
-                ));
-                Ok(())
-            }
-            Err(e) => Err(StepError::from_port(e, |e| {
-                StepError::invalid(format!("replication.sourceServerId: {e}"))
-            })),
         }
+        Ok(())
     }
 
+    /// Nothing starts: MGN replicates continuously. Every server must still be ready, or none
+    /// of the run goes on.
     async fn start(&self, deps: &Deps) -> Result<StartReplicationOutput, StepError> {
-        let id = self.server_id;
-        let server = deps.replication.mgn_server(id).await.map_err(repl_err)?;
-        if server.lifecycle != "READY_FOR_CUTOVER" {
+        let mut statuses = Vec::new();
+        let mut not_ready = Vec::new();
+        for (_, id) in self.servers() {
+            let server = deps.replication.mgn_server(id).await.map_err(repl_err)?;
+            if server.lifecycle != "READY_FOR_CUTOVER" {
+                not_ready.push(format!("MGN server {id} is '{}'", server.lifecycle));
+            }
+            statuses.push(format!(
+                "{}{} (replication {})",
+                self.of(id),
+                server.lifecycle,
+                server.replication_state
+            ));
+        }
+        if !not_ready.is_empty() {
             return Err(StepError::ReplicationFailed(format!(
-                "MGN server {id} is '{}', not READY_FOR_CUTOVER",
-                server.lifecycle
+                "{}, not READY_FOR_CUTOVER",
+                not_ready.join("; ")
             )));
         }
         Ok(StartReplicationOutput {
             action: "none".into(),
-            status: format!(
-                "{} (replication {})",
-                server.lifecycle, server.replication_state
-            ),
+            status: statuses.join("; "),
             job_id: None,
             launched_at: None,
         })
     }
 
+    /// The lag of the application is its slowest server's; one server not yet continuous holds
+    /// the gate for all.
     async fn sample_lag(&self, _plan: &Plan, deps: &Deps) -> Result<LagReading, StepError> {
-        let id = self.server_id;
         let mut out = LagReading::default();
-        let s = deps.replication.mgn_server(id).await.map_err(repl_err)?;
-        if ["DISCONNECTED", "STOPPED"].contains(&s.replication_state.as_str()) {
-            return Err(StepError::ReplicationFailed(format!(
-                "MGN replication of {id} is {}",
-                s.replication_state
-            )));
+        let mut worst: Option<(f64, &str)> = None;
+        let mut unknown = false;
+        for (_, id) in self.servers() {
+            let s = deps.replication.mgn_server(id).await.map_err(repl_err)?;
+            let of = self.of(id);
+            if ["DISCONNECTED", "STOPPED"].contains(&s.replication_state.as_str()) {
+                return Err(StepError::ReplicationFailed(format!(
+                    "MGN replication of {id} is {}",
+                    s.replication_state
+                )));
+            }
+            match s.replication_state.as_str() {
+                "CONTINUOUS" => {}
+                "STALLED" | "PAUSED" => out.unhealthy.push(format!(
+                    "{of}MGN replication is '{}', not CONTINUOUS",
+                    s.replication_state
+                )),
+                other => out
+                    .pending
+                    .push(format!("{of}MGN replication is '{other}', not CONTINUOUS")),
+            }
+            match s.lag_duration.as_deref().and_then(iso8601_seconds) {
+                Some(l) if worst.is_none_or(|(w, _)| l > w) => worst = Some((l, id)),
+                Some(_) => {}
+                None => {
+                    unknown = true;
+                    out.pending
+                        .push(format!("{of}MGN lagDuration is {:?}", s.lag_duration));
+                }
+            }
         }
-        match s.replication_state.as_str() {
-            "CONTINUOUS" => {}
-            "STALLED" | "PAUSED" => out.unhealthy.push(format!(
-                "MGN replication is '{}', not CONTINUOUS",
-                s.replication_state
-            )),
-            other => out
-                .pending
-                .push(format!("MGN replication is '{other}', not CONTINUOUS")),
-        }
-        out.lag = s.lag_duration.as_deref().and_then(iso8601_seconds);
-        if out.lag.is_none() {
-            out.pending
-                .push(format!("MGN lagDuration is {:?}", s.lag_duration));
+        // A server whose lag is unknown is no evidence of a small lag: no reading at all then.
+        if !unknown {
+            out.lag = worst.map(|(l, _)| l);
+            out.lag_of = worst
+                .filter(|_| self.plan.source_server_ids.is_some())
+                .map(|(_, id)| id.to_string());
         }
         Ok(out)
     }
 
+    /// FinalizeCutover for each server not finalized yet (the API takes one server a call), so
+    /// a redelivery finalizes only what is left.
     async fn finalize(&self, deps: &Deps) -> Result<&'static str, StepError> {
-        let id = self.server_id;
-        let s = deps.replication.mgn_server(id).await.map_err(repl_err)?;
-        if s.lifecycle != "CUTOVER" {
-            deps.replication
-                .finalize_mgn_cutover(id)
-                .await
-                .map_err(repl_err)?;
+        for (_, id) in self.servers() {
+            let s = deps.replication.mgn_server(id).await.map_err(repl_err)?;
+            if s.lifecycle != "CUTOVER" {
+                deps.replication
+                    .finalize_mgn_cutover(id)
+                    .await
+                    .map_err(repl_err)?;
+            }
         }
         Ok("finalize-mgn-cutover")
     }
@@ -146,28 +200,50 @@ pub(super) async fn launch_cutover_instance(
     if let Some(reason) = &run.abort_requested {
         return Err(StepError::Aborted(format!("abort requested: {reason}")));
     }
-    let id = r.source_server_id.as_deref().unwrap_or_default();
-    let server = deps.replication.mgn_server(id).await.map_err(repl_err)?;
-    let job_id = match server.lifecycle.as_str() {
-        "READY_FOR_CUTOVER" => deps
-            .replication
-            .start_mgn_cutover(id)
+    let ids: Vec<String> = r.mgn_servers().into_iter().map(str::to_string).collect();
+    let mut ready = Vec::new();
+    let mut ours = Vec::new();
+    let mut other = Vec::new();
+    for id in &ids {
+        let server = deps.replication.mgn_server(id).await.map_err(repl_err)?;
+        match server.lifecycle.as_str() {
+            "READY_FOR_CUTOVER" => ready.push(id.clone()),
+            // Pre-flight refused a server already CUTTING_OVER and this run holds each server's
+            // lock, so this is our own launch, redelivered before its result was stored.
+            "CUTTING_OVER" => {
+                ours.push((id.clone(), server.launched_instance.and_then(|l| l.job_id)))
+            }
+            state => other.push(format!("MGN server {id} is '{state}'")),
+        }
+    }
+    if !other.is_empty() {
+        return Err(StepError::ReplicationFailed(format!(
+            "{}, not READY_FOR_CUTOVER",
+            other.join("; ")
+        )));
+    }
+    let job_id = if ours.is_empty() {
+        // One LAUNCH job for every server (StartCutover takes up to 200), so they launch from
+        // the same moment's data.
+        deps.replication
+            .start_mgn_cutover(&ids)
             .await
-            .map_err(repl_err)?,
-        // Pre-flight refused a server already CUTTING_OVER and this run holds the application's
-        // lock, so this is our own launch, redelivered before its result was stored.
-        "CUTTING_OVER" => server
-            .launched_instance
-            .and_then(|l| l.job_id)
-            .ok_or_else(|| {
-                StepError::ReplicationFailed(format!(
-                    "MGN server {id} is CUTTING_OVER but reports no launch job"
-                ))
-            })?,
-        other => {
-            return Err(StepError::ReplicationFailed(format!(
-                "MGN server {id} is '{other}', not READY_FOR_CUTOVER"
-            )))
+            .map_err(repl_err)?
+    } else {
+        let jobs: std::collections::BTreeSet<_> = ours.iter().map(|(_, j)| j.clone()).collect();
+        match (ready.is_empty(), jobs.len(), jobs.into_iter().next().flatten()) {
+            (true, 1, Some(job)) => job,
+            _ => {
+                return Err(StepError::ReplicationFailed(format!(
+                    "the servers were not launched together: {} CUTTING_OVER ({}), {} READY_FOR_CUTOVER; revert the launched ones to READY_FOR_CUTOVER and start the cutover again",
+                    ours.iter().map(|(i, _)| i.as_str()).collect::<Vec<_>>().join(", "),
+                    ours.iter()
+                        .map(|(_, j)| j.as_deref().unwrap_or("no job"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if ready.is_empty() { "none".to_string() } else { ready.join(", ") }
+                )))
+            }
         }
     };
     let now = deps.clock.now();
@@ -189,7 +265,8 @@ pub(super) async fn launch_cutover_instance(
         now,
     );
     ev.message = format!(
-        "StartCutover for {id}: launch job {}",
+        "StartCutover for {}: launch job {}",
+        ids.join(", "),
         out.job_id.as_deref().unwrap_or("?")
     );
     audit(deps, ev).await?;

@@ -38,9 +38,7 @@ pub(crate) fn strategy(plan: &Plan) -> Box<dyn Strategy + '_> {
         ReplicationKind::Dms => Box::new(dms::Dms {
             task_arn: r.task_arn.as_deref().unwrap_or_default(),
         }),
-        ReplicationKind::Mgn => Box::new(mgn::Mgn {
-            server_id: r.source_server_id.as_deref().unwrap_or_default(),
-        }),
+        ReplicationKind::Mgn => Box::new(mgn::Mgn { plan: r }),
     }
 }
 
@@ -133,6 +131,8 @@ pub struct CheckLagInput {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LagReading {
     pub lag: Option<f64>,
+    /// Which of several sources the lag is (the slowest), for messages.
+    pub lag_of: Option<String>,
     /// Something is wrong (a table in error, failing validation, the task not running): the gate
     /// stays shut, and a bake counts the round as failed.
     pub unhealthy: Vec<String>,
@@ -177,7 +177,12 @@ pub async fn check_replication_lag(
     let max = plan.replication.max_lag_seconds;
     if let Some(l) = lag {
         if l > max {
-            reasons.push(format!("lag {l:.1}s is above {max}s"));
+            let of = reading
+                .lag_of
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            reasons.push(format!("lag {l:.1}s{of} is above {max}s"));
         }
     }
     let good = reasons.is_empty();
