@@ -59,6 +59,10 @@ impl HealthProbe for HttpProbe {
             }
         }
         let mut request = self.client.get(&check.url);
+        if let Some(t) = check.timeout_seconds {
+            // The plan's wait for the whole request replaces the client's (HTTP_TIMEOUT_SECONDS).
+            request = request.timeout(Duration::from_secs(t));
+        }
         for (name, value) in headers {
             // Marked sensitive: never shown by the client's Debug output.
             let Ok(mut v) = reqwest::header::HeaderValue::from_str(value.expose()) else {
@@ -147,5 +151,41 @@ mod tests {
         assert!(!r.ok && r.detail.starts_with("refused:"), "{}", r.detail);
         assert!(!accepted.is_finished(), "no connection was made");
         accepted.abort();
+    }
+
+    /// The plan's timeoutSeconds bounds the whole answer: a server that accepts and then takes
+    /// longer fails the probe as timed out, though the client's own timeout is longer.
+    #[tokio::test]
+    async fn a_slower_answer_than_the_plan_allows_times_out() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf).await;
+                    // 1.5 s before answering.
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                });
+            }
+        });
+        let probe = HttpProbe::allowing_local_targets(Duration::from_secs(10)).unwrap();
+        let url = format!("http://127.0.0.1:{port}/health");
+        let mut quick = check(&url);
+        quick.timeout_seconds = Some(1);
+        let r = probe.probe(&quick, &vec![]).await;
+        assert!(!r.ok && r.detail.starts_with("timed out"), "{}", r.detail);
+        let mut patient = check(&url);
+        patient.timeout_seconds = Some(3);
+        let r = probe.probe(&patient, &vec![]).await;
+        assert!(r.ok, "{}", r.detail);
+        server.abort();
     }
 }

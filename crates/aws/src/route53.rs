@@ -141,6 +141,20 @@ fn to_record(r: &ResourceRecordSet) -> Option<RecordSet> {
             evaluate_target_health: a.evaluate_target_health(),
         }),
         health_check_id: r.health_check_id().map(str::to_string),
+        failover: r.failover().map(|f| f.as_str().to_string()),
+        region: r.region().map(|x| x.as_str().to_string()),
+        geo_location: r.geo_location().map(|g| cutover_core::model::GeoLocation {
+            continent_code: g.continent_code().map(str::to_string),
+            country_code: g.country_code().map(str::to_string),
+            subdivision_code: g.subdivision_code().map(str::to_string),
+        }),
+        multi_value_answer: r.multi_value_answer(),
+        cidr_routing_config: r.cidr_routing_config().map(|c| {
+            cutover_core::model::CidrRoutingConfig {
+                collection_id: c.collection_id().to_string(),
+                location_name: c.location_name().to_string(),
+            }
+        }),
     })
 }
 
@@ -153,6 +167,35 @@ fn to_sdk_record(r: &RecordSet) -> Result<ResourceRecordSet, PortError> {
         .set_health_check_id(r.health_check_id.clone());
     if let (Some(id), Some(w)) = (&r.set_identifier, r.weight) {
         b = b.set_identifier(id).weight(i64::from(w));
+    }
+    // A record of another routing policy is written back exactly as it was read (the cutover
+    // refuses such record sets at pre-flight, so only a restore of one could write it).
+    if r.other_routing_policy().is_some() {
+        use aws_sdk_route53::types::{
+            CidrRoutingConfig as SdkCidr, GeoLocation as SdkGeo, ResourceRecordSetFailover,
+            ResourceRecordSetRegion,
+        };
+        b = b
+            .set_set_identifier(r.set_identifier.clone())
+            .set_failover(r.failover.as_deref().map(ResourceRecordSetFailover::from))
+            .set_region(r.region.as_deref().map(ResourceRecordSetRegion::from))
+            .set_multi_value_answer(r.multi_value_answer)
+            .set_geo_location(r.geo_location.as_ref().map(|g| {
+                SdkGeo::builder()
+                    .set_continent_code(g.continent_code.clone())
+                    .set_country_code(g.country_code.clone())
+                    .set_subdivision_code(g.subdivision_code.clone())
+                    .build()
+            }));
+        if let Some(c) = &r.cidr_routing_config {
+            b = b.cidr_routing_config(
+                SdkCidr::builder()
+                    .collection_id(&c.collection_id)
+                    .location_name(&c.location_name)
+                    .build()
+                    .map_err(|e| build_err(SERVICE, e))?,
+            );
+        }
     }
     match &r.alias_target {
         Some(a) => {

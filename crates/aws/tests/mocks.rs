@@ -422,6 +422,11 @@ fn upsert() -> Vec<Change> {
             values: vec!["g.example.com".into()],
             alias_target: None,
             health_check_id: None,
+            failover: None,
+            region: None,
+            geo_location: None,
+            multi_value_answer: None,
+            cidr_routing_config: None,
         },
     }]
 }

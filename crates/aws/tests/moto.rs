@@ -178,6 +178,11 @@ async fn dynamodb_run_record_has_optimistic_versions() {
         values: vec!["blue".into()],
         alias_target: None,
         health_check_id: None,
+        failover: None,
+        region: None,
+        geo_location: None,
+        multi_value_answer: None,
+        cidr_routing_config: None,
     }];
     s.save_run(&rec).await.unwrap();
     let e = s.save_run(&rec).await.unwrap_err();
@@ -325,6 +330,11 @@ fn rec(name: &str, id: Option<&str>, w: Option<u32>, ttl: u64, v: &str) -> Recor
         values: vec![v.into()],
         alias_target: None,
         health_check_id: None,
+        failover: None,
+        region: None,
+        geo_location: None,
+        multi_value_answer: None,
+        cidr_routing_config: None,
     }
 }
 
@@ -418,6 +428,11 @@ fn alias(name: &str, id: Option<&str>, w: Option<u32>, lb: &str, check: Option<&
             evaluate_target_health: true,
         }),
         health_check_id: check.map(str::to_string),
+        failover: None,
+        region: None,
+        geo_location: None,
+        multi_value_answer: None,
+        cidr_routing_config: None,
     }
 }
 
@@ -531,6 +546,71 @@ async fn route53_alias_targets_and_health_checks_round_trip() {
         read,
         "restored exactly"
     );
+}
+
+/// Records of other routing policies are read with their policy (so pre-flight can refuse them)
+/// and written back exactly: failover, latency and multivalue answer records round-trip.
+#[tokio::test]
+async fn route53_other_routing_policies_round_trip() {
+    let Some(sdk) = sdk().await else { return };
+    let (client, zone_id) = zone(&sdk).await;
+    let r = Route53Router::new(client, 50.0);
+    let mut primary = rec(
+        "db.example.com.",
+        Some("primary"),
+        None,
+        60,
+        "db-1.example.com",
+    );
+    primary.failover = Some("PRIMARY".into());
+    let mut secondary = rec(
+        "db.example.com.",
+        Some("secondary"),
+        None,
+        60,
+        "db-2.example.com",
+    );
+    secondary.failover = Some("SECONDARY".into());
+    let mut near = rec(
+        "api.example.com.",
+        Some("use1"),
+        None,
+        60,
+        "api-use1.example.com",
+    );
+    near.region = Some("us-east-1".into());
+    let mut multi = RecordSet::new("www.example.com.", RecordType::A);
+    multi.set_identifier = Some("one".into());
+    multi.multi_value_answer = Some(true);
+    multi.ttl = Some(60);
+    multi.values = vec!["192.0.2.1".into(), "192.0.2.2".into()];
+    let seed = [primary, secondary, near, multi];
+    let create: Vec<Change> = seed
+        .iter()
+        .map(|x| Change {
+            action: ChangeAction::Create,
+            record: x.clone(),
+        })
+        .collect();
+    r.change(&zone_id, &create, "seed").await.unwrap();
+    let db = r
+        .records(&zone_id, "db.example.com", RecordType::CNAME)
+        .await
+        .unwrap();
+    assert_eq!(db, seed[..2].to_vec());
+    assert_eq!(db[0].other_routing_policy(), Some("failover"));
+    let api = r
+        .records(&zone_id, "api.example.com", RecordType::CNAME)
+        .await
+        .unwrap();
+    assert_eq!(api, vec![seed[2].clone()]);
+    assert_eq!(api[0].other_routing_policy(), Some("latency"));
+    let www = r
+        .records(&zone_id, "www.example.com", RecordType::A)
+        .await
+        .unwrap();
+    assert_eq!(www, vec![seed[3].clone()]);
+    assert_eq!(www[0].other_routing_policy(), Some("multivalue answer"));
 }
 
 #[tokio::test]

@@ -492,6 +492,11 @@ fn rollback_restores_the_exact_record(ep: &str) {
             values: vec!["blue-lb.example.com".into()],
             alias_target: None,
             health_check_id: None,
+            failover: None,
+            region: None,
+            geo_location: None,
+            multi_value_answer: None,
+            cidr_routing_config: None,
         }]
     );
 }

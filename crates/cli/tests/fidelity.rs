@@ -57,6 +57,11 @@ fn alias(id: Option<&str>, w: Option<u32>, lb: &str, check: Option<&str>) -> Rec
             evaluate_target_health: true,
         }),
         health_check_id: check.map(str::to_string),
+        failover: None,
+        region: None,
+        geo_location: None,
+        multi_value_answer: None,
+        cidr_routing_config: None,
     }
 }
 
@@ -71,6 +76,11 @@ fn simple_cname(value: &str) -> RecordSet {
         values: vec![value.into()],
         alias_target: None,
         health_check_id: None,
+        failover: None,
+        region: None,
+        geo_location: None,
+        multi_value_answer: None,
+        cidr_routing_config: None,
     }
 }
 
@@ -168,6 +178,95 @@ fn dms_lag_is_the_end_to_end_target_latency_never_the_sum() {
         .filter_map(|e| e.lag_seconds)
         .collect();
     assert!(lags.iter().all(|l| (*l - 25.0).abs() < 1e-9), "{lags:?}");
+}
+
+/// A capture stall: CDCLatencySource grows while CDCLatencyTarget reads 0 (nothing waits to commit
+/// on the target), as AWS's latency troubleshooting page describes. The lag is the larger of the
+/// two, so the gate never opens on a target latency of 0.
+#[test]
+fn a_capture_stall_holds_the_gate_though_target_latency_reads_zero() {
+    let world = DMS_WORLD.replace(
+        "      lag: [[0, 25]]\n      sourceLag: [[0, 20]]",
+        "      lag: [[0, 0]]\n      sourceLag: [[0, 600]]",
+    );
+    assert_ne!(world, DMS_WORLD);
+    let r = run_texts(DMS_PLAN, &world);
+    assert_ne!(r.report.outcome, "completed", "{:?}", events(&r));
+    let lags: Vec<f64> = r
+        .report
+        .timeline
+        .iter()
+        .filter(|e| e.event == "lag-sampled")
+        .filter_map(|e| e.lag_seconds)
+        .collect();
+    assert!(
+        !lags.is_empty() && lags.iter().all(|l| *l >= 599.0),
+        "{lags:?}"
+    );
+    assert!(
+        r.report.dns.iter().all(|d| d.set_identifier.is_none()),
+        "DNS untouched: {:?}",
+        r.report.dns
+    );
+}
+
+/// A probe waits `timeoutSeconds` (5 when absent) for the whole answer: an endpoint answering 200
+/// in 6 s fails pre-flight by default, and passes where the plan allows 8 s.
+#[test]
+fn a_probe_slower_than_its_timeout_fails_and_a_longer_timeout_passes() {
+    let world = format!(
+        "{DMS_WORLD}httpLatencyMs: {{\"https://green.example.com/health\": [[0, 6000]]}}\n"
+    );
+    let slow = run_texts(DMS_PLAN, &world);
+    assert_eq!(slow.report.outcome, "failed", "{:?}", events(&slow));
+    let why = format!("{:?}", slow.report.cause);
+    assert!(why.contains("timed out after 5s"), "{why}");
+    assert!(slow.report.dns.iter().all(|d| d.set_identifier.is_none()));
+    let patient_plan = DMS_PLAN.replace(
+        "http:   [{url: \"https://green.example.com/health\"}]",
+        "http:   [{url: \"https://green.example.com/health\", timeoutSeconds: 8}]",
+    );
+    assert_ne!(patient_plan, DMS_PLAN);
+    let patient = run_texts(&patient_plan, &world);
+    assert_eq!(
+        patient.report.outcome,
+        "completed",
+        "{:?}",
+        events(&patient)
+    );
+}
+
+#[test]
+fn probe_timeouts_are_bounded_one_by_one_and_per_round() {
+    let refused = |http: &str| {
+        let plan = DMS_PLAN.replace(
+            "http:   [{url: \"https://green.example.com/health\"}]",
+            &format!("http:   {http}"),
+        );
+        match Plan::parse(&plan, false) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    };
+    let one =
+        |t: u64| format!("{{url: \"https://green.example.com/health\", timeoutSeconds: {t}}}");
+    assert_eq!(refused(&format!("[{}]", one(20))), "");
+    let e = refused(&format!("[{}]", one(21)));
+    assert!(
+        e.contains("health.http[0].timeoutSeconds") && e.contains("outside 1..=20"),
+        "{e}"
+    );
+    let e = refused(&format!("[{}]", one(0)));
+    assert!(e.contains("health.http[0].timeoutSeconds"), "{e}");
+    // Five probes at the default 5 s wait 25 s together: over the round's 24 s.
+    let five = ["{url: \"https://green.example.com/health\"}"; 5].join(", ");
+    let e = refused(&format!("[{five}]"));
+    assert!(
+        e.contains("health.http: the probes of one round may wait 25s together"),
+        "{e}"
+    );
+    let four = ["{url: \"https://green.example.com/health\"}"; 4].join(", ");
+    assert_eq!(refused(&format!("[{four}]")), "");
 }
 
 #[test]

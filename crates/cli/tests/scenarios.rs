@@ -38,6 +38,11 @@ fn weighted(name: &str, ty: RecordType, id: &str, w: u32, value: &str) -> Record
         values: vec![value.into()],
         alias_target: None,
         health_check_id: None,
+        failover: None,
+        region: None,
+        geo_location: None,
+        multi_value_answer: None,
+        cidr_routing_config: None,
     }
 }
 
@@ -51,6 +56,11 @@ fn original_orders_record() -> Vec<RecordSet> {
         values: vec!["blue-lb.example.com".into()],
         alias_target: None,
         health_check_id: None,
+        failover: None,
+        region: None,
+        geo_location: None,
+        multi_value_answer: None,
+        cidr_routing_config: None,
     }]
 }
 

@@ -66,19 +66,89 @@ pub struct RecordSet {
     pub alias_target: Option<AliasTarget>,
     #[serde(default)]
     pub health_check_id: Option<String>,
+    /// The routing policies besides simple and weighted, read so that a record set using one is
+    /// refused before anything changes (ResourceRecordSet's Failover, Region, GeoLocation,
+    /// MultiValueAnswer and CidrRoutingConfig).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo_location: Option<GeoLocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_value_answer: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr_routing_config: Option<CidrRoutingConfig>,
+}
+
+/// ResourceRecordSet.GeoLocation (https://docs.aws.amazon.com/Route53/latest/APIReference/API_GeoLocation.html).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GeoLocation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continent_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdivision_code: Option<String>,
+}
+
+/// ResourceRecordSet.CidrRoutingConfig (IP-based routing,
+/// https://docs.aws.amazon.com/Route53/latest/APIReference/API_CidrRoutingConfig.html).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CidrRoutingConfig {
+    pub collection_id: String,
+    pub location_name: String,
 }
 
 impl RecordSet {
+    /// A record of the plan's shape: simple, or weighted when it has a set identifier and weight.
+    pub fn new(name: &str, record_type: RecordType) -> Self {
+        RecordSet {
+            name: name.to_string(),
+            record_type,
+            set_identifier: None,
+            weight: None,
+            ttl: None,
+            values: vec![],
+            alias_target: None,
+            health_check_id: None,
+            failover: None,
+            region: None,
+            geo_location: None,
+            multi_value_answer: None,
+            cidr_routing_config: None,
+        }
+    }
+
+    /// The routing policy other than simple or weighted this record uses, as Route 53's console
+    /// names it; None for simple and weighted records.
+    pub fn other_routing_policy(&self) -> Option<&'static str> {
+        if self.failover.is_some() {
+            Some("failover")
+        } else if self.region.is_some() {
+            Some("latency")
+        } else if self.geo_location.is_some() {
+            Some("geolocation")
+        } else if self.multi_value_answer.is_some() {
+            Some("multivalue answer")
+        } else if self.cidr_routing_config.is_some() {
+            Some("IP-based")
+        } else {
+            None
+        }
+    }
+
     pub fn is_weighted(&self) -> bool {
         self.set_identifier.is_some()
     }
 
-    /// Whether this record routes to `to` (the same single value, or the same alias target).
+    /// Whether this record routes to `to` (the same values, or the same alias target). Route 53
+    /// keeps a record's values as a set: their order does not matter, nor a name's case.
     pub fn routes_to(&self, to: &Routing) -> bool {
         match (to, &self.alias_target) {
-            (Routing::Value(v), None) => {
-                self.values.len() == 1 && normalize_name(&self.values[0]) == normalize_name(v)
-            }
+            (Routing::Value(v), None) => same_values(&self.values, v),
             (Routing::Alias(a), Some(mine)) => self.values.is_empty() && mine.same_as(a),
             _ => false,
         }
@@ -93,11 +163,22 @@ impl RecordSet {
     }
 }
 
-/// Where one side of the cutover points: a literal value or an alias target.
+/// Where one side of the cutover points: literal values (one or several) or an alias target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Routing {
-    Value(String),
+    Value(Vec<String>),
     Alias(AliasTarget),
+}
+
+/// Whether two lists of record values hold the same values, as Route 53 compares them: in any
+/// order, names without case or trailing dot.
+pub fn same_values(a: &[String], b: &[String]) -> bool {
+    let set = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|x| normalize_name(x)).collect();
+        v.sort();
+        v
+    };
+    a.len() == b.len() && set(a) == set(b)
 }
 
 /// Lower-case, no trailing dot: how names compare.

@@ -201,6 +201,9 @@ fn default_launch_deadline() -> u64 {
     1800
 }
 
+/// The most values one side's record may hold (see `dns.<side>.values`).
+pub const MAX_RECORD_VALUES: usize = 100;
+
 /// The most servers one StartCutover launches (its `sourceServerIDs`: 1 to 200 items).
 pub const MAX_MGN_SERVERS: usize = 200;
 
@@ -278,6 +281,10 @@ pub struct Target {
     pub set_identifier: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// Several values in one record (A or AAAA: a record answering with several addresses),
+    /// kept exactly as a set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<AliasTarget>,
     /// The Route 53 health check the weighted record carries. Blue keeps the one its record
@@ -289,15 +296,27 @@ pub struct Target {
 impl Target {
     /// Where this side points. Only meaningful on a validated plan (exactly one is set).
     pub fn routing(&self) -> Routing {
-        match (&self.alias, &self.value) {
-            (Some(a), _) => Routing::Alias(a.clone()),
-            (None, v) => Routing::Value(v.clone().unwrap_or_default()),
+        match (&self.alias, &self.values, &self.value) {
+            (Some(a), _, _) => Routing::Alias(a.clone()),
+            (None, Some(vs), _) => Routing::Value(vs.clone()),
+            (None, None, v) => Routing::Value(v.iter().cloned().collect()),
+        }
+    }
+
+    /// The plan field that says where this side points, for messages.
+    pub fn routing_field(&self) -> &'static str {
+        if self.alias.is_some() {
+            "alias"
+        } else if self.values.is_some() {
+            "values"
+        } else {
+            "value"
         }
     }
 
     pub fn describe(&self) -> String {
         match self.routing() {
-            Routing::Value(v) => v,
+            Routing::Value(v) => v.join(","),
             Routing::Alias(a) => format!("ALIAS {}", a.dns_name),
         }
     }
@@ -378,6 +397,27 @@ pub struct HttpCheck {
     /// at probe time (`crate::secret`); never inline.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub headers: crate::secret::Headers,
+    /// The longest the probe waits for the whole answer (connect included), 1 to 20 s; absent,
+    /// the function's HTTP_TIMEOUT_SECONDS (5 by default). A slower answer fails the round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// A probe's wait when the plan names none: HTTP_TIMEOUT_SECONDS' default (docs/deploy.md).
+pub const DEFAULT_PROBE_TIMEOUT_SECONDS: u64 = 5;
+/// The most one probe may wait.
+pub const MAX_PROBE_TIMEOUT_SECONDS: u64 = 20;
+/// Probes of a round run one after another inside a health function that times out at 30 s
+/// (template.yaml's Globals); their waits together stay under this, leaving room for the alarms
+/// and the run table.
+pub const MAX_PROBE_SECONDS_PER_ROUND: u64 = 24;
+
+impl HttpCheck {
+    /// How long this probe may wait, in seconds.
+    pub fn timeout(&self) -> u64 {
+        self.timeout_seconds
+            .unwrap_or(DEFAULT_PROBE_TIMEOUT_SECONDS)
+    }
 }
 
 fn default_status() -> u16 {
@@ -889,29 +929,60 @@ impl Plan {
                     "must be 1-128 characters".into(),
                 );
             }
-            match (&t.value, &t.alias) {
-                (Some(_), Some(_)) => bad(
+            let valid = |v: &str| match d.record_type {
+                RecordType::CNAME => is_hostname(v),
+                RecordType::A => v.parse::<std::net::Ipv4Addr>().is_ok(),
+                RecordType::AAAA => v.parse::<std::net::Ipv6Addr>().is_ok(),
+            };
+            let named = [t.value.is_some(), t.values.is_some(), t.alias.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
+            match (&t.value, &t.values, &t.alias) {
+                _ if named > 1 => bad(
                     &format!("dns.{side}"),
-                    "takes either value or alias, not both".into(),
+                    "takes one of value, values or alias".into(),
                 ),
-                (None, None) => bad(
+                (None, None, None) => bad(
                     &format!("dns.{side}"),
-                    "needs value (a literal record value) or alias {hostedZoneId, dnsName, evaluateTargetHealth}".into(),
+                    "needs value (a literal record value), values (several) or alias {hostedZoneId, dnsName, evaluateTargetHealth}".into(),
                 ),
-                (Some(v), None) => {
-                    let ok = match d.record_type {
-                        RecordType::CNAME => is_hostname(v),
-                        RecordType::A => v.parse::<std::net::Ipv4Addr>().is_ok(),
-                        RecordType::AAAA => v.parse::<std::net::Ipv6Addr>().is_ok(),
-                    };
-                    if !ok {
+                (Some(v), _, _) => {
+                    if !valid(v) {
                         bad(
                             &format!("dns.{side}.value"),
                             format!("'{v}' is not a valid {} value", d.record_type),
                         );
                     }
                 }
-                (None, Some(a)) => {
+                (None, Some(vs), _) => {
+                    let field = format!("dns.{side}.values");
+                    if d.record_type == RecordType::CNAME && vs.len() != 1 {
+                        // A CNAME is the only record at its name (RFC 1034 section 3.6.2): one
+                        // value; Route 53 refuses more.
+                        bad(&field, "a CNAME record holds exactly one value; use value".into());
+                    } else if vs.is_empty() || vs.len() > MAX_RECORD_VALUES {
+                        // Each shift deletes and creates both sides in one request, which holds
+                        // at most 1,000 ResourceRecord elements (ChangeResourceRecordSets:
+                        // https://docs.aws.amazon.com/Route53/latest/APIReference/API_ChangeResourceRecordSets.html).
+                        bad(
+                            &field,
+                            format!("holds {} values; 1 to {MAX_RECORD_VALUES}", vs.len()),
+                        );
+                    }
+                    let mut seen = std::collections::HashSet::new();
+                    for (k, v) in vs.iter().enumerate() {
+                        if !valid(v) {
+                            bad(
+                                &format!("{field}[{k}]"),
+                                format!("'{v}' is not a valid {} value", d.record_type),
+                            );
+                        } else if !seen.insert(crate::model::normalize_name(v)) {
+                            bad(&format!("{field}[{k}]"), format!("'{v}' is listed twice"));
+                        }
+                    }
+                }
+                (None, None, Some(a)) => {
                     if !shape::hosted_zone_id(&a.hosted_zone_id) {
                         bad(
                             &format!("dns.{side}.alias.hostedZoneId"),
@@ -962,19 +1033,15 @@ impl Plan {
             );
         }
         let same_target = match (d.blue.routing(), d.green.routing()) {
-            (Routing::Value(b), Routing::Value(g)) => {
-                crate::model::normalize_name(&b) == crate::model::normalize_name(&g)
-            }
+            (Routing::Value(b), Routing::Value(g)) => crate::model::same_values(&b, &g),
             (Routing::Alias(b), Routing::Alias(g)) => b.same_as(&g),
             _ => false,
         };
-        if same_target && d.green.value.is_some() != d.green.alias.is_some() {
-            let (field, other) = if d.green.value.is_some() {
-                ("dns.green.value", "dns.blue.value")
-            } else {
-                ("dns.green.alias", "dns.blue.alias")
-            };
-            bad(field, format!("must differ from {other}"));
+        if same_target {
+            bad(
+                &format!("dns.green.{}", d.green.routing_field()),
+                format!("must differ from dns.blue.{}", d.blue.routing_field()),
+            );
         }
 
         let steps = &self.traffic.steps;
@@ -1106,6 +1173,23 @@ impl Plan {
                     format!("{} is not an HTTP status", c.expect_status),
                 );
             }
+            if let Some(t) = c.timeout_seconds {
+                if !(1..=MAX_PROBE_TIMEOUT_SECONDS).contains(&t) {
+                    bad(
+                        &format!("health.http[{i}].timeoutSeconds"),
+                        format!("{t} is outside 1..={MAX_PROBE_TIMEOUT_SECONDS}"),
+                    );
+                }
+            }
+        }
+        let waits: u64 = h.http.iter().map(HttpCheck::timeout).sum();
+        if waits > MAX_PROBE_SECONDS_PER_ROUND {
+            bad(
+                "health.http",
+                format!(
+                    "the probes of one round may wait {waits}s together (timeoutSeconds, {DEFAULT_PROBE_TIMEOUT_SECONDS}s where absent); they run one after another in a health function that times out at 30s, so at most {MAX_PROBE_SECONDS_PER_ROUND}s: lower timeoutSeconds or probe fewer URLs"
+                ),
+            );
         }
         for (i, a) in h.alarms.iter().enumerate() {
             if a.trim().is_empty() || a.len() > 255 {

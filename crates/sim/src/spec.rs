@@ -20,6 +20,11 @@ pub struct WorldSpec {
     /// URL -> [[from second, status]]; a status holds until the next entry.
     #[serde(default)]
     pub http: BTreeMap<String, Vec<(f64, u16)>>,
+    /// URL -> [[from second, milliseconds]]: how long the endpoint takes to answer from then on
+    /// (a step, like `http`); absent, it answers at once. Slower than the probe's
+    /// timeoutSeconds, and the probe times out.
+    #[serde(default)]
+    pub http_latency_ms: BTreeMap<String, Vec<(f64, f64)>>,
     /// Alarm name -> [[from second, OK | ALARM | INSUFFICIENT_DATA]].
     #[serde(default)]
     pub alarms: BTreeMap<String, Vec<(f64, String)>>,
@@ -558,11 +563,33 @@ impl WorldSpec {
                         "a value record needs a ttl".into(),
                     );
                 }
-                if r.weight.is_some() != r.set_identifier.is_some() {
+                // A set identifier goes with exactly one routing policy besides simple
+                // (ResourceRecordSet: SetIdentifier is required for weighted, latency,
+                // geolocation, failover, multivalue answer and IP-based records).
+                let policies = [
+                    r.weight.is_some(),
+                    r.failover.is_some(),
+                    r.region.is_some(),
+                    r.geo_location.is_some(),
+                    r.multi_value_answer.is_some(),
+                    r.cidr_routing_config.is_some(),
+                ]
+                .iter()
+                .filter(|p| **p)
+                .count();
+                if r.set_identifier.is_some() != (policies == 1) || policies > 1 {
                     bad(
                         format!("route53.zones[{zi}].records[{ri}]"),
-                        "weight and setIdentifier go together".into(),
+                        "setIdentifier goes with exactly one of weight, failover, region, geoLocation, multiValueAnswer or cidrRoutingConfig".into(),
                     );
+                }
+                if let Some(f) = &r.failover {
+                    if f != "PRIMARY" && f != "SECONDARY" {
+                        bad(
+                            format!("route53.zones[{zi}].records[{ri}].failover"),
+                            format!("'{f}' is not PRIMARY or SECONDARY"),
+                        );
+                    }
                 }
                 if r.weight.is_some_and(|w| w > 255) {
                     bad(
@@ -610,18 +637,6 @@ impl WorldSpec {
                     false,
                     &mut bad,
                 );
-                let above = t
-                    .source_lag
-                    .iter()
-                    .chain(&t.lag)
-                    .map(|p| p.0)
-                    .find(|&x| interpolate(&t.source_lag, x) > interpolate(&t.lag, x) + 1e-9);
-                if let Some(x) = above {
-                    bad(
-                        format!("dms.tasks[{i}].sourceLag"),
-                        format!("is above lag at t={x}: CDCLatencyTarget includes the source's delay, so source latency is never larger"),
-                    );
-                }
             }
             for (ti, table) in t.tables.iter().enumerate() {
                 for (field, value, allowed) in [
@@ -692,6 +707,25 @@ impl WorldSpec {
                     bad(
                         format!("http.{url}"),
                         format!("status {s} at t={t} is not an HTTP status"),
+                    );
+                }
+            }
+        }
+        for (url, points) in &self.http_latency_ms {
+            if url::Url::parse(url).is_err() {
+                bad(format!("httpLatencyMs.{url}"), "is not a URL".into());
+            }
+            steps(
+                points.iter().map(|p| p.0),
+                &format!("httpLatencyMs.{url}"),
+                &mut bad,
+            );
+            for (t, ms) in points {
+                // An hour is far beyond any probe's wait; larger numbers only hide mistakes.
+                if !(ms.is_finite() && (0.0..=3_600_000.0).contains(ms)) {
+                    bad(
+                        format!("httpLatencyMs.{url}"),
+                        format!("{ms} ms at t={t} is outside 0..=3600000"),
                     );
                 }
             }

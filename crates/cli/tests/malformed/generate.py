@@ -256,7 +256,7 @@ world_mutations = [
     ("dms.tasks.0.lag", [[0, -5]], "dms.tasks[0].lag"),
     ("dms.tasks.0.lag", [[10, 5], [5, 1]], "dms.tasks[0].lag"),
     ("dms.tasks.0.lag", "fast", "dms.tasks[0].lag"),
-    ("dms.tasks.0.sourceLag", [[0, 5000]], "dms.tasks[0].sourceLag"),
+    ("dms.tasks.0.sourceLag", [[0, -5]], "dms.tasks[0].sourceLag"),
     ("dms.tasks.0.targetLag", [[0, 5]], "dms.tasks[0].targetLag"),
     ("dms.tasks.0.tables", [{"name": "t", "state": "Loading"}], "dms.tasks[0].tables[0].state"),
     ("dms.tasks.0.tables", [{"name": "t", "validationState": "fine"}], "dms.tasks[0].tables[0].validationState"),

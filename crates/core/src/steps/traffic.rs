@@ -71,7 +71,7 @@ fn side_record(
     health_check_id: Option<String>,
 ) -> RecordSet {
     let (ttl, values, alias_target) = match target.routing() {
-        Routing::Value(v) => (Some(plan.dns.ttl), vec![v], None),
+        Routing::Value(v) => (Some(plan.dns.ttl), v, None),
         Routing::Alias(a) => (None, vec![], Some(a)),
     };
     RecordSet {
@@ -83,6 +83,11 @@ fn side_record(
         values,
         alias_target,
         health_check_id,
+        failover: None,
+        region: None,
+        geo_location: None,
+        multi_value_answer: None,
+        cidr_routing_config: None,
     }
 }
 

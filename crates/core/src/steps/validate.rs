@@ -222,6 +222,18 @@ async fn preflight_dns(
             }))
         }
     };
+    // Only simple and weighted records can be shifted by weight. A record set of another routing
+    // policy (failover, latency, geolocation, multivalue answer, IP-based) is refused, naming it,
+    // before anything changes: rewriting it as weighted records would drop its policy.
+    if let Some(policy) = records.iter().find_map(RecordSet::other_routing_policy) {
+        problems.push(format!(
+            "dns.recordName: {} {} uses {policy} routing ({} record(s)); the cutover shifts simple or weighted records only, so DNS is left as it is. Move the name to a simple or weighted record first, or cut over a name of its own",
+            d.record_name,
+            d.record_type,
+            records.len()
+        ));
+        return Ok(records);
+    }
     let blue_to = d.blue.routing();
     let green_to = d.green.routing();
     match records.as_slice() {
@@ -231,11 +243,7 @@ async fn preflight_dns(
         )),
         [only] if !only.is_weighted() => {
             if !only.routes_to(&blue_to) {
-                let field = if d.blue.alias.is_some() {
-                    "dns.blue.alias"
-                } else {
-                    "dns.blue.value"
-                };
+                let field = format!("dns.blue.{}", d.blue.routing_field());
                 problems.push(format!(
                     "{field}: DNS serves {}, not the plan's blue {}",
                     only.describe(),

@@ -49,10 +49,14 @@ impl Metrics for World {
             }
             _ => None,
         };
+        // CDCLatencySource may exceed CDCLatencyTarget: target latency is measured from the first
+        // event waiting to commit on the target, so when capture stalls nothing waits and it can
+        // read 0 while source latency grows (AWS DMS user guide, "Troubleshooting latency issues",
+        // https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Troubleshooting_Latency.html).
         let source = if spec.source_lag.is_empty() {
             0.0
         } else {
-            interpolate(&spec.source_lag, since).min(target)
+            interpolate(&spec.source_lag, since)
         };
         let at =
             self.clock.epoch() + chrono::Duration::milliseconds((period_start * 1000.0) as i64);

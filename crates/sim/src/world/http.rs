@@ -32,6 +32,24 @@ impl HealthProbe for World {
                 detail: "connection refused (the MGN cutover instance is not launched or has not finished its first boot)".into(),
             };
         }
+        // An endpoint slower than the probe's wait: the probe gives up (reqwest's request
+        // timeout), whatever the status would have been.
+        let slow = self
+            .spec
+            .http_latency_ms
+            .get(&check.url)
+            .and_then(|c| step_value(c, t))
+            .filter(|ms| *ms > (check.timeout() * 1000) as f64);
+        if let Some(ms) = slow {
+            return ProbeResult {
+                ok: false,
+                status: None,
+                detail: format!(
+                    "timed out after {}s (the endpoint answers in {ms:.0} ms)",
+                    check.timeout()
+                ),
+            };
+        }
         if let Some(missing) = self.unauthorized(&check.url, headers) {
             return ProbeResult {
                 ok: false,

@@ -422,6 +422,11 @@ route53:
             values: vec![v.into()],
             alias_target: None,
             health_check_id: None,
+            failover: None,
+            region: None,
+            geo_location: None,
+            multi_value_answer: None,
+            cidr_routing_config: None,
         }
     }
 
