@@ -165,6 +165,11 @@ pub fn run_calendar_local(
             world.clone() as _,
             world.clone() as _,
         );
+        // The reports read run records and execution times, never a state's data.
+        let options = &RunOptions {
+            lean_history: true,
+            ..options.clone()
+        };
         let s = setup(world, world_spec, memory, &wiring, options);
         // Queued as an operator queues them: through the API's own route and checks.
         for (i, w) in waves.iter().enumerate() {
@@ -250,7 +255,10 @@ pub fn run_calendar_local(
             };
             out.push(firing);
         }
-        let mut calendar = s.deps.store.calendar().await.map_err(|e| e.to_string())?;
+        // Read past the world's injected faults: the report is not part of the run.
+        let mut calendar = cutover_core::ports::RunStore::calendar(s.memory.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
         calendar.sort_by_key(|e| (e.order, e.queued_at));
         // A firing whose wave failed to start still names the wave it took.
         for f in out.iter_mut().filter(|f| f.wave.is_none()) {
@@ -258,6 +266,30 @@ pub fn run_calendar_local(
                 .iter()
                 .find(|e| e.wave_run_id.as_deref() == Some(f.wave_run_id.as_str()))
                 .map(|e| e.wave.clone());
+        }
+        // A firing whose wave execution failed on its own (its applications ran on to their
+        // end) lists each application of the wave it took as its run record left it.
+        for f in out
+            .iter_mut()
+            .filter(|f| f.outcome == "failed" && f.applications.is_empty())
+        {
+            let Some(entry) = calendar
+                .iter()
+                .find(|e| e.wave_run_id.as_deref() == Some(f.wave_run_id.as_str()))
+            else {
+                continue;
+            };
+            let named: Vec<(String, String)> = entry
+                .applications
+                .iter()
+                .map(|a| {
+                    (
+                        a.application.clone(),
+                        cutover_core::waves::run_id_for(&f.wave_run_id, &a.application),
+                    )
+                })
+                .collect();
+            f.applications = crate::wave::apps_from_records(s.memory.as_ref(), &named, &secs).await;
         }
         let notices = s
             .world

@@ -96,6 +96,9 @@ pub struct RunOptions {
     pub raw_input: Option<Value>,
     /// How the run's Route 53 requests share the account's budget with other runs.
     pub route53: Coordination,
+    /// Executions keep their history without each event's data (inputs, outputs): a wave's
+    /// hundreds of executions then fit in a fraction of the memory. Reports never read it.
+    pub lean_history: bool,
 }
 
 /// Dispatches Lambda ARNs to the step functions, as the deployed functions would run them.
@@ -530,6 +533,7 @@ pub(crate) fn setup(
             seed: options.seed,
             account: ACCOUNT.into(),
             region: REGION.into(),
+            history_details: !options.lean_history,
             ..Default::default()
         },
     );

@@ -38,6 +38,11 @@ pub struct WaveRunReport {
     /// The applications' own executions: Step Functions and Lambda cost per cutover
     /// (`CostEstimate`, as in a run's report), retries while queueing for Route 53 included.
     pub cutovers: CutoverCosts,
+    /// The largest state output of the wave's and its applications' executions, in bytes of
+    /// JSON (Step Functions' limit is 262,144).
+    pub max_state_bytes: usize,
+    /// The longest history of any one of those executions, in events (the limit is 25,000).
+    pub max_history_events: usize,
     pub error: Option<String>,
 }
 
@@ -256,6 +261,62 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
     })
 }
 
+/// Each application (name, run id) as its run record left it: its outcome, `running`, or
+/// `not_started` without a record. For a wave execution that ended without its report; read
+/// from the store itself, past the world's injected faults (the report is not part of the run).
+pub(crate) async fn apps_from_records(
+    store: &dyn cutover_core::ports::RunStore,
+    apps: &[(String, String)],
+    secs: &dyn Fn(DateTime<Utc>) -> f64,
+) -> Vec<AppEntry> {
+    let mut out = Vec::new();
+    for (application, run_id) in apps {
+        let rec = store.load_run(run_id).await.ok().flatten();
+        let events = store.events(run_id).await.unwrap_or_default();
+        let ended = events
+            .iter()
+            .rev()
+            .find(|e| e.event == "run-closed")
+            .map(|e| secs(e.at));
+        out.push(AppEntry {
+            application: application.clone(),
+            outcome: rec
+                .as_ref()
+                .map(|r| r.outcome.clone().unwrap_or_else(|| "running".into()))
+                .unwrap_or_else(|| "not_started".into()),
+            run_id: run_id.clone(),
+            started_at: rec.as_ref().map(|r| secs(r.started_at)),
+            ended_at: ended,
+            error: rec.and_then(|r| r.error),
+        });
+    }
+    out
+}
+
+/// A wave read to be started whole, its plans in the execution input (`local wave`,
+/// `wave start`): refused, naming the cap, when that input exceeds what StartExecution accepts
+/// (262,144 bytes: Step Functions quotas, "Maximum input or output size for a task, state, or
+/// execution", https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html). A
+/// larger wave goes by reference: queued on the calendar, whose firing reads the plans from
+/// the run table.
+pub fn load_wave_whole(path: &Path) -> Result<WaveSpec, InputError> {
+    let spec = load_wave(path)?;
+    let bytes = serde_json::to_string(&serde_json::json!({ "wave": &spec }))
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX);
+    if bytes > cutover_engine::MAX_PAYLOAD_BYTES {
+        return Err(InputError {
+            file: path.display().to_string(),
+            problems: vec![format!(
+                "applications: the wave's {} applications with their plans make an execution input of {bytes} bytes; Step Functions accepts at most {} (256 KB). Queue it on the calendar (`cutover waves queue`, or `cutover local calendar` offline) so its firing reads the plans from the run table, or split it into smaller waves",
+                spec.applications.len(),
+                cutover_engine::MAX_PAYLOAD_BYTES
+            )],
+        });
+    }
+    Ok(spec)
+}
+
 pub struct WaveRun {
     pub report: WaveRunReport,
     pub execution: cutover_engine::Execution,
@@ -307,6 +368,9 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
                 .iter()
                 .map(|a| (a.run_id.clone(), a.application.clone()))
                 .collect(),
+            // The wave report reads the run records and each execution's times and counts,
+            // never a state's data: histories stay lean (docs/performance.md).
+            lean_history: true,
             ..options.clone()
         };
         let s = setup(world, world_spec, memory, &wiring, options);
@@ -366,27 +430,12 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
                 // Stopped mid-flight, or the wave execution failed on its own (its applications
                 // ran on to their end): each application as its run record left it, or never
                 // started.
-                let mut apps = Vec::new();
-                for a in &spec.applications {
-                    let rec = s.deps.store.load_run(&a.run_id).await.ok().flatten();
-                    let events = s.deps.store.events(&a.run_id).await.unwrap_or_default();
-                    let ended = events
-                        .iter()
-                        .rev()
-                        .find(|e| e.event == "run-closed")
-                        .map(|e| secs(e.at));
-                    apps.push(AppEntry {
-                        application: a.application.clone(),
-                        outcome: rec
-                            .as_ref()
-                            .map(|r| r.outcome.clone().unwrap_or_else(|| "running".into()))
-                            .unwrap_or_else(|| "not_started".into()),
-                        run_id: a.run_id.clone(),
-                        started_at: rec.as_ref().map(|r| secs(r.started_at)),
-                        ended_at: ended,
-                        error: rec.and_then(|r| r.error),
-                    });
-                }
+                let named: Vec<(String, String)> = spec
+                    .applications
+                    .iter()
+                    .map(|a| (a.application.clone(), a.run_id.clone()))
+                    .collect();
+                let apps = apps_from_records(s.memory.as_ref(), &named, &secs).await;
                 let outcome = if execution.status == cutover_engine::Status::Aborted {
                     STOPPED
                 } else {
@@ -409,6 +458,13 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             longest_start_delay_seconds: 0.0,
             route53: s.world.route53_use(),
             cutovers: CutoverCosts::of(&children),
+            max_state_bytes: s.engine.max_state_bytes(),
+            max_history_events: children
+                .iter()
+                .map(|c| c.history.len())
+                .chain([execution.history.len()])
+                .max()
+                .unwrap_or(0),
             error: execution.error.clone(),
         };
         let (critical, delay) = schedule_figures(spec, &report.applications);

@@ -252,3 +252,47 @@ async fn the_example_waves_are_queued_and_scheduled_through_the_api_whatever_the
         );
     }
 }
+
+/// The wave execution of a firing fails on its own (the run table's Query failing past its
+/// steps' retries): the firing still lists every application of the wave it took, as its run
+/// record ended, and the report is read past the world's faults.
+#[test]
+fn a_firing_whose_wave_execution_failed_lists_every_application() {
+    let waves = load_waves(&example("calendar/waves")).unwrap();
+    let text = std::fs::read_to_string(example("wave-12/world.yaml")).unwrap();
+    let text = format!(
+        "{text}\nfaults:\n  - {{operation: dynamodb.Query, error: InternalServerError, times: 300, afterSeconds: 2000}}\n"
+    );
+    let world = cutover_sim::WorldSpec::parse(&text, false).unwrap();
+    let r = run_calendar_local(&waves, &world, &saturdays(1), &quiet()).unwrap();
+    let f = &r.firings[0];
+    assert_eq!(
+        (f.wave.as_deref(), f.outcome.as_str()),
+        (Some("core"), "failed")
+    );
+    assert!(
+        f.error
+            .as_deref()
+            .is_some_and(|e| e.contains("injected fault")),
+        "{:?}",
+        f.error
+    );
+    let listed: BTreeSet<&str> = f
+        .applications
+        .iter()
+        .map(|a| a.application.as_str())
+        .collect();
+    let core: BTreeSet<&str> = waves[0]
+        .applications
+        .iter()
+        .map(|a| a.application.as_str())
+        .collect();
+    assert_eq!(listed, core);
+    for a in &f.applications {
+        assert_eq!(
+            a.run_id,
+            cutover_core::waves::run_id_for(&f.wave_run_id, &a.application)
+        );
+        assert_ne!(a.outcome, "not_started", "{a:?}");
+    }
+}

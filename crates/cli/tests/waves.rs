@@ -552,3 +552,96 @@ fn wave_chaos_seeds_that_broke_the_promises_keep_them() {
     let v = cutover_cli::chaos_wave::check(&cutover_cli::chaos_wave::generate(48)).unwrap();
     assert_eq!(v.outcome, "wave failed");
 }
+
+/// A wave given whole carries its plans in the execution input, which StartExecution caps at
+/// 262,144 bytes: a wave over it is refused when read to be started whole, naming the cap and
+/// the way by reference (the calendar); the same wave still reads for the calendar.
+#[test]
+fn a_wave_too_large_to_start_whole_is_refused_naming_the_cap() {
+    let dir = std::env::temp_dir().join(format!("cutover-large-{}", std::process::id()));
+    let catalog = std::fs::read_to_string(example().join("plans/catalog.yaml")).unwrap();
+    let mut list = String::new();
+    for i in 0..300 {
+        let name = format!("app-{i:03}");
+        let task = format!("APP{i:03}");
+        let plan = catalog
+            .replace("application: catalog", &format!("application: {name}"))
+            .replace("task:CATALOG", &format!("task:{task}"))
+            .replace("catalog.example.com", &format!("{name}.example.com"))
+            .replace("blue-catalog", &format!("blue-{name}"))
+            .replace("green-catalog", &format!("green-{name}"));
+        write(&dir, &format!("{name}.yaml"), &plan);
+        list.push_str(&format!("  - {{plan: {name}.yaml}}\n"));
+    }
+    let wave = write(
+        &dir,
+        "wave.yaml",
+        &format!("wave: large\nmaxConcurrency: 10\napplications:\n{list}"),
+    );
+    let e = cutover_cli::wave::load_wave_whole(&wave)
+        .expect_err("over 256 KB")
+        .to_string();
+    assert!(
+        e.contains("300 applications") && e.contains("at most 262144") && e.contains("waves queue"),
+        "{e}"
+    );
+    assert_eq!(
+        load_wave(&wave).unwrap().applications.len(),
+        300,
+        "the calendar reads it"
+    );
+    // The example of 200 applications fits.
+    let w200 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wave-200/wave.yaml");
+    assert!(cutover_cli::wave::load_wave_whole(&w200).is_ok());
+}
+
+/// Lean histories (a wave's executions keep no state data) change nothing a report says: one
+/// run reported both ways is the same report.
+#[test]
+fn lean_histories_leave_every_report_unchanged() {
+    let plan = cutover_cli::load_plan(&example().join("plans/catalog.yaml")).unwrap();
+    let world = load_world(&example().join("world.yaml")).unwrap();
+    let full = cutover_cli::run_local(&plan, &world, &RunOptions::default()).unwrap();
+    let lean = cutover_cli::run_local(
+        &plan,
+        &world,
+        &RunOptions {
+            lean_history: true,
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&full.report).unwrap(),
+        serde_json::to_value(&lean.report).unwrap()
+    );
+    assert!(full.execution.history.iter().any(|e| !e.details.is_null()));
+    assert!(lean.execution.history.iter().all(|e| e.details.is_null()));
+    assert_eq!(full.execution.history.len(), lean.execution.history.len());
+}
+
+#[test]
+fn the_wave_report_gives_its_largest_state_and_longest_history() {
+    let spec = load_wave(&example().join("wave.yaml")).unwrap();
+    let world = load_world(&example().join("world.yaml")).unwrap();
+    let run = run_wave_local(&spec, &world, &RunOptions::default());
+    let r = &run.report;
+    let input = serde_json::to_string(&serde_json::json!({ "wave": &spec }))
+        .unwrap()
+        .len();
+    // The first state's output holds the input with the plans: at least its size, under 256 KB.
+    assert!(
+        r.max_state_bytes >= input && r.max_state_bytes < 262_144,
+        "{} for an input of {input}",
+        r.max_state_bytes
+    );
+    let longest = run
+        .children
+        .iter()
+        .map(|c| c.history.len())
+        .chain([run.execution.history.len()])
+        .max()
+        .unwrap();
+    assert_eq!(r.max_history_events, longest);
+    assert!(longest > 100 && longest < 25_000, "{longest}");
+}

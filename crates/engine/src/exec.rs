@@ -62,6 +62,11 @@ pub struct Options {
     /// run on the real clock whose steps are real processes (`cutover rehearse`), where the
     /// paused clock cannot be used and the plans' waits are already at their minimum.
     pub wait_scale: f64,
+    /// Keep each history event's details (state inputs and outputs, task parameters). Off, the
+    /// history keeps every event's kind, state and time (enough to count transitions and
+    /// invocations and to place events in time) in a fraction of the memory: a wave of hundreds
+    /// of executions need not hold every state's data of every one.
+    pub history_details: bool,
 }
 
 impl Options {
@@ -83,6 +88,7 @@ impl Default for Options {
             account: "123456789012".into(),
             region: "us-east-1".into(),
             wait_scale: 1.0,
+            history_details: true,
         }
     }
 }
@@ -159,6 +165,8 @@ pub struct Engine {
     /// Told of every execution started without waiting that ended other than SUCCEEDED, as
     /// Step Functions' "Execution Status Change" event reaches an EventBridge rule.
     child_ended: Option<ChildListener>,
+    /// The largest state output (bytes of its JSON) any execution of this engine produced.
+    max_state_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// What hears of a started execution that ended FAILED, TIMED_OUT or ABORTED.
@@ -193,6 +201,7 @@ impl Engine {
             started_names: Mutex::new(HashSet::new()),
             child_stop: tokio::sync::watch::channel(None).0,
             child_ended: None,
+            max_state_bytes: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -200,6 +209,13 @@ impl Engine {
     /// SUCCEEDED, when it ends (the safety net's EventBridge rule, locally).
     pub fn on_child_ended(&mut self, listener: ChildListener) {
         self.child_ended = Some(listener);
+    }
+
+    /// The largest state output, in bytes of JSON, of any execution so far: how close a run
+    /// came to the 256 KB a state may carry (`MAX_PAYLOAD_BYTES`).
+    pub fn max_state_bytes(&self) -> usize {
+        self.max_state_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The ARN a machine registered under `name` gets.
@@ -394,7 +410,7 @@ impl<'e> Exec<'e> {
     fn event(&self, kind: &str, state: Option<&str>, details: Value) -> u64 {
         let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let id = h.len() as u64 + 1;
-        let ev = HistoryEvent {
+        let mut ev = HistoryEvent {
             id,
             kind: kind.to_string(),
             timestamp: (self.engine.clock)(),
@@ -403,6 +419,9 @@ impl<'e> Exec<'e> {
         };
         if let Some(obs) = &self.engine.observer {
             obs(&ev);
+        }
+        if !self.engine.options.history_details {
+            ev.details = Value::Null;
         }
         h.push(ev);
         id
@@ -484,8 +503,11 @@ impl<'e> Exec<'e> {
                     let out = match &step {
                         Step::Next(_, v) | Step::End(v) => v,
                     };
-                    if serde_json::to_string(out).map(|s| s.len()).unwrap_or(0) > MAX_PAYLOAD_BYTES
-                    {
+                    let bytes = serde_json::to_string(out).map(|s| s.len()).unwrap_or(0);
+                    self.engine
+                        .max_state_bytes
+                        .fetch_max(bytes, std::sync::atomic::Ordering::Relaxed);
+                    if bytes > MAX_PAYLOAD_BYTES {
                         return Err(Failure::new(
                             "States.DataLimitExceeded",
                             format!(

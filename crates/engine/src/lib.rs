@@ -11,6 +11,6 @@ pub mod tokens;
 pub use asl::{load, load_value, LoadError, StateMachine};
 pub use exec::{
     lambda_error, ChildListener, Clock, Engine, Execution, HistoryEvent, Observer, Options, Status,
-    TaskError, TaskHandler, MAX_HISTORY_EVENTS,
+    TaskError, TaskHandler, MAX_HISTORY_EVENTS, MAX_PAYLOAD_BYTES,
 };
 pub use tokens::{TokenBroker, TokenError};

@@ -310,7 +310,10 @@ pub fn run(command: LocalCommand) -> ExitCode {
             let Some(route53) = coordination(&route53) else {
                 return ExitCode::from(2);
             };
-            let (spec, world_v) = match (cutover_cli::wave::load_wave(&wave), load_world(&world)) {
+            let (spec, world_v) = match (
+                cutover_cli::wave::load_wave_whole(&wave),
+                load_world(&world),
+            ) {
                 (Ok(s), Ok(w)) => (s, w),
                 (s, w) => {
                     for e in [s.err(), w.err()].into_iter().flatten() {

@@ -58,7 +58,7 @@ pub fn wave_command(command: WaveCommand) -> ExitCode {
             json,
             stack,
         } => {
-            let spec = match cutover_cli::wave::load_wave(&wave) {
+            let spec = match cutover_cli::wave::load_wave_whole(&wave) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("error: {e}");
