@@ -1,4 +1,5 @@
-//! Approval notices on SNS. The notice type has no token field, so none can be published.
+//! Approval notices, pages and run notices on SNS, with message attributes a subscription's
+//! filter policy routes by. The notice types have no token field, so none can be published.
 
 use crate::errors::map_sdk_error;
 use async_trait::async_trait;
@@ -31,30 +32,76 @@ impl SnsNotifier {
     }
 }
 
+/// The message attributes every publish carries, so that a subscription's filter policy can
+/// route by them (SNS filter policies match message attributes or the payload, never the
+/// subject: https://docs.aws.amazon.com/sns/latest/dg/sns-message-filtering.html):
+/// `kind` (`page` | `approval` | `notice`), `event` (the notice's kind, or the gate), `application`,
+/// `runId`, and `outcome` on the notice that a run ended.
+pub fn message_attributes(
+    kind: &str,
+    event: &str,
+    application: &str,
+    run_id: &str,
+) -> Vec<(&'static str, String)> {
+    let mut attrs = vec![
+        ("kind", kind.to_string()),
+        ("event", event.to_string()),
+        ("application", application.to_string()),
+        ("runId", run_id.to_string()),
+    ];
+    // The notice a run's close sends is `run_<outcome>`.
+    const OUTCOMES: [&str; 6] = [
+        "completed",
+        "completed_with_errors",
+        "rolled_back",
+        "aborted",
+        "failed",
+        "rollback_failed",
+    ];
+    if let Some(outcome) = event.strip_prefix("run_").filter(|o| OUTCOMES.contains(o)) {
+        attrs.push(("outcome", outcome.to_string()));
+    }
+    attrs
+}
+
 impl SnsNotifier {
-    async fn publish(&self, subject: String, body: String) -> Result<(), PortError> {
+    async fn publish(
+        &self,
+        subject: String,
+        body: String,
+        attributes: Vec<(&'static str, String)>,
+    ) -> Result<(), PortError> {
         // SNS subjects: at most 100 printable ASCII characters.
         let subject: String = subject
             .chars()
             .filter(|c| c.is_ascii_graphic() || *c == ' ')
             .take(100)
             .collect();
-        self.client
+        let mut publish = self
+            .client
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(subject)
-            .message(body)
-            .send()
-            .await
-            .map_err(|e| {
-                map_sdk_error(
-                    "sns",
-                    e,
-                    &["InvalidParameter", "InvalidParameterValue"],
-                    &["NotFound"],
-                    &[],
-                )
-            })?;
+            .message(body);
+        for (name, value) in attributes.into_iter().filter(|(_, v)| !v.is_empty()) {
+            publish = publish.message_attributes(
+                name,
+                aws_sdk_sns::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(value)
+                    .build()
+                    .map_err(|e| crate::errors::build_err("sns", e))?,
+            );
+        }
+        publish.send().await.map_err(|e| {
+            map_sdk_error(
+                "sns",
+                e,
+                &["InvalidParameter", "InvalidParameterValue"],
+                &["NotFound"],
+                &[],
+            )
+        })?;
         Ok(())
     }
 }
@@ -80,6 +127,12 @@ impl Notifier for SnsNotifier {
                 notice.application, notice.gate
             ),
             body,
+            message_attributes(
+                "approval",
+                &notice.gate,
+                &notice.application,
+                &notice.run_id,
+            ),
         )
         .await
     }
@@ -96,7 +149,38 @@ impl Notifier for SnsNotifier {
                 notice.run_id
             ),
             body,
+            message_attributes(
+                if notice.is_page() { "page" } else { "notice" },
+                &notice.kind,
+                &notice.application,
+                &notice.run_id,
+            ),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::message_attributes;
+
+    #[test]
+    fn attributes_name_kind_event_application_run_and_outcome() {
+        let a = message_attributes("notice", "run_rolled_back", "orders", "orders-1");
+        assert_eq!(
+            a,
+            vec![
+                ("kind", "notice".to_string()),
+                ("event", "run_rolled_back".to_string()),
+                ("application", "orders".to_string()),
+                ("runId", "orders-1".to_string()),
+                ("outcome", "rolled_back".to_string()),
+            ]
+        );
+        // A page named run_… that is no outcome carries none.
+        let stuck = message_attributes("page", "run_stuck", "orders", "orders-1");
+        assert!(stuck.iter().all(|(k, _)| *k != "outcome"), "{stuck:?}");
+        let started = message_attributes("notice", "run_started", "orders", "orders-1");
+        assert!(started.iter().all(|(k, _)| *k != "outcome"), "{started:?}");
     }
 }

@@ -702,6 +702,82 @@ async fn sns_publishes_a_notice_without_a_token_field() {
     assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
 }
 
+/// Pages, approval notices and run notices carry message attributes, so a subscription's filter
+/// policy routes them: a queue subscribed with `{"kind": ["page"]}` receives the page and not
+/// the notice; one with `{"outcome": ["rolled_back"]}` only the rolled-back notice.
+#[tokio::test]
+async fn sns_subscription_filter_policies_route_by_kind_and_outcome() {
+    let Some(sdk) = sdk().await else { return };
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = sns
+        .create_topic()
+        .name(unique("notices"))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let queue = |policy: &'static str| {
+        let sns = sns.clone();
+        let topic = topic.clone();
+        async move {
+            let name = unique("q");
+            let url = seed_json("sqs", "AmazonSQS.CreateQueue", json!({"QueueName": name})).await
+                ["QueueUrl"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            sns.subscribe()
+                .topic_arn(&topic)
+                .protocol("sqs")
+                .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{name}"))
+                .attributes("FilterPolicy", policy)
+                .send()
+                .await
+                .unwrap();
+            url
+        }
+    };
+    let pages = queue(r#"{"kind": ["page"]}"#).await;
+    let rolled_back = queue(r#"{"outcome": ["rolled_back"]}"#).await;
+    let n = SnsNotifier::new(sns.clone(), &topic);
+    let notice = |kind: &str| RunNotice {
+        run_id: "orders-1".into(),
+        application: "orders".into(),
+        kind: kind.into(),
+        message: format!("{kind} of orders"),
+        at: Utc::now(),
+    };
+    n.page(&notice("rollback_failed")).await.unwrap();
+    n.page(&notice("run_rolled_back")).await.unwrap();
+    n.page(&notice("run_completed")).await.unwrap();
+    let received = |url: String| async move {
+        let r = seed_json(
+            "sqs",
+            "AmazonSQS.ReceiveMessage",
+            json!({"QueueUrl": url, "MaxNumberOfMessages": 10}),
+        )
+        .await;
+        r["Messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                let body: serde_json::Value =
+                    serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
+                body["MessageAttributes"]["event"]["Value"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(received(pages).await, vec!["rollback_failed"]);
+    assert_eq!(received(rolled_back).await, vec!["run_rolled_back"]);
+}
+
 #[tokio::test]
 async fn sfn_callbacks_reach_the_service() {
     let Some(sdk) = sdk().await else { return };

@@ -157,13 +157,19 @@ impl Report {
     /// 0 completed, 3 rolled back, 4 failed or aborted, 6 rollback failed (DNS not restored),
     /// 7 completed with errors (on green, but something did not happen: docs/cli.md).
     pub fn exit_code(&self) -> i32 {
-        match self.outcome.as_str() {
-            "completed" => 0,
-            "rolled_back" => 3,
-            "rollback_failed" => 6,
-            "completed_with_errors" => 7,
-            _ => 4,
-        }
+        outcome_exit_code(&self.outcome)
+    }
+}
+
+/// The exit code of a run that ended with `outcome` (docs/cli.md): the same for `local run`
+/// and `run status --watch`.
+pub fn outcome_exit_code(outcome: &str) -> i32 {
+    match outcome {
+        "completed" => 0,
+        "rolled_back" => 3,
+        "rollback_failed" => 6,
+        "completed_with_errors" => 7,
+        _ => 4,
     }
 }
 

@@ -478,7 +478,8 @@ fn happy_path(ep: &str, run_id: &str) {
 }
 
 fn rollback_restores_the_exact_record(ep: &str) {
-    let r = run("health-failure-rollback", &unique("rollback"), ep);
+    let run_id = unique("rollback");
+    let r = run("health-failure-rollback", &run_id, ep);
     assert_eq!(r.report.outcome, "rolled_back");
     assert_eq!(r.report.error.as_deref(), Some("HealthCheckFailed"));
     assert_eq!(
@@ -498,6 +499,24 @@ fn rollback_restores_the_exact_record(ep: &str) {
             multi_value_answer: None,
             cidr_routing_config: None,
         }]
+    );
+    // `run status --watch` ends with the run's outcome code, as `local run` does: 3, rolled back.
+    let table = format!("cutover-local-{}", run_id.to_ascii_lowercase());
+    let watched = cutover(&[
+        "run",
+        "status",
+        &run_id,
+        "--watch",
+        "--table",
+        &table,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert_eq!(
+        watched.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
     );
 }
 
@@ -547,6 +566,29 @@ fn a_wave_is_scheduled_inside_its_window() {
     let outside = run("2030-01-05T07:00:00Z");
     assert_eq!(outside.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&outside.stderr).contains("outside the wave's window"));
+    // AWS unreachable: exit 1, as every command that talks to AWS.
+    let unreachable = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["waves", "schedule", "--wave", wave.to_str().unwrap()])
+        .args(["--at", "2030-01-05T02:30:00Z"])
+        .args([
+            "--state-machine-arn",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:cutover-dev-wave",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/cutover-wave-scheduler",
+            "--aws-endpoint-url",
+            "http://127.0.0.1:1",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        unreachable.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&unreachable.stderr)
+    );
 }
 
 /// `cutover run approve|reject|abort` go through the approval API, SigV4-signed for
@@ -617,6 +659,11 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
         "{}",
         String::from_utf8_lossy(&approve.stderr)
     );
+    // Success in words, not the API's JSON.
+    assert_eq!(
+        String::from_utf8_lossy(&approve.stdout).trim(),
+        "orders-1: gate before-50 approved"
+    );
     let abort = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
         .args([
             "run",
@@ -651,6 +698,10 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
         String::from_utf8_lossy(&reject.stderr)
     );
     assert!(!String::from_utf8_lossy(&reject.stdout).contains("eyJ.token.sig"));
+    assert_eq!(
+        String::from_utf8_lossy(&reject.stdout).trim(),
+        "orders-1: gate before-50 rejected"
+    );
     assert!(!String::from_utf8_lossy(&reject.stderr).contains("eyJ.token.sig"));
     let seen = server.join().unwrap();
     let bearer = seen[2].to_ascii_lowercase();

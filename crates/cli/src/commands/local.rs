@@ -63,8 +63,8 @@ pub enum LocalCommand {
     },
     /// Run one cutover locally: the real statemachines/cutover.asl.json in the embedded engine,
     /// the real step handlers, over a simulated AWS world on a virtual clock (hours of simulated
-    /// time in a second). Progress lines go to stderr, a summary (or --json, the report) to
-    /// stdout.
+    /// time in a second). Progress lines and the closing summary go to stderr; with --json the
+    /// report goes to stdout (and nothing else does).
     ///
     /// Exit 0 completed, 2 invalid input (file and field named, nothing run), 3 rolled back,
     /// 4 failed or aborted, 6 rollback failed (DNS not restored: paged, lock kept).

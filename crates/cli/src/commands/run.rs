@@ -62,6 +62,9 @@ pub enum RunCommand {
         gate: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Print the API's answer as JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         stack: StackArgs,
     },
@@ -71,6 +74,9 @@ pub enum RunCommand {
         gate: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Print the API's answer as JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         stack: StackArgs,
     },
@@ -88,6 +94,9 @@ pub enum RunCommand {
         run: String,
         #[arg(long)]
         reason: String,
+        /// Print the API's answer as JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         stack: StackArgs,
     },
@@ -97,9 +106,16 @@ pub enum RunCommand {
 #[cfg(feature = "aws")]
 pub fn run_command(command: RunCommand) -> ExitCode {
     use cutover_cli::deployed;
-    let answered = |r: Result<(u16, serde_json::Value), String>| match r {
+    // Success in words (or the answer as JSON with --json); a refusal is one line on stderr.
+    let answered = |r: Result<(u16, serde_json::Value), String>,
+                    json: bool,
+                    words: &dyn Fn(&serde_json::Value) -> String| match r {
         Ok((s, body)) if (200..300).contains(&s) => {
-            println!("{body}");
+            if json {
+                println!("{body}");
+            } else {
+                println!("{}", words(&body));
+            }
             ExitCode::SUCCESS
         }
         Ok((s, body)) => {
@@ -115,21 +131,22 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             ExitCode::from(1)
         }
     };
-    let decision = |run: &str, gate: &str, d: &str, reason: Option<String>, stack: &StackArgs| {
-        let mut body = serde_json::json!({ "decision": d });
-        if let Some(r) = reason {
-            body["reason"] = serde_json::json!(r);
-        }
-        let cx = match stack.connect() {
-            Ok(cx) => cx,
-            Err(e) => return fail(e),
+    let decision =
+        |run: &str, gate: &str, d: &str, reason: Option<String>, json: bool, stack: &StackArgs| {
+            let mut body = serde_json::json!({ "decision": d });
+            if let Some(r) = reason {
+                body["reason"] = serde_json::json!(r);
+            }
+            let cx = match stack.connect() {
+                Ok(cx) => cx,
+                Err(e) => return fail(e),
+            };
+            answered(
+                deployed::api_post(&cx, &format!("runs/{run}/approvals/{gate}"), &body),
+                json,
+                &|b| decision_words(run, gate, d, b),
+            )
         };
-        answered(deployed::api_post(
-            &cx,
-            &format!("runs/{run}/approvals/{gate}"),
-            &body,
-        ))
-    };
     match command {
         RunCommand::Start {
             plan,
@@ -206,8 +223,10 @@ pub fn run_command(command: RunCommand) -> ExitCode {
                     println!("{shown}");
                 }
                 last = shown;
-                if !s["outcome"].is_null() {
-                    return ExitCode::SUCCESS;
+                if let Some(outcome) = s["outcome"].as_str() {
+                    // The run's outcome code, as `local run` ends with it.
+                    let code = cutover_cli::report::outcome_exit_code(outcome);
+                    return ExitCode::from(u8::try_from(code).unwrap_or(1));
                 }
                 std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
             }
@@ -232,14 +251,16 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             run,
             gate,
             reason,
+            json,
             stack,
-        } => decision(&run, &gate, "approve", reason, &stack),
+        } => decision(&run, &gate, "approve", reason, json, &stack),
         RunCommand::Reject {
             run,
             gate,
             reason,
+            json,
             stack,
-        } => decision(&run, &gate, "reject", reason, &stack),
+        } => decision(&run, &gate, "reject", reason, json, &stack),
         RunCommand::Report { run, html, stack } => {
             match stack.connect().and_then(|cx| deployed::report(&cx, &run)) {
                 Ok(r) => {
@@ -258,14 +279,60 @@ pub fn run_command(command: RunCommand) -> ExitCode {
                 }
             }
         }
-        RunCommand::Abort { run, reason, stack } => answered(stack.connect().and_then(|cx| {
-            deployed::api_post(
-                &cx,
-                &format!("runs/{run}/abort"),
-                &serde_json::json!({ "reason": reason }),
-            )
-        })),
+        RunCommand::Abort {
+            run,
+            reason,
+            json,
+            stack,
+        } => answered(
+            stack.connect().and_then(|cx| {
+                deployed::api_post(
+                    &cx,
+                    &format!("runs/{run}/abort"),
+                    &serde_json::json!({ "reason": reason }),
+                )
+            }),
+            json,
+            &|b| abort_words(&run, &reason, b),
+        ),
     }
+}
+
+/// What a decision did, in a sentence: the API's answer where it says more than the request.
+pub fn decision_words(run: &str, gate: &str, decision: &str, answer: &serde_json::Value) -> String {
+    let done = if decision == "approve" {
+        "approved"
+    } else {
+        "rejected"
+    };
+    if let Some(waiting) = answer["waitingFor"].as_str() {
+        let by: Vec<&str> = answer["approvedBy"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        return format!(
+            "{run}: gate {gate} approved by {}; it still waits for {waiting}",
+            by.join(", ")
+        );
+    }
+    let by = answer["by"]
+        .as_str()
+        .map(|b| format!(" by {b}"))
+        .unwrap_or_default();
+    format!("{run}: gate {gate} {done}{by}")
+}
+
+/// What an abort request did, in a sentence.
+pub fn abort_words(run: &str, reason: &str, answer: &serde_json::Value) -> String {
+    let failed = answer["gatesFailed"].as_array().map_or(0, Vec::len);
+    let gates = match failed {
+        0 => String::new(),
+        1 => "; its open gate was failed".into(),
+        n => format!("; its {n} open gates were failed"),
+    };
+    format!(
+        "{run}: abort requested ({reason}){gates}. The run stops at its next check and rolls back if traffic moved; follow it with `cutover run status {run} --watch`"
+    )
 }
 
 #[cfg(not(feature = "aws"))]
@@ -311,4 +378,43 @@ pub fn runs_list(
 #[cfg(not(feature = "aws"))]
 pub fn runs_list(_: Option<String>, _: bool, _: bool, _: StackArgs) -> ExitCode {
     super::stack::unavailable()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{abort_words, decision_words};
+    use serde_json::json;
+
+    #[test]
+    fn decisions_and_aborts_read_as_sentences() {
+        assert_eq!(
+            decision_words(
+                "orders-1",
+                "before-50",
+                "approve",
+                &json!({"decision": "approve", "by": "arn:aws:iam::123456789012:user/alice"})
+            ),
+            "orders-1: gate before-50 approved by arn:aws:iam::123456789012:user/alice"
+        );
+        assert_eq!(
+            decision_words(
+                "orders-1",
+                "finalize",
+                "approve",
+                &json!({"approvedBy": ["alice"], "waitingFor": "a second, different approver"})
+            ),
+            "orders-1: gate finalize approved by alice; it still waits for a second, different approver"
+        );
+        let abort = abort_words(
+            "orders-1",
+            "change freeze",
+            &json!({"gatesFailed": ["before-50"], "gatesNotFailed": []}),
+        );
+        assert!(
+            abort.starts_with(
+                "orders-1: abort requested (change freeze); its open gate was failed."
+            ),
+            "{abort}"
+        );
+    }
 }

@@ -293,8 +293,9 @@ fn schedule_wave(
             ExitCode::SUCCESS
         }
         Err(e) => {
+            // As every command that talks to AWS: 1 when AWS refuses or cannot be reached.
             eprintln!("error: {e}");
-            ExitCode::from(4)
+            ExitCode::from(1)
         }
     }
 }
