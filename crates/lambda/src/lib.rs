@@ -6,13 +6,16 @@ mod config;
 mod unconfigured;
 
 pub use config::{Config, ConfigError};
+/// Each function's runner, for its binary to name (`serve("validate-cutover",
+/// steps::validate_cutover)`).
+pub use cutover_core::steps::run as steps;
 pub use unconfigured::Unconfigured;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use cutover_aws::*;
 use cutover_core::api::{handle_api_with, ApiRequest, ApiResponse};
 use cutover_core::steps::registry::{self, Port};
-use cutover_core::steps::{dispatch, Deps};
+use cutover_core::steps::Deps;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde_json::Value;
 use std::sync::Arc;
@@ -381,16 +384,42 @@ mod ports {
 
 /// Runs the step on one event. The payload is never logged: it may carry a task token.
 pub async fn handle(step: &str, payload: Value, deps: &Deps) -> Result<Value, Diagnostic> {
+    match cutover_core::steps::runner(step) {
+        Some(run) => handle_with(step, run, payload, deps).await,
+        None => {
+            let e = cutover_core::error::StepError::invalid(format!("no step named '{step}'"));
+            Err(Diagnostic {
+                error_type: e.name().to_string(),
+                error_message: e.to_string(),
+            })
+        }
+    }
+}
+
+/// As `handle`, with the step's runner given (a function's binary links its own step only).
+pub async fn handle_with(
+    step: &str,
+    run: cutover_core::steps::Runner,
+    payload: Value,
+    deps: &Deps,
+) -> Result<Value, Diagnostic> {
     use tracing::Instrument;
     let (run_id, application) = log_fields(&payload);
     let span = tracing::info_span!("invocation", runId = %run_id, application = %application, step);
-    handle_in_span(step, payload, deps).instrument(span).await
+    handle_in_span(step, run, payload, deps)
+        .instrument(span)
+        .await
 }
 
-async fn handle_in_span(step: &str, payload: Value, deps: &Deps) -> Result<Value, Diagnostic> {
+async fn handle_in_span(
+    step: &str,
+    run: cutover_core::steps::Runner,
+    payload: Value,
+    deps: &Deps,
+) -> Result<Value, Diagnostic> {
     // What the metrics need of the input (the application), kept before the step consumes it.
     let payload_for_metrics = serde_json::json!({"plan": {"application": payload.pointer("/plan/application").cloned().unwrap_or(Value::Null)}});
-    match dispatch(step, payload, deps).await {
+    match run(payload, deps).await {
         Ok(v) => {
             tracing::info!(step, "step succeeded");
             if let Some(m) = step_metrics(step, &payload_for_metrics, &v) {
@@ -687,11 +716,14 @@ async fn init_all(
 }
 
 /// The whole life of a step function's sandbox.
-pub async fn serve(step: &'static str) -> Result<(), lambda_runtime::Error> {
+pub async fn serve(
+    step: &'static str,
+    run: cutover_core::steps::Runner,
+) -> Result<(), lambda_runtime::Error> {
     let (_, _, deps) = init_all(step).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
-        async move { handle(step, event.payload, deps).await }
+        async move { handle_with(step, run, event.payload, deps).await }
     }))
     .await
 }

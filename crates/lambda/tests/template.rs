@@ -120,6 +120,26 @@ fn every_function_has_its_crate_bin_and_sample_event() {
             names.insert(name.to_string()),
             "bin names are unique: {name}"
         );
+        // Its binary serves its own step with that step's runner, so it links no other step.
+        if name != "approval-api" {
+            let main: String = std::fs::read_to_string(dir.join("src/main.rs"))
+                .unwrap()
+                .split_whitespace()
+                .collect::<String>()
+                .replace(",)", ")");
+            let serve = format!(
+                "serve(\"{name}\",cutover_lambda::steps::{})",
+                name.replace('-', "_")
+            );
+            assert!(
+                main.contains(&serve),
+                "{code_uri}/src/main.rs must call {serve}"
+            );
+            assert!(
+                cutover_core::steps::runner(name).is_some(),
+                "{name}: no runner"
+            );
+        }
     }
     let expected: BTreeSet<String> = REGISTRY.iter().map(|f| f.name.to_string()).collect();
     assert_eq!(

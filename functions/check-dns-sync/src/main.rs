@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("check-dns-sync").await
+    cutover_lambda::serve("check-dns-sync", cutover_lambda::steps::check_dns_sync).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("check-launch").await
+    cutover_lambda::serve("check-launch", cutover_lambda::steps::check_launch).await
 }

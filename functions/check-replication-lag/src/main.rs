@@ -2,5 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("check-replication-lag").await
+    cutover_lambda::serve(
+        "check-replication-lag",
+        cutover_lambda::steps::check_replication_lag,
+    )
+    .await
 }

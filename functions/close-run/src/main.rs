@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("close-run").await
+    cutover_lambda::serve("close-run", cutover_lambda::steps::close_run).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("close-wave").await
+    cutover_lambda::serve("close-wave", cutover_lambda::steps::close_wave).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("data-cutover").await
+    cutover_lambda::serve("data-cutover", cutover_lambda::steps::data_cutover).await
 }

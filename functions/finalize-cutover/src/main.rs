@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("finalize-cutover").await
+    cutover_lambda::serve("finalize-cutover", cutover_lambda::steps::finalize_cutover).await
 }

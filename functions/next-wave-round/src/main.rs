@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("next-wave-round").await
+    cutover_lambda::serve("next-wave-round", cutover_lambda::steps::next_wave_round).await
 }

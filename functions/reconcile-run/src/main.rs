@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("reconcile-run").await
+    cutover_lambda::serve("reconcile-run", cutover_lambda::steps::reconcile_run).await
 }

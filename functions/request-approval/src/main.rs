@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("request-approval").await
+    cutover_lambda::serve("request-approval", cutover_lambda::steps::request_approval).await
 }

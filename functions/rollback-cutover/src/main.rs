@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("rollback-cutover").await
+    cutover_lambda::serve("rollback-cutover", cutover_lambda::steps::rollback_cutover).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("run-health-check").await
+    cutover_lambda::serve("run-health-check", cutover_lambda::steps::run_health_check).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("shift-traffic").await
+    cutover_lambda::serve("shift-traffic", cutover_lambda::steps::shift_traffic).await
 }

@@ -2,5 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("start-replication").await
+    cutover_lambda::serve(
+        "start-replication",
+        cutover_lambda::steps::start_replication,
+    )
+    .await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("start-wave").await
+    cutover_lambda::serve("start-wave", cutover_lambda::steps::start_wave).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cutover_lambda::serve("validate-cutover").await
+    cutover_lambda::serve("validate-cutover", cutover_lambda::steps::validate_cutover).await
 }

@@ -299,6 +299,7 @@ pub fn run_command(command: RunCommand) -> ExitCode {
 }
 
 /// What a decision did, in a sentence: the API's answer where it says more than the request.
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 pub fn decision_words(run: &str, gate: &str, decision: &str, answer: &serde_json::Value) -> String {
     let done = if decision == "approve" {
         "approved"
@@ -323,6 +324,7 @@ pub fn decision_words(run: &str, gate: &str, decision: &str, answer: &serde_json
 }
 
 /// What an abort request did, in a sentence.
+#[cfg_attr(not(feature = "aws"), allow(dead_code))]
 pub fn abort_words(run: &str, reason: &str, answer: &serde_json::Value) -> String {
     let failed = answer["gatesFailed"].as_array().map_or(0, Vec::len);
     let gates = match failed {

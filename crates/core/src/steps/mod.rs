@@ -169,45 +169,135 @@ impl StackContext {
     }
 }
 
-/// Runs the named step on a JSON payload. Payloads are checked strictly at this boundary.
-pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Value, StepError> {
+/// A step as a Lambda runs it: its JSON payload and the ports in, its JSON output out.
+pub type StepFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, StepError>> + Send + 'a>>;
+pub type Runner = for<'a> fn(Value, &'a Deps) -> StepFuture<'a>;
+
+/// One runner per function. A function's binary names its own runner
+/// (`cutover_lambda::serve("validate-cutover", run::validate_cutover)`), so it links that
+/// step's code alone; `dispatch` finds any of them by name for the local engine.
+/// Payloads are checked strictly at this boundary.
+pub mod run {
+    use super::*;
+
     fn input<T: serde::de::DeserializeOwned>(function: &str, v: Value) -> Result<T, StepError> {
         serde_path_to_error::deserialize(v).map_err(|e| {
             StepError::invalid(format!("{function} event: {}: {}", e.path(), e.inner()))
         })
     }
+
     fn output<T: serde::Serialize>(v: T) -> Result<Value, StepError> {
         serde_json::to_value(v)
             .map_err(|e| StepError::invalid(format!("output not serializable: {e}")))
     }
-    match function {
-        "validate-cutover" => output(validate_cutover(input(function, payload)?, deps).await?),
-        "start-replication" => output(start_replication(input(function, payload)?, deps).await?),
-        "check-replication-lag" => {
-            output(check_replication_lag(input(function, payload)?, deps).await?)
+
+    /// `pub fn $runner`: decodes the payload for `$function`, runs `$step`, encodes its output.
+    macro_rules! runner {
+        ($(#[$doc:meta])* $runner:ident, $function:literal, $step:path) => {
+            $(#[$doc])*
+            pub fn $runner(payload: Value, deps: &Deps) -> StepFuture<'_> {
+                Box::pin(async move { output($step(input($function, payload)?, deps).await?) })
+            }
+        };
+    }
+
+    runner!(
+        validate_cutover,
+        "validate-cutover",
+        super::validate_cutover
+    );
+    runner!(
+        start_replication,
+        "start-replication",
+        super::start_replication
+    );
+    runner!(
+        check_replication_lag,
+        "check-replication-lag",
+        super::check_replication_lag
+    );
+    runner!(check_launch, "check-launch", super::check_launch);
+    runner!(check_dns_sync, "check-dns-sync", super::check_dns_sync);
+    runner!(
+        run_health_check,
+        "run-health-check",
+        super::run_health_check
+    );
+    runner!(
+        rollback_cutover,
+        "rollback-cutover",
+        super::rollback_cutover
+    );
+    runner!(
+        request_approval,
+        "request-approval",
+        super::request_approval
+    );
+    runner!(
+        finalize_cutover,
+        "finalize-cutover",
+        super::finalize_cutover
+    );
+    runner!(data_cutover, "data-cutover", super::data_cutover);
+    runner!(close_run, "close-run", super::close_run);
+    runner!(start_wave, "start-wave", super::start_wave);
+    runner!(next_wave_round, "next-wave-round", super::next_wave_round);
+    runner!(close_wave, "close-wave", super::close_wave);
+    runner!(shift_weight, "shift-traffic", super::shift_traffic);
+    runner!(collapse, "shift-traffic", super::collapse_to_simple);
+    runner!(reconcile, "reconcile-run", super::reconcile_run);
+    runner!(sweep, "reconcile-run", super::sweep_runs);
+
+    /// The shift-traffic function; it also collapses the pair to one record
+    /// (`dns.finalForm: simple`).
+    pub fn shift_traffic(payload: Value, deps: &Deps) -> StepFuture<'_> {
+        if payload.get("collapse").is_some() {
+            collapse(payload, deps)
+        } else {
+            shift_weight(payload, deps)
         }
-        "check-launch" => output(check_launch(input(function, payload)?, deps).await?),
-        // The same function collapses the pair to one record (`dns.finalForm: simple`).
-        "shift-traffic" if payload.get("collapse").is_some() => {
-            output(collapse_to_simple(input(function, payload)?, deps).await?)
+    }
+
+    /// The reconcile-run function; it also sweeps active runs on a schedule (stuck, abandoned,
+    /// expiring gates).
+    pub fn reconcile_run(payload: Value, deps: &Deps) -> StepFuture<'_> {
+        if payload.get("sweep").is_some() {
+            sweep(payload, deps)
+        } else {
+            reconcile(payload, deps)
         }
-        "shift-traffic" => output(shift_traffic(input(function, payload)?, deps).await?),
-        "check-dns-sync" => output(check_dns_sync(input(function, payload)?, deps).await?),
-        "run-health-check" => output(run_health_check(input(function, payload)?, deps).await?),
-        "rollback-cutover" => output(rollback_cutover(input(function, payload)?, deps).await?),
-        "request-approval" => output(request_approval(input(function, payload)?, deps).await?),
-        "finalize-cutover" => output(finalize_cutover(input(function, payload)?, deps).await?),
-        "data-cutover" => output(data_cutover(input(function, payload)?, deps).await?),
-        "close-run" => output(close_run(input(function, payload)?, deps).await?),
-        // The same function sweeps active runs on a schedule (stuck, abandoned, expiring gates).
-        "reconcile-run" if payload.get("sweep").is_some() => {
-            output(sweep_runs(input(function, payload)?, deps).await?)
-        }
-        "reconcile-run" => output(reconcile_run(input(function, payload)?, deps).await?),
-        "start-wave" => output(start_wave(input(function, payload)?, deps).await?),
-        "next-wave-round" => output(next_wave_round(input(function, payload)?, deps).await?),
-        "close-wave" => output(close_wave(input(function, payload)?, deps).await?),
-        other => Err(StepError::invalid(format!("no step named '{other}'"))),
+    }
+}
+
+/// The runner of the named function, if there is one.
+pub fn runner(function: &str) -> Option<Runner> {
+    Some(match function {
+        "validate-cutover" => run::validate_cutover,
+        "start-replication" => run::start_replication,
+        "check-replication-lag" => run::check_replication_lag,
+        "check-launch" => run::check_launch,
+        "shift-traffic" => run::shift_traffic,
+        "check-dns-sync" => run::check_dns_sync,
+        "run-health-check" => run::run_health_check,
+        "rollback-cutover" => run::rollback_cutover,
+        "request-approval" => run::request_approval,
+        "finalize-cutover" => run::finalize_cutover,
+        "data-cutover" => run::data_cutover,
+        "close-run" => run::close_run,
+        "reconcile-run" => run::reconcile_run,
+        "start-wave" => run::start_wave,
+        "next-wave-round" => run::next_wave_round,
+        "close-wave" => run::close_wave,
+        _ => return None,
+    })
+}
+
+/// Runs the named step on a JSON payload (the local engine, which runs every step).
+pub async fn dispatch(function: &str, payload: Value, deps: &Deps) -> Result<Value, StepError> {
+    match runner(function) {
+        Some(run) => run(payload, deps).await,
+        None => Err(StepError::invalid(format!("no step named '{function}'"))),
     }
 }
 
