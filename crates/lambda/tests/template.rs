@@ -656,3 +656,104 @@ fn every_function_gets_the_environment_its_ports_require() {
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
+
+/// `!Ref X` (a tagged scalar) -> "X".
+fn ref_target(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) if t.tag == "!Ref" => t.value.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// Every function logs to a group of its own that expires after `LogRetentionDays` and is
+/// deleted with the stack (docs/deploy.md, "Logs"); Lambda's own /aws/lambda group would never
+/// expire and would outlive `sam delete`.
+#[test]
+fn every_function_logs_to_its_own_group_that_expires_and_goes_with_the_stack() {
+    let t = template();
+    let r = &t["Resources"];
+    let mut groups = BTreeSet::new();
+    for (id, _) in functions(&t) {
+        let group = ref_target(&r[id.as_str()]["Properties"]["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{id} names no log group of the stack"));
+        let g = &r[group.as_str()];
+        assert_eq!(g["Type"], "AWS::Logs::LogGroup", "{id}: {group}");
+        assert_eq!(g["DeletionPolicy"], "Delete", "{group} goes with the stack");
+        assert_eq!(
+            ref_target(&g["Properties"]["RetentionInDays"]).as_deref(),
+            Some("LogRetentionDays"),
+            "{group} expires"
+        );
+        let name = serde_norway::to_string(&g["Properties"]["LogGroupName"]).unwrap();
+        assert!(
+            name.contains("${Environment}") && !name.contains("/aws/lambda/"),
+            "{group} is named per deployment, apart from Lambda's own group: {name}"
+        );
+        assert!(groups.insert(group.clone()), "{group} is shared");
+    }
+    assert_eq!(groups.len(), 17);
+    // The global logging settings still reach every function (SAM merges Globals' maps with a
+    // function's own).
+    assert_eq!(
+        t["Globals"]["Function"]["LoggingConfig"]["LogFormat"],
+        "JSON"
+    );
+}
+
+/// Two deployments of different `Environment` names share an account and region: every name
+/// the template fixes carries the name, and the name is free-form within the shortest limit
+/// (Lambda function names, 64 characters, with the longest suffix the template gives).
+#[test]
+fn every_fixed_name_carries_the_environment_so_stacks_share_an_account() {
+    const NAME_PROPERTIES: [&str; 8] = [
+        "FunctionName",
+        "LogGroupName",
+        "TopicName",
+        "AlarmName",
+        "DashboardName",
+        "TableName",
+        "QueueName",
+        "Name",
+    ];
+    let t = template();
+    let env = &t["Parameters"]["Environment"];
+    assert!(
+        env["AllowedValues"].is_null(),
+        "any deployment name, not a fixed list"
+    );
+    let pattern = env["AllowedPattern"].as_str().unwrap();
+    assert_eq!(pattern, "^[a-z][a-z0-9-]{0,15}$");
+    let mut named = 0;
+    for (id, r) in resources(&t) {
+        if r["Type"] == "AWS::ApiGatewayV2::Authorizer" {
+            // An authorizer's name is local to its API.
+            continue;
+        }
+        for p in NAME_PROPERTIES {
+            let name = &r["Properties"][p];
+            if !name.is_string() && !matches!(name, Value::Tagged(_)) {
+                continue;
+            }
+            let text = serde_norway::to_string(name).unwrap();
+            named += 1;
+            // `!Ref`: a reference to another resource of the stack (a permission's function).
+            assert!(
+                text.contains("${Environment}") || text.starts_with("!Ref"),
+                "{id}.{p} is fixed without the deployment's name: {text}"
+            );
+            if p == "FunctionName" && text.contains("${Environment}") {
+                let suffix = text
+                    .split("${Environment}")
+                    .nth(1)
+                    .unwrap()
+                    .trim_end()
+                    .trim_end_matches('"');
+                assert!(
+                    "cutover-".len() + 16 + suffix.len() <= 64,
+                    "{id}: the longest Environment makes its name too long"
+                );
+            }
+        }
+    }
+    assert!(named >= 30, "{named} names checked");
+}

@@ -165,10 +165,7 @@ impl Sandbox {
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
             ("AWS_LAMBDA_LOG_LEVEL", f.log_level.clone()),
             ("AWS_LAMBDA_LOG_FORMAT", "JSON".into()),
-            (
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", f.function_name),
-            ),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", f.log_group.clone()),
             ("AWS_REGION", REGION.into()),
             ("AWS_DEFAULT_REGION", REGION.into()),
             ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023".into()),

@@ -48,6 +48,8 @@ pub struct Function {
     pub role_arn: String,
     pub statements: Vec<Statement>,
     pub log_level: String,
+    /// The log group it writes to (Lambda's `AWS_LAMBDA_LOG_GROUP_NAME`).
+    pub log_group: String,
     pub timeout_seconds: u64,
     pub memory_mb: u64,
 }
@@ -275,6 +277,9 @@ impl Resolver<'_> {
                 self.property(name, "FunctionName")?.unwrap_or(generated)
             }
             Some("AWS::DynamoDB::Table") => self.property(name, "TableName")?.unwrap_or(generated),
+            Some("AWS::Logs::LogGroup") => {
+                self.property(name, "LogGroupName")?.unwrap_or(generated)
+            }
             Some("AWS::SNS::Topic") => format!(
                 "arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{}",
                 self.property(name, "TopicName")?.unwrap_or(generated)
@@ -530,6 +535,12 @@ impl Resolver<'_> {
         let code = props["CodeUri"].as_str().unwrap_or_default();
         let name = code.strip_prefix("functions/").unwrap_or(code).to_string();
         let function_name = json_str(&self.reference(id)?);
+        // The group the function logs to: its own LoggingConfig.LogGroup, else the one Lambda
+        // creates by itself.
+        let log_group = match self.resolve(&props["LoggingConfig"]["LogGroup"])? {
+            Json::Null => format!("/aws/lambda/{function_name}"),
+            group => json_str(&group),
+        };
         let number = |v: &Yaml, default: u64| -> Result<u64, StackError> {
             Ok(json_str(&self.resolve(v)?).parse().unwrap_or(default))
         };
@@ -542,6 +553,7 @@ impl Resolver<'_> {
             role_arn: json_str(&self.get_att(&format!("{id}Role.Arn"))?),
             statements: self.statements(&props["Policies"])?,
             log_level: json_str(&self.resolve(&globals["LoggingConfig"]["ApplicationLogLevel"])?),
+            log_group,
             timeout_seconds: if props["Timeout"].is_null() {
                 number(&globals["Timeout"], 3)?
             } else {
@@ -613,6 +625,7 @@ mod tests {
         let stack = load(&[]);
         let f = stack.function("reconcile-run").unwrap();
         assert_eq!(f.function_name, "cutover-dev-reconcile-run");
+        assert_eq!(f.log_group, "/cutover/dev/reconcile-run");
         assert_eq!(
             f.environment
                 .get("CUTOVER_STATE_MACHINE_ARN")
