@@ -288,13 +288,9 @@ pub async fn seed(
 }
 
 /// The SDK config for an AWS-compatible endpoint (test credentials unless the environment has
-/// some), or for the environment's AWS account.
-pub(crate) async fn sdk_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    sdk_with(endpoint, None, None).await
-}
-
-/// As [`sdk_for`], with a named profile and a region as the AWS CLI's `--profile` and
-/// `--region` take them (the environment's `AWS_PROFILE` and `AWS_REGION` otherwise).
+/// some), or for the environment's AWS account, with a named profile and a region as the AWS
+/// CLI's `--profile` and `--region` take them (the environment's `AWS_PROFILE` and `AWS_REGION`
+/// otherwise).
 pub(crate) async fn sdk_with(
     endpoint: Option<&str>,
     profile: Option<&str>,
@@ -497,21 +493,4 @@ async fn seed_on(
         }
     }
     Ok((store, router, repl, plan, table))
-}
-
-/// Creates a one-time wave schedule, at `endpoint` or in the environment's AWS account.
-pub fn create_schedule(
-    s: &cutover_aws::OneTimeSchedule,
-    endpoint: Option<&str>,
-) -> Result<String, PortError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| PortError::new("scheduler", PortErrorKind::Other, "Runtime", e.to_string()))?;
-    rt.block_on(async {
-        let sdk = sdk_for(endpoint).await;
-        cutover_aws::WaveScheduler::new(aws_sdk_scheduler::Client::new(&sdk))
-            .create(s)
-            .await
-    })
 }

@@ -21,6 +21,7 @@ pub struct Stack {
     pub stack_name: Option<String>,
     pub state_machine_arn: Option<String>,
     pub wave_state_machine_arn: Option<String>,
+    pub wave_scheduler_role_arn: Option<String>,
     pub table: Option<String>,
     pub api_url: Option<String>,
     /// A named profile of the shared AWS config files (as the AWS CLI's `--profile`).
@@ -34,9 +35,10 @@ pub struct Stack {
 }
 
 /// The outputs of the template that the commands read, by output key.
-pub const OUTPUT_KEYS: [(&str, &str); 4] = [
+pub const OUTPUT_KEYS: [(&str, &str); 5] = [
     ("CutoverStateMachineArn", "--state-machine-arn"),
     ("WaveStateMachineArn", "--wave-state-machine-arn"),
+    ("WaveSchedulerRoleArn", "--role-arn"),
     ("RunTableName", "--table"),
     ("ApprovalApiUrl", "--api-url"),
 ];
@@ -70,6 +72,7 @@ impl Context {
             };
             fill(&mut stack.state_machine_arn, "CutoverStateMachineArn");
             fill(&mut stack.wave_state_machine_arn, "WaveStateMachineArn");
+            fill(&mut stack.wave_scheduler_role_arn, "WaveSchedulerRoleArn");
             fill(&mut stack.table, "RunTableName");
             fill(&mut stack.api_url, "ApprovalApiUrl");
         }
@@ -78,6 +81,21 @@ impl Context {
 
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
+    }
+
+    /// The wave machine a schedule starts and the role it starts it as.
+    pub fn wave_schedule_target(&self) -> Result<(String, String), String> {
+        let machine = self.need(&self.stack.wave_state_machine_arn, "WaveStateMachineArn")?;
+        let role = self.need(&self.stack.wave_scheduler_role_arn, "WaveSchedulerRoleArn")?;
+        Ok((machine.to_string(), role.to_string()))
+    }
+
+    /// Creates a wave's one-time schedule (EventBridge Scheduler CreateSchedule); its ARN.
+    pub fn create_schedule(&self, s: &cutover_aws::OneTimeSchedule) -> Result<String, String> {
+        self.block_on(
+            cutover_aws::WaveScheduler::new(aws_sdk_scheduler::Client::new(&self.sdk)).create(s),
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn need<'a>(&'a self, v: &'a Option<String>, output: &str) -> Result<&'a str, String> {
@@ -250,6 +268,9 @@ pub fn report(cx: &Context, run_id: &str) -> Result<Value, String> {
             "outcome": rec.outcome.clone().unwrap_or_else(|| "running".into()),
             "error": rec.error,
             "cause": null,
+            "startedAt": rec.started_at,
+            "snapshot": rec.snapshot,
+            "links": console_links(cx.stack.state_machine_arn.as_deref(), &rec.run_id),
             "simulatedSeconds": secs(end),
             "stateTransitions": null,
             "lagThresholdSeconds": rec.plan.as_ref().map(|p| p.replication.max_lag_seconds),
@@ -268,6 +289,27 @@ pub fn report(cx: &Context, run_id: &str) -> Result<Value, String> {
                 "pointOfNoReturn": rec.data.point_of_no_return.is_some(),
             },
         }))
+    })
+}
+
+/// Links to the run's execution and the stack's dashboard in the AWS console, from the cutover
+/// machine's ARN (`arn:PARTITION:states:REGION:ACCOUNT:stateMachine:NAME`; the template names
+/// the dashboard as the machine, `cutover-<Environment>`). Empty without the ARN.
+pub fn console_links(machine_arn: Option<&str>, run_id: &str) -> Value {
+    let Some(arn) = machine_arn else {
+        return json!({});
+    };
+    let parts: Vec<&str> = arn.split(':').collect();
+    let (Some(region), Some(name)) = (parts.get(3), parts.get(6)) else {
+        return json!({});
+    };
+    if parts.get(5) != Some(&"stateMachine") || region.is_empty() {
+        return json!({});
+    }
+    let execution = format!("{}:execution:{name}:{run_id}", parts[..5].join(":"));
+    json!({
+        "execution": format!("https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}"),
+        "dashboard": format!("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards/dashboard/{name}"),
     })
 }
 

@@ -16,6 +16,12 @@ pub struct Report {
     pub outcome: String,
     pub error: Option<String>,
     pub cause: Option<String>,
+    /// When the run started (UTC); every `t` counts from here.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The record sets as validate-cutover saved them before anything changed: what a rollback
+    /// restores.
+    pub snapshot: Vec<RecordSet>,
+    /// The record sets at the end.
     pub dns: Vec<RecordSet>,
     pub state_transitions: u64,
     /// What the run would cost on AWS: Step Functions transitions and Lambda requests and GB-s
@@ -253,6 +259,11 @@ pub async fn build_report(
         outcome,
         error,
         cause: exec.cause.clone(),
+        started_at: start,
+        snapshot: record
+            .as_ref()
+            .map(|r| r.snapshot.clone())
+            .unwrap_or_default(),
         dns,
         state_transitions: exec.state_transitions,
         estimated_cost_usd: cost.total(),

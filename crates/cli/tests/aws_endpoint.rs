@@ -97,6 +97,7 @@ fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &
         "Outputs": {
             "RunTableName": {"Value": table},
             "WaveStateMachineArn": {"Value": wave_machine},
+            "WaveSchedulerRoleArn": {"Value": "arn:aws:iam::123456789012:role/cutover-wave-scheduler"},
             "ApprovalApiUrl": {"Value": "https://api.example.com"},
         }
     });
@@ -244,6 +245,73 @@ fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &
         ep,
     ]);
     assert_eq!(bad.status.code(), Some(2));
+
+    // `waves schedule --stack`: the wave machine and the scheduler's role come from the outputs.
+    let dir = std::env::temp_dir().join(format!("cutover-stack-schedule-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wave_name = unique("w");
+    let wave = dir.join("wave.yaml");
+    std::fs::write(
+        &wave,
+        format!(
+            "wave: {wave_name}\nwindow: {{notBefore: \"2030-01-05T02:00:00Z\", notAfter: \"2030-01-05T06:00:00Z\"}}\napplications:\n  - {{plan: {}}}\n",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/wave-12/plans/db-core.yaml")
+                .display()
+        ),
+    )
+    .unwrap();
+    let wave = wave.to_str().unwrap();
+    let scheduled = cutover(&[
+        "waves",
+        "schedule",
+        "--wave",
+        wave,
+        "--at",
+        "2030-01-05T02:30:00Z",
+        "--stack",
+        &stack,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    assert!(
+        scheduled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scheduled.stderr)
+    );
+    let created = rt
+        .block_on(
+            aws_sdk_scheduler::Client::new(&sdk)
+                .get_schedule()
+                .name(&wave_name)
+                .send(),
+        )
+        .unwrap();
+    let target = created.target().unwrap();
+    assert_eq!(target.arn(), wave_machine);
+    assert_eq!(
+        target.role_arn(),
+        "arn:aws:iam::123456789012:role/cutover-wave-scheduler"
+    );
+    // A flag wins over the output; without either, the missing output is named with its flag.
+    let no_role = cutover(&[
+        "waves",
+        "schedule",
+        "--wave",
+        wave,
+        "--at",
+        "2030-01-05T02:30:00Z",
+        "--wave-state-machine-arn",
+        &wave_machine,
+        "--aws-endpoint-url",
+        ep,
+    ]);
+    let err = String::from_utf8_lossy(&no_role.stderr);
+    assert_eq!(no_role.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--role-arn") && err.contains("WaveSchedulerRoleArn"),
+        "{err}"
+    );
 }
 
 /// `cutover run status` reads the run the happy path left in DynamoDB; `run start` starts an
@@ -356,6 +424,17 @@ fn run_commands_read_and_start_runs(ep: &str, run_id: &str) {
     );
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("id=\"series-weight\"") && html.contains("id=\"series-lag\""));
+    // A deployed run's page: its start in UTC, the snapshot validate-cutover saved, no data
+    // section for a run without a data mode, and never a "null".
+    assert!(r["startedAt"].is_string(), "{r}");
+    assert!(!r["snapshot"].as_array().unwrap().is_empty(), "{r}");
+    assert!(html.contains("started ") && html.contains(" UTC"), "{html}");
+    assert!(
+        html.contains("id=\"dns-snapshot\"><li>"),
+        "the snapshot is listed"
+    );
+    assert!(!html.contains("id=\"data\""), "no data mode ran");
+    assert!(!html.contains("null"), "{html}");
     let missing = cutover(&[
         "run",
         "status",
@@ -544,7 +623,7 @@ fn a_wave_is_scheduled_inside_its_window() {
                 at,
             ])
             .args([
-                "--state-machine-arn",
+                "--wave-state-machine-arn",
                 "arn:aws:states:us-east-1:123456789012:stateMachine:cutover-dev-wave",
             ])
             .args([
@@ -571,7 +650,7 @@ fn a_wave_is_scheduled_inside_its_window() {
         .args(["waves", "schedule", "--wave", wave.to_str().unwrap()])
         .args(["--at", "2030-01-05T02:30:00Z"])
         .args([
-            "--state-machine-arn",
+            "--wave-state-machine-arn",
             "arn:aws:states:us-east-1:123456789012:stateMachine:cutover-dev-wave",
             "--role-arn",
             "arn:aws:iam::123456789012:role/cutover-wave-scheduler",

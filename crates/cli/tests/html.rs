@@ -16,6 +16,17 @@ fn render(example: &str) -> (String, cutover_cli::Report) {
     (cutover_cli::html::render(&json), run.report)
 }
 
+/// The element with this id, up to the end of the page (enough for counting inside it).
+fn section<'a>(html: &'a str, id: &str) -> &'a str {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no {id}"));
+    let rest = &html[at..];
+    // Up to the next element with an id of its own.
+    let end = rest[4..].find(" id=\"").map_or(rest.len(), |e| e + 4);
+    &rest[..end]
+}
+
 fn points(html: &str, id: &str) -> usize {
     let at = html
         .find(&format!("id=\"{id}\""))
@@ -76,11 +87,93 @@ fn every_example_renders_its_timeline() {
             failed,
             "{example}"
         );
+        let audit = &html[html.find("id=\"audit\"").expect("audit")..];
         assert_eq!(
-            html.matches("<tr><td>").count(),
+            audit.matches("<tr><td>").count(),
             report.timeline.len(),
             "{example}: one audit row per event"
         );
+        // Times in UTC from the run's start: the first row is the start itself.
+        let first = report.started_at.format("%H:%M:%S").to_string();
+        assert!(
+            audit.contains(&format!("<tr><td>{first}</td>")),
+            "{example}"
+        );
+        // Axes with ticks and units, and a legend.
+        assert_eq!(
+            section(&html, "weight-ticks").matches("%</text>").count(),
+            5,
+            "{example}"
+        );
+        assert!(
+            section(&html, "time-ticks")
+                .matches("<text class=\"tick\"")
+                .count()
+                >= 2,
+            "{example}"
+        );
+        assert!(
+            section(&html, "lag-ticks").contains(" s</text>"),
+            "{example}"
+        );
+        assert!(html.contains("id=\"legend\""), "{example}");
+        // Every event line is labelled.
+        let lines = [
+            "class=\"approval\"",
+            "class=\"rollback\"",
+            "class=\"switch\"",
+        ]
+        .iter()
+        .map(|c| html.matches(c).count())
+        .sum::<usize>();
+        assert_eq!(
+            section(&html, "mark-labels")
+                .matches("class=\"mark-label\"")
+                .count(),
+            lines,
+            "{example}"
+        );
+        // The DNS before and after, side by side.
+        assert_eq!(
+            section(&html, "dns-snapshot").matches("<li>").count(),
+            report.snapshot.len(),
+            "{example}"
+        );
+        assert_eq!(
+            section(&html, "dns-final").matches("<li>").count(),
+            report.dns.len(),
+            "{example}"
+        );
+        assert!(
+            !report.snapshot.is_empty(),
+            "{example}: a snapshot was taken"
+        );
+        // The approvals table where there were gates; the data section only where a mode ran.
+        assert_eq!(
+            html.contains("id=\"approvals\""),
+            !report.approvals.is_empty(),
+            "{example}"
+        );
+        assert_eq!(
+            html.contains("id=\"data\""),
+            report.data.mode != "unmanaged",
+            "{example}"
+        );
+        // What went wrong sits above the audit trail.
+        let failed_events = report.timeline.iter().any(|e| e.healthy == Some(false));
+        if failed_events {
+            let at = html.find("id=\"failures\"").expect("failures listed");
+            assert!(at < html.find("id=\"audit\"").unwrap(), "{example}");
+        }
+        // The plain cause first, the error's name after it.
+        if let (Some(error), Some(_)) = (&report.error, &report.cause) {
+            let cause = section(&html, "cause");
+            let name = cause.find(error.as_str()).expect("error named");
+            assert!(
+                cause.find("<b>").unwrap() < name,
+                "{example}: cause first: {cause}"
+            );
+        }
         if report.outcome == "rolled_back" {
             assert!(html.contains("class=\"rollback\""), "{example}");
             assert!(failed > 0 || example == "approval-rejected", "{example}");
@@ -153,4 +246,94 @@ fn local_run_writes_the_page_beside_its_report() {
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.contains("id=\"outcome\">rolled_back<"));
     assert!(html.contains("class=\"approval\""));
+}
+
+/// A lag far above its threshold does not flatten the threshold onto the baseline: the axis is
+/// clipped at a few thresholds and says so; each outcome has its own colour.
+#[test]
+fn a_lag_far_above_its_threshold_keeps_the_threshold_visible() {
+    let (_, report) = render("dms-happy-path");
+    let mut json = serde_json::to_value(&report).unwrap();
+    json["lagThresholdSeconds"] = serde_json::json!(30.0);
+    let timeline = json["timeline"].as_array_mut().unwrap();
+    let mut spike = timeline[1].clone();
+    spike["lagSeconds"] = serde_json::json!(814.0);
+    timeline.insert(2, spike);
+    let html = cutover_cli::html::render(&json);
+    let clipped = section(&html, "lag-clipped");
+    assert!(
+        clipped.contains("clipped at 120 s") && clipped.contains("peak 814 s"),
+        "{clipped}"
+    );
+    // The threshold's line sits a quarter of the way up the lag axis, not on its baseline.
+    let th = section(&html, "lag-threshold");
+    let y1: f64 = th
+        .split("y1=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((y1 - (200.0 + 110.0 * 0.75)).abs() < 0.2, "{th}");
+    // Lag within four thresholds: the axis ends at the peak, not clipped.
+    let mut calm = json.clone();
+    for e in calm["timeline"].as_array_mut().unwrap() {
+        if e.get("lagSeconds").is_some_and(|l| !l.is_null()) {
+            e["lagSeconds"] = serde_json::json!(50.0);
+        }
+    }
+    let plain = cutover_cli::html::render(&calm);
+    assert!(!plain.contains("id=\"lag-clipped\""));
+    let th = section(&plain, "lag-threshold");
+    let y1: f64 = th
+        .split("y1=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (y1 - (200.0 + 110.0 * (1.0 - 30.0 / 50.0))).abs() < 0.2,
+        "{th}"
+    );
+
+    let colour = |outcome: &str| {
+        let mut j = json.clone();
+        j["outcome"] = serde_json::json!(outcome);
+        let html = cutover_cli::html::render(&j);
+        let at = html.find("class=\"badge\" style=\"background:").unwrap() + 31;
+        html[at..at + 7].to_string()
+    };
+    let outcomes = [
+        "completed",
+        "completed_with_errors",
+        "rolled_back",
+        "aborted",
+        "failed",
+        "rollback_failed",
+    ];
+    let colours: std::collections::BTreeSet<String> = outcomes.iter().map(|o| colour(o)).collect();
+    assert_eq!(colours.len(), outcomes.len(), "{colours:?}");
+}
+
+/// Links reach only the AWS console, whatever a crafted report carries.
+#[test]
+fn a_report_links_only_to_the_aws_console() {
+    let (_, report) = render("dms-happy-path");
+    let mut json = serde_json::to_value(&report).unwrap();
+    json["links"] = serde_json::json!({
+        "execution": "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/x",
+        "evil": "https://evil.example.com/?.console.aws.amazon.com/",
+        "userinfo": "https://us-east-1.console.aws.amazon.com@evil.example.com/",
+        "script": "javascript:alert(1)",
+    });
+    let html = cutover_cli::html::render(&json);
+    let links = section(&html, "links");
+    assert_eq!(links.matches("<a ").count(), 1, "{links}");
+    assert!(links.contains(">execution</a>"));
+    assert!(!html.contains("evil.example.com") && !html.contains("javascript:"));
 }

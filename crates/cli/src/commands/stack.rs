@@ -42,17 +42,23 @@ pub struct StackArgs {
 impl StackArgs {
     /// Connects once: the SDK configuration, and the stack's outputs with `--stack`.
     pub fn connect(&self) -> Result<cutover_cli::deployed::Context, String> {
-        cutover_cli::deployed::Context::connect(&cutover_cli::deployed::Stack {
+        cutover_cli::deployed::Context::connect(&self.stack())
+    }
+
+    /// Where the flags say the stack's pieces are, before its outputs fill in the rest.
+    pub fn stack(&self) -> cutover_cli::deployed::Stack {
+        cutover_cli::deployed::Stack {
             stack_name: self.stack_name.clone(),
             state_machine_arn: self.state_machine_arn.clone(),
             wave_state_machine_arn: self.wave_state_machine_arn.clone(),
+            wave_scheduler_role_arn: None,
             table: self.table.clone(),
             api_url: self.api_url.clone(),
             profile: self.profile.clone(),
             region: self.region.clone(),
             endpoint: self.aws_endpoint_url.clone(),
             api_token: self.api_token.clone(),
-        })
+        }
     }
 }
 

@@ -17,25 +17,23 @@ pub enum WavesCommand {
         out: Option<PathBuf>,
     },
     /// Create a one-time EventBridge Scheduler schedule that starts the wave machine at a time
-    /// inside the wave's window. Exit 0 created, 2 invalid input, 4 the service refused.
+    /// inside the wave's window. Exit 0 created, 1 AWS refused or cannot be reached, 2 invalid
+    /// input. The wave machine and the role come from `--stack` (its WaveStateMachineArn and
+    /// WaveSchedulerRoleArn outputs) or from their flags.
     Schedule {
         #[arg(long)]
         wave: PathBuf,
         /// When to start (RFC 3339, e.g. 2026-12-05T02:00:00Z).
         #[arg(long)]
         at: String,
-        /// The wave state machine (the stack's WaveStateMachineArn output).
-        #[arg(long)]
-        state_machine_arn: String,
-        /// The role the schedule runs as (the stack's WaveSchedulerRoleArn output).
-        #[arg(long)]
-        role_arn: String,
         /// Schedule name; defaults to the wave's name.
         #[arg(long)]
         name: Option<String>,
-        /// An AWS-compatible endpoint (e.g. moto); default: the AWS account of the environment.
-        #[arg(long, value_name = "URL")]
-        aws_endpoint_url: Option<String>,
+        /// The role the schedule runs as (the stack's WaveSchedulerRoleArn output).
+        #[arg(long, env = "CUTOVER_WAVE_SCHEDULER_ROLE_ARN")]
+        role_arn: Option<String>,
+        #[command(flatten)]
+        stack: super::stack::StackArgs,
     },
     /// Queue a wave on the stack's calendar (POST /calendar): its recurring schedule's firings
     /// take the queued wave of the lowest order whose window contains them. Exit 0 queued,
@@ -223,10 +221,9 @@ pub fn run(command: WavesCommand) -> ExitCode {
         WavesCommand::Schedule {
             wave,
             at,
-            state_machine_arn,
-            role_arn,
             name,
-            aws_endpoint_url,
+            role_arn,
+            stack,
         } => {
             let spec = match cutover_cli::wave::load_wave(&wave) {
                 Ok(s) => s,
@@ -251,14 +248,7 @@ pub fn run(command: WavesCommand) -> ExitCode {
                     return ExitCode::from(2);
                 }
             }
-            schedule_wave(
-                spec,
-                at,
-                state_machine_arn,
-                role_arn,
-                name,
-                aws_endpoint_url,
-            )
+            schedule_wave(spec, at, name, role_arn, &stack)
         }
     }
 }
@@ -268,11 +258,20 @@ pub fn run(command: WavesCommand) -> ExitCode {
 fn schedule_wave(
     spec: cutover_core::steps::WaveSpec,
     at: chrono::DateTime<chrono::Utc>,
-    state_machine_arn: String,
-    role_arn: String,
     name: Option<String>,
-    aws_endpoint_url: Option<String>,
+    role_arn: Option<String>,
+    stack: &super::stack::StackArgs,
 ) -> ExitCode {
+    let mut target = stack.stack();
+    target.wave_scheduler_role_arn = role_arn;
+    let cx = match cutover_cli::deployed::Context::connect(&target) {
+        Ok(cx) => cx,
+        Err(e) => return super::stack::fail(e),
+    };
+    let (state_machine_arn, role_arn) = match cx.wave_schedule_target() {
+        Ok(t) => t,
+        Err(e) => return super::stack::fail(e),
+    };
     let schedule = cutover_aws::OneTimeSchedule {
         name: name.unwrap_or_else(|| spec.wave.clone()),
         at,
@@ -287,16 +286,13 @@ fn schedule_wave(
         }
         return ExitCode::from(2);
     }
-    match cutover_cli::aws_mode::create_schedule(&schedule, aws_endpoint_url.as_deref()) {
+    match cx.create_schedule(&schedule) {
         Ok(arn) => {
             println!("{arn}: starts {} at {}", spec.wave, schedule.expression());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            // As every command that talks to AWS: 1 when AWS refuses or cannot be reached.
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
+        // As every command that talks to AWS: 1 when AWS refuses or cannot be reached.
+        Err(e) => super::stack::fail(e),
     }
 }
 
@@ -304,11 +300,9 @@ fn schedule_wave(
 fn schedule_wave(
     _: cutover_core::steps::WaveSpec,
     _: chrono::DateTime<chrono::Utc>,
-    _: String,
-    _: String,
     _: Option<String>,
     _: Option<String>,
+    _: &super::stack::StackArgs,
 ) -> ExitCode {
-    eprintln!("error: this cutover was built without AWS support: build it with `--features aws` to create schedules");
-    ExitCode::from(1)
+    super::stack::unavailable()
 }
