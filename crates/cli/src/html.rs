@@ -12,7 +12,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
 
 const W: f64 = 960.0;
-const LEFT: f64 = 70.0;
+const LEFT: f64 = 100.0;
 const RIGHT: f64 = 20.0;
 const WEIGHT_TOP: f64 = 30.0;
 const WEIGHT_H: f64 = 140.0;
