@@ -47,6 +47,8 @@ pub const OUTPUT_KEYS: [(&str, &str); 5] = [
 pub struct Context {
     pub sdk: aws_config::SdkConfig,
     pub stack: Stack,
+    /// The stack's parameters by key (with `--stack`): the bounds the deployer set.
+    pub parameters: std::collections::BTreeMap<String, String>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -63,8 +65,10 @@ impl Context {
             stack.region.as_deref(),
         ));
         let mut stack = stack.clone();
+        let mut parameters = std::collections::BTreeMap::new();
         if let Some(name) = stack.stack_name.clone().filter(|n| !n.is_empty()) {
-            let outputs = rt.block_on(stack_outputs(&sdk, &name))?;
+            let (outputs, params) = rt.block_on(describe_stack(&sdk, &name))?;
+            parameters = params;
             let fill = |field: &mut Option<String>, key: &str| {
                 if field.as_deref().is_none_or(str::is_empty) {
                     *field = outputs.get(key).cloned();
@@ -76,7 +80,12 @@ impl Context {
             fill(&mut stack.table, "RunTableName");
             fill(&mut stack.api_url, "ApprovalApiUrl");
         }
-        Ok(Context { sdk, stack, rt })
+        Ok(Context {
+            sdk,
+            stack,
+            parameters,
+            rt,
+        })
     }
 
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -112,11 +121,11 @@ impl Context {
     }
 }
 
-/// The outputs of a CloudFormation stack, by key. A stack that does not exist is one clear line.
-async fn stack_outputs(
-    sdk: &aws_config::SdkConfig,
-    name: &str,
-) -> Result<std::collections::BTreeMap<String, String>, String> {
+type ByKey = std::collections::BTreeMap<String, String>;
+
+/// The outputs and the parameters of a CloudFormation stack, by key. A stack that does not exist
+/// is one clear line.
+async fn describe_stack(sdk: &aws_config::SdkConfig, name: &str) -> Result<(ByKey, ByKey), String> {
     let cfn = aws_sdk_cloudformation::Client::new(sdk);
     let out = cfn
         .describe_stacks()
@@ -128,11 +137,130 @@ async fn stack_outputs(
         .stacks()
         .first()
         .ok_or_else(|| format!("stack {name} not found"))?;
-    Ok(stack
+    let outputs = stack
         .outputs()
         .iter()
         .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
-        .collect())
+        .collect();
+    let parameters = stack
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_string(),
+                p.parameter_value()?.to_string(),
+            ))
+        })
+        .collect();
+    Ok((outputs, parameters))
+}
+
+/// What `run preflight` found: every problem the pre-flight names (empty: the run would
+/// start), the record sets DNS serves now, and which of the stack's bounds were checked.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preflight {
+    pub problems: Vec<String>,
+    pub records: Vec<cutover_core::model::RecordSet>,
+    /// The stack's AllowedRecordNames and AllowedHostedZoneIds, when the stack was read.
+    pub allowed_record_names: Option<Vec<String>>,
+    pub allowed_hosted_zone_ids: Option<Vec<String>>,
+}
+
+/// The pre-flight validate-cutover makes, run from here against the account, changing nothing:
+/// the DMS task or MGN servers, the record as Route 53 serves it, green's health URLs and alarms,
+/// hook credentials, and the stack's own bounds (its AllowedRecordNames, AllowedHostedZoneIds
+/// and AllowedHookFunctionArns parameters, with `--stack`). Every port it could change anything
+/// through is left unconfigured: a call to one fails instead of acting.
+pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
+    use cutover_aws::{AwsReplication, AwsSecrets, CloudWatchMetrics, HttpProbe, Route53Router};
+    use std::sync::Arc;
+    let list = |key: &str| -> Option<Vec<String>> {
+        cx.parameters.get(key).map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+    };
+    // Where the stack runs, from its cutover machine's ARN (arn:PARTITION:states:REGION:ACCOUNT:…).
+    let arn: Vec<String> = cx
+        .stack
+        .state_machine_arn
+        .as_deref()
+        .unwrap_or_default()
+        .split(':')
+        .map(str::to_string)
+        .collect();
+    let part = |i: usize| arn.get(i).filter(|s| !s.is_empty()).cloned();
+    let stack = cutover_core::steps::StackContext {
+        partition: part(1),
+        region: part(3),
+        account: part(4),
+        allowed_hook_arns: list("AllowedHookFunctionArns").unwrap_or_default(),
+        allowed_record_names: list("AllowedRecordNames"),
+        allowed_zone_ids: list("AllowedHostedZoneIds"),
+    };
+    let none = Arc::new(cutover_lambda::Unconfigured("run preflight".into()));
+    // Against an AWS-compatible endpoint (moto, in the tests): its DMS answers carry ISO
+    // timestamps the SDK refuses, and it has no DescribeTableStatistics.
+    let (dms, replication) = match cx.stack.endpoint {
+        Some(_) => {
+            let dms = aws_sdk_databasemigration::Client::from_conf(
+                aws_sdk_databasemigration::config::Builder::from(&cx.sdk)
+                    .interceptor(cutover_aws::moto_compat::IsoTimestampsAsEpoch)
+                    .build(),
+            );
+            let r = AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(&cx.sdk));
+            (dms, r.without_table_statistics())
+        }
+        None => {
+            let dms = aws_sdk_databasemigration::Client::new(&cx.sdk);
+            let r = AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(&cx.sdk));
+            (dms, r)
+        }
+    };
+    let probe = HttpProbe::new(std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let secrets = AwsSecrets::new(&cx.sdk).map_err(|e| e.to_string())?;
+    let deps = cutover_core::steps::Deps {
+        stack: stack.clone(),
+        clock: Arc::new(cutover_aws::SystemClock),
+        store: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&cx.sdk),
+            cx.stack
+                .table
+                .as_deref()
+                .unwrap_or("run-preflight-reads-no-table"),
+        )),
+        // Reads only: `records`; one request a second leaves the account's budget to the runs.
+        router: Arc::new(Route53Router::new(
+            aws_sdk_route53::Client::new(&cx.sdk),
+            1.0,
+        )),
+        replication: Arc::new(replication.clone()),
+        metrics: Arc::new(CloudWatchMetrics::new(
+            aws_sdk_cloudwatch::Client::new(&cx.sdk),
+            replication,
+            dms,
+        )),
+        probe: Arc::new(probe),
+        secrets: Arc::new(secrets),
+        notifier: none.clone(),
+        callbacks: none.clone(),
+        hooks: none.clone(),
+        executions: none.clone(),
+        vault: none,
+        sent: Default::default(),
+    };
+    let (problems, records) = cx
+        .block_on(cutover_core::steps::preflight(plan, &deps))
+        .map_err(|e| e.to_string())?;
+    Ok(Preflight {
+        problems,
+        records,
+        allowed_record_names: stack.allowed_record_names,
+        allowed_hosted_zone_ids: stack.allowed_zone_ids,
+    })
 }
 
 /// One line for an SDK error: its code and message, never a debug structure.

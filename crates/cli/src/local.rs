@@ -460,6 +460,7 @@ pub(crate) fn setup(
             account: Some(ACCOUNT.into()),
             region: Some(REGION.into()),
             allowed_hook_arns: vec![],
+            ..Default::default()
         },
         clock: Arc::new(clock),
         store,

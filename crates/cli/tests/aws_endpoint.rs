@@ -45,6 +45,7 @@ fn examples_through_the_sdk_adapters() {
     run_commands_read_and_start_runs(&ep, &happy);
     a_stack_name_finds_the_outputs_and_waves_start_and_report(&ep, &happy);
     rollback_restores_the_exact_record(&ep);
+    preflight_reads_the_account_and_the_stacks_bounds(&ep);
 }
 
 fn cutover(args: &[&str]) -> std::process::Output {
@@ -818,4 +819,132 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
         !seen.iter().any(|r| r.contains("wJalrXUtnFEMI")),
         "the secret never travels"
     );
+}
+
+/// `cutover run preflight`: the pre-flight a run would make, against the account (moto), with the
+/// stack's own bounds read from its parameters; nothing changes.
+fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/dms-happy-path");
+    let plan = load_plan(&dir.join("plan.yaml")).unwrap();
+    let spec = load_world(&dir.join("world.yaml")).unwrap();
+    let world = std::sync::Arc::new(cutover_sim::World::new(
+        spec.clone(),
+        cutover_sim::SimClock::start(spec.start_time),
+    ));
+    let (rt, sdk) = sdk(ep);
+    let seeded = rt
+        .block_on(cutover_cli::aws_mode::seed(
+            ep,
+            &spec,
+            world,
+            &plan,
+            &unique("preflight"),
+        ))
+        .unwrap();
+    let zone = seeded.plan.dns.hosted_zone_id.clone();
+    // The plan as the operator wrote it, in the zone moto assigned; no alarms (CloudWatch's
+    // protocol is not one moto speaks).
+    let text = std::fs::read_to_string(dir.join("plan.yaml"))
+        .unwrap()
+        .replace("Z0123456789", &zone)
+        .replace("  alarms: [orders-green-5xx]\n", "");
+    let plan_file = std::env::temp_dir().join(format!("{}.yaml", unique("preflight-plan")));
+    std::fs::write(&plan_file, text).unwrap();
+    let records = || {
+        rt.block_on(
+            aws_sdk_route53::Client::new(&sdk)
+                .list_resource_record_sets()
+                .hosted_zone_id(&zone)
+                .send(),
+        )
+        .unwrap()
+        .resource_record_sets()
+        .len()
+    };
+    let before = records();
+    let stack_with = |names: &str| {
+        let name = unique("cutover-bounds");
+        // String, not the template's CommaDelimitedList: moto answers a list parameter's value
+        // as a Python list's text ("['a', 'b']"); a String keeps the comma-separated form the
+        // stack's parameters are given in (ParameterValue is a string).
+        let template = serde_json::json!({
+            "Parameters": {
+                "AllowedRecordNames": {"Type": "String"},
+                "AllowedHostedZoneIds": {"Type": "String"},
+            },
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        });
+        let p = |k: &str, v: &str| {
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        };
+        rt.block_on(
+            aws_sdk_cloudformation::Client::new(&sdk)
+                .create_stack()
+                .stack_name(&name)
+                .template_body(template.to_string())
+                .parameters(p("AllowedRecordNames", names))
+                .parameters(p("AllowedHostedZoneIds", &zone))
+                .send(),
+        )
+        .unwrap();
+        name
+    };
+    let preflight = |stack: &str, json: bool| {
+        let mut args = vec![
+            "run",
+            "preflight",
+            "--plan",
+            plan_file.to_str().unwrap(),
+            "--stack",
+            stack,
+            "--aws-endpoint-url",
+            ep,
+        ];
+        if json {
+            args.push("--json");
+        }
+        cutover(&args)
+    };
+
+    // Within the stack's bounds: DNS serves the plan's blue and the DMS task is ready, so the one
+    // problem left is green's health URL, which answers nothing from this machine.
+    let inside = stack_with("billing.example.com,orders.example.com");
+    let out = preflight(&inside, true);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems: Vec<&str> = found["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("health.http[0]"), "{problems:?}");
+    assert_eq!(found["records"].as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(
+        found["allowedRecordNames"],
+        serde_json::json!(["billing.example.com", "orders.example.com"])
+    );
+
+    // Outside them: refused at pre-flight, naming the field and the parameter, in words.
+    let outside = stack_with("billing.example.com");
+    let out = preflight(&outside, false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "dns.recordName: 'orders.example.com' is not among the stack's AllowedRecordNames"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("nothing was changed"), "{text}");
+    assert_eq!(records(), before, "the pre-flight changed no record");
 }

@@ -199,33 +199,15 @@ struct SkipBody {
 /// admit (`field` prefixes the names: `wave`).
 fn within_allow_lists(w: &crate::steps::WaveSpec, bounds: &Bounds) -> Result<(), ApiResponse> {
     for (i, a) in w.applications.iter().enumerate() {
-        let name = a
-            .plan
-            .dns
-            .record_name
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
-        if let Some(allowed) = &bounds.allowed_records {
-            if !allowed
-                .iter()
-                .any(|r| r.trim_end_matches('.').eq_ignore_ascii_case(&name))
-            {
-                return Err(bad_field(
-                    &format!("wave.applications[{i}].plan.dns.recordName"),
-                    format!("'{name}' is not among the stack's AllowedRecordNames"),
-                ));
-            }
-        }
-        if let Some(zones) = &bounds.allowed_zones {
-            if !zones.contains(&a.plan.dns.hosted_zone_id) {
-                return Err(bad_field(
-                    &format!("wave.applications[{i}].plan.dns.hostedZoneId"),
-                    format!(
-                        "'{}' is not among the stack's AllowedHostedZoneIds",
-                        a.plan.dns.hosted_zone_id
-                    ),
-                ));
-            }
+        if let Some((field, why)) = crate::steps::dns_outside_allow_lists(
+            &a.plan.dns,
+            bounds.allowed_records.as_deref(),
+            bounds.allowed_zones.as_deref(),
+        ) {
+            return Err(bad_field(
+                &format!("wave.applications[{i}].plan.dns.{field}"),
+                why,
+            ));
         }
     }
     let problems = crate::steps::wave_problems(w);

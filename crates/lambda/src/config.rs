@@ -127,6 +127,8 @@ impl Config {
             account: get("CUTOVER_ACCOUNT_ID").filter(|s| !s.is_empty()),
             region: get("AWS_REGION").filter(|s| !s.is_empty()),
             allowed_hook_arns: list("ALLOWED_HOOK_FUNCTION_ARNS"),
+            allowed_record_names: api_bounds.allowed_records.clone(),
+            allowed_zone_ids: api_bounds.allowed_zones.clone(),
         };
         Ok(Config {
             stack,

@@ -28,6 +28,7 @@ pub fn world_deps(
             account: Some("123456789012".into()),
             region: Some("us-east-1".into()),
             allowed_hook_arns: vec![],
+            ..Default::default()
         },
         clock: std::sync::Arc::new(world.clock()),
         store,

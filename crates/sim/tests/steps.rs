@@ -111,6 +111,60 @@ async fn validate_refuses_a_blue_that_dns_does_not_serve_and_changes_nothing() {
     assert_eq!(g.store.writes(), 0, "nothing written");
 }
 
+/// A plan for a record or zone outside the stack's allow-lists is refused at pre-flight, naming
+/// the field and the stack parameter, before anything changes: the roles could not change it,
+/// and the first shift would fail with AccessDenied hours in.
+#[tokio::test(start_paused = true)]
+async fn validate_refuses_a_record_outside_the_stacks_allow_lists_and_changes_nothing() {
+    for (records, zones, field) in [
+        (
+            vec!["billing.example.com".to_string()],
+            None,
+            "dns.recordName",
+        ),
+        (
+            vec!["ORDERS.example.com.".to_string()],
+            Some(vec!["Z999".to_string()]),
+            "dns.hostedZoneId",
+        ),
+    ] {
+        let mut g = given(WORLD);
+        g.deps.stack.allowed_record_names = Some(records.clone());
+        g.deps.stack.allowed_zone_ids = zones;
+        let e = validate_cutover(
+            ValidateInput {
+                run_id: "r1".into(),
+                plan: g.plan.clone(),
+            },
+            &g.deps,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.name(), "ValidationFailed");
+        let text = e.to_string();
+        assert!(text.contains(field), "{text}");
+        assert!(
+            text.contains("AllowedRecordNames") || text.contains("AllowedHostedZoneIds"),
+            "{text}"
+        );
+        assert_eq!(g.store.lock_holder("orders"), None);
+        assert_eq!(g.store.writes(), 0, "nothing written");
+    }
+    // Within the lists (compared as the condition key does: lower case, no trailing dot).
+    let mut g = given(WORLD);
+    g.deps.stack.allowed_record_names = Some(vec!["Orders.Example.com.".into()]);
+    g.deps.stack.allowed_zone_ids = Some(vec![g.plan.dns.hosted_zone_id.clone()]);
+    validate_cutover(
+        ValidateInput {
+            run_id: "r1".into(),
+            plan: g.plan.clone(),
+        },
+        &g.deps,
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn validate_lists_every_preflight_problem() {
     let g = given(

@@ -41,6 +41,20 @@ pub enum RunCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
+    /// The pre-flight a run would make, against the account, changing nothing: the DMS task or
+    /// MGN servers, the record as Route 53 serves it, green's health URLs and alarms, hook
+    /// credentials, and with --stack the stack's own bounds (AllowedRecordNames,
+    /// AllowedHostedZoneIds, AllowedHookFunctionArns). Exit 0 ready, 2 the run would be
+    /// refused (each problem named), 1 AWS could not be read.
+    Preflight {
+        #[arg(long)]
+        plan: PathBuf,
+        /// Print {"problems", "records", "allowedRecordNames", "allowedHostedZoneIds"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
     /// Phase, weights, lag, last health round, pending gates, outcome, execution state.
     Status {
         run: String,
@@ -148,6 +162,33 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             )
         };
     match command {
+        RunCommand::Preflight { plan, json, stack } => {
+            let p = match load_plan(&plan) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let cx = match stack.connect() {
+                Ok(cx) => cx,
+                Err(e) => return fail(e),
+            };
+            let found = match deployed::preflight(&cx, &p) {
+                Ok(f) => f,
+                Err(e) => return fail(e),
+            };
+            if json {
+                println!("{}", serde_json::to_string(&found).unwrap_or_default());
+            } else {
+                print!("{}", preflight_words(&p, &found));
+            }
+            if found.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
         RunCommand::Start {
             plan,
             run_id,
@@ -296,6 +337,47 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             &|b| abort_words(&run, &reason, b),
         ),
     }
+}
+
+/// What the pre-flight found, in lines: each problem, or that the run would start; what DNS
+/// serves now; which of the stack's bounds were checked; that nothing was changed.
+#[cfg(feature = "aws")]
+fn preflight_words(
+    plan: &cutover_core::plan::Plan,
+    f: &cutover_cli::deployed::Preflight,
+) -> String {
+    let mut out = String::new();
+    if f.problems.is_empty() {
+        out.push_str(&format!(
+            "{}: pre-flight passed; a run would start\n",
+            plan.application
+        ));
+    } else {
+        out.push_str(&format!(
+            "{}: a run would be refused at pre-flight ({} problem(s)):\n",
+            plan.application,
+            f.problems.len()
+        ));
+        for p in &f.problems {
+            out.push_str(&format!("  - {p}\n"));
+        }
+    }
+    out.push_str(&format!(
+        "DNS serves {} record set(s) for {} {}\n",
+        f.records.len(),
+        plan.dns.record_name,
+        plan.dns.record_type
+    ));
+    match (&f.allowed_record_names, &f.allowed_hosted_zone_ids) {
+        (Some(r), Some(z)) => out.push_str(&format!(
+            "checked against the stack's AllowedRecordNames ({}) and AllowedHostedZoneIds ({})\n",
+            r.join(", "),
+            z.join(", ")
+        )),
+        _ => out.push_str("the stack's bounds were not checked: give --stack to read them\n"),
+    }
+    out.push_str("nothing was changed\n");
+    out
 }
 
 /// What a decision did, in a sentence: the API's answer where it says more than the request.

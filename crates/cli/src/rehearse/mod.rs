@@ -153,6 +153,7 @@ impl App {
 
 pub const SCENARIOS: &[&str] = &[
     "dms-approved-iam",
+    "outside-bounds",
     "dms-rejected-jwt",
     "alarm-rollback",
     "mgn",
@@ -186,9 +187,15 @@ pub async fn rehearse(opts: RehearseOptions) -> Result<RehearsalReport, Rehearse
     // The zone first: its id (moto's) is a stack parameter.
     let zone_id = create_zone(&sdk).await?;
     let mut params = opts.parameters.clone();
+    // Every application's record is the stack's to change but one, whose scenario checks that
+    // the pre-flight refuses it (`outside-bounds`).
     params.extend(stack::rehearsal_parameters(
         &zone_id,
-        &apps.iter().map(|a| a.record.as_str()).collect::<Vec<_>>(),
+        &apps
+            .iter()
+            .filter(|a| a.application != OUTSIDE_BOUNDS_APP)
+            .map(|a| a.record.as_str())
+            .collect::<Vec<_>>(),
     ));
     let stack = Arc::new(Stack::load(&opts.template, "cutover-rehearsal", &params)?);
     seed(&sdk, &stack, &zone_id, &apps, &opts.endpoint).await?;
@@ -401,8 +408,12 @@ fn app_names() -> Vec<&'static str> {
         "rh-cred",
         "rh-cred-denied",
         "rh-cal",
+        OUTSIDE_BOUNDS_APP,
     ]
 }
+
+/// The application whose record lies outside the stack's AllowedRecordNames.
+const OUTSIDE_BOUNDS_APP: &str = "rh-outside";
 
 fn tagged() -> BTreeMap<String, String> {
     [("cutover".to_string(), "allowed".to_string())].into()
@@ -881,6 +892,7 @@ impl Rehearsal {
             "wave-scheduled" => self.wave().await,
             "calendar" => self.calendar().await,
             "init-error" => self.init_error().await,
+            "outside-bounds" => self.outside_bounds().await,
             other => Err(format!("no scenario {other}")),
         }
     }
@@ -1108,6 +1120,50 @@ impl Rehearsal {
             dns.len() == 1 && dns[0].1.is_none() && dns[0].2 == blue
         })
         .await
+    }
+
+    /// A plan for a record outside the stack's AllowedRecordNames: the deployed validate-cutover,
+    /// with the environment the template gives it, refuses it at pre-flight naming the field and
+    /// the parameter; the run fails before anything changes and no role is asked to change the
+    /// record.
+    async fn outside_bounds(&self) -> Result<String, String> {
+        let app = App::new(OUTSIDE_BOUNDS_APP);
+        let run_id = "rh-outside-1";
+        let plan = dms_plan(
+            &app,
+            &self.zone_id,
+            json!([{"weight": 100, "bakeSeconds": 1}]),
+            &[],
+        );
+        let exec = self
+            .run_cutover("outside-bounds", run_id, plan, |_| async { None })
+            .await?;
+        let cause = exec.cause.clone().unwrap_or_default();
+        let mut problems = Vec::new();
+        if exec.status != Status::Failed || exec.error.as_deref() != Some("ValidationFailed") {
+            problems.push(format!(
+                "ended {:?} with {:?}, expected a ValidationFailed failure",
+                exec.status, exec.error
+            ));
+        }
+        if !(cause.contains("dns.recordName") && cause.contains("AllowedRecordNames")) {
+            problems.push(format!(
+                "the cause does not name the field and the parameter: {cause}"
+            ));
+        }
+        let blue = format!("blue-{}.example.com", app.application);
+        let dns = self.dns(&app.record).await?;
+        if !(dns.len() == 1 && dns[0].1.is_none() && dns[0].2 == blue) {
+            problems.push(format!("DNS of {} is {dns:?}", app.record));
+        }
+        if self.lock_held(&app.application).await? {
+            problems.push(format!("the lock of {} is held", app.application));
+        }
+        if problems.is_empty() {
+            Ok(format!("{run_id}: refused at pre-flight, DNS {dns:?}"))
+        } else {
+            Err(format!("{run_id}: {}", problems.join("; ")))
+        }
     }
 
     /// MGN with two servers, then the point of no return: one StartCutover for both, the

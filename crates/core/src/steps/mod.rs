@@ -37,7 +37,7 @@ pub use traffic::{
     CollapseInput, CollapseOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput,
     SyncOutput, ROLLBACK_MAX_ATTEMPTS, SYNC_DEADLINE_SECONDS, SYNC_POLL_SECONDS,
 };
-pub use validate::{validate_cutover, ValidateInput, ValidateOutput};
+pub use validate::{preflight, validate_cutover, ValidateInput, ValidateOutput};
 pub use wave::{
     calendar_plans_key, calendar_run_id, close_wave, next_wave_round, start_wave, wave_problems,
     CalendarFiring, CloseWaveInput, NextRoundInput, NextRoundOutput, OutlineApp, ReadyApp,
@@ -140,6 +140,46 @@ pub struct StackContext {
     pub region: Option<String>,
     /// Hook function ARN patterns (`*` wildcard) allowed elsewhere (`AllowedHookFunctionArns`).
     pub allowed_hook_arns: Vec<String>,
+    /// The record names the stack's roles may change (`AllowedRecordNames`); None: not known.
+    pub allowed_record_names: Option<Vec<String>>,
+    /// The hosted zones the stack's roles may change (`AllowedHostedZoneIds`); None: not known.
+    pub allowed_zone_ids: Option<Vec<String>>,
+}
+
+/// Whether the plan's record lies outside the stack's allow-lists: the field and why. The roles
+/// may change only these names (`route53:ChangeResourceRecordSetsNormalizedRecordNames`, lower
+/// case without the trailing dot) in these zones, so a plan outside them would fail with
+/// AccessDenied at its first shift, hours in.
+pub fn dns_outside_allow_lists(
+    dns: &crate::plan::DnsPlan,
+    allowed_records: Option<&[String]>,
+    allowed_zones: Option<&[String]>,
+) -> Option<(&'static str, String)> {
+    let name = crate::model::normalize_name(&dns.record_name);
+    if let Some(allowed) = allowed_records {
+        if !allowed
+            .iter()
+            .any(|r| crate::model::normalize_name(r) == name)
+        {
+            return Some((
+                "recordName",
+                format!("'{name}' is not among the stack's AllowedRecordNames ({}): the stack may not change it", allowed.join(", ")),
+            ));
+        }
+    }
+    if let Some(zones) = allowed_zones {
+        if !zones.iter().any(|z| z == &dns.hosted_zone_id) {
+            return Some((
+                "hostedZoneId",
+                format!(
+                    "'{}' is not among the stack's AllowedHostedZoneIds ({}): the stack may not change it",
+                    dns.hosted_zone_id,
+                    zones.join(", ")
+                ),
+            ));
+        }
+    }
+    None
 }
 
 impl StackContext {
@@ -493,6 +533,7 @@ mod stack_tests {
             allowed_hook_arns: vec![
                 "arn:aws:lambda:eu-west-1:123456789012:function:shared-*".into()
             ],
+            ..StackContext::default()
         };
         let ours = "arn:aws:lambda:us-east-1:123456789012:function:freeze";
         assert_eq!(stack.foreign_hook(ours), None);

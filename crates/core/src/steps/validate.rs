@@ -52,33 +52,7 @@ pub async fn validate_cutover(
         });
     }
 
-    let mut problems = Vec::new();
-    for (name, hook) in [
-        ("freeze", &plan.data.freeze),
-        ("switch", &plan.data.switch),
-        ("unfreeze", &plan.data.unfreeze),
-    ] {
-        if let Some(why) = hook
-            .as_ref()
-            .and_then(|h| h.lambda_arn.as_deref())
-            .and_then(|arn| deps.stack.foreign_hook(arn))
-        {
-            problems.push(format!("data.{name}.lambdaArn: {why}"));
-        }
-        // A credential the hook needs must be readable now, not first at the freeze.
-        if let Some(h) = hook {
-            if let Err(e) = super::resolve_headers(deps, &h.headers).await {
-                problems.push(format!("data.{name}.headers: {}", e.message));
-            }
-        }
-    }
-    preflight_replication(&plan, deps, &mut problems).await?;
-    let current = preflight_dns(&plan, deps, &mut problems).await?;
-    // An MGN green is the cutover instance, launched only after the lag gate: there is nothing
-    // to probe yet. Its health is checked once it has booted, before any traffic moves.
-    if super::replication::strategy(&plan).green_exists_before_launch() {
-        preflight_health(&plan, deps, &mut problems).await?;
-    }
+    let (problems, current) = preflight(&plan, deps).await?;
     if !problems.is_empty() {
         return Err(StepError::ValidationFailed(problems));
     }
@@ -131,6 +105,43 @@ pub async fn validate_cutover(
         snapshot: current,
         finalize: plan.finalize.enabled,
     })
+}
+
+/// Every check of the pre-flight, changing nothing: the problems found, each naming its field,
+/// and the record sets DNS serves now. `cutover run preflight` runs exactly this against an
+/// account before any run starts.
+pub async fn preflight(
+    plan: &Plan,
+    deps: &Deps,
+) -> Result<(Vec<String>, Vec<RecordSet>), StepError> {
+    let mut problems = Vec::new();
+    for (name, hook) in [
+        ("freeze", &plan.data.freeze),
+        ("switch", &plan.data.switch),
+        ("unfreeze", &plan.data.unfreeze),
+    ] {
+        if let Some(why) = hook
+            .as_ref()
+            .and_then(|h| h.lambda_arn.as_deref())
+            .and_then(|arn| deps.stack.foreign_hook(arn))
+        {
+            problems.push(format!("data.{name}.lambdaArn: {why}"));
+        }
+        // A credential the hook needs must be readable now, not first at the freeze.
+        if let Some(h) = hook {
+            if let Err(e) = super::resolve_headers(deps, &h.headers).await {
+                problems.push(format!("data.{name}.headers: {}", e.message));
+            }
+        }
+    }
+    preflight_replication(plan, deps, &mut problems).await?;
+    let current = preflight_dns(plan, deps, &mut problems).await?;
+    // An MGN green is the cutover instance, launched only after the lag gate: there is nothing
+    // to probe yet. Its health is checked once it has booted, before any traffic moves.
+    if super::replication::strategy(plan).green_exists_before_launch() {
+        preflight_health(plan, deps, &mut problems).await?;
+    }
+    Ok((problems, current))
 }
 
 /// Tells the notice topic that a run has started (once per run, however often this is delivered).
@@ -203,6 +214,17 @@ async fn preflight_dns(
     problems: &mut Vec<String>,
 ) -> Result<Vec<RecordSet>, StepError> {
     let d = &plan.dns;
+    if let Some((field, why)) = super::dns_outside_allow_lists(
+        d,
+        deps.stack.allowed_record_names.as_deref(),
+        deps.stack.allowed_zone_ids.as_deref(),
+    ) {
+        problems.push(format!("dns.{field}: {why}"));
+        if field == "hostedZoneId" {
+            // The roles may not even read a zone outside the list.
+            return Ok(vec![]);
+        }
+    }
     let records = match deps
         .router
         .records(&d.hosted_zone_id, &d.record_name, d.record_type)
