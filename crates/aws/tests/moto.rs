@@ -934,6 +934,7 @@ async fn dynamodb_calendar_entries_are_conditional_and_plans_round_trip() {
         window: None,
         max_concurrency: 2,
         scheduling_interval_seconds: 60,
+        handover_after_events: cutover_core::steps::DEFAULT_HANDOVER_AFTER_EVENTS,
         applications: vec![CalendarApp {
             application: "orders".into(),
             depends_on: vec![],

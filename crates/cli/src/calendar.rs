@@ -207,6 +207,22 @@ pub fn run_calendar_local(
         });
         let done = futures::future::join_all(runs).await;
         s.approver.abort();
+        // A firing whose wave handed over to a later execution ended in that one.
+        let wave_arn = s.engine.machine_arn("wave");
+        let generations: Vec<cutover_engine::Execution> = s
+            .engine
+            .children()
+            .into_iter()
+            .filter(|(arn, _)| *arn == wave_arn)
+            .map(|(_, e)| e)
+            .collect();
+        let done: Vec<_> = done
+            .into_iter()
+            .map(|(at, name, first)| {
+                let (exec, _) = crate::wave::end_of_chain(&first, &generations);
+                (at, name, exec)
+            })
+            .collect();
         let secs = |t: DateTime<Utc>| (t - start).num_milliseconds() as f64 / 1000.0;
         let mut out = vec![];
         for (at, name, exec) in done {

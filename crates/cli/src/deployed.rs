@@ -574,6 +574,30 @@ pub fn wave_status(cx: &Context, name: &str) -> Result<Value, String> {
             .unwrap_or(Value::Null);
         let spec: cutover_core::steps::WaveSpec = serde_json::from_value(input["wave"].clone())
             .map_err(|e| format!("wave execution {name}: its input is not a wave: {e}"))?;
+        // A wave that handed over goes on in the execution its output names (`handedOverTo`):
+        // follow the chain to the one that runs now, or that closed the wave.
+        let (mut status, mut current, mut handovers) =
+            (out.status().as_str().to_string(), name.to_string(), 0usize);
+        let mut output = out.output().map(str::to_string);
+        while let Some(next) = output
+            .as_deref()
+            .and_then(|o| serde_json::from_str::<Value>(o).ok())
+            .and_then(|o| o["handedOverTo"].as_str().map(str::to_string))
+        {
+            if handovers >= 10_000 {
+                break;
+            }
+            let n = sfn
+                .describe_execution()
+                .execution_arn(&next)
+                .send()
+                .await
+                .map_err(|e| format!("wave execution {next}: {}", sdk_err(e)))?;
+            status = n.status().as_str().to_string();
+            current = n.name().unwrap_or_default().to_string();
+            output = n.output().map(str::to_string);
+            handovers += 1;
+        }
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&cx.sdk), table);
         let mut apps = Vec::new();
         for a in &spec.applications {
@@ -586,7 +610,9 @@ pub fn wave_status(cx: &Context, name: &str) -> Result<Value, String> {
         Ok(json!({
             "wave": spec.wave,
             "execution": name,
-            "status": out.status().as_str(),
+            "status": status,
+            "currentExecution": current,
+            "handovers": handovers,
             "startedAt": out.start_date().to_string(),
             "applications": apps,
         }))

@@ -43,6 +43,9 @@ pub struct WaveRunReport {
     pub max_state_bytes: usize,
     /// The longest history of any one of those executions, in events (the limit is 25,000).
     pub max_history_events: usize,
+    /// How many times the wave's execution handed over to a fresh one before its history
+    /// filled (`handoverAfterEvents`, docs/waves.md): the wave ran as this many plus one.
+    pub handovers: usize,
     pub error: Option<String>,
 }
 
@@ -257,6 +260,9 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
         scheduling_interval_seconds: w
             .scheduling_interval_seconds
             .unwrap_or(cutover_core::steps::DEFAULT_SCHEDULING_INTERVAL),
+        handover_after_events: w
+            .handover_after_events
+            .unwrap_or(cutover_core::steps::DEFAULT_HANDOVER_AFTER_EVENTS),
         applications: apps,
     })
 }
@@ -319,7 +325,12 @@ pub fn load_wave_whole(path: &Path) -> Result<WaveSpec, InputError> {
 
 pub struct WaveRun {
     pub report: WaveRunReport,
+    /// The wave's last execution (the one that closed it), with the first one's start and the
+    /// state transitions of all of them.
     pub execution: cutover_engine::Execution,
+    /// Every execution of the wave machine this run made: the first, then each it handed over to.
+    pub generations: Vec<cutover_engine::Execution>,
+    /// The applications' own executions.
     pub children: Vec<cutover_engine::Execution>,
     pub world: Arc<World>,
     pub store: Arc<MemoryStore>,
@@ -343,6 +354,44 @@ pub fn max_concurrent(children: &[cutover_engine::Execution]) -> usize {
         peak = peak.max(now);
     }
     peak as usize
+}
+
+/// The wave's chain of executions that begins with `first`, in order: each execution that
+/// handed over names the next in its output (`handedOverTo`, the execution's ARN), among
+/// `generations` (the wave machine's other executions).
+pub fn chain(
+    first: &cutover_engine::Execution,
+    generations: &[cutover_engine::Execution],
+) -> Vec<cutover_engine::Execution> {
+    let mut chain = vec![first.clone()];
+    while let Some(next) = chain
+        .last()
+        .and_then(|e| e.output.as_ref())
+        .and_then(|o| o.get("handedOverTo"))
+        .and_then(|a| a.as_str())
+        .and_then(|arn| {
+            generations
+                .iter()
+                .find(|g| arn.rsplit(':').next() == Some(g.name.as_str()))
+        })
+    {
+        if chain.len() > generations.len() {
+            break;
+        }
+        chain.push(next.clone());
+    }
+    chain
+}
+
+/// The last execution of the wave's chain that begins with `first`, and the number of
+/// hand-overs before it.
+pub fn end_of_chain(
+    first: &cutover_engine::Execution,
+    generations: &[cutover_engine::Execution],
+) -> (cutover_engine::Execution, usize) {
+    let mut c = chain(first, generations);
+    let handovers = c.len() - 1;
+    (c.pop().unwrap_or_else(|| first.clone()), handovers)
 }
 
 pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOptions) -> WaveRun {
@@ -388,10 +437,32 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             engine.stop_children(&error, &cause);
             (error, cause)
         };
-        let execution = s
+        let first = s
             .engine
             .execute_until(&s.wave, "wave", &wave_run_id, json!({ "wave": spec }), stop)
             .await;
+        // The wave's chain of executions: each that handed over names the next; the last one
+        // closed the wave (or was stopped). The others are the applications' own.
+        let wave_arn = s.engine.machine_arn("wave");
+        let (generations, children): (Vec<_>, Vec<_>) = s
+            .engine
+            .children()
+            .into_iter()
+            .partition(|(arn, _)| *arn == wave_arn);
+        let generations: Vec<cutover_engine::Execution> =
+            generations.into_iter().map(|(_, e)| e).collect();
+        let children: Vec<cutover_engine::Execution> =
+            children.into_iter().map(|(_, e)| e).collect();
+        let (execution, handovers) = end_of_chain(&first, &generations);
+        let transitions: u64 = std::iter::once(&first)
+            .chain(&generations)
+            .map(|e| e.state_transitions)
+            .sum();
+        let execution = cutover_engine::Execution {
+            started: first.started,
+            state_transitions: transitions,
+            ..execution
+        };
         if execution.status == cutover_engine::Status::Aborted {
             for app in &spec.applications {
                 reconcile_status(
@@ -444,8 +515,6 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
                 (outcome.to_string(), apps)
             }
         };
-        let children: Vec<cutover_engine::Execution> =
-            s.engine.children().into_iter().map(|(_, e)| e).collect();
         let report = WaveRunReport {
             wave: spec.wave.clone(),
             outcome,
@@ -461,10 +530,12 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             max_state_bytes: s.engine.max_state_bytes(),
             max_history_events: children
                 .iter()
+                .chain(&generations)
                 .map(|c| c.history.len())
-                .chain([execution.history.len()])
+                .chain([first.history.len()])
                 .max()
                 .unwrap_or(0),
+            handovers,
             error: execution.error.clone(),
         };
         let (critical, delay) = schedule_figures(spec, &report.applications);
@@ -476,6 +547,7 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
         WaveRun {
             report,
             execution,
+            generations: chain(&first, &generations),
             children,
             world: s.world,
             store: s.memory,

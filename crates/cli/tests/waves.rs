@@ -645,3 +645,87 @@ fn the_wave_report_gives_its_largest_state_and_longest_history() {
     assert_eq!(r.max_history_events, longest);
     assert!(longest > 100 && longest < 25_000, "{longest}");
 }
+
+/// A wave whose execution would outgrow its history hands over to a fresh execution of itself
+/// (`handoverAfterEvents`): the applications run exactly as without hand-overs, and no execution
+/// of the chain writes more history than the bound plus one pass, so the count
+/// `next_wave_round` keeps never falls short of what Step Functions records.
+#[test]
+fn a_wave_hands_over_before_its_history_fills() {
+    let world = load_world(&example().join("world.yaml")).unwrap();
+    let whole = run_wave_local(
+        &load_wave(&example().join("wave.yaml")).unwrap(),
+        &world,
+        &RunOptions::default(),
+    );
+    assert_eq!(whole.report.handovers, 0);
+    assert_eq!(whole.generations.len(), 1);
+    for bound in [100u32, 250] {
+        let mut spec = load_wave(&example().join("wave.yaml")).unwrap();
+        spec.handover_after_events = bound;
+        let run = run_wave_local(&spec, &world, &RunOptions::default());
+        let r = &run.report;
+        assert!(r.handovers >= 2, "{bound}: {} hand-overs", r.handovers);
+        assert_eq!(run.generations.len(), r.handovers + 1);
+        // The largest pass of this wave: a Map of three starts, the hand-over's own states.
+        let slack = (cutover_core::steps::EVENTS_PER_PASS
+            + cutover_core::steps::EVENTS_PER_MAP
+            + 3 * cutover_core::steps::EVENTS_PER_START
+            + 20) as usize;
+        for g in &run.generations {
+            assert!(
+                g.history.len() <= bound as usize + slack,
+                "{bound}: {} wrote {} events",
+                g.name,
+                g.history.len()
+            );
+        }
+        // Every execution but the last handed over; the last closed the wave.
+        for g in &run.generations[..r.handovers] {
+            assert!(
+                g.output
+                    .as_ref()
+                    .is_some_and(|o| o["handedOverTo"].is_string()),
+                "{}",
+                g.name
+            );
+        }
+        assert_eq!(run.execution.name, run.generations.last().unwrap().name);
+        assert_eq!(r.outcome, whole.report.outcome);
+        let apps = |r: &cutover_cli::wave::WaveRunReport| {
+            r.applications
+                .iter()
+                .map(|a| {
+                    (
+                        a.application.clone(),
+                        a.outcome.clone(),
+                        a.started_at,
+                        a.ended_at,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(apps(r), apps(&whole.report), "{bound}");
+        assert_eq!(r.simulated_seconds, whole.report.simulated_seconds);
+    }
+}
+
+/// A hand-over's name is the wave run id and the execution's number, within Step Functions' 80
+/// characters; two long wave run ids that share a beginning still name different executions.
+#[test]
+fn hand_over_names_fit_and_never_collide() {
+    use cutover_core::steps::handover_name;
+    assert_eq!(
+        handover_name("wave-12-20261205T020000Z", 3),
+        "wave-12-20261205T020000Z-h3"
+    );
+    let long_a = format!("{}a", "w".repeat(79));
+    let long_b = format!("{}b", "w".repeat(79));
+    let (a, b) = (handover_name(&long_a, 12), handover_name(&long_b, 12));
+    assert!(a.len() <= 80 && b.len() <= 80, "{a} {b}");
+    assert_ne!(a, b);
+    assert!(a.ends_with("-h12"));
+    assert!(a
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+}

@@ -260,6 +260,7 @@ async fn queue_wave(body: QueueBody, identity: &str, deps: &Deps) -> ApiResponse
         window: w.window,
         max_concurrency: w.max_concurrency,
         scheduling_interval_seconds: w.scheduling_interval_seconds,
+        handover_after_events: w.handover_after_events,
         applications: w
             .applications
             .iter()

@@ -703,6 +703,8 @@ pub struct CalendarEntry {
     pub window: Option<crate::waves::Window>,
     pub max_concurrency: u32,
     pub scheduling_interval_seconds: u64,
+    #[serde(default = "crate::steps::default_handover_after_events")]
+    pub handover_after_events: u32,
     pub applications: Vec<CalendarApp>,
     pub state: CalendarState,
     pub queued_at: DateTime<Utc>,

@@ -18,6 +18,10 @@ pub struct WaveFile {
     /// How often the running wave looks for ended applications and starts what may start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduling_interval_seconds: Option<u64>,
+    /// The wave's execution hands over to a fresh one once its history passes this many events
+    /// (default 20,000; Step Functions ends an execution at 25,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_after_events: Option<u32>,
     pub applications: Vec<WaveApplication>,
 }
 
@@ -101,6 +105,15 @@ impl WaveFile {
                 v.push(Violation {
                     field: "schedulingIntervalSeconds".into(),
                     message: format!("{i} is outside {}..={}", range.start(), range.end()),
+                });
+            }
+        }
+        if let Some(n) = w.handover_after_events {
+            let range = crate::steps::HANDOVER_AFTER_EVENTS_RANGE;
+            if !range.contains(&n) {
+                v.push(Violation {
+                    field: "handoverAfterEvents".into(),
+                    message: format!("{n} is outside {}..={}", range.start(), range.end()),
                 });
             }
         }
@@ -469,6 +482,7 @@ impl Portfolio {
                     max_concurrency: self.max_concurrency,
                     window: None,
                     scheduling_interval_seconds: None,
+                    handover_after_events: None,
                     applications,
                 },
                 names,

@@ -812,6 +812,7 @@ async fn a_frozen_wave_starts_nothing_new() {
         max_concurrency: 2,
         window: None,
         scheduling_interval_seconds: 30,
+        handover_after_events: cutover_core::steps::DEFAULT_HANDOVER_AFTER_EVENTS,
         applications: vec![app("a", &[]), app("b", &["a"]), app("c", &[])],
     };
     for (i, a) in wave.applications.iter().enumerate() {
@@ -827,6 +828,7 @@ async fn a_frozen_wave_starts_nothing_new() {
             wave: wave.outline("WAVERUN#w1", None),
             progress: Default::default(),
             last_round: vec![],
+            generation: Default::default(),
         },
         &g.deps,
     )
@@ -868,6 +870,7 @@ async fn a_frozen_wave_starts_nothing_new() {
             wave: wave.outline("WAVERUN#w1", None),
             progress: first.progress,
             last_round: results,
+            generation: Default::default(),
         },
         &g.deps,
     )
@@ -906,6 +909,7 @@ async fn the_wave_starts_an_application_as_soon_as_its_dependencies_end() {
         max_concurrency: 2,
         window: None,
         scheduling_interval_seconds: 45,
+        handover_after_events: cutover_core::steps::DEFAULT_HANDOVER_AFTER_EVENTS,
         applications: vec![
             app("e", &[]),
             app("a", &[]),
@@ -928,6 +932,7 @@ async fn the_wave_starts_an_application_as_soon_as_its_dependencies_end() {
                 wave: wave.outline("WAVERUN#w1", None),
                 progress,
                 last_round: vec![],
+                generation: Default::default(),
             },
             &g.deps,
         )
@@ -1247,6 +1252,30 @@ async fn a_stopped_wave_stops_its_running_applications_through_the_safety_net() 
         ["w-a"],
         "only the one still running"
     );
+}
+
+/// A later execution of a wave's chain (it took over from the one before, with the wave's
+/// outline in its input) stopped: the safety net knows it as the wave and stops the
+/// applications still running, as for the wave's first execution.
+#[tokio::test(start_paused = true)]
+async fn a_stopped_wave_after_a_hand_over_stops_its_running_applications() {
+    let g = given(WORLD);
+    g.world.set_execution("w-a", false);
+    g.world.set_execution("w-b", true);
+    let input = json!({"handover": {
+        "waveRunId": "w-20261205",
+        "outline": {"wave": "w", "maxConcurrency": 2, "plansKey": "w-20261205", "applications": [
+            {"application": "a", "runId": "w-a", "dependsOn": [], "index": 0},
+            {"application": "b", "runId": "w-b", "dependsOn": ["a"], "index": 1}
+        ]},
+        "progress": {},
+        "generation": {"number": 1, "events": 0}
+    }})
+    .to_string();
+    let event = json!({"detail": {"name": "w-20261205-h1", "status": "ABORTED", "input": input, "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:cutover-dev-wave"}});
+    let out = dispatch("reconcile-run", event, &g.deps).await.unwrap();
+    assert_eq!(out["action"], "wave-children-stopped");
+    assert_eq!(g.world.stopped_executions(), ["w-b"]);
 }
 
 /// Stuck in a phase: a run whose trail stays silent past its plan's longest single wait is

@@ -1540,8 +1540,10 @@ impl Rehearsal {
     async fn wave(&self) -> Result<String, String> {
         let (a, b) = (App::new("rh-wave-a"), App::new("rh-wave-b"));
         let steps = json!([{"weight": 50, "bakeSeconds": 1}, {"weight": 100, "bakeSeconds": 1}]);
+        // A hand-over bound this low makes the wave hand over to a fresh execution of itself
+        // at least once, as a long wave does near its history's bound.
         let wave = json!({"wave": {
-            "wave": "rh-wave", "maxConcurrency": 2,
+            "wave": "rh-wave", "maxConcurrency": 2, "handoverAfterEvents": 100,
             "applications": [
                 {"application": a.application, "runId": "rh-wave-a-1", "dependsOn": [], "plan": dms_plan(&a, &self.zone_id, steps.clone(), &[])},
                 {"application": b.application, "runId": "rh-wave-b-1", "dependsOn": [a.application], "plan": dms_plan(&b, &self.zone_id, steps, &[])},
@@ -1564,14 +1566,29 @@ impl Rehearsal {
         let exec = engine
             .execute(&sm, &m.name, "rh-wave-scheduled-1", wave)
             .await;
-        for (_, child) in engine.children() {
+        let mut handovers = 0;
+        for (arn, child) in engine.children() {
             succeeded(&child)?;
+            if arn == m.arn {
+                // A later execution of the wave's chain: the wave machine's role started it.
+                handovers += 1;
+                machine_call(
+                    &m,
+                    "states:StartExecution",
+                    &m.arn,
+                    "wave-scheduled",
+                    &self.machine_calls,
+                );
+            }
         }
         if exec.status != Status::Succeeded {
             return Err(format!(
                 "the wave execution ended {:?}: {:?} {:?}",
                 exec.status, exec.error, exec.cause
             ));
+        }
+        if handovers == 0 {
+            return Err("the wave never handed over to a fresh execution".into());
         }
         let mut d = Vec::new();
         for (app, run) in [(&a, "rh-wave-a-1"), (&b, "rh-wave-b-1")] {
@@ -1584,6 +1601,7 @@ impl Rehearsal {
                 .await?,
             );
         }
+        d.push(format!("{handovers} hand-over(s)"));
         Ok(d.join(" | "))
     }
 }

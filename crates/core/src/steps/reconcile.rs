@@ -48,10 +48,13 @@ pub struct ExecutionStatus {
 /// https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
 pub const IN_FLIGHT_GRACE_SECONDS: i64 = 60;
 
-/// The run ids a wave execution's input names, or None when the input is not a wave's.
+/// The run ids a wave execution's input names, or None when the input is not a wave's. A later
+/// execution of a wave's chain carries the wave's outline in its hand-over.
 fn wave_children(input: Option<&str>) -> Option<(String, Vec<String>)> {
     let v: serde_json::Value = serde_json::from_str(input?).ok()?;
-    let wave = v.get("wave")?;
+    let wave = v
+        .get("wave")
+        .or_else(|| v.get("handover").and_then(|h| h.get("outline")))?;
     let runs = wave
         .get("applications")?
         .as_array()?
@@ -85,16 +88,23 @@ pub async fn reconcile_run(
     // operator who stopped the wave stopped them too: stop each one still running (each then
     // ends ABORTED and is reconciled like any stopped run: DNS restored, lock released).
     let mut children = wave_children(execution_input.as_deref());
-    // A calendar firing's input names no applications: the calendar entry it took does.
-    let calendar_firing = execution_input
+    // A calendar firing's input names no applications: the calendar entry it took does. A
+    // later execution of a firing's chain names the firing (its wave run id) in its hand-over.
+    let parsed = execution_input
         .as_deref()
-        .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
-        .is_some_and(|v| v.get("calendar").is_some());
-    if calendar_firing {
+        .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok());
+    let handed_over_firing = parsed.as_ref().and_then(|v| {
+        let h = v.get("handover")?;
+        h.pointer("/outline/calendar")?.as_str()?;
+        h.get("waveRunId")?.as_str().map(str::to_string)
+    });
+    let calendar_firing = parsed.as_ref().is_some_and(|v| v.get("calendar").is_some());
+    if calendar_firing || handed_over_firing.is_some() {
+        let firing = handed_over_firing.unwrap_or_else(|| run_id.clone());
         let entries = deps.store.calendar().await.map_err(super::store_err)?;
         let Some(e) = entries
             .into_iter()
-            .find(|e| e.wave_run_id.as_deref() == Some(run_id.as_str()))
+            .find(|e| e.wave_run_id.as_deref() == Some(firing.as_str()))
         else {
             return Ok(ReconcileOutput {
                 action: "wave-ended".into(),
@@ -107,7 +117,7 @@ pub async fn reconcile_run(
             crate::model::CalendarState::Failed
         };
         let note = format!("its wave execution ended {status}");
-        super::wave::settle_calendar(&e.wave, &run_id, state, Some(note), deps).await?;
+        super::wave::settle_calendar(&e.wave, &firing, state, Some(note), deps).await?;
         let runs = e
             .applications
             .iter()

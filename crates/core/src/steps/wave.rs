@@ -23,6 +23,10 @@ pub struct WaveSpec {
     /// How often the wave looks for applications that ended and starts what may start.
     #[serde(default = "default_scheduling_interval")]
     pub scheduling_interval_seconds: u64,
+    /// The wave execution hands over to a fresh execution of itself once the history events it
+    /// has written (as `next_wave_round` counts them) pass this.
+    #[serde(default = "default_handover_after_events")]
+    pub handover_after_events: u32,
     pub applications: Vec<WaveApp>,
 }
 
@@ -34,6 +38,19 @@ pub const SCHEDULING_INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 5..=900;
 
 fn default_scheduling_interval() -> u64 {
     DEFAULT_SCHEDULING_INTERVAL
+}
+
+/// Step Functions ends a Standard execution whose history reaches 25,000 events
+/// (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html, "Maximum execution
+/// history size"). A wave hands over well before: the default leaves room for the largest pass
+/// (one Map of starts, at most `READY_PLAN_BYTES` of plans) and the handover itself.
+pub const DEFAULT_HANDOVER_AFTER_EVENTS: u32 = 20_000;
+/// The bounds of `handoverAfterEvents`: low enough to leave that room, high enough that a pass
+/// always fits.
+pub const HANDOVER_AFTER_EVENTS_RANGE: std::ops::RangeInclusive<u32> = 100..=20_000;
+
+pub fn default_handover_after_events() -> u32 {
+    DEFAULT_HANDOVER_AFTER_EVENTS
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,6 +77,8 @@ pub struct WaveOutline {
     pub window: Option<Window>,
     #[serde(default = "default_scheduling_interval")]
     pub scheduling_interval_seconds: u64,
+    #[serde(default = "default_handover_after_events")]
+    pub handover_after_events: u32,
     pub applications: Vec<OutlineApp>,
     /// Where the plans are (`RunStore::load_wave_plan`): the wave run's own copy, or the queued
     /// wave's on the calendar.
@@ -89,6 +108,7 @@ impl WaveSpec {
             max_concurrency: self.max_concurrency,
             window: self.window,
             scheduling_interval_seconds: self.scheduling_interval_seconds,
+            handover_after_events: self.handover_after_events,
             applications: self
                 .applications
                 .iter()
@@ -207,6 +227,7 @@ async fn calendar_spec(entry: &CalendarEntry, deps: &Deps) -> Result<WaveSpec, S
         max_concurrency: entry.max_concurrency,
         window: entry.window,
         scheduling_interval_seconds: entry.scheduling_interval_seconds,
+        handover_after_events: entry.handover_after_events,
         applications,
     })
 }
@@ -382,6 +403,14 @@ pub fn wave_problems(w: &WaveSpec) -> Vec<String> {
             crate::waves::MAX_CONCURRENCY
         ));
     }
+    if !HANDOVER_AFTER_EVENTS_RANGE.contains(&w.handover_after_events) {
+        problems.push(format!(
+            "handoverAfterEvents: {} is outside {}..={}",
+            w.handover_after_events,
+            HANDOVER_AFTER_EVENTS_RANGE.start(),
+            HANDOVER_AFTER_EVENTS_RANGE.end()
+        ));
+    }
     if !SCHEDULING_INTERVAL_RANGE.contains(&w.scheduling_interval_seconds) {
         problems.push(format!(
             "schedulingIntervalSeconds: {} is outside {}..={}",
@@ -428,6 +457,7 @@ pub async fn start_wave(input: StartWaveInput, deps: &Deps) -> Result<WaveStarte
                         max_concurrency: 1,
                         window: None,
                         scheduling_interval_seconds: DEFAULT_SCHEDULING_INTERVAL,
+                        handover_after_events: DEFAULT_HANDOVER_AFTER_EVENTS,
                         applications: vec![],
                         plans_key: String::new(),
                         calendar: None,
@@ -505,6 +535,59 @@ pub struct NextRoundInput {
     /// The starts of the last pass.
     #[serde(default)]
     pub last_round: Vec<RoundResult>,
+    /// This execution's place in the wave's chain of executions and the history it has written.
+    #[serde(default)]
+    pub generation: Generation,
+}
+
+/// One execution of a wave's chain: each hands over to the next before its history fills.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Generation {
+    /// 0 for the execution the wave started as, then 1, 2, …
+    pub number: u32,
+    /// History events this execution has written so far, as counted by `next_wave_round`
+    /// (never fewer than Step Functions records: `EVENTS_PER_PASS` and its peers).
+    pub events: u32,
+}
+
+/// The hand-over a pass asks for: start `name` with the wave's state, then end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handover {
+    /// The next execution's name: derived from the wave run id and its number, so a
+    /// redelivered hand-over starts the same execution (StartExecution is idempotent for a
+    /// name and input it has seen).
+    pub name: String,
+    pub generation: Generation,
+}
+
+/// History events of one idle pass, counted from the wave machine's states as the local
+/// engine records them (held to it by `a_wave_hands_over_before_its_history_fills`):
+/// NextWaveRound's TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded and
+/// TaskStateExited; IsWaveFinished's two; WaitForApplications' two; and a retry's three.
+pub const EVENTS_PER_PASS: u32 = 12;
+/// Events of one application started by the Map: its iteration's start and end, the task's
+/// five and the Pass after it, with room for a retried start.
+pub const EVENTS_PER_START: u32 = 14;
+/// Events of the Map state itself and of MoreToStart.
+pub const EVENTS_PER_MAP: u32 = 8;
+
+/// The name of a wave execution's successor: `<wave run id>-h<number>`. Step Functions takes 80
+/// characters: a longer one keeps the wave run id's beginning and 16 hex digits of a digest of
+/// the whole, so two long wave run ids that share a beginning still name different executions.
+pub fn handover_name(wave_run_id: &str, number: u32) -> String {
+    let suffix = format!("-h{number}");
+    if wave_run_id.len() + suffix.len() <= 80 {
+        return format!("{wave_run_id}{suffix}");
+    }
+    // FNV-1a, 64 bits: stable across builds and platforms.
+    let digest = wave_run_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let keep = 80 - 1 - 16 - suffix.len();
+    let base: String = wave_run_id.chars().take(keep).collect();
+    format!("{base}-{digest:016x}{suffix}")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -532,6 +615,13 @@ pub struct NextRoundOutput {
     /// pass follows at once.
     #[serde(default)]
     pub more: bool,
+    /// This execution's count after this pass.
+    #[serde(default)]
+    pub generation: Generation,
+    /// The history is near its bound: start the next execution of the wave instead of going
+    /// on (nothing is started by this pass then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
 }
 
 /// The most plan bytes one pass hands the starts: its output stays far inside the 256 KB Step
@@ -654,6 +744,9 @@ pub async fn next_wave_round(
             }
         }
     }
+    // This pass's own events; the starts it hands the Map are counted with them below.
+    let mut generation = input.generation;
+    generation.events = generation.events.saturating_add(EVENTS_PER_PASS);
     let frozen = deps.store.wave_frozen(&w.wave).await.map_err(store_err)?;
     let now = deps.clock.now();
     let closed = w.window.filter(|win| now >= win.not_after);
@@ -684,6 +777,28 @@ pub async fn next_wave_round(
         if a.depends_on.iter().all(|d| done.contains(d)) {
             candidates.push(a);
         }
+    }
+    // Near the history's bound, with something still to wait for or to start: hand over to the
+    // next execution before starting anything (the next one's first pass starts it).
+    if generation.events >= w.handover_after_events && (running > 0 || !candidates.is_empty()) {
+        p.passes += 1;
+        let next = Generation {
+            number: generation.number + 1,
+            events: 0,
+        };
+        return Ok(NextRoundOutput {
+            finished: false,
+            progress: p,
+            ready: vec![],
+            // Waited only when the hand-over could not start (the machine goes on).
+            wait_seconds: w.scheduling_interval_seconds,
+            more: false,
+            generation,
+            handover: Some(Handover {
+                name: handover_name(&input.wave_run_id, next.number),
+                generation: next,
+            }),
+        });
     }
     let chains = chain_lengths(&graph);
     // Stable: among equal chains, the wave file's order.
@@ -726,6 +841,9 @@ pub async fn next_wave_round(
     }
     if !ready.is_empty() {
         p.rounds += 1;
+        generation.events = generation
+            .events
+            .saturating_add(EVENTS_PER_MAP + EVENTS_PER_START * ready.len() as u32);
     }
     p.passes += 1;
     // An idle pass adds ten events to the wave's history (the Task, the Choice, the Wait;
@@ -738,6 +856,8 @@ pub async fn next_wave_round(
         ready,
         wait_seconds,
         more,
+        generation,
+        handover: None,
     })
 }
 
