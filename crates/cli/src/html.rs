@@ -98,6 +98,9 @@ fn outcome_colour(outcome: &str) -> &'static str {
         "aborted" => "#666",
         "rollback_failed" => "#6a1b9a",
         "running" => "#36c",
+        "blocked" => "#999",
+        "not_started" => "#ccc",
+        "stopped" => "#555",
         _ => "#c33",
     }
 }
@@ -156,7 +159,7 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:;
 
 const PAGE_CSS: &str = "body{font:14px sans-serif;margin:24px;color:#222} table{border-collapse:collapse;font-size:12px} td,th{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;vertical-align:top} .badge{padding:2px 8px;border-radius:4px;color:#fff} .legend span{margin-right:14px;font-size:12px;white-space:nowrap} .legend i{display:inline-block;width:12px;height:8px;margin-right:4px} .side{display:flex;gap:32px} .cause{font-size:15px} details summary{cursor:pointer;font-weight:bold;margin:8px 0} .failed-row td{color:#c33}";
 
-const SVG_CSS: &str = "text{font:11px sans-serif;fill:#444} .tick{font-size:10px;fill:#666} .mark-label{font-size:9px;fill:#555} .axis{stroke:#999} .grid{stroke:#eee} .weight{fill:none;stroke:#2a7;stroke-width:2} .lag{fill:none;stroke:#36c;stroke-width:1.5} .threshold{stroke:#e88;stroke-dasharray:4 3} .ok{fill:#5c9} .failed{fill:#c33} .approval{stroke:#a6c;stroke-width:1.5} .rollback{stroke:#c33;stroke-width:2} .freeze{fill:#fc6;opacity:.35} .switch{stroke:#f80;stroke-width:2}";
+const SVG_CSS: &str = "text{font:11px sans-serif;fill:#444} .tick{font-size:10px;fill:#666} .mark-label{font-size:9px;fill:#555} .axis{stroke:#999} .grid{stroke:#eee} .weight{fill:none;stroke:#2a7;stroke-width:2} .lag{fill:none;stroke:#36c;stroke-width:2} .threshold{stroke:#e88;stroke-dasharray:4 3} .ok{fill:#5c9} .failed{fill:#c33} .approval{stroke:#a6c;stroke-width:1.5} .rollback{stroke:#c33;stroke-width:2} .freeze{fill:#fc6;opacity:.35} .switch{stroke:#f80;stroke-width:2}";
 
 fn f1(v: f64) -> String {
     format!("{v:.1}")
@@ -550,6 +553,125 @@ pub fn render(report: &Value) -> String {
                                 td { (text(e, "actor")) }
                                 td { (text(e, "message")) }
                             }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page.into_string()
+}
+
+/// A wave report's page (`cutover report WAVE.json --html`, the JSON `local wave --json`
+/// prints): the outcome and its counts, the figures that size the wave, one bar per application
+/// from its start to its end coloured by its outcome, and every application in a table, those
+/// that did not complete first. No script, no external asset, every value escaped, as the run
+/// page.
+pub fn render_wave(report: &Value) -> String {
+    let apps: Vec<&Value> = report
+        .get("applications")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let wave = text(report, "wave");
+    let outcome = text(report, "outcome");
+    let end = num(report, "simulatedSeconds").unwrap_or(0.0).max(
+        apps.iter()
+            .filter_map(|a| num(a, "endedAt"))
+            .fold(1.0, f64::max),
+    );
+    // Started applications by start, then those that never started, in the wave's order.
+    let mut rows: Vec<&Value> = apps.clone();
+    rows.sort_by(|a, b| {
+        let key = |v: &Value| num(v, "startedAt").unwrap_or(f64::INFINITY);
+        key(a).total_cmp(&key(b))
+    });
+    let row_h = if rows.len() > 100 { 5.0 } else { 14.0 };
+    let top = 20.0;
+    let height = top + row_h * rows.len() as f64 + 40.0;
+    let x = |t: f64| LEFT + (W - LEFT - RIGHT) * (t / end).clamp(0.0, 1.0);
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for a in &apps {
+        *counts.entry(text(a, "outcome")).or_default() += 1;
+    }
+    // Those that did not complete first, then the rest, each in the wave's order.
+    let mut listed: Vec<&Value> = apps
+        .iter()
+        .copied()
+        .filter(|a| text(a, "outcome") != "completed")
+        .collect();
+    listed.extend(
+        apps.iter()
+            .copied()
+            .filter(|a| text(a, "outcome") == "completed"),
+    );
+    let figure = |k: &str| report.get(k).map(shown).unwrap_or_default();
+    let svg: Markup = html! {
+        svg xmlns="http://www.w3.org/2000/svg" id="gantt" viewBox=(format!("0 0 {W} {height}")) width=(W) height=(height) role="img" aria-label="applications over time" {
+            style { (PreEscaped(SVG_CSS)) }
+            g id="time-ticks" {
+                @for v in time_ticks(end) {
+                    line class="grid" x1=(f1(x(v))) y1=(top) x2=(f1(x(v))) y2=(height - 30.0) {}
+                    text class="tick" x=(f1(x(v))) y=(height - 16.0) text-anchor="middle" { (hms(v)) }
+                }
+                text x=(W - RIGHT) y=(height - 2.0) text-anchor="end" { "time since the wave started · length " (hms(end)) }
+            }
+            g id="bars" {
+                @for (i, a) in rows.iter().enumerate() {
+                    @if let Some(s) = num(a, "startedAt") {
+                        @let e = num(a, "endedAt").unwrap_or(end);
+                        rect class="bar" x=(f1(x(s))) y=(f1(top + row_h * i as f64)) width=(f1((x(e) - x(s)).max(1.0))) height=(f1((row_h - 1.0).max(1.0))) fill=(outcome_colour(text(a, "outcome"))) {
+                            title { (text(a, "application")) " " (text(a, "outcome")) " " (hms(s)) "–" (hms(e)) }
+                        }
+                    }
+                    @if rows.len() <= 100 {
+                        text class="tick" x=(LEFT - 4.0) y=(f1(top + row_h * i as f64 + row_h - 4.0)) text-anchor="end" { (text(a, "application")) }
+                    }
+                }
+            }
+        }
+    };
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="Content-Security-Policy" content=(CSP);
+                title { "cutover wave " (wave) }
+                style { (PreEscaped(PAGE_CSS)) }
+            }
+            body {
+                h1 { "wave " (wave) " " span class="badge" style=(format!("background:{}", outcome_colour(outcome))) id="outcome" { (outcome) } }
+                @if let Some(e) = report.get("error").and_then(Value::as_str) {
+                    p id="cause" class="cause" { b { (e) } }
+                }
+                p id="counts" {
+                    (apps.len()) " applications"
+                    @for (o, n) in &counts {
+                        " · " span style=(format!("color:{}", outcome_colour(o))) { (n) " " (o) }
+                    }
+                }
+                p id="figures" {
+                    "at most " (figure("maxConcurrentApplications")) " at once (cap " (figure("maxConcurrency")) ")"
+                    " · critical path " (hms(num(report, "criticalPathSeconds").unwrap_or(0.0)))
+                    " · longest start delay " (hms(num(report, "longestStartDelaySeconds").unwrap_or(0.0)))
+                    " · " (figure("stateTransitions")) " state transitions"
+                    " · largest state " (figure("maxStateBytes")) " bytes"
+                    " · longest history " (figure("maxHistoryEvents")) " events"
+                    " · " (figure("handovers")) " hand-over(s)"
+                }
+                (svg)
+                h2 { "Applications" }
+                table id="applications" {
+                    tr { th { "application" } th { "outcome" } th { "run" } th { "start" } th { "end" } th { "error" } }
+                    @for a in &listed {
+                        tr class=(if text(a, "outcome") == "completed" { "" } else { "failed-row" }) {
+                            td { (text(a, "application")) }
+                            td { (text(a, "outcome")) }
+                            td { code { (text(a, "runId")) } }
+                            td { @if let Some(t) = num(a, "startedAt") { (hms(t)) } }
+                            td { @if let Some(t) = num(a, "endedAt") { (hms(t)) } }
+                            td { (text(a, "error")) }
                         }
                     }
                 }

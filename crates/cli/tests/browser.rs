@@ -2,7 +2,8 @@
 //! Chromium (Debian's `chromium`, which `scripts/test` installs) parses each page, keeps every
 //! series of the SVG timeline, and draws them: the screenshot has the weight line's colour, the
 //! lag line's where lag was sampled, and a red mark where a health round failed or a rollback
-//! happened.
+//! happened (counted on the timeline alone: the page draws its badge and legend in the same
+//! colours). The wave report's page is rendered too, one bar per started application.
 //!
 //! The browser is `CUTOVER_CHROMIUM` or `/usr/bin/chromium`; without one the test fails, unless
 //! `CUTOVER_SKIP_BROWSER=1` says to skip it. `CUTOVER_SCREENSHOTS=DIR` also keeps the PNGs there
@@ -164,8 +165,27 @@ fn every_example_report_renders_in_headless_chromium_with_its_timeline() {
         );
         assert!(dom.contains("id=\"outcome\""), "{example}");
 
-        // And the screenshot shows them drawn.
-        let [weight, lag, red] = pixels_near(&shot, [WEIGHT, LAG, RED]);
+        // And the timeline draws them: measured on the SVG alone, so that the badge, the legend's
+        // swatches and the failures' text (drawn in the same colours) count for nothing.
+        let html = cutover_cli::html::render(&report);
+        let svg = &html[html.find("<svg").unwrap()..html.find("</svg>").unwrap() + 6];
+        let alone = dir.join(format!("{example}-timeline.html"));
+        std::fs::write(
+            &alone,
+            format!("<!DOCTYPE html><html><body style=\"margin:0\">{svg}</body></html>"),
+        )
+        .unwrap();
+        let timeline = dir.join(format!("timeline-{example}.png"));
+        let drawn = browser(
+            &bin,
+            &dir.join("profile"),
+            &[
+                format!("--screenshot={}", timeline.display()),
+                format!("file://{}", alone.display()),
+            ],
+        );
+        assert!(drawn.status.success() && timeline.exists(), "{example}");
+        let [weight, lag, red] = pixels_near(&timeline, [WEIGHT, LAG, RED]);
         assert!(weight > 50, "{example}: the weight line is not drawn");
         if lags > 1 {
             assert!(lag > 20, "{example}: the lag line is not drawn");
@@ -249,5 +269,48 @@ fn a_crafted_report_runs_no_script_in_the_page() {
         !dom.contains("data-pwned=\""),
         "a script from the report ran"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The wave report's page in the browser: one bar per application that started; its
+/// screenshot is docs/images/report-wave-12.png.
+#[test]
+fn the_wave_report_page_renders_in_headless_chromium() {
+    let Some(bin) = chromium() else { return };
+    let dir = std::env::temp_dir().join(format!("cutover-browser-wave-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wave-12");
+    let spec = cutover_cli::wave::load_wave(&root.join("wave.yaml")).unwrap();
+    let world = load_world(&root.join("world.yaml")).unwrap();
+    let run = cutover_cli::wave::run_wave_local(&spec, &world, &RunOptions::default());
+    let page = dir.join("wave-12.html");
+    std::fs::write(
+        &page,
+        cutover_cli::html::render_wave(&serde_json::to_value(&run.report).unwrap()),
+    )
+    .unwrap();
+    let shot = dir.join("report-wave-12.png");
+    let out = browser(
+        &bin,
+        &dir.join("profile"),
+        &[
+            "--dump-dom".into(),
+            format!("--screenshot={}", shot.display()),
+            format!("file://{}", page.display()),
+        ],
+    );
+    assert!(out.status.success() && shot.exists());
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let started = run
+        .report
+        .applications
+        .iter()
+        .filter(|a| a.started_at.is_some())
+        .count();
+    assert_eq!(dom.matches("<rect class=\"bar\"").count(), started);
+    if let Ok(keep) = std::env::var("CUTOVER_SCREENSHOTS") {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(&shot, Path::new(&keep).join("report-wave-12.png")).unwrap();
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

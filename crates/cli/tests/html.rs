@@ -337,3 +337,68 @@ fn a_report_links_only_to_the_aws_console() {
     assert!(links.contains(">execution</a>"));
     assert!(!html.contains("evil.example.com") && !html.contains("javascript:"));
 }
+
+/// A wave's report as a page: one bar per application that started, coloured by its outcome;
+/// every application in the table, those that did not complete first; `cutover report` tells a
+/// wave's report from a run's.
+#[test]
+fn a_wave_report_renders_its_applications() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wave-12");
+    let spec = cutover_cli::wave::load_wave(&root.join("wave.yaml")).unwrap();
+    let world = load_world(&root.join("world.yaml")).unwrap();
+    let run = cutover_cli::wave::run_wave_local(&spec, &world, &RunOptions::default());
+    let report = serde_json::to_value(&run.report).unwrap();
+    let html = cutover_cli::html::render_wave(&report);
+    assert!(html.to_ascii_lowercase().starts_with("<!doctype html>"));
+    assert!(!html.contains("<script"));
+    let apps = &run.report.applications;
+    let started = apps.iter().filter(|a| a.started_at.is_some()).count();
+    assert_eq!(
+        section(&html, "bars")
+            .matches("<rect class=\"bar\"")
+            .count(),
+        started
+    );
+    let table = section(&html, "applications");
+    assert_eq!(
+        table.matches("<tr").count(),
+        apps.len() + 1,
+        "a row each and the header"
+    );
+    // Those that did not complete come first.
+    let not_completed = apps.iter().filter(|a| a.outcome != "completed").count();
+    assert!(not_completed > 0 && not_completed < apps.len());
+    let rows: Vec<&str> = table.split("<tr").skip(2).collect();
+    assert!(rows[..not_completed]
+        .iter()
+        .all(|r| r.contains("failed-row")));
+    assert!(rows[not_completed..]
+        .iter()
+        .all(|r| !r.contains("failed-row")));
+    let counts = section(&html, "counts");
+    assert!(
+        counts.contains(&format!("{} applications", apps.len())),
+        "{counts}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("cutover-wave-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("wave.json");
+    std::fs::write(&json, serde_json::to_string(&report).unwrap()).unwrap();
+    let out = dir.join("wave.html");
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "report",
+            json.to_str().unwrap(),
+            "--html",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), html);
+}
