@@ -45,6 +45,10 @@ pub struct Firing {
     pub outcome: String,
     /// Each application of the wave it took, with simulated seconds from the world's start.
     pub applications: Vec<AppEntry>,
+    /// How many times its wave handed over to a fresh execution (docs/waves.md).
+    pub handovers: usize,
+    /// The longest history of its wave's executions, in events (Step Functions' limit: 25,000).
+    pub max_history_events: usize,
     pub error: Option<String>,
 }
 
@@ -219,13 +223,16 @@ pub fn run_calendar_local(
         let done: Vec<_> = done
             .into_iter()
             .map(|(at, name, first)| {
-                let (exec, _) = crate::wave::end_of_chain(&first, &generations);
-                (at, name, exec)
+                let chain = crate::wave::chain(&first, &generations);
+                let longest = chain.iter().map(|e| e.history.len()).max().unwrap_or(0);
+                let handovers = chain.len() - 1;
+                let exec = chain.into_iter().last().unwrap_or(first);
+                (at, name, exec, handovers, longest)
             })
             .collect();
         let secs = |t: DateTime<Utc>| (t - start).num_milliseconds() as f64 / 1000.0;
         let mut out = vec![];
-        for (at, name, exec) in done {
+        for (at, name, exec, handovers, max_history_events) in done {
             let output = exec.output.clone().unwrap_or_default();
             let report: Option<WaveReport> = serde_json::from_value(output.clone()).ok();
             let firing = match report {
@@ -246,6 +253,8 @@ pub fn run_calendar_local(
                             error: a.error.clone(),
                         })
                         .collect(),
+                    handovers,
+                    max_history_events,
                     error: None,
                 },
                 None if output.pointer("/started/nothingQueued") == Some(&json!(true)) => Firing {
@@ -254,6 +263,8 @@ pub fn run_calendar_local(
                     wave: None,
                     outcome: "nothing_queued".into(),
                     applications: vec![],
+                    handovers,
+                    max_history_events,
                     error: None,
                 },
                 None => Firing {
@@ -262,6 +273,8 @@ pub fn run_calendar_local(
                     wave: None,
                     outcome: "failed".into(),
                     applications: vec![],
+                    handovers,
+                    max_history_events,
                     error: Some(format!(
                         "{}: {}",
                         exec.error.clone().unwrap_or_default(),

@@ -253,7 +253,7 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
     if !problems.is_empty() {
         return Err(InputError { file, problems });
     }
-    Ok(WaveSpec {
+    let spec = WaveSpec {
         wave: w.wave,
         max_concurrency: w.max_concurrency,
         window: w.window,
@@ -264,7 +264,14 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
             .handover_after_events
             .unwrap_or(cutover_core::steps::DEFAULT_HANDOVER_AFTER_EVENTS),
         applications: apps,
-    })
+    };
+    if let Some(p) = cutover_core::steps::outline_too_large(&spec) {
+        return Err(InputError {
+            file,
+            problems: vec![p],
+        });
+    }
+    Ok(spec)
 }
 
 /// Each application (name, run id) as its run record left it: its outcome, `running`, or

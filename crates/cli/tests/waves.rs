@@ -729,3 +729,41 @@ fn hand_over_names_fit_and_never_collide() {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
 }
+
+/// A wave whose outline would not leave a pass's state room under Step Functions' 262,144
+/// bytes is refused when it is checked, naming the cap and the size that fits, instead of
+/// failing at its first pass with States.DataLimitExceeded.
+#[test]
+fn a_wave_too_large_for_its_state_is_refused_naming_the_cap() {
+    let mut spec = load_wave(&example().join("wave.yaml")).unwrap();
+    let template = spec.applications[0].clone();
+    spec.applications = (0..2000)
+        .map(|i| {
+            let mut a = template.clone();
+            a.application = format!("app-{i:04}");
+            a.run_id = format!("wave-2000-app-{i:04}");
+            a.plan.application = a.application.clone();
+            a.depends_on = if i > 0 {
+                vec![format!("app-{:04}", i - 1)]
+            } else {
+                vec![]
+            };
+            a
+        })
+        .collect();
+    let problems = cutover_core::steps::wave_problems(&spec);
+    let too_large = problems
+        .iter()
+        .find(|p| p.contains("outline"))
+        .unwrap_or_else(|| panic!("{problems:?}"));
+    assert!(
+        too_large.contains(&cutover_core::steps::MAX_OUTLINE_BYTES.to_string())
+            && too_large.contains("at most about"),
+        "{too_large}"
+    );
+    spec.applications.truncate(1000);
+    assert!(
+        cutover_core::steps::outline_too_large(&spec).is_none(),
+        "a thousand fit"
+    );
+}

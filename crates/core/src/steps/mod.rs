@@ -40,11 +40,12 @@ pub use traffic::{
 pub use validate::{preflight, validate_cutover, ValidateInput, ValidateOutput};
 pub use wave::{
     calendar_plans_key, calendar_run_id, close_wave, default_handover_after_events, handover_name,
-    next_wave_round, start_wave, wave_problems, CalendarFiring, CloseWaveInput, Generation,
-    Handover, NextRoundInput, NextRoundOutput, OutlineApp, ReadyApp, RoundResult, StartWaveInput,
-    WaveApp, WaveAppReport, WaveOutline, WaveProgress, WaveReport, WaveSpec, WaveStarted,
-    DEFAULT_HANDOVER_AFTER_EVENTS, DEFAULT_SCHEDULING_INTERVAL, EVENTS_PER_MAP, EVENTS_PER_PASS,
-    EVENTS_PER_START, HANDOVER_AFTER_EVENTS_RANGE, READY_PLAN_BYTES, SCHEDULING_INTERVAL_RANGE,
+    next_wave_round, outline_too_large, start_wave, wave_problems, CalendarFiring, CloseWaveInput,
+    Generation, Handover, NextRoundInput, NextRoundOutput, OutlineApp, ReadyApp, RoundResult,
+    StartWaveInput, WaveApp, WaveAppReport, WaveOutline, WaveProgress, WaveReport, WaveSpec,
+    WaveStarted, DEFAULT_HANDOVER_AFTER_EVENTS, DEFAULT_SCHEDULING_INTERVAL, EVENTS_PER_MAP,
+    EVENTS_PER_PASS, EVENTS_PER_START, HANDOVER_AFTER_EVENTS_RANGE, MAX_OUTLINE_BYTES,
+    MAX_WAVE_STATE_BYTES, READY_PLAN_BYTES, SCHEDULING_INTERVAL_RANGE,
 };
 
 use crate::error::StepError;

@@ -363,6 +363,19 @@ async fn nothing_queued(
 
 /// What is wrong with a wave as a whole: its graph, its run ids, its plans, its cap and interval
 /// (the window is checked against the time it starts). Empty when nothing is.
+/// Why the wave is too large to run, if it is: its outline would take more than
+/// `MAX_OUTLINE_BYTES` of every pass's state.
+pub fn outline_too_large(w: &WaveSpec) -> Option<String> {
+    let outline = serde_json::to_string(&w.outline("", None)).map_or(0, |t| t.len());
+    (outline > MAX_OUTLINE_BYTES).then(|| {
+        let fits = w.applications.len() * MAX_OUTLINE_BYTES / outline.max(1);
+        format!(
+            "applications: the wave's outline ({} applications: names, run ids, dependencies) takes {outline} bytes of every pass's state, above the {MAX_OUTLINE_BYTES} a wave's state leaves it (Step Functions allows 262,144 bytes a state): split it into waves of at most about {fits} applications",
+            w.applications.len()
+        )
+    })
+}
+
 pub fn wave_problems(w: &WaveSpec) -> Vec<String> {
     let mut problems: Vec<String> = Vec::new();
     let graph: BTreeMap<String, Vec<String>> = w
@@ -403,6 +416,7 @@ pub fn wave_problems(w: &WaveSpec) -> Vec<String> {
             crate::waves::MAX_CONCURRENCY
         ));
     }
+    problems.extend(outline_too_large(w));
     if !HANDOVER_AFTER_EVENTS_RANGE.contains(&w.handover_after_events) {
         problems.push(format!(
             "handoverAfterEvents: {} is outside {}..={}",
@@ -629,6 +643,17 @@ pub struct NextRoundOutput {
 /// https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html).
 pub const READY_PLAN_BYTES: usize = 160_000;
 
+/// The most bytes of JSON a wave's state may carry between passes, its outline, progress and a
+/// pass's plans together: inside the 262,144 Step Functions allows a state's input or output
+/// (quotas: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html), with room
+/// for the rest of the state.
+pub const MAX_WAVE_STATE_BYTES: usize = 250_000;
+
+/// The most bytes a wave's outline may take (its applications' names, run ids and
+/// dependencies; every pass carries it): what is left of `MAX_WAVE_STATE_BYTES` carries the
+/// progress and at least one plan. A larger wave is refused when it is checked, naming this.
+pub const MAX_OUTLINE_BYTES: usize = 150_000;
+
 /// The error name inside a child start's failure cause, or the error itself.
 fn child_error(e: &ErrorInfo) -> String {
     serde_json::from_str::<serde_json::Value>(&e.cause)
@@ -800,6 +825,10 @@ pub async fn next_wave_round(
             }),
         });
     }
+    // The plans this pass hands the starts share the state with the outline and the progress.
+    let carried = serde_json::to_string(w).map_or(0, |t| t.len())
+        + serde_json::to_string(&p).map_or(0, |t| t.len());
+    let plan_budget = READY_PLAN_BYTES.min(MAX_WAVE_STATE_BYTES.saturating_sub(carried));
     let chains = chain_lengths(&graph);
     // Stable: among equal chains, the wave file's order.
     candidates.sort_by_key(|a| std::cmp::Reverse(chains.get(&a.application).copied().unwrap_or(0)));
@@ -824,7 +853,7 @@ pub async fn next_wave_round(
             continue;
         };
         let size = serde_json::to_string(&plan).map(|s| s.len()).unwrap_or(0);
-        if !ready.is_empty() && bytes + size > READY_PLAN_BYTES {
+        if !ready.is_empty() && bytes + size > plan_budget {
             more = true;
             break;
         }
