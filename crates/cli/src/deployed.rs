@@ -362,6 +362,7 @@ pub fn status(cx: &Context, run_id: &str) -> Result<Value, String> {
             .rev()
             .find(|e| e.weights.is_some() || e.event == "validated")
             .map(|e| e.at);
+        let progress = crate::report::run_progress(&rec, &events, &approvals, now);
         Ok(json!({
             "runId": rec.run_id,
             "application": rec.application,
@@ -377,6 +378,11 @@ pub fn status(cx: &Context, run_id: &str) -> Result<Value, String> {
             "abortRequested": rec.abort_requested,
             "execution": execution,
             "data": rec.data,
+            "step": progress.step,
+            "steps": progress.steps,
+            "bakeEndsAt": progress.bake_ends_at,
+            "bakeRemainingSeconds": progress.bake_remaining_seconds,
+            "nextAction": progress.next_action,
         }))
     })
 }
@@ -526,8 +532,16 @@ pub fn describe(s: &Value) -> String {
         .as_i64()
         .map(|t| format!(" for {}m{:02}s", t / 60, t % 60))
         .unwrap_or_default();
+    let step = match (s["step"].as_u64(), s["steps"].as_u64()) {
+        (Some(i), Some(n)) if n > 0 => format!("step {i} of {n}; "),
+        _ => String::new(),
+    };
+    let bake = s["bakeRemainingSeconds"]
+        .as_i64()
+        .map(|t| format!("; bake ends in {}m{:02}s", t / 60, t % 60))
+        .unwrap_or_default();
     format!(
-        "{} {}: phase {}{in_phase}, outcome {}, execution {}\n  weights {weights}; lag {}; last health round {}\n  pending gates: {}",
+        "{} {}: phase {}{in_phase}, outcome {}, execution {}\n  {step}weights {weights}{bake}; lag {}; last health round {}\n  pending gates: {}\n  next: {}",
         s["application"].as_str().unwrap_or(""),
         s["runId"].as_str().unwrap_or(""),
         s["phase"].as_str().unwrap_or(""),
@@ -539,7 +553,8 @@ pub fn describe(s: &Value) -> String {
             Some(false) => "UNHEALTHY",
             None => "-",
         },
-        if gates.is_empty() { "none".into() } else { gates.join(", ") }
+        if gates.is_empty() { "none".into() } else { gates.join(", ") },
+        s["nextAction"].as_str().unwrap_or("-")
     )
 }
 
@@ -666,4 +681,107 @@ mod tests {
         );
         assert!(ended.contains("phase closed, outcome completed"), "{ended}");
     }
+}
+
+/// One line of a run's logs: when, which function wrote it, and the line.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub function: String,
+    pub message: String,
+}
+
+/// The deployment's name that the log groups carry: `--environment`, else the stack's
+/// `Environment` parameter (with `--stack`).
+pub fn log_environment(cx: &Context, flag: Option<&str>) -> Result<String, String> {
+    flag.map(str::to_string)
+        .or_else(|| cx.parameters.get("Environment").cloned())
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| {
+            "--stack NAME (whose Environment parameter names the log groups) or --environment is required".into()
+        })
+}
+
+/// The run's lines written at or after `after_ms` (epoch milliseconds), oldest first, from every
+/// function's log group, `/cutover/<environment>/<function>` (template.yaml): CloudWatch Logs
+/// FilterLogEvents with the run id as a quoted term (filter pattern syntax:
+/// https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html), every
+/// page read. A group a function has not written yet is skipped.
+pub fn run_logs(
+    cx: &Context,
+    environment: &str,
+    run_id: &str,
+    after_ms: i64,
+) -> Result<Vec<LogLine>, String> {
+    cx.block_on(async {
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&cx.sdk);
+        let mut lines = Vec::new();
+        for f in cutover_core::steps::registry::REGISTRY {
+            let group = format!("/cutover/{environment}/{}", f.name);
+            let mut token: Option<String> = None;
+            loop {
+                let page = logs
+                    .filter_log_events()
+                    .log_group_name(&group)
+                    .filter_pattern(format!("\"{run_id}\""))
+                    .start_time(after_ms)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await;
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                    {
+                        break
+                    }
+                    Err(e) => return Err(format!("{group}: {}", sdk_err(e))),
+                };
+                for e in page.events() {
+                    let message = e.message().unwrap_or_default();
+                    // The run id as a whole word of the line, not a longer id it begins.
+                    if !contains_word(message, run_id) {
+                        continue;
+                    }
+                    let at = chrono::DateTime::from_timestamp_millis(e.timestamp().unwrap_or(0))
+                        .unwrap_or_default();
+                    lines.push(LogLine {
+                        at,
+                        function: f.name.to_string(),
+                        message: message.trim_end().to_string(),
+                    });
+                }
+                token = page.next_token().map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        lines.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.function.cmp(&b.function)));
+        Ok(lines)
+    })
+}
+
+/// Whether `word` occurs in `text` with no letter, digit, `-` or `_` right before or after it.
+fn contains_word(text: &str, word: &str) -> bool {
+    let part =
+        |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    text.match_indices(word).any(|(i, _)| {
+        !part(text[..i].chars().next_back()) && !part(text[i + word.len()..].chars().next())
+    })
+}
+
+/// Whether the run has recorded an outcome (`run logs --follow` stops then).
+pub fn run_ended(cx: &Context, run_id: &str) -> Result<bool, String> {
+    let table = cx.need(&cx.stack.table, "RunTableName")?;
+    cx.block_on(async {
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&cx.sdk), table);
+        Ok(store
+            .load_run(run_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some_and(|r| r.outcome.is_some()))
+    })
 }

@@ -297,3 +297,209 @@ fn mgn_servers(plan: &Plan, world: &World) -> Vec<MgnServerReport> {
         })
         .collect()
 }
+
+/// Where a running run stands, for `run status`: the traffic step it is on, when its bake ends,
+/// and what happens next, in words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunProgress {
+    /// 1-based: the traffic step whose weight green holds now; 0 before the first shift.
+    pub step: usize,
+    pub steps: usize,
+    /// When the current step's bake ends (its shift is in sync and it bakes), if it does.
+    pub bake_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub bake_remaining_seconds: Option<i64>,
+    pub next_action: String,
+}
+
+/// Reads the run's progress from its record, its audit trail and its gates at `now`.
+pub fn run_progress(
+    rec: &cutover_core::model::RunRecord,
+    events: &[cutover_core::model::AuditEvent],
+    approvals: &[cutover_core::model::ApprovalRecord],
+    now: chrono::DateTime<chrono::Utc>,
+) -> RunProgress {
+    let steps: Vec<&cutover_core::plan::TrafficStep> = rec
+        .plan
+        .as_ref()
+        .map(|p| p.traffic.steps.iter().collect())
+        .unwrap_or_default();
+    let green = rec.weights.map_or(0, |w| w.green);
+    let step = if green == 0 {
+        0
+    } else {
+        steps
+            .iter()
+            .rposition(|s| s.weight == green)
+            .map_or(0, |i| i + 1)
+    };
+    // The bake of this step began when its change was in sync (after the shift that set it).
+    let shifted = events
+        .iter()
+        .rposition(|e| e.event == "weights-changed" && e.weights.is_some_and(|w| w.green == green));
+    let synced = shifted.and_then(|i| {
+        events[i..]
+            .iter()
+            .find(|e| e.event == "dns-in-sync")
+            .map(|e| e.at)
+    });
+    let bake_ends_at = match (step, synced, rec.phase.starts_with("shifting:")) {
+        (s, Some(t), true) if s > 0 => {
+            let mut bake = steps[s - 1].bake_seconds;
+            if s == 1 {
+                // The first bake lasts at least the record's original TTL (RunHealthCheck).
+                bake = bake.max(rec.snapshot.iter().filter_map(|r| r.ttl).max().unwrap_or(0));
+            }
+            Some(t + chrono::Duration::seconds(bake as i64))
+        }
+        _ => None,
+    };
+    let bake_remaining_seconds = bake_ends_at.map(|e| (e - now).num_seconds().max(0));
+    let pending = approvals.iter().find(|a| a.decision.is_none());
+    let next_action = if let Some(o) = &rec.outcome {
+        format!("nothing: the run ended {o}")
+    } else if let Some(a) = pending {
+        format!(
+            "gate {} waits for approval until {} (cutover run approve {} {})",
+            a.gate,
+            a.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            rec.run_id,
+            a.gate
+        )
+    } else if rec.abort_requested.is_some() {
+        "abort requested: the run rolls back at its next step".into()
+    } else {
+        match rec.phase.as_str() {
+            "validated" | "replicating" => match rec.plan.as_ref() {
+                Some(p) => format!(
+                    "wait until replication lag stays at or under {} s (last {})",
+                    p.replication.max_lag_seconds,
+                    rec.last_lag_seconds
+                        .map_or("not sampled yet".into(), |l| format!("{l:.0} s"))
+                ),
+                None => "wait for replication".into(),
+            },
+            "launching" => "wait for the cutover instances to launch and boot".into(),
+            "writes-frozen" => {
+                "writes are frozen: wait for the drain, then switch the database".into()
+            }
+            "rolling-back" => "restore DNS to the snapshot".into(),
+            p if p.starts_with("switched-to-") => {
+                "unfreeze writes, then go on on the switched database".into()
+            }
+            p if p.starts_with("shifting:") => match (bake_ends_at, steps.get(step)) {
+                (None, _) => format!("wait for Route 53 to apply the change to {green}%"),
+                (Some(end), Some(next)) => format!(
+                    "bake at {green}% until {}, then shift to {}% (step {} of {})",
+                    end.format("%H:%M:%S UTC"),
+                    next.weight,
+                    step + 1,
+                    steps.len()
+                ),
+                (Some(end), None) => format!(
+                    "bake at {green}% until {}, then close the run",
+                    end.format("%H:%M:%S UTC")
+                ),
+            },
+            other => format!("phase {other}"),
+        }
+    };
+    RunProgress {
+        step,
+        steps: steps.len(),
+        bake_ends_at,
+        bake_remaining_seconds,
+        next_action,
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+    use chrono::TimeZone;
+    use cutover_core::model::{AuditEvent, RunRecord};
+
+    fn at(s: i64) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc.timestamp_opt(1_796_436_000 + s, 0).unwrap()
+    }
+
+    fn event(s: i64, name: &str, green: Option<u32>) -> AuditEvent {
+        AuditEvent {
+            run_id: "r".into(),
+            key: format!("{name}#{s}"),
+            at: at(s),
+            step: String::new(),
+            event: name.into(),
+            weights: green.map(Plan::weights_for),
+            lag_seconds: None,
+            healthy: None,
+            actor: None,
+            message: String::new(),
+        }
+    }
+
+    fn record() -> RunRecord {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/dms-happy-path/plan.yaml"
+        ))
+        .unwrap();
+        let plan = Plan::parse(&text, false).unwrap();
+        let mut rec = RunRecord::new("r", &plan.application, at(0));
+        rec.plan = Some(plan);
+        rec
+    }
+
+    #[test]
+    fn the_step_its_bake_and_what_comes_next() {
+        let mut rec = record();
+        rec.phase = "replicating".into();
+        rec.last_lag_seconds = Some(120.0);
+        let p = run_progress(&rec, &[], &[], at(10));
+        assert_eq!((p.step, p.steps), (0, 3));
+        assert!(
+            p.next_action.contains("at or under 30 s (last 120 s)"),
+            "{}",
+            p.next_action
+        );
+
+        // Shifted to 10 %, not yet in sync: no bake yet.
+        rec.phase = "shifting:10".into();
+        rec.weights = Some(Plan::weights_for(10));
+        let mut events = vec![event(100, "weights-changed", Some(10))];
+        let p = run_progress(&rec, &events, &[], at(110));
+        assert_eq!(p.step, 1);
+        assert_eq!(p.bake_ends_at, None);
+        assert!(p.next_action.contains("Route 53"), "{}", p.next_action);
+
+        // In sync at 130: the 600 s bake ends at 730, then 50 % (step 2 of 3).
+        events.push(event(130, "dns-in-sync", None));
+        let p = run_progress(&rec, &events, &[], at(330));
+        assert_eq!(p.bake_ends_at, Some(at(730)));
+        assert_eq!(p.bake_remaining_seconds, Some(400));
+        assert!(
+            p.next_action.contains("then shift to 50% (step 2 of 3)"),
+            "{}",
+            p.next_action
+        );
+
+        // The last step: then the run closes.
+        rec.phase = "shifting:100".into();
+        rec.weights = Some(Plan::weights_for(100));
+        events.push(event(900, "weights-changed", Some(100)));
+        events.push(event(910, "dns-in-sync", None));
+        let p = run_progress(&rec, &events, &[], at(920));
+        assert_eq!((p.step, p.bake_ends_at), (3, Some(at(1810))));
+        assert!(
+            p.next_action.ends_with("then close the run"),
+            "{}",
+            p.next_action
+        );
+
+        rec.outcome = Some("completed".into());
+        assert_eq!(
+            run_progress(&rec, &events, &[], at(2000)).next_action,
+            "nothing: the run ended completed"
+        );
+    }
+}

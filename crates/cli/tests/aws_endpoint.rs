@@ -132,6 +132,13 @@ fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &
         s["timeInPhaseSeconds"].is_null(),
         "an ended run has no time in phase: {s}"
     );
+    // Green holds the last of the plan's three steps; nothing comes next.
+    assert_eq!(
+        (s["step"].as_u64(), s["steps"].as_u64()),
+        (Some(3), Some(3)),
+        "{s}"
+    );
+    assert_eq!(s["nextAction"], "nothing: the run ended completed", "{s}");
     // A flag wins over the output.
     let wrong = cutover(&[
         "runs",
@@ -947,4 +954,134 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
     );
     assert!(text.contains("nothing was changed"), "{text}");
     assert_eq!(records(), before, "the pre-flight changed no record");
+}
+
+/// `cutover run logs`: the run's lines from every function's log group
+/// (`/cutover/<Environment>/<function>`, CloudWatch Logs on moto), oldest first, with the
+/// function that wrote each; another run's lines (even one whose id begins the same) are not
+/// among them; the environment comes from `--environment` or the stack's parameter.
+#[test]
+fn run_logs_gathers_the_runs_lines_from_every_function() {
+    let Some(ep) = endpoint() else { return };
+    let (rt, sdk) = sdk(&ep);
+    let env = unique("logs")
+        .replace('-', "")
+        .chars()
+        .take(16)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let base = 1_796_436_000_000i64;
+    let put = |function: &str, lines: &[(i64, &str)]| {
+        let group = format!("/cutover/{env}/{function}");
+        rt.block_on(async {
+            logs.create_log_group()
+                .log_group_name(&group)
+                .send()
+                .await
+                .unwrap();
+            logs.create_log_stream()
+                .log_group_name(&group)
+                .log_stream_name("2026/12/05/[$LATEST]0")
+                .send()
+                .await
+                .unwrap();
+            let mut req = logs
+                .put_log_events()
+                .log_group_name(&group)
+                .log_stream_name("2026/12/05/[$LATEST]0");
+            for (t, m) in lines {
+                req = req.log_events(
+                    aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                        .timestamp(base + t)
+                        .message(*m)
+                        .build()
+                        .unwrap(),
+                );
+            }
+            req.send().await.unwrap();
+        });
+    };
+    put(
+        "validate-cutover",
+        &[
+            (
+                0,
+                r#"{"level":"INFO","span":{"runId":"orders-1"},"fields":{"message":"step succeeded"}}"#,
+            ),
+            (
+                5,
+                r#"{"level":"INFO","span":{"runId":"orders-10"},"fields":{"message":"step succeeded"}}"#,
+            ),
+        ],
+    );
+    put(
+        "shift-traffic",
+        &[(
+            2000,
+            r#"{"level":"INFO","span":{"runId":"orders-1"},"fields":{"message":"weights 90/10"}}"#,
+        )],
+    );
+    let read = |args: &[&str]| {
+        let mut all = vec![
+            "run",
+            "logs",
+            "orders-1",
+            "--json",
+            "--aws-endpoint-url",
+            ep.as_str(),
+        ];
+        all.extend_from_slice(args);
+        let out = cutover(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let lines = read(&["--environment", &env]);
+    let seen: Vec<(&str, bool)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["function"].as_str().unwrap(),
+                l["message"].as_str().unwrap().contains("\"orders-1\""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("validate-cutover", true), ("shift-traffic", true)],
+        "{lines:?}"
+    );
+
+    // The environment from the stack's parameter.
+    let stack = unique("cutover-logs");
+    let template = serde_json::json!({
+        "Parameters": {"Environment": {"Type": "String"}},
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+    });
+    rt.block_on(
+        aws_sdk_cloudformation::Client::new(&sdk)
+            .create_stack()
+            .stack_name(&stack)
+            .template_body(template.to_string())
+            .parameters(
+                aws_sdk_cloudformation::types::Parameter::builder()
+                    .parameter_key("Environment")
+                    .parameter_value(&env)
+                    .build(),
+            )
+            .send(),
+    )
+    .unwrap();
+    assert_eq!(read(&["--stack", &stack]), lines);
+    // Without either, the missing piece is named.
+    let none = cutover(&["run", "logs", "orders-1", "--aws-endpoint-url", &ep]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--environment"));
 }

@@ -55,6 +55,26 @@ pub enum RunCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
+    /// The run's lines from every function's log group (/cutover/<Environment>/<function>),
+    /// oldest first, each with its time and function. Exit 0, 1 AWS could not be read.
+    Logs {
+        run: String,
+        /// Keep reading new lines every --interval seconds until the run has an outcome.
+        #[arg(long)]
+        follow: bool,
+        /// Seconds between reads with --follow.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+        /// The deployment's name the log groups carry (the stack's Environment parameter, read
+        /// with --stack otherwise).
+        #[arg(long)]
+        environment: Option<String>,
+        /// One JSON object per line: {"at", "function", "message"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
     /// Phase, weights, lag, last health round, pending gates, outcome, execution state.
     Status {
         run: String,
@@ -162,6 +182,55 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             )
         };
     match command {
+        RunCommand::Logs {
+            run,
+            follow,
+            interval,
+            environment,
+            json,
+            stack,
+        } => {
+            let cx = match stack.connect() {
+                Ok(cx) => cx,
+                Err(e) => return fail(e),
+            };
+            let env = match deployed::log_environment(&cx, environment.as_deref()) {
+                Ok(e) => e,
+                Err(e) => return fail(e),
+            };
+            let mut after = 0i64;
+            let mut printed = std::collections::HashSet::new();
+            loop {
+                // Read whether the run ended before its lines, so none written before the end
+                // is missed by the last read.
+                let ended = !follow || deployed::run_ended(&cx, &run).unwrap_or(false);
+                let lines = match deployed::run_logs(&cx, &env, &run, after) {
+                    Ok(l) => l,
+                    Err(e) => return fail(e),
+                };
+                for l in &lines {
+                    // A line of the last millisecond read is read again: print it once.
+                    if !printed.insert((l.at, l.function.clone(), l.message.clone())) {
+                        continue;
+                    }
+                    if json {
+                        println!("{}", serde_json::to_string(l).unwrap_or_default());
+                    } else {
+                        println!(
+                            "{} {:<22} {}",
+                            l.at.format("%H:%M:%S%.3f"),
+                            l.function,
+                            l.message
+                        );
+                    }
+                    after = after.max(l.at.timestamp_millis());
+                }
+                if ended {
+                    return ExitCode::SUCCESS;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
+            }
+        }
         RunCommand::Preflight { plan, json, stack } => {
             let p = match load_plan(&plan) {
                 Ok(p) => p,
