@@ -99,6 +99,9 @@ pub struct RunOptions {
     /// Executions keep their history without each event's data (inputs, outputs): a wave's
     /// hundreds of executions then fit in a fraction of the memory. Reports never read it.
     pub lean_history: bool,
+    /// A progress line for every healthy health round too (otherwise only the rounds that say
+    /// something: a bake's completion, a note, a failure).
+    pub verbose: bool,
 }
 
 /// Dispatches Lambda ARNs to the step functions, as the deployed functions would run them.
@@ -161,6 +164,7 @@ struct ProgressStore {
     /// Run id -> what a line names it by (a wave's applications); empty for a single run.
     labels: HashMap<String, String>,
     colour: bool,
+    verbose: bool,
     /// Some on a terminal: the percentage drawn, and the runs closed so far (a wave).
     bar: Option<std::sync::Mutex<(f64, usize)>>,
 }
@@ -238,7 +242,10 @@ impl RunStore for ProgressStore {
     }
     async fn append_event(&self, e: &AuditEvent) -> Result<bool, PortError> {
         let new = self.inner.append_event(e).await?;
-        if new {
+        // A healthy round that says nothing more is a line only with --verbose: one line per
+        // bake (its completion) on a healthy run.
+        let quiet_round = e.healthy == Some(true) && e.message.is_empty() && !self.verbose;
+        if new && !quiet_round {
             let who = self
                 .labels
                 .get(&e.run_id)
@@ -425,6 +432,7 @@ pub(crate) fn setup(
             clock,
             labels: options.progress_labels.clone(),
             colour: crate::style::stderr_colour(),
+            verbose: options.verbose,
             bar: std::io::stderr()
                 .is_terminal()
                 .then(|| std::sync::Mutex::new((0.0, 0))),

@@ -296,3 +296,48 @@ fn a_closed_pipe_ends_the_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+/// A healthy run prints one line per bake (its completion), not one per health round; `-v`
+/// prints every round; a failed round is always a line.
+#[test]
+fn a_healthy_bake_is_one_progress_line_unless_verbose() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "local",
+            "run",
+            "--plan",
+            "examples/dms-happy-path/plan.yaml",
+            "--world",
+            "examples/dms-happy-path/world.yaml",
+        ];
+        args.extend_from_slice(extra);
+        let out = cutover(&args);
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let rounds = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("RunHealthCheck"))
+            .count()
+    };
+    let quiet = run(&[]);
+    let verbose = run(&["-v"]);
+    let bakes = quiet.lines().filter(|l| l.contains("bake of step")).count();
+    assert_eq!(bakes, 3, "{quiet}");
+    assert_eq!(rounds(&quiet), bakes, "{quiet}");
+    assert!(rounds(&verbose) > 10 * bakes, "{verbose}");
+    // The failed rounds of a failing run are lines without -v.
+    let out = cutover(&[
+        "local",
+        "run",
+        "--plan",
+        "examples/health-failure-rollback/plan.yaml",
+        "--world",
+        "examples/health-failure-rollback/world.yaml",
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.lines().filter(|l| l.contains("UNHEALTHY")).count() >= 2,
+        "{text}"
+    );
+}

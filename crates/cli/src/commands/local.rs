@@ -35,6 +35,10 @@ pub enum LocalCommand {
         /// No progress lines on stderr.
         #[arg(long)]
         quiet: bool,
+        /// A progress line for every healthy health round (by default only the rounds that say
+        /// something: a bake's completion, a note, a failure).
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Run a wave locally: its applications in dependency order under its concurrency cap, on
     /// the real wave and cutover machines over one simulated world. Exit 0 all completed,
@@ -52,6 +56,10 @@ pub enum LocalCommand {
         /// No progress lines on stderr.
         #[arg(long)]
         quiet: bool,
+        /// A progress line for every healthy health round (by default only the rounds that say
+        /// something: a bake's completion, a note, a failure).
+        #[arg(short, long)]
+        verbose: bool,
         /// Seed for retry jitter.
         #[arg(long, default_value_t = 7)]
         seed: u64,
@@ -81,6 +89,10 @@ pub enum LocalCommand {
         /// No progress lines on stderr.
         #[arg(long)]
         quiet: bool,
+        /// A progress line for every healthy health round (by default only the rounds that say
+        /// something: a bake's completion, a note, a failure).
+        #[arg(short, long)]
+        verbose: bool,
         /// Deliver every Task twice, as at-least-once delivery may.
         #[arg(long)]
         duplicate_delivery: bool,
@@ -123,6 +135,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
             world,
             json,
             quiet,
+            verbose,
             duplicate_delivery,
             concurrent,
             seed,
@@ -142,6 +155,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
                 concurrent_duplicates: concurrent,
                 seed,
                 progress: !quiet,
+                verbose,
                 run_id,
                 aws_endpoint_url,
                 route53,
@@ -222,6 +236,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
             every,
             json,
             quiet,
+            verbose,
         } => {
             let every = match cutover_cli::calendar::parse_every(&every) {
                 Ok(d) => d,
@@ -251,6 +266,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
             };
             let opts = RunOptions {
                 progress: !quiet,
+                verbose,
                 ..Default::default()
             };
             let r = match cutover_cli::calendar::run_calendar_local(
@@ -304,6 +320,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
             world,
             json,
             quiet,
+            verbose,
             seed,
             route53,
         } => {
@@ -325,6 +342,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
             let opts = RunOptions {
                 seed,
                 progress: !quiet,
+                verbose,
                 route53,
                 ..Default::default()
             };
