@@ -107,6 +107,10 @@ enum Command {
         plan: PathBuf,
         #[arg(long, default_value = "examples/dms-happy-path/world.yaml")]
         world: PathBuf,
+        /// Benchmark this wave (with --world) instead of one plan: applications per second,
+        /// peak memory, largest state and longest history.
+        #[arg(long)]
+        wave: Option<PathBuf>,
         /// Measured runs (after one warm-up run).
         #[arg(long, default_value_t = 20)]
         iterations: u32,
@@ -166,8 +170,15 @@ fn main() -> ExitCode {
         Command::Report { report, html } => commands::report::run(&report, &html),
         Command::Rehearse(args) => commands::rehearse::run(args),
         Command::Bench {
+            world,
+            wave: Some(wave),
+            iterations,
+            ..
+        } => commands::bench::run_wave(&wave, &world, iterations),
+        Command::Bench {
             plan,
             world,
+            wave: None,
             iterations,
         } => commands::bench::run(&plan, &world, iterations),
     }

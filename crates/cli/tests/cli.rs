@@ -341,3 +341,33 @@ fn a_healthy_bake_is_one_progress_line_unless_verbose() {
         "{text}"
     );
 }
+
+/// `cutover bench --wave`: the wave's figures, measured over its runs (the numbers themselves
+/// are benchmarks, docs/performance.md; here only that each is reported).
+#[test]
+fn bench_reports_a_waves_figures() {
+    let out = cutover(&[
+        "bench",
+        "--wave",
+        "examples/wave-12/wave.yaml",
+        "--world",
+        "examples/wave-12/world.yaml",
+        "--iterations",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "outcome: partial (12 applications)",
+        "applications per wall second (median): ",
+        "peak resident memory of ",
+        "largest state: ",
+        "hand-overs: 0",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+}
