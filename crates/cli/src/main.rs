@@ -103,8 +103,10 @@ enum Command {
     Rehearse(commands::rehearse::RehearseArgs),
     /// Time local runs of a plan and world (wall time per run, transitions, simulated time).
     Bench {
+        /// The plan to run (YAML or JSON).
         #[arg(long, default_value = "examples/dms-happy-path/plan.yaml")]
         plan: PathBuf,
+        /// The simulated world it runs against (with --wave: the wave's world).
         #[arg(long, default_value = "examples/dms-happy-path/world.yaml")]
         world: PathBuf,
         /// Benchmark this wave (with --world) instead of one plan: applications per second,
@@ -181,5 +183,44 @@ fn main() -> ExitCode {
             wave: None,
             iterations,
         } => commands::bench::run(&plan, &world, iterations),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command and every argument says what it is for in `--help`.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            if !path.is_empty() && cmd.get_about().is_none() {
+                missing.push(format!("{here}: no description"));
+            }
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{here} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &here, missing);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "{} without help:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
     }
 }

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 #[derive(Subcommand)]
 pub enum PlanCommand {
     /// Validate a plan: exit 0, or 2 with every problem named by its field.
-    Check { plan: PathBuf },
+    Check {
+        /// The plan file (YAML or JSON): docs/plan.md.
+        plan: PathBuf,
+    },
 }
 
 pub fn run(command: PlanCommand) -> ExitCode {

@@ -13,11 +13,13 @@ use std::process::ExitCode;
 pub enum RunsCommand {
     /// Run id, application, phase, outcome and start of every run in the table.
     List {
+        /// Only the runs of this application.
         #[arg(long)]
         application: Option<String>,
         /// Only runs without an outcome yet.
         #[arg(long)]
         active: bool,
+        /// Print the runs as a JSON array instead of a table.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -30,6 +32,7 @@ pub enum RunCommand {
     /// Start a run of a checked plan: one execution of the cutover machine named by the run id.
     /// Exit 0 started, 2 invalid plan, 1 AWS refused.
     Start {
+        /// The plan file (YAML or JSON): docs/plan.md.
         #[arg(long)]
         plan: PathBuf,
         /// Default: <application>-<UTC time>.
@@ -47,6 +50,7 @@ pub enum RunCommand {
     /// AllowedHostedZoneIds, AllowedHookFunctionArns). Exit 0 ready, 2 the run would be
     /// refused (each problem named), 1 AWS could not be read.
     Preflight {
+        /// The plan file (YAML or JSON): docs/plan.md.
         #[arg(long)]
         plan: PathBuf,
         /// Print {"problems", "records", "allowedRecordNames", "allowedHostedZoneIds"}.
@@ -58,6 +62,7 @@ pub enum RunCommand {
     /// The run's lines from every function's log group (/cutover/<Environment>/<function>),
     /// oldest first, each with its time and function. Exit 0, 1 AWS could not be read.
     Logs {
+        /// The run id (its execution's name).
         run: String,
         /// Keep reading new lines every --interval seconds until the run has an outcome.
         #[arg(long)]
@@ -77,7 +82,9 @@ pub enum RunCommand {
     },
     /// Phase, weights, lag, last health round, pending gates, outcome, execution state.
     Status {
+        /// The run id (its execution's name).
         run: String,
+        /// Print the status as JSON instead of lines.
         #[arg(long)]
         json: bool,
         /// Keep watching until the run has an outcome: redraw on a terminal, print each change
@@ -92,8 +99,11 @@ pub enum RunCommand {
     },
     /// Approve a gate (through the approval API, as you).
     Approve {
+        /// The run id (its execution's name).
         run: String,
+        /// The gate, as the plan names it (e.g. before-50, finalize).
         gate: String,
+        /// Why, for the audit trail.
         #[arg(long)]
         reason: Option<String>,
         /// Print the API's answer as JSON instead of a sentence.
@@ -104,8 +114,11 @@ pub enum RunCommand {
     },
     /// Reject a gate (through the approval API, as you).
     Reject {
+        /// The run id (its execution's name).
         run: String,
+        /// The gate, as the plan names it (e.g. before-50, finalize).
         gate: String,
+        /// Why, for the audit trail.
         #[arg(long)]
         reason: Option<String>,
         /// Print the API's answer as JSON instead of a sentence.
@@ -117,7 +130,9 @@ pub enum RunCommand {
     /// The run's report (as `local run --json` prints it) from its audit trail; `--html FILE`
     /// also writes the page with its timeline.
     Report {
+        /// The run id (its execution's name).
         run: String,
+        /// Also write the report as an HTML page here.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
         #[command(flatten)]
@@ -125,7 +140,9 @@ pub enum RunCommand {
     },
     /// Abort a run: it stops at its next check and rolls back if traffic moved.
     Abort {
+        /// The run id (its execution's name).
         run: String,
+        /// Why, for the audit trail and the page.
         #[arg(long)]
         reason: String,
         /// Print the API's answer as JSON instead of a sentence.

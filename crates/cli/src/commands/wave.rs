@@ -29,6 +29,7 @@ pub enum WaveCommand {
     Status {
         /// The wave execution's name (as `wave start` printed it).
         name: String,
+        /// Print the status as JSON instead of lines.
         #[arg(long)]
         json: bool,
         /// Keep reading until the wave execution has ended: redraw on a terminal, print each

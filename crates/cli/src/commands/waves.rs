@@ -11,6 +11,7 @@ pub enum WavesCommand {
     /// Propose waves from a portfolio: dependencies in earlier waves, a size cap, one application
     /// per team per wave. Cycles are reported (exit 2), never broken.
     Plan {
+        /// The portfolio file (YAML or JSON): applications, plans, dependencies (docs/waves.md).
         portfolio: PathBuf,
         /// Write one wave file per wave here (wave-1.yaml, …); without it, print them.
         #[arg(long)]
@@ -21,6 +22,7 @@ pub enum WavesCommand {
     /// input. The wave machine and the role come from `--stack` (its WaveStateMachineArn and
     /// WaveSchedulerRoleArn outputs) or from their flags.
     Schedule {
+        /// The wave file (YAML or JSON): docs/waves.md.
         #[arg(long)]
         wave: PathBuf,
         /// When to start (RFC 3339, e.g. 2026-12-05T02:00:00Z).
@@ -50,6 +52,7 @@ pub enum WavesCommand {
     },
     /// The stack's calendar (GET /calendar): each wave's order, window, state and note.
     List {
+        /// Print the calendar as JSON instead of lines.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -57,7 +60,9 @@ pub enum WavesCommand {
     },
     /// Take a queued wave off the calendar (POST /calendar/{wave}/skip); the reason is recorded.
     Skip {
+        /// The queued wave's name.
         wave: String,
+        /// Why, recorded on the calendar entry.
         #[arg(long)]
         reason: String,
         #[command(flatten)]
