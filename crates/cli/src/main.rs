@@ -25,8 +25,52 @@ use std::process::ExitCode;
     about = "Move an application and its database from blue to green without betting on one DNS change"
 )]
 struct Cli {
+    /// How to print the result: `json` is `--json` of the command (refused by a command that
+    /// prints no JSON), `text` its default.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    output: Option<Output>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Json,
+    Text,
+}
+
+/// The command line, with `--output json` read as the command's own `--json`. A command that
+/// prints no JSON refuses it (exit 2, naming the command).
+fn parse() -> Result<Cli, String> {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let root = Cli::command();
+    let matches = root.clone().get_matches_from(&args);
+    // The command that runs, and its matches (where the global --output lands).
+    let (mut cmd, mut m) = (root, &matches);
+    let mut path = vec!["cutover".to_string()];
+    while let Some((name, sub)) = m.subcommand() {
+        let Some(next) = cmd.find_subcommand(name).cloned() else {
+            break;
+        };
+        path.push(name.to_string());
+        cmd = next;
+        m = sub;
+    }
+    let wants_json = m.get_one::<Output>("output") == Some(&Output::Json)
+        || matches.get_one::<Output>("output") == Some(&Output::Json);
+    if !wants_json {
+        return Cli::from_arg_matches(&matches).map_err(|e| e.to_string());
+    }
+    if !cmd.get_arguments().any(|a| a.get_id() == "json") {
+        return Err(format!(
+            "--output json: `{}` prints no JSON",
+            path.join(" ")
+        ));
+    }
+    let mut with_json = args;
+    with_json.push("--json".into());
+    Ok(Cli::parse_from(with_json))
 }
 
 #[derive(Subcommand)]
@@ -140,7 +184,13 @@ fn quiet_on_closed_pipe() {
 
 fn main() -> ExitCode {
     quiet_on_closed_pipe();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         Command::Plan { command } => commands::plan::run(command),
         Command::Local { command } => commands::local::run(command),

@@ -371,3 +371,51 @@ fn bench_reports_a_waves_figures() {
         assert!(text.contains(expected), "{expected}: {text}");
     }
 }
+
+/// `--output json` is the command's `--json`, wherever it is given; `--output text` its default;
+/// a command that prints no JSON refuses it, naming the command.
+#[test]
+fn output_json_is_the_commands_json() {
+    let args = [
+        "local",
+        "run",
+        "--plan",
+        "examples/dms-happy-path/plan.yaml",
+        "--world",
+        "examples/dms-happy-path/world.yaml",
+        "--quiet",
+    ];
+    let with = |extra: &[&str], before: bool| {
+        let mut all: Vec<&str> = Vec::new();
+        if before {
+            all.extend_from_slice(extra);
+        }
+        all.extend_from_slice(&args);
+        if !before {
+            all.extend_from_slice(extra);
+        }
+        cutover(&all)
+    };
+    let json = with(&["--json"], false);
+    let output = with(&["--output", "json"], false);
+    let first = with(&["--output", "json"], true);
+    assert_eq!(output.status.code(), Some(0));
+    let report = |o: &Output| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
+    assert_eq!(report(&output)["outcome"], report(&json)["outcome"]);
+    assert_eq!(report(&first)["runId"], report(&json)["runId"]);
+    let text = with(&["--output", "text"], false);
+    assert!(serde_json::from_slice::<serde_json::Value>(&text.stdout).is_err());
+    let refused = cutover(&[
+        "plan",
+        "check",
+        "examples/dms-happy-path/plan.yaml",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("`cutover plan check` prints no JSON"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
