@@ -64,11 +64,57 @@ pub fn message_attributes(
     attrs
 }
 
+/// The message as AWS Chatbot (Amazon Q Developer in chat applications) renders a custom
+/// notification: `version` 1.0, `source` custom, the content in the chat platform's markdown,
+/// the run id as the thread, so that every notice of one run lands in one thread
+/// (https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html, "Event schema").
+pub fn chat_message(
+    title: &str,
+    description: &str,
+    next_steps: &[String],
+    event: &str,
+    application: &str,
+    run_id: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "version": "1.0",
+        "source": "custom",
+        "id": format!("{run_id}:{event}"),
+        "content": {
+            "textType": "client-markdown",
+            "title": title,
+            "description": description,
+            "nextSteps": next_steps,
+            "keywords": [application, event],
+        },
+        "metadata": {
+            "threadId": run_id,
+            "summary": title,
+            "eventType": event,
+            "additionalContext": {"application": application, "runId": run_id},
+        },
+    })
+}
+
+/// One publish for every protocol (SNS `MessageStructure: json`,
+/// https://docs.aws.amazon.com/sns/latest/api/API_Publish.html): the words for e-mail and
+/// queues (`default`, `email`), the chat notification for HTTPS subscribers, which is how AWS
+/// Chatbot subscribes to a topic.
+pub fn structured_message(body: &str, chat: &serde_json::Value) -> String {
+    serde_json::json!({
+        "default": body,
+        "email": body,
+        "https": chat.to_string(),
+    })
+    .to_string()
+}
+
 impl SnsNotifier {
     async fn publish(
         &self,
         subject: String,
         body: String,
+        chat: serde_json::Value,
         attributes: Vec<(&'static str, String)>,
     ) -> Result<(), PortError> {
         // SNS subjects: at most 100 printable ASCII characters.
@@ -82,7 +128,8 @@ impl SnsNotifier {
             .publish()
             .topic_arn(&self.topic_arn)
             .subject(subject)
-            .message(body);
+            .message_structure("json")
+            .message(structured_message(&body, &chat));
         for (name, value) in attributes.into_iter().filter(|(_, v)| !v.is_empty()) {
             publish = publish.message_attributes(
                 name,
@@ -121,12 +168,32 @@ impl Notifier for SnsNotifier {
             "{}\n\nTo answer: {}{api}\n\n{details}",
             notice.summary, notice.how_to_answer
         );
+        let title = format!(
+            "cutover {}: approval {} requested",
+            notice.application, notice.gate
+        );
+        let chat = chat_message(
+            &title,
+            &notice.summary,
+            &[
+                format!(
+                    "Approve: `cutover run approve {} {} --reason \"…\"`",
+                    notice.run_id, notice.gate
+                ),
+                format!(
+                    "Reject: `cutover run reject {} {} --reason \"…\"`",
+                    notice.run_id, notice.gate
+                ),
+                format!("Follow: `cutover run status {} --watch`", notice.run_id),
+            ],
+            &notice.gate,
+            &notice.application,
+            &notice.run_id,
+        );
         self.publish(
-            format!(
-                "cutover {}: approval {} requested",
-                notice.application, notice.gate
-            ),
+            title,
             body,
+            chat,
             message_attributes(
                 "approval",
                 &notice.gate,
@@ -140,15 +207,31 @@ impl Notifier for SnsNotifier {
     async fn page(&self, notice: &RunNotice) -> Result<(), PortError> {
         let body =
             serde_json::to_string_pretty(notice).map_err(|e| crate::errors::build_err("sns", e))?;
+        let title = format!(
+            "cutover {}{}: {} (run {})",
+            if notice.is_page() { "PAGE " } else { "" },
+            notice.application,
+            notice.kind,
+            notice.run_id
+        );
+        let chat = chat_message(
+            &title,
+            &notice.message,
+            &[
+                format!("Status: `cutover run status {}`", notice.run_id),
+                format!(
+                    "Report: `cutover run report {} --html run.html`",
+                    notice.run_id
+                ),
+            ],
+            &notice.kind,
+            &notice.application,
+            &notice.run_id,
+        );
         self.publish(
-            format!(
-                "cutover {}{}: {} (run {})",
-                if notice.is_page() { "PAGE " } else { "" },
-                notice.application,
-                notice.kind,
-                notice.run_id
-            ),
+            title,
             body,
+            chat,
             message_attributes(
                 if notice.is_page() { "page" } else { "notice" },
                 &notice.kind,
@@ -162,7 +245,34 @@ impl Notifier for SnsNotifier {
 
 #[cfg(test)]
 mod tests {
-    use super::message_attributes;
+    use super::{chat_message, message_attributes, structured_message};
+
+    /// E-mail and queues get the words; HTTPS subscribers (AWS Chatbot) the custom notification,
+    /// in the schema Chatbot documents, threaded by run.
+    #[test]
+    fn each_protocol_gets_its_message_and_chat_gets_its_schema() {
+        let chat = chat_message(
+            "cutover orders: approval before-50 requested",
+            "green at 10 %",
+            &["Approve: `cutover run approve orders-1 before-50`".into()],
+            "before-50",
+            "orders",
+            "orders-1",
+        );
+        let m: serde_json::Value =
+            serde_json::from_str(&structured_message("the words", &chat)).unwrap();
+        assert_eq!(m["default"], "the words");
+        assert_eq!(m["email"], "the words");
+        let https: serde_json::Value = serde_json::from_str(m["https"].as_str().unwrap()).unwrap();
+        assert_eq!(https["version"], "1.0");
+        assert_eq!(https["source"], "custom");
+        assert_eq!(https["content"]["textType"], "client-markdown");
+        assert_eq!(https["metadata"]["threadId"], "orders-1");
+        assert!(https["content"]["nextSteps"][0]
+            .as_str()
+            .unwrap()
+            .contains("cutover run approve orders-1 before-50"));
+    }
 
     #[test]
     fn attributes_name_kind_event_application_run_and_outcome() {
