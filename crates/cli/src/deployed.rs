@@ -241,7 +241,7 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         metrics: Arc::new(CloudWatchMetrics::new(
             aws_sdk_cloudwatch::Client::new(&cx.sdk),
             replication,
-            dms,
+            dms.clone(),
         )),
         probe: Arc::new(probe),
         secrets: Arc::new(secrets),
@@ -252,15 +252,90 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         vault: none,
         sent: Default::default(),
     };
-    let (problems, records) = cx
+    let (mut problems, records) = cx
         .block_on(cutover_core::steps::preflight(plan, &deps))
         .map_err(|e| e.to_string())?;
+    // What the stack's roles may touch carries the tag cutover=<CutoverTagValue>: their DMS and
+    // MGN actions are conditioned on it (template.yaml), so an untagged task or server would be
+    // refused at its first start, stop or finalize.
+    if let Some(value) = cx.parameters.get("CutoverTagValue") {
+        problems.extend(cx.block_on(untagged(
+            plan,
+            value,
+            &dms,
+            &aws_sdk_mgn::Client::new(&cx.sdk),
+        ))?);
+    }
     Ok(Preflight {
         problems,
         records,
         allowed_record_names: stack.allowed_record_names,
         allowed_hosted_zone_ids: stack.allowed_zone_ids,
     })
+}
+
+/// The plan's DMS tasks and MGN servers that do not carry the tag `cutover=<value>`, each named
+/// by its field (DMS ListTagsForResource; MGN DescribeSourceServers, whose servers carry their
+/// tags).
+async fn untagged(
+    plan: &Plan,
+    value: &str,
+    dms: &aws_sdk_databasemigration::Client,
+    mgn: &aws_sdk_mgn::Client,
+) -> Result<Vec<String>, String> {
+    let mut tasks: Vec<(&str, &str)> = Vec::new();
+    if let Some(arn) = plan.replication.task_arn.as_deref() {
+        tasks.push(("replication.taskArn", arn));
+    }
+    if let Some(r) = &plan.data.reverse_replication {
+        tasks.push(("data.reverseReplication.taskArn", r.task_arn.as_str()));
+    }
+    let why = |what: &str| {
+        format!("{what} does not carry the tag cutover={value} (the stack's CutoverTagValue): the stack's roles may not start, stop or finalize it")
+    };
+    let mut problems = Vec::new();
+    for (field, arn) in tasks {
+        let tags = dms
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(|e| format!("{field}: {}", sdk_err(e)))?;
+        if !tags
+            .tag_list()
+            .iter()
+            .any(|t| t.key() == Some("cutover") && t.value() == Some(value))
+        {
+            problems.push(format!("{field}: {}", why(&format!("the DMS task {arn}"))));
+        }
+    }
+    let servers = plan.replication.mgn_servers();
+    if !servers.is_empty() {
+        let out = mgn
+            .describe_source_servers()
+            .filters(
+                aws_sdk_mgn::types::DescribeSourceServersRequestFilters::builder()
+                    .set_source_server_ids(Some(servers.iter().map(|s| s.to_string()).collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| format!("replication.sourceServerIds: {}", sdk_err(e)))?;
+        for (i, id) in servers.iter().enumerate() {
+            let tagged = out.items().iter().any(|s| {
+                s.source_server_id() == Some(id)
+                    && s.tags().and_then(|t| t.get("cutover")).map(String::as_str) == Some(value)
+            });
+            if !tagged {
+                problems.push(format!(
+                    "{}: {}",
+                    plan.replication.mgn_server_field(i),
+                    why(&format!("the MGN source server {id}"))
+                ));
+            }
+        }
+    }
+    Ok(problems)
 }
 
 /// One line for an SDK error: its code and message, never a debug structure.

@@ -869,18 +869,21 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
         .len()
     };
     let before = records();
-    let stack_with = |names: &str| {
+    let stack_with = |names: &str, tag: Option<&str>| {
         let name = unique("cutover-bounds");
         // String, not the template's CommaDelimitedList: moto answers a list parameter's value
         // as a Python list's text ("['a', 'b']"); a String keeps the comma-separated form the
         // stack's parameters are given in (ParameterValue is a string).
-        let template = serde_json::json!({
+        let mut template = serde_json::json!({
             "Parameters": {
                 "AllowedRecordNames": {"Type": "String"},
                 "AllowedHostedZoneIds": {"Type": "String"},
             },
             "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
         });
+        if tag.is_some() {
+            template["Parameters"]["CutoverTagValue"] = serde_json::json!({"Type": "String"});
+        }
         let p = |k: &str, v: &str| {
             aws_sdk_cloudformation::types::Parameter::builder()
                 .parameter_key(k)
@@ -892,8 +895,17 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
                 .create_stack()
                 .stack_name(&name)
                 .template_body(template.to_string())
-                .parameters(p("AllowedRecordNames", names))
-                .parameters(p("AllowedHostedZoneIds", &zone))
+                .set_parameters(Some(
+                    [
+                        vec![
+                            p("AllowedRecordNames", names),
+                            p("AllowedHostedZoneIds", &zone),
+                        ],
+                        tag.map(|t| vec![p("CutoverTagValue", t)])
+                            .unwrap_or_default(),
+                    ]
+                    .concat(),
+                ))
                 .send(),
         )
         .unwrap();
@@ -918,7 +930,7 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
 
     // Within the stack's bounds: DNS serves the plan's blue and the DMS task is ready, so the one
     // problem left is green's health URL, which answers nothing from this machine.
-    let inside = stack_with("billing.example.com,orders.example.com");
+    let inside = stack_with("billing.example.com,orders.example.com", None);
     let out = preflight(&inside, true);
     assert_eq!(
         out.status.code(),
@@ -942,7 +954,7 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
     );
 
     // Outside them: refused at pre-flight, naming the field and the parameter, in words.
-    let outside = stack_with("billing.example.com");
+    let outside = stack_with("billing.example.com", None);
     let out = preflight(&outside, false);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{text}");
@@ -954,6 +966,75 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
     );
     assert!(text.contains("nothing was changed"), "{text}");
     assert_eq!(records(), before, "the pre-flight changed no record");
+
+    // A stack whose roles touch only what carries cutover=<CutoverTagValue>: the seeded task
+    // carries no tag, so the pre-flight names it; tagged, it passes.
+    // A value of this run's own: moto keeps a deleted task's tags under its ARN.
+    let tag_value = unique("allowed");
+    let tagged = stack_with("orders.example.com", Some(&tag_value));
+    let problems_of = |stack: &str| -> Vec<String> {
+        let out = preflight(stack, true);
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        found["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    let before_tag = problems_of(&tagged);
+    assert!(
+        before_tag
+            .iter()
+            .any(|p| p.starts_with("replication.taskArn:")
+                && p.contains(&format!("does not carry the tag cutover={tag_value}"))),
+        "{before_tag:?}"
+    );
+    // moto has no AddTagsToResource for DMS: the task is made again, tagged at its creation
+    // (moto's DMS answers carry ISO timestamps the SDK reads through the compat interceptor).
+    let task = seeded.plan.replication.task_arn.clone().unwrap();
+    let dms = aws_sdk_databasemigration::Client::from_conf(
+        aws_sdk_databasemigration::config::Builder::from(&sdk)
+            .interceptor(cutover_aws::moto_compat::IsoTimestampsAsEpoch)
+            .build(),
+    );
+    rt.block_on(async {
+        dms.delete_replication_task()
+            .replication_task_arn(&task)
+            .send()
+            .await
+            .unwrap();
+        let created = dms
+            .create_replication_task()
+            .replication_task_identifier(cutover_aws::metrics::task_resource_id(&task))
+            .source_endpoint_arn("arn:aws:dms:us-east-1:123456789012:endpoint:SOURCE")
+            .target_endpoint_arn("arn:aws:dms:us-east-1:123456789012:endpoint:TARGET")
+            .replication_instance_arn("arn:aws:dms:us-east-1:123456789012:rep:CUTOVER-LOCAL")
+            .migration_type(aws_sdk_databasemigration::types::MigrationTypeValue::FullLoadAndCdc)
+            .table_mappings(r#"{"rules": []}"#)
+            .tags(
+                aws_sdk_databasemigration::types::Tag::builder()
+                    .key("cutover")
+                    .value(&tag_value)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            created
+                .replication_task()
+                .and_then(|t| t.replication_task_arn()),
+            Some(task.as_str())
+        );
+    });
+    let after_tag = problems_of(&tagged);
+    assert!(
+        after_tag
+            .iter()
+            .all(|p| !p.contains("does not carry the tag")),
+        "{after_tag:?}"
+    );
 }
 
 /// `cutover run logs`: the run's lines from every function's log group
