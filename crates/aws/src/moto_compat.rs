@@ -15,6 +15,16 @@ use serde_json::Value;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+/// A DMS client for an AWS-compatible endpoint (moto) whose answers carry ISO timestamps: the
+/// interceptor below converts them before the SDK reads them.
+pub fn dms_client(sdk: &aws_config::SdkConfig) -> aws_sdk_databasemigration::Client {
+    aws_sdk_databasemigration::Client::from_conf(
+        aws_sdk_databasemigration::config::Builder::from(sdk)
+            .interceptor(IsoTimestampsAsEpoch)
+            .build(),
+    )
+}
+
 #[derive(Debug, Default, Clone, Copy)]
 pub struct IsoTimestampsAsEpoch;
 

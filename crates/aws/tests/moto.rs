@@ -628,10 +628,7 @@ async fn route53_unknown_zone_is_not_found() {
 async fn dms_task_is_described_started_and_stopped() {
     let Some(sdk) = sdk().await else { return };
     // moto's DMS answers carry ISO timestamps, which the SDK refuses; the compat interceptor converts them.
-    let conf = aws_sdk_databasemigration::config::Builder::from(&sdk)
-        .interceptor(cutover_aws::moto_compat::IsoTimestampsAsEpoch)
-        .build();
-    let dms = aws_sdk_databasemigration::Client::from_conf(conf);
+    let dms = cutover_aws::moto_compat::dms_client(&sdk);
     // moto answers CreateReplicationInstance with ISO dates where the SDK expects epoch seconds,
     // and does not check the instance of a task: the task names an instance ARN directly.
     let inst_arn = "arn:aws:dms:us-east-1:123456789012:rep:INSTANCE".to_string();

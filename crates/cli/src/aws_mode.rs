@@ -425,10 +425,7 @@ async fn seed_on(
 
     // DMS: each task under the id its ARN ends with. moto's DMS answers carry ISO timestamps the
     // SDK refuses, so this client converts them; moto does not check a task's instance.
-    let conf = aws_sdk_databasemigration::config::Builder::from(sdk)
-        .interceptor(cutover_aws::moto_compat::IsoTimestampsAsEpoch)
-        .build();
-    let dms = aws_sdk_databasemigration::Client::from_conf(conf);
+    let dms = cutover_aws::moto_compat::dms_client(sdk);
     let repl =
         AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(sdk)).without_table_statistics();
     {

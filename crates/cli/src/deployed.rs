@@ -204,21 +204,14 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
     let none = Arc::new(cutover_lambda::Unconfigured("run preflight".into()));
     // Against an AWS-compatible endpoint (moto, in the tests): its DMS answers carry ISO
     // timestamps the SDK refuses, and it has no DescribeTableStatistics.
-    let (dms, replication) = match cx.stack.endpoint {
-        Some(_) => {
-            let dms = aws_sdk_databasemigration::Client::from_conf(
-                aws_sdk_databasemigration::config::Builder::from(&cx.sdk)
-                    .interceptor(cutover_aws::moto_compat::IsoTimestampsAsEpoch)
-                    .build(),
-            );
-            let r = AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(&cx.sdk));
-            (dms, r.without_table_statistics())
-        }
-        None => {
-            let dms = aws_sdk_databasemigration::Client::new(&cx.sdk);
-            let r = AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(&cx.sdk));
-            (dms, r)
-        }
+    let dms = match cx.stack.endpoint {
+        Some(_) => cutover_aws::moto_compat::dms_client(&cx.sdk),
+        None => aws_sdk_databasemigration::Client::new(&cx.sdk),
+    };
+    let replication = AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(&cx.sdk));
+    let replication = match cx.stack.endpoint {
+        Some(_) => replication.without_table_statistics(),
+        None => replication,
     };
     let probe = HttpProbe::new(std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
     let secrets = AwsSecrets::new(&cx.sdk).map_err(|e| e.to_string())?;

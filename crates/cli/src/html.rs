@@ -174,6 +174,24 @@ fn shown(v: &Value) -> String {
     }
 }
 
+/// The page around `body`: no script (the Content-Security-Policy forbids any), the page's own
+/// style, the title.
+fn document(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="Content-Security-Policy" content=(CSP);
+                title { (title) }
+                style { (PreEscaped(PAGE_CSS)) }
+            }
+            body { (body) }
+        }
+    }
+    .into_string()
+}
+
 /// Renders a report (the JSON `cutover local run --json` prints) as HTML.
 pub fn render(report: &Value) -> String {
     let timeline: Vec<&Value> = report
@@ -443,123 +461,112 @@ pub fn render(report: &Value) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta http-equiv="Content-Security-Policy" content=(CSP);
-                title { "cutover " (app) " " (run) }
-                style { (PreEscaped(PAGE_CSS)) }
+    let body = html! {
+        h1 { (app) " " span class="badge" style=(format!("background:{color}")) id="outcome" { (outcome) } }
+        @if error.is_some() || cause.is_some() {
+            p id="cause" class="cause" {
+                @if let Some(c) = &cause { b { (c) } }
+                @if let Some(e) = error {
+                    @if cause.is_some() { " " }
+                    "(" (e) ")"
+                }
             }
-            body {
-                h1 { (app) " " span class="badge" style=(format!("background:{color}")) id="outcome" { (outcome) } }
-                @if error.is_some() || cause.is_some() {
-                    p id="cause" class="cause" {
-                        @if let Some(c) = &cause { b { (c) } }
-                        @if let Some(e) = error {
-                            @if cause.is_some() { " " }
-                            "(" (e) ")"
-                        }
+        }
+        p {
+            "Run " code { (run) }
+            @if let Some(s) = start { " · started " (s.format("%Y-%m-%d %H:%M:%S UTC")) }
+            " · " (hms(end)) " · " (transitions)
+        }
+        @if !links.is_empty() {
+            p id="links" {
+                @for (i, (name, url)) in links.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    a href=(url) rel="noopener noreferrer" { (name) }
+                }
+            }
+        }
+        (legend)
+        (svg)
+        @if !failures.is_empty() {
+            h2 { "What went wrong" }
+            table id="failures" {
+                tr { th { "time" } th { "state" } th { "event" } th { "message" } }
+                @for e in &failures {
+                    tr class="failed-row" {
+                        td { (clock(start, num(e, "t").unwrap_or(0.0))) }
+                        td { (text(e, "state")) }
+                        td { (text(e, "event")) }
+                        td { (text(e, "message")) }
                     }
                 }
-                p {
-                    "Run " code { (run) }
-                    @if let Some(s) = start { " · started " (s.format("%Y-%m-%d %H:%M:%S UTC")) }
-                    " · " (hms(end)) " · " (transitions)
-                }
-                @if !links.is_empty() {
-                    p id="links" {
-                        @for (i, (name, url)) in links.iter().enumerate() {
-                            @if i > 0 { " · " }
-                            a href=(url) rel="noopener noreferrer" { (name) }
-                        }
+            }
+        }
+        h2 { "DNS" }
+        div class="side" id="dns" {
+            div {
+                h3 { "Before (snapshot, what a rollback restores)" }
+                @if snapshot.is_empty() { p { "not recorded" } }
+                ul id="dns-snapshot" { @for r in &snapshot { li { (record_line(r)) } } }
+            }
+            div {
+                h3 { "At the end" }
+                @if final_dns.is_empty() { p { "not read" } }
+                ul id="dns-final" { @for r in &final_dns { li { (record_line(r)) } } }
+            }
+        }
+        @if !approvals.is_empty() {
+            h2 { "Approvals" }
+            table id="approvals" {
+                tr { th { "gate" } th { "decision" } th { "by" } th { "at" } th { "reason" } }
+                @for a in &approvals {
+                    tr {
+                        td { (text(a, "gate")) }
+                        td { (text(a, "decision")) }
+                        td { (text(a, "by")) }
+                        td { @if let Some(t) = num(a, "at") { (clock(start, t)) } }
+                        td { (text(a, "reason")) }
                     }
                 }
-                (legend)
-                (svg)
-                @if !failures.is_empty() {
-                    h2 { "What went wrong" }
-                    table id="failures" {
-                        tr { th { "time" } th { "state" } th { "event" } th { "message" } }
-                        @for e in &failures {
-                            tr class="failed-row" {
-                                td { (clock(start, num(e, "t").unwrap_or(0.0))) }
-                                td { (text(e, "state")) }
-                                td { (text(e, "event")) }
-                                td { (text(e, "message")) }
+            }
+        }
+        @if data_ran {
+            h2 { "Data" }
+            p id="data" {
+                "Mode " b { (data_mode) }
+                @for (label, value) in &data_figures { "; " (label) " " (value) }
+                "."
+            }
+        }
+        details id="audit-trail" open[timeline.len() <= 60] {
+            summary { "Audit trail (" (timeline.len()) " events)" }
+            table id="audit" {
+                tr { th { @if start.is_some() { "UTC" } @else { "t" } } th { "state" } th { "event" } th { "blue/green" } th { "lag s" } th { "health" } th { "by" } th { "message" } }
+                @for e in &timeline {
+                    tr {
+                        td { (clock(start, num(e, "t").unwrap_or(0.0))) }
+                        td { (text(e, "state")) }
+                        td { (text(e, "event")) }
+                        td {
+                            @if let Some(w) = e.get("weights").filter(|w| !w.is_null()) {
+                                (shown(&w["blue"])) "/" (shown(&w["green"]))
                             }
                         }
-                    }
-                }
-                h2 { "DNS" }
-                div class="side" id="dns" {
-                    div {
-                        h3 { "Before (snapshot, what a rollback restores)" }
-                        @if snapshot.is_empty() { p { "not recorded" } }
-                        ul id="dns-snapshot" { @for r in &snapshot { li { (record_line(r)) } } }
-                    }
-                    div {
-                        h3 { "At the end" }
-                        @if final_dns.is_empty() { p { "not read" } }
-                        ul id="dns-final" { @for r in &final_dns { li { (record_line(r)) } } }
-                    }
-                }
-                @if !approvals.is_empty() {
-                    h2 { "Approvals" }
-                    table id="approvals" {
-                        tr { th { "gate" } th { "decision" } th { "by" } th { "at" } th { "reason" } }
-                        @for a in &approvals {
-                            tr {
-                                td { (text(a, "gate")) }
-                                td { (text(a, "decision")) }
-                                td { (text(a, "by")) }
-                                td { @if let Some(t) = num(a, "at") { (clock(start, t)) } }
-                                td { (text(a, "reason")) }
+                        td { @if let Some(l) = num(e, "lagSeconds") { (format!("{l:.1}")) } }
+                        td {
+                            @match e.get("healthy").and_then(Value::as_bool) {
+                                Some(true) => "ok",
+                                Some(false) => "FAILED",
+                                None => "",
                             }
                         }
-                    }
-                }
-                @if data_ran {
-                    h2 { "Data" }
-                    p id="data" {
-                        "Mode " b { (data_mode) }
-                        @for (label, value) in &data_figures { "; " (label) " " (value) }
-                        "."
-                    }
-                }
-                details id="audit-trail" open[timeline.len() <= 60] {
-                    summary { "Audit trail (" (timeline.len()) " events)" }
-                    table id="audit" {
-                        tr { th { @if start.is_some() { "UTC" } @else { "t" } } th { "state" } th { "event" } th { "blue/green" } th { "lag s" } th { "health" } th { "by" } th { "message" } }
-                        @for e in &timeline {
-                            tr {
-                                td { (clock(start, num(e, "t").unwrap_or(0.0))) }
-                                td { (text(e, "state")) }
-                                td { (text(e, "event")) }
-                                td {
-                                    @if let Some(w) = e.get("weights").filter(|w| !w.is_null()) {
-                                        (shown(&w["blue"])) "/" (shown(&w["green"]))
-                                    }
-                                }
-                                td { @if let Some(l) = num(e, "lagSeconds") { (format!("{l:.1}")) } }
-                                td {
-                                    @match e.get("healthy").and_then(Value::as_bool) {
-                                        Some(true) => "ok",
-                                        Some(false) => "FAILED",
-                                        None => "",
-                                    }
-                                }
-                                td { (text(e, "actor")) }
-                                td { (text(e, "message")) }
-                            }
-                        }
+                        td { (text(e, "actor")) }
+                        td { (text(e, "message")) }
                     }
                 }
             }
         }
     };
-    page.into_string()
+    document(&format!("cutover {app} {run}"), body)
 }
 
 /// A wave report's page (`cutover report WAVE.json --html`, the JSON `local wave --json`
@@ -631,52 +638,41 @@ pub fn render_wave(report: &Value) -> String {
             }
         }
     };
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta http-equiv="Content-Security-Policy" content=(CSP);
-                title { "cutover wave " (wave) }
-                style { (PreEscaped(PAGE_CSS)) }
+    let body = html! {
+        h1 { "wave " (wave) " " span class="badge" style=(format!("background:{}", outcome_colour(outcome))) id="outcome" { (outcome) } }
+        @if let Some(e) = report.get("error").and_then(Value::as_str) {
+            p id="cause" class="cause" { b { (e) } }
+        }
+        p id="counts" {
+            (apps.len()) " applications"
+            @for (o, n) in &counts {
+                " · " span style=(format!("color:{}", outcome_colour(o))) { (n) " " (o) }
             }
-            body {
-                h1 { "wave " (wave) " " span class="badge" style=(format!("background:{}", outcome_colour(outcome))) id="outcome" { (outcome) } }
-                @if let Some(e) = report.get("error").and_then(Value::as_str) {
-                    p id="cause" class="cause" { b { (e) } }
-                }
-                p id="counts" {
-                    (apps.len()) " applications"
-                    @for (o, n) in &counts {
-                        " · " span style=(format!("color:{}", outcome_colour(o))) { (n) " " (o) }
-                    }
-                }
-                p id="figures" {
-                    "at most " (figure("maxConcurrentApplications")) " at once (cap " (figure("maxConcurrency")) ")"
-                    " · critical path " (hms(num(report, "criticalPathSeconds").unwrap_or(0.0)))
-                    " · longest start delay " (hms(num(report, "longestStartDelaySeconds").unwrap_or(0.0)))
-                    " · " (figure("stateTransitions")) " state transitions"
-                    " · largest state " (figure("maxStateBytes")) " bytes"
-                    " · longest history " (figure("maxHistoryEvents")) " events"
-                    " · " (figure("handovers")) " hand-over(s)"
-                }
-                (svg)
-                h2 { "Applications" }
-                table id="applications" {
-                    tr { th { "application" } th { "outcome" } th { "run" } th { "start" } th { "end" } th { "error" } }
-                    @for a in &listed {
-                        tr class=(if text(a, "outcome") == "completed" { "" } else { "failed-row" }) {
-                            td { (text(a, "application")) }
-                            td { (text(a, "outcome")) }
-                            td { code { (text(a, "runId")) } }
-                            td { @if let Some(t) = num(a, "startedAt") { (hms(t)) } }
-                            td { @if let Some(t) = num(a, "endedAt") { (hms(t)) } }
-                            td { (text(a, "error")) }
-                        }
-                    }
+        }
+        p id="figures" {
+            "at most " (figure("maxConcurrentApplications")) " at once (cap " (figure("maxConcurrency")) ")"
+            " · critical path " (hms(num(report, "criticalPathSeconds").unwrap_or(0.0)))
+            " · longest start delay " (hms(num(report, "longestStartDelaySeconds").unwrap_or(0.0)))
+            " · " (figure("stateTransitions")) " state transitions"
+            " · largest state " (figure("maxStateBytes")) " bytes"
+            " · longest history " (figure("maxHistoryEvents")) " events"
+            " · " (figure("handovers")) " hand-over(s)"
+        }
+        (svg)
+        h2 { "Applications" }
+        table id="applications" {
+            tr { th { "application" } th { "outcome" } th { "run" } th { "start" } th { "end" } th { "error" } }
+            @for a in &listed {
+                tr class=(if text(a, "outcome") == "completed" { "" } else { "failed-row" }) {
+                    td { (text(a, "application")) }
+                    td { (text(a, "outcome")) }
+                    td { code { (text(a, "runId")) } }
+                    td { @if let Some(t) = num(a, "startedAt") { (hms(t)) } }
+                    td { @if let Some(t) = num(a, "endedAt") { (hms(t)) } }
+                    td { (text(a, "error")) }
                 }
             }
         }
     };
-    page.into_string()
+    document(&format!("cutover wave {wave}"), body)
 }

@@ -73,12 +73,41 @@ fn sdk(ep: &str) -> (tokio::runtime::Runtime, aws_config::SdkConfig) {
     (rt, sdk)
 }
 
+/// A CloudFormation stack on the endpoint from `template`, with `parameters`: its name.
+fn create_stack(
+    rt: &tokio::runtime::Runtime,
+    sdk: &aws_config::SdkConfig,
+    prefix: &str,
+    template: &serde_json::Value,
+    parameters: &[(&str, &str)],
+) -> String {
+    let name = unique(prefix);
+    let parameters = parameters
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key(*k)
+                .parameter_value(*v)
+                .build()
+        })
+        .collect();
+    rt.block_on(
+        aws_sdk_cloudformation::Client::new(sdk)
+            .create_stack()
+            .stack_name(&name)
+            .template_body(template.to_string())
+            .set_parameters(Some(parameters))
+            .send(),
+    )
+    .unwrap();
+    name
+}
+
 /// `--stack NAME` reads the stack's outputs (CloudFormation DescribeStacks on moto); `wave
 /// start` starts the wave machine with the wave file, `wave status` lists its applications' runs.
 fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &str) {
     let table = format!("cutover-local-{}", run_id.to_ascii_lowercase());
     let (rt, sdk) = sdk(ep);
-    let stack = unique("cutover-stack");
     let machine = |rt: &tokio::runtime::Runtime| {
         rt.block_on(
             aws_sdk_sfn::Client::new(&sdk)
@@ -102,14 +131,7 @@ fn a_stack_name_finds_the_outputs_and_waves_start_and_report(ep: &str, run_id: &
             "ApprovalApiUrl": {"Value": "https://api.example.com"},
         }
     });
-    rt.block_on(
-        aws_sdk_cloudformation::Client::new(&sdk)
-            .create_stack()
-            .stack_name(&stack)
-            .template_body(template.to_string())
-            .send(),
-    )
-    .unwrap();
+    let stack = create_stack(&rt, &sdk, "cutover-stack", &template, &[]);
 
     let status = cutover(&[
         "run",
@@ -870,7 +892,6 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
     };
     let before = records();
     let stack_with = |names: &str, tag: Option<&str>| {
-        let name = unique("cutover-bounds");
         // String, not the template's CommaDelimitedList: moto answers a list parameter's value
         // as a Python list's text ("['a', 'b']"); a String keeps the comma-separated form the
         // stack's parameters are given in (ParameterValue is a string).
@@ -884,32 +905,14 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
         if tag.is_some() {
             template["Parameters"]["CutoverTagValue"] = serde_json::json!({"Type": "String"});
         }
-        let p = |k: &str, v: &str| {
-            aws_sdk_cloudformation::types::Parameter::builder()
-                .parameter_key(k)
-                .parameter_value(v)
-                .build()
-        };
-        rt.block_on(
-            aws_sdk_cloudformation::Client::new(&sdk)
-                .create_stack()
-                .stack_name(&name)
-                .template_body(template.to_string())
-                .set_parameters(Some(
-                    [
-                        vec![
-                            p("AllowedRecordNames", names),
-                            p("AllowedHostedZoneIds", &zone),
-                        ],
-                        tag.map(|t| vec![p("CutoverTagValue", t)])
-                            .unwrap_or_default(),
-                    ]
-                    .concat(),
-                ))
-                .send(),
-        )
-        .unwrap();
-        name
+        let mut parameters = vec![
+            ("AllowedRecordNames", names),
+            ("AllowedHostedZoneIds", &zone),
+        ];
+        if let Some(t) = tag {
+            parameters.push(("CutoverTagValue", t));
+        }
+        create_stack(&rt, &sdk, "cutover-bounds", &template, &parameters)
     };
     let preflight = |stack: &str, json: bool| {
         let mut args = vec![
@@ -993,11 +996,7 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
     // moto has no AddTagsToResource for DMS: the task is made again, tagged at its creation
     // (moto's DMS answers carry ISO timestamps the SDK reads through the compat interceptor).
     let task = seeded.plan.replication.task_arn.clone().unwrap();
-    let dms = aws_sdk_databasemigration::Client::from_conf(
-        aws_sdk_databasemigration::config::Builder::from(&sdk)
-            .interceptor(cutover_aws::moto_compat::IsoTimestampsAsEpoch)
-            .build(),
-    );
+    let dms = cutover_aws::moto_compat::dms_client(&sdk);
     rt.block_on(async {
         dms.delete_replication_task()
             .replication_task_arn(&task)
@@ -1141,25 +1140,17 @@ fn run_logs_gathers_the_runs_lines_from_every_function() {
     );
 
     // The environment from the stack's parameter.
-    let stack = unique("cutover-logs");
     let template = serde_json::json!({
         "Parameters": {"Environment": {"Type": "String"}},
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
     });
-    rt.block_on(
-        aws_sdk_cloudformation::Client::new(&sdk)
-            .create_stack()
-            .stack_name(&stack)
-            .template_body(template.to_string())
-            .parameters(
-                aws_sdk_cloudformation::types::Parameter::builder()
-                    .parameter_key("Environment")
-                    .parameter_value(&env)
-                    .build(),
-            )
-            .send(),
-    )
-    .unwrap();
+    let stack = create_stack(
+        &rt,
+        &sdk,
+        "cutover-logs",
+        &template,
+        &[("Environment", &env)],
+    );
     assert_eq!(read(&["--stack", &stack]), lines);
     // Without either, the missing piece is named.
     let none = cutover(&["run", "logs", "orders-1", "--aws-endpoint-url", &ep]);

@@ -521,10 +521,7 @@ async fn seed(
         .change(zone_id, &changes, "rehearsal seed")
         .await
         .map_err(setup("seed the records"))?;
-    let conf = aws_sdk_databasemigration::config::Builder::from(sdk)
-        .interceptor(cutover_aws::moto_compat::IsoTimestampsAsEpoch)
-        .build();
-    let dms = aws_sdk_databasemigration::Client::from_conf(conf);
+    let dms = cutover_aws::moto_compat::dms_client(sdk);
     let instance = dms
         .create_replication_instance()
         .replication_instance_identifier(format!("rehearsal-{}", uuid_like()))
