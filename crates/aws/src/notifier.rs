@@ -96,6 +96,15 @@ pub fn chat_message(
     })
 }
 
+/// A chat notification's `id` is the notice's dedupe key where it has one, so that a repeated
+/// publish is the same notification.
+fn with_chat_id(mut chat: serde_json::Value, dedupe_key: &str) -> serde_json::Value {
+    if !dedupe_key.is_empty() {
+        chat["id"] = serde_json::Value::String(dedupe_key.to_string());
+    }
+    chat
+}
+
 /// One publish for every protocol (SNS `MessageStructure: json`,
 /// https://docs.aws.amazon.com/sns/latest/api/API_Publish.html): the words for e-mail and
 /// queues (`default`, `email`), the chat notification for HTTPS subscribers, which is how AWS
@@ -228,18 +237,16 @@ impl Notifier for SnsNotifier {
             &notice.application,
             &notice.run_id,
         );
-        self.publish(
-            title,
-            body,
-            chat,
-            message_attributes(
-                if notice.is_page() { "page" } else { "notice" },
-                &notice.kind,
-                &notice.application,
-                &notice.run_id,
-            ),
-        )
-        .await
+        let chat = with_chat_id(chat, &notice.dedupe_key);
+        let mut attributes = message_attributes(
+            if notice.is_page() { "page" } else { "notice" },
+            &notice.kind,
+            &notice.application,
+            &notice.run_id,
+        );
+        // The same on every publish of this notice: what a pager deduplicates on.
+        attributes.push(("dedupeKey", notice.dedupe_key.clone()));
+        self.publish(title, body, chat, attributes).await
     }
 }
 

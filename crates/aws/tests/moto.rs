@@ -745,6 +745,7 @@ async fn sns_subscription_filter_policies_route_by_kind_and_outcome() {
         kind: kind.into(),
         message: format!("{kind} of orders"),
         at: Utc::now(),
+        dedupe_key: format!("orders-1/page.{kind}"),
     };
     n.page(&notice("rollback_failed")).await.unwrap();
     n.page(&notice("run_rolled_back")).await.unwrap();
@@ -764,15 +765,31 @@ async fn sns_subscription_filter_policies_route_by_kind_and_outcome() {
             .map(|m| {
                 let body: serde_json::Value =
                     serde_json::from_str(m["Body"].as_str().unwrap()).unwrap();
-                body["MessageAttributes"]["event"]["Value"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
+                let attr = |name: &str| {
+                    body["MessageAttributes"][name]["Value"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                (attr("event"), attr("dedupeKey"))
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(received(pages).await, vec!["rollback_failed"]);
-    assert_eq!(received(rolled_back).await, vec!["run_rolled_back"]);
+    // Every publish carries its dedupe key: a pager collapses a repeated page into one incident.
+    assert_eq!(
+        received(pages).await,
+        vec![(
+            "rollback_failed".to_string(),
+            "orders-1/page.rollback_failed".to_string()
+        )]
+    );
+    assert_eq!(
+        received(rolled_back).await,
+        vec![(
+            "run_rolled_back".to_string(),
+            "orders-1/page.run_rolled_back".to_string()
+        )]
+    );
 }
 
 #[tokio::test]

@@ -422,6 +422,66 @@ fn no_freeze_while_replication_lag_is_known_above_the_threshold() {
 }
 
 #[test]
+fn the_data_gate_opens_only_once_the_lag_is_back_and_shows_the_lag_read_then() {
+    // The lag is 400 s from t≈2960 to t≈3300, as the last bake should end (t≈3030): its rounds
+    // fail (health.failureThreshold 30 keeps the run going), the bake ends only on a healthy
+    // round, and the gate opens after the lag is back. The approver reads the lag of that
+    // round, not the one the lag gate read an hour before.
+    let r = blue_until_switch(
+        &[
+            ("failureThreshold: 2", "failureThreshold: 30"),
+            (
+                "intervalSeconds: 30",
+                "intervalSeconds: 30\n  failureLimit: 30",
+            ),
+        ],
+        |w| {
+            edit(
+                w,
+                &[(
+                    "lag: [[0, 900], [600, 40], [900, 3]]",
+                    "lag: [[0, 900], [600, 40], [900, 3], [2955, 3], [2960, 400], [3300, 400], [3360, 12]]",
+                )],
+            )
+        },
+    );
+    assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
+    let asked = r
+        .report
+        .timeline
+        .iter()
+        .find(|e| e.event == "approval-requested")
+        .map(|e| e.t)
+        .expect("asked");
+    assert!(asked > 3300.0, "asked at {asked}");
+    let last_round = r
+        .report
+        .timeline
+        .iter()
+        .filter(|e| e.event == "healthy" && e.t <= asked)
+        .next_back()
+        .and_then(|e| e.lag_seconds)
+        .expect("the last round read the lag");
+    assert!(last_round <= 30.0, "{last_round}");
+    let notice = r
+        .world
+        .notices()
+        .into_iter()
+        .find(|n| n.gate == "before-switch")
+        .expect("a notice");
+    let lag = notice.evidence["lagSeconds"]
+        .as_f64()
+        .expect("lag in the notice");
+    assert_eq!(lag, last_round, "{}", notice.summary);
+    assert!(
+        notice.summary.contains(&format!("{lag:.1} s")),
+        "{}",
+        notice.summary
+    );
+    assert_eq!(r.report.data.writes_lost, 0, "{:?}", r.report.data);
+}
+
+#[test]
 fn plans_refuse_data_modes_they_cannot_honour() {
     let base = text("data-blue-until-switch", "plan.yaml");
     let bad = |edits: &[(&str, &str)]| {

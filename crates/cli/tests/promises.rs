@@ -59,6 +59,17 @@ fn a_close_that_fails_after_success_never_undoes_the_cutover() {
     assert_eq!(green_weight(&r), 100, "{:?}", r.report.dns);
     assert_eq!(r.report.data.writes_lost, 0, "{:?}", r.report.data);
     assert_eq!(paged(&r, "close_failed_after_success"), 1);
+    // A publish repeated by another Lambda environment while the table fails would carry the
+    // same key, which a pager deduplicates on.
+    let page = r.world.pages();
+    let page = page
+        .iter()
+        .find(|p| p.kind == "close_failed_after_success")
+        .unwrap();
+    assert_eq!(
+        page.dedupe_key,
+        format!("{}/page.close_failed_after_success", page.run_id)
+    );
     assert_eq!(r.store.lock_holder("orders"), None);
 }
 

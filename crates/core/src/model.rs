@@ -616,6 +616,14 @@ pub struct RunNotice {
     pub kind: String,
     pub message: String,
     pub at: DateTime<Utc>,
+    /// `<runId>/<key>`, the same on every publish of one notice. A publish is remembered in the
+    /// run table and in the Lambda execution environment that sent it; a retry that reaches
+    /// another environment while the table still fails may publish again, and a standard topic
+    /// does not deduplicate (Publish's `MessageDeduplicationId` applies only to FIFO topics:
+    /// https://docs.aws.amazon.com/sns/latest/api/API_Publish.html). A pager keyed on it
+    /// (PagerDuty's `dedup_key`, Opsgenie's `alias`) opens one incident per page.
+    #[serde(default)]
+    pub dedupe_key: String,
 }
 
 impl RunNotice {

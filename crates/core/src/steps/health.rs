@@ -197,11 +197,23 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     // The run's last bake passed: every promise of the cutover is kept from here, and nothing
     // that fails later (a close, a finalize) may undo it. The safety net reads this mark.
     let last = input.index + 1 == plan.traffic.steps.len();
-    if bake.complete && last && (plan.data.writes == WritesMode::Unmanaged || switched) {
+    let succeeded =
+        bake.complete && last && (plan.data.writes == WritesMode::Unmanaged || switched);
+    // The lag the last bake ended on is what the data go/no-go shows its approver: read seconds
+    // before the gate opens, not at the lag gate hours before. (A bake ends only on a healthy
+    // round, and a DMS round above replication.maxLagSeconds is not healthy, so the gate never
+    // opens on a lag known too high; the freeze reads it again after the decision.)
+    let lag_for_gate = bake.complete && last && lag.is_some() && !switched;
+    if succeeded || lag_for_gate {
         super::update_run(deps, &input.run_id, |rec| {
-            rec.steps
-                .entry(crate::model::SUCCEEDED_KEY.to_string())
-                .or_insert_with(|| serde_json::json!({"at": now}));
+            if succeeded {
+                rec.steps
+                    .entry(crate::model::SUCCEEDED_KEY.to_string())
+                    .or_insert_with(|| serde_json::json!({"at": now}));
+            }
+            if lag_for_gate {
+                rec.last_lag_seconds = lag;
+            }
         })
         .await?;
     }

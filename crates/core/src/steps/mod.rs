@@ -434,6 +434,7 @@ pub(crate) async fn page_once(
         kind: kind.to_string(),
         message,
         at: now,
+        dedupe_key: sent_key.clone(),
     };
     deps.notifier
         .page(&notice)

@@ -352,6 +352,7 @@ async fn nothing_queued(
             kind: "calendar_nothing_queued".into(),
             message: message.clone(),
             at: now,
+            dedupe_key: format!("{wave_run_id}/{key}"),
         })
         .await
         .map_err(|e| StepError::from_port(e, |e| StepError::Retryable(e.to_string())))?;
