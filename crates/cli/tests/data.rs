@@ -458,8 +458,7 @@ fn the_data_gate_opens_only_once_the_lag_is_back_and_shows_the_lag_read_then() {
         .report
         .timeline
         .iter()
-        .filter(|e| e.event == "healthy" && e.t <= asked)
-        .next_back()
+        .rfind(|e| e.event == "healthy" && e.t <= asked)
         .and_then(|e| e.lag_seconds)
         .expect("the last round read the lag");
     assert!(last_round <= 30.0, "{last_round}");
