@@ -277,6 +277,24 @@ pub fn generate(seed: u64) -> Case {
     if rng.random_bool(0.1) {
         operator.push(json!({"afterSeconds": rng.random_range(0..6000), "action": "stop", "by": "dave@example.com"}));
     }
+    // Mid-run controls, from their own stream so that the cases every other seed draws stay
+    // the ones earlier checks were written against.
+    let mut steer = StdRng::seed_from_u64(seed ^ 0x5EED_C0DE);
+    if steer.random_bool(0.1) {
+        let at = steer.random_range(0..6000);
+        operator.push(json!({"afterSeconds": at, "action": "hold", "by": "erin@example.com"}));
+        if steer.random_bool(0.6) {
+            let until = at + steer.random_range(1..4000);
+            operator
+                .push(json!({"afterSeconds": until, "action": "resume", "by": "erin@example.com"}));
+        }
+    }
+    if steer.random_bool(0.05) {
+        operator.push(json!({"afterSeconds": steer.random_range(0..6000), "action": "extend", "seconds": steer.random_range(1..1200), "by": "erin@example.com"}));
+    }
+    if steer.random_bool(0.05) {
+        operator.push(json!({"afterSeconds": steer.random_range(0..6000), "action": "promote", "by": "erin@example.com"}));
+    }
     world["operator"] = Value::Array(operator);
     let mut faults = Vec::new();
     for _ in 0..rng.random_range(0..5) {
@@ -537,6 +555,23 @@ fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
             "{} writes lost in mode {} without anyone approving it",
             r.data.writes_lost, r.data.mode
         ));
+    }
+    // No bake ends while a hold stands (docs/controls.md).
+    let mut held_since: Option<f64> = None;
+    for e in &r.timeline {
+        match e.event.as_str() {
+            "held" => held_since = Some(e.t),
+            "resumed" => held_since = None,
+            "healthy" if e.message.starts_with("bake of step") => {
+                if let Some(h) = held_since.filter(|h| e.t > *h) {
+                    v.push(format!(
+                        "a bake ended at {:.1}s while held since {h:.1}s: {}",
+                        e.t, e.message
+                    ));
+                }
+            }
+            _ => {}
+        }
     }
     let text = serde_json::to_string(r).unwrap_or_default();
     if run.tokens.iter().any(|t| text.contains(t.as_str())) {

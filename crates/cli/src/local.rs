@@ -567,8 +567,8 @@ pub(crate) fn setup(
     }
 }
 
-/// The world's operators who abort: each sends the approval API's abort at its time (which also
-/// fails any gate waiting for a human).
+/// The world's operators who abort or steer: each sends the approval API's abort, or one of its
+/// mid-run controls, at its time (an abort also fails any gate waiting for a human).
 fn spawn_operator_aborts(
     world: &WorldSpec,
     run_id: &str,
@@ -577,26 +577,43 @@ fn spawn_operator_aborts(
     world
         .operator
         .iter()
-        .filter(|o| o.action == OperatorAction::Abort)
+        .filter(|o| o.action != OperatorAction::Stop)
         .cloned()
         .map(|o| {
             let deps = deps.clone();
             let run_id = run_id.to_string();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_secs_f64(o.after_seconds)).await;
+                let (path, body) = match o.action.control() {
+                    Some(action) => (
+                        format!("/runs/{run_id}/controls"),
+                        json!({
+                            "action": action,
+                            "seconds": o.seconds,
+                            "reason": o.reason.clone().unwrap_or_else(|| format!("operator {action}")),
+                        }),
+                    ),
+                    None => (
+                        format!("/runs/{run_id}/abort"),
+                        json!({"reason": o.reason.clone().unwrap_or_else(|| "operator abort".into())}),
+                    ),
+                };
                 let request = ApiRequest {
                     method: "POST".into(),
-                    path: format!("/runs/{run_id}/abort"),
-                    body: Some(
-                        json!({"reason": o.reason.clone().unwrap_or_else(|| "operator abort".into())})
-                            .to_string(),
-                    ),
+                    path,
+                    body: Some(body.to_string()),
                     identity: Some(o.by.clone()),
                     groups: vec![],
                 };
                 let answer = handle_api(&request, &deps).await;
                 if answer.status >= 300 {
-                    eprintln!("simulated operator {}: abort answered {}: {}", o.by, answer.status, answer.body);
+                    eprintln!(
+                        "simulated operator {}: {} answered {}: {}",
+                        o.by,
+                        o.action.control().unwrap_or("abort"),
+                        answer.status,
+                        answer.body
+                    );
                 }
             })
         })

@@ -345,11 +345,22 @@ pub fn run_progress(
     });
     let bake_ends_at = match (step, synced, rec.phase.starts_with("shifting:")) {
         (s, Some(t), true) if s > 0 => {
-            let mut bake = steps[s - 1].bake_seconds;
-            if s == 1 {
-                // The first bake lasts at least the record's original TTL (RunHealthCheck).
-                bake = bake.max(rec.snapshot.iter().filter_map(|r| r.ttl).max().unwrap_or(0));
-            }
+            // As RunHealthCheck reads it: the plan's bake plus extensions, or the floor alone
+            // once promoted; the first bake lasts at least the record's original TTL.
+            let floor = if s == 1 {
+                rec.snapshot.iter().filter_map(|r| r.ttl).max().unwrap_or(0)
+            } else {
+                0
+            };
+            let key = cutover_core::model::RunControls::bake_key(
+                s - 1,
+                rec.data.switched_to.as_deref() == Some("green"),
+            );
+            let bake = if rec.controls.is_promoted(&key) {
+                floor
+            } else {
+                (steps[s - 1].bake_seconds + rec.controls.extension(&key)).max(floor)
+            };
             Some(t + chrono::Duration::seconds(bake as i64))
         }
         _ => None,
@@ -368,6 +379,18 @@ pub fn run_progress(
         )
     } else if rec.abort_requested.is_some() {
         "abort requested: the run rolls back at its next step".into()
+    } else if let Some(h) = &rec.controls.held {
+        let left = rec.plan.as_ref().map_or(0, |p| {
+            p.max_hold_seconds()
+                .saturating_sub(rec.controls.used_seconds(now))
+        });
+        format!(
+            "held by {} since {} ({}): no bake ends until `cutover run resume {}`; rolls back in {left} s if not resumed",
+            h.by,
+            h.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            h.reason,
+            rec.run_id
+        )
     } else {
         match rec.phase.as_str() {
             "validated" | "replicating" => match rec.plan.as_ref() {

@@ -325,7 +325,9 @@ fn plan_check_refuses_what_aws_would_refuse_later() {
 /// left frozen when the run table failed longer than the abandon's retries (93966).
 #[test]
 fn seeds_that_broke_the_promises_keep_them() {
-    for seed in [97, 1087, 1315, 1703, 1745, 3470, 93966] {
+    // 40: a hold at 1,136 s never resumed; with the health round not reading the hold, two
+    // bakes ended while it stood ("a bake ended … while held").
+    for seed in [40, 97, 1087, 1315, 1703, 1745, 3470, 93966] {
         let v = check(&generate(seed)).unwrap();
         assert!(v.violations.is_empty(), "seed {seed}: {:?}", v.violations);
     }

@@ -196,6 +196,7 @@ fn wave_stopped_at_1300() -> (cutover_core::steps::WaveSpec, cutover_cli::wave::
         action: cutover_sim::spec::OperatorAction::Stop,
         by: "ops@example.com".into(),
         reason: Some("change freeze".into()),
+        seconds: None,
     }];
     let run = run_wave_local(&spec, &world, &RunOptions::default());
     (spec, run)

@@ -1,16 +1,30 @@
 //! The approval HTTP API, over the same ports as the steps:
-//! `GET /runs/{runId}`, `POST /runs/{runId}/approvals/{gate}`, `POST /runs/{runId}/abort`.
+//! `GET /runs/{runId}`, `POST /runs/{runId}/approvals/{gate}`, `POST /runs/{runId}/abort`,
+//! `POST /runs/{runId}/controls` (hold, resume, extend-bake, promote).
 //! The caller's identity comes from the authorizer (IAM caller ARN or JWT subject); without one,
 //! every route answers 403. No response ever carries a task token.
 
 use crate::model::Decision;
 use crate::ports::WaveSchedules;
 use crate::steps::{
-    decide_approval_as, request_abort, ApprovalError, DecideApproval, DecisionOutcome, Deps,
-    IdentityRule,
+    apply_control, decide_approval_as, request_abort, ApprovalError, ControlError, ControlRequest,
+    DecideApproval, DecisionOutcome, Deps, IdentityRule,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+/// Every route this API serves, as API Gateway's route keys: the template declares each one,
+/// authenticated (a template test holds it to this list).
+pub const ROUTES: [&str; 8] = [
+    "GET /runs/{runId}",
+    "POST /runs/{runId}/approvals/{gate}",
+    "POST /runs/{runId}/abort",
+    "POST /runs/{runId}/controls",
+    "POST /waves/{wave}/schedule",
+    "GET /calendar",
+    "POST /calendar",
+    "POST /calendar/{wave}/skip",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiRequest {
@@ -360,6 +374,33 @@ pub async fn handle_api_with(
                 Err(e @ ApprovalError::Raced) => error(503, e.to_string()),
             }
         }
+        ("POST", ["runs", run, "controls"]) if valid_segment(run) => {
+            let body: ControlRequest = match parse(&req.body) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            // Steering is an approver's, as deciding a gate is: the stack's approvers and the
+            // plan's, checked before anything in the body counts.
+            match deps.store.load_run(run).await {
+                Ok(None) => return error(404, format!("run {run} not found")),
+                Err(e) => return error(503, e.to_string()),
+                Ok(Some(rec)) => {
+                    if let Err(r) = authorize(&rec, bounds, identity, &req.groups) {
+                        return r;
+                    }
+                }
+            }
+            match apply_control(run, &body, identity, deps).await {
+                Ok(answer) => ApiResponse {
+                    status: 200,
+                    body: answer,
+                },
+                Err(ControlError::NotFound(_)) => error(404, format!("run {run} not found")),
+                Err(ControlError::BadField { field, message }) => bad_field(field, message),
+                Err(e @ ControlError::Conflict(_)) => error(409, e.to_string()),
+                Err(ControlError::Unavailable(m)) => error(503, m),
+            }
+        }
         ("POST", ["runs", run, "abort"]) if valid_segment(run) => {
             let body: AbortBody = match parse(&req.body) {
                 Ok(b) => b,
@@ -628,6 +669,7 @@ async fn get_run(run: &str, deps: &Deps) -> ApiResponse {
             "lagSeconds": rec.last_lag_seconds,
             "healthy": last_health,
             "abortRequested": rec.abort_requested,
+            "controls": rec.controls,
             "pendingGates": approvals.iter().filter(|a| a.decision.is_none()).map(|a| json!({"gate": a.gate, "expiresAt": a.expires_at, "approvedBy": a.approvals})).collect::<Vec<_>>(),
             "approvals": approvals,
             "recentEvents": recent,

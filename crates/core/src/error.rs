@@ -39,6 +39,9 @@ pub enum StepError {
     /// Green was unhealthy after the application switched to its database.
     #[error("{0}")]
     UnhealthyAfterSwitch(String),
+    /// A hold (or holds and bake extensions together) outlasted controls.maxHoldSeconds.
+    #[error("{0}")]
+    HoldExpired(String),
     /// A transient AWS error (a network error, a 5xx): retried with back-off.
     #[error("{0}")]
     Retryable(String),
@@ -68,6 +71,7 @@ impl StepError {
             StepError::HookTimedOut(_) => "HookTimedOut",
             StepError::FreezeTooLong(_) => "FreezeTooLong",
             StepError::UnhealthyAfterSwitch(_) => "UnhealthyAfterSwitch",
+            StepError::HoldExpired(_) => "HoldExpired",
             StepError::Retryable(_) => "Retryable",
             StepError::Throttled(_) => "Throttled",
         }

@@ -249,6 +249,12 @@ pub struct RunRecord {
     /// Where the application's writes stand (freeze, drain, switch).
     #[serde(default)]
     pub data: DataRecord,
+    /// The traffic step last shifted to (its bake is the one in progress or next).
+    #[serde(default)]
+    pub traffic_index: Option<usize>,
+    /// What operators asked mid-run: a hold, longer or shorter bakes (docs/controls.md).
+    #[serde(default)]
+    pub controls: RunControls,
     /// The plan as validated: what the safety net needs to restore DNS after a stopped run.
     #[serde(default)]
     pub plan: Option<crate::plan::Plan>,
@@ -257,6 +263,63 @@ pub struct RunRecord {
     pub steps: BTreeMap<String, Value>,
     /// Bumped by the store on every write; a write carrying a stale version is refused.
     pub version: u64,
+}
+
+/// Mid-run controls (docs/controls.md): each was authorized and audited by the API that set it,
+/// and is read by every health round.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunControls {
+    /// A hold: no bake ends while it stands (health rounds and rollback go on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Hold>,
+    /// Seconds of holds that ended and of bake extensions, counted against
+    /// `controls.maxHoldSeconds` with the standing hold's.
+    #[serde(default)]
+    pub spent_seconds: u64,
+    /// Extra bake seconds by bake ([`RunControls::bake_key`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extensions: BTreeMap<String, u64>,
+    /// Bakes ([`RunControls::bake_key`]) that end at their next healthy round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promoted: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub reason: String,
+}
+
+impl RunControls {
+    /// Seconds of the hold budget used at `now`: ended holds, extensions and the standing hold.
+    pub fn used_seconds(&self, now: DateTime<Utc>) -> u64 {
+        let standing = self
+            .held
+            .as_ref()
+            .map_or(0, |h| (now - h.at).num_seconds().max(0) as u64);
+        self.spent_seconds.saturating_add(standing)
+    }
+
+    /// One bake: traffic step `index`'s, or the last step's again after the data switch.
+    pub fn bake_key(index: usize, after_switch: bool) -> String {
+        if after_switch {
+            format!("switched-{index}")
+        } else {
+            index.to_string()
+        }
+    }
+
+    /// The extra seconds asked for a bake.
+    pub fn extension(&self, bake: &str) -> u64 {
+        self.extensions.get(bake).copied().unwrap_or(0)
+    }
+
+    pub fn is_promoted(&self, bake: &str) -> bool {
+        self.promoted.iter().any(|p| p == bake)
+    }
 }
 
 /// The run record's mark that the last bake passed (`RunRecord::succeeded`).
@@ -277,6 +340,8 @@ impl RunRecord {
             abort_requested: None,
             rollback_started_at: None,
             data: DataRecord::default(),
+            traffic_index: None,
+            controls: RunControls::default(),
             plan: None,
             steps: BTreeMap::new(),
             version: 0,

@@ -21,6 +21,9 @@ pub struct Plan {
     pub finalize: FinalizePlan,
     #[serde(default)]
     pub rollback: RollbackPlan,
+    /// What operators may do mid-run: hold, extend a bake, promote (docs/controls.md).
+    #[serde(default)]
+    pub controls: ControlsPlan,
     /// How the application's writes move with it (docs/data.md).
     #[serde(default)]
     pub data: DataPlan,
@@ -513,6 +516,28 @@ pub struct FinalizePlan {
     #[serde(default)]
     pub enabled: bool,
 }
+
+/// Mid-run controls: how long holds and bake extensions may last in total, so that every run
+/// stays bounded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControlsPlan {
+    /// The most seconds, over the whole run, that holds and bake extensions may add. A hold
+    /// standing longer fails the bake (`HoldExpired`) and the run rolls back. 0: no holds or
+    /// extensions (promote still works). None: [`Plan::max_hold_seconds`] chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_hold_seconds: Option<u64>,
+}
+
+/// `controls.maxHoldSeconds` when the plan does not say: an hour, or less where the plan's
+/// history budget leaves less.
+pub const DEFAULT_MAX_HOLD_SECONDS: u64 = 3600;
+
+/// History events of one health round (a Wait, a Lambda Task and a Choice).
+const HOLD_ROUND_EVENTS: u64 = 9;
+
+/// The longest `controls.maxHoldSeconds`: one day.
+pub const MAX_HOLD_SECONDS: u64 = 86_400;
 
 /// A plan's worst-case history, by phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -1237,6 +1262,16 @@ impl Plan {
             }
         }
         self.data_violations(&mut bad);
+        if let Some(max) = self
+            .controls
+            .max_hold_seconds
+            .filter(|m| *m > MAX_HOLD_SECONDS)
+        {
+            bad(
+                "controls.maxHoldSeconds",
+                format!("{max} is above {MAX_HOLD_SECONDS} (one day)"),
+            );
+        }
         if !(60..=31_536_000).contains(&self.approvals.expires_seconds) {
             bad(
                 "approvals.expiresSeconds",
@@ -1250,7 +1285,20 @@ impl Plan {
         if out.is_empty() {
             let h = self.worst_case_history_events();
             if h.total() > MAX_HISTORY_EVENTS {
-                let (field, why) = if h.lag >= h.traffic.max(h.launch) {
+                let without_holds = self.history_events_with_holds(0).total();
+                let (field, why) = if without_holds <= MAX_HISTORY_EVENTS {
+                    (
+                        "controls.maxHoldSeconds",
+                        format!(
+                            "holds of {}s add {} events (a held bake probes every health.intervalSeconds, {}s): at most {}s fit",
+                            self.max_hold_seconds(),
+                            h.total() - without_holds,
+                            self.health.interval_seconds,
+                            ((MAX_HISTORY_EVENTS - without_holds) / HOLD_ROUND_EVENTS)
+                                * self.health.interval_seconds.max(1)
+                        ),
+                    )
+                } else if h.lag >= h.traffic.max(h.launch) {
                     (
                         "replication.deadlineSeconds",
                         format!(
@@ -1585,7 +1633,26 @@ impl Plan {
     /// 2 + 5 + 2 events) run to its bound. Step Functions fails a Standard execution at 25,000
     /// events.
     pub fn worst_case_history_events(&self) -> HistoryEstimate {
-        const POLL: u64 = 9;
+        self.history_events_with_holds(self.max_hold_seconds())
+    }
+
+    /// `controls.maxHoldSeconds` as the run applies it: the plan's, or by default an hour, less
+    /// where the plan's worst case without holds leaves fewer history events (a held bake goes
+    /// on probing every `health.intervalSeconds`) or less time within the one-year limit.
+    pub fn max_hold_seconds(&self) -> u64 {
+        if let Some(m) = self.controls.max_hold_seconds {
+            return m;
+        }
+        let events_left =
+            MAX_HISTORY_EVENTS.saturating_sub(self.history_events_with_holds(0).total());
+        let by_events =
+            (events_left / HOLD_ROUND_EVENTS).saturating_mul(self.health.interval_seconds.max(1));
+        let by_time = MAX_EXECUTION_SECONDS.saturating_sub(self.worst_case_seconds_with_holds(0));
+        DEFAULT_MAX_HOLD_SECONDS.min(by_events).min(by_time)
+    }
+
+    fn history_events_with_holds(&self, max_hold_seconds: u64) -> HistoryEstimate {
+        const POLL: u64 = HOLD_ROUND_EVENTS;
         const TASK: u64 = 5;
         let r = &self.replication;
         let per = |total: u64, every: u64| total / every.max(1) + 1;
@@ -1615,6 +1682,9 @@ impl Plan {
                 .saturating_add(2 + 2 + TASK + 2 + TASK + sync + 2)
                 .saturating_add(POLL.saturating_mul(rounds));
         }
+        // Holds and bake extensions add health rounds, up to controls.maxHoldSeconds in all.
+        traffic = traffic
+            .saturating_add(POLL.saturating_mul(max_hold_seconds / h.interval_seconds.max(1)));
         // Validate, start, the collapse and its sync, the finalize gate and finalize, rollback
         // (each retried attempt adds 3 events, up to the attempt backstop) and its sync, close.
         let rollback = TASK + 3 * crate::steps::ROLLBACK_MAX_ATTEMPTS + sync;
@@ -1644,6 +1714,10 @@ impl Plan {
     /// the data cutover's freezes with their hooks, and the rollback budget. A run still active
     /// past this (plus a margin) is stuck, not slow; the run sweep alarms on it.
     pub fn worst_case_seconds(&self) -> u64 {
+        self.worst_case_seconds_with_holds(self.max_hold_seconds())
+    }
+
+    fn worst_case_seconds_with_holds(&self, max_hold_seconds: u64) -> u64 {
         const SYNC: u64 = 900;
         let r = &self.replication;
         let mut total = r.deadline_seconds;
@@ -1681,6 +1755,7 @@ impl Plan {
             total = total.saturating_add(gate);
         }
         total
+            .saturating_add(max_hold_seconds)
             .saturating_add(self.rollback.budget_seconds)
             .saturating_add(SYNC)
     }
@@ -1700,7 +1775,9 @@ impl Plan {
             } else {
                 s.bake_seconds
             };
-            bake.saturating_add(failed_rounds).saturating_add(SYNC)
+            bake.saturating_add(failed_rounds)
+                .saturating_add(SYNC)
+                .saturating_add(self.max_hold_seconds())
         });
         let hooks: u64 = [&self.data.freeze, &self.data.switch, &self.data.unfreeze]
             .iter()

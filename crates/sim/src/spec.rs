@@ -91,12 +91,31 @@ pub struct AppSpec {
 }
 
 /// `abort` is the approval API's abort (the run stops at its next check and rolls back if traffic
-/// moved); `stop` is a console StopExecution (the execution ends ABORTED where it is).
+/// moved); `stop` is a console StopExecution (the execution ends ABORTED where it is); `hold`,
+/// `resume`, `extend` and `promote` are the approval API's mid-run controls
+/// (`POST /runs/{runId}/controls`, docs/controls.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OperatorAction {
     Abort,
     Stop,
+    Hold,
+    Resume,
+    Extend,
+    Promote,
+}
+
+impl OperatorAction {
+    /// The control's name in the API, for the actions that are controls.
+    pub fn control(self) -> Option<&'static str> {
+        match self {
+            OperatorAction::Hold => Some("hold"),
+            OperatorAction::Resume => Some("resume"),
+            OperatorAction::Extend => Some("extend-bake"),
+            OperatorAction::Promote => Some("promote"),
+            OperatorAction::Abort | OperatorAction::Stop => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +126,9 @@ pub struct OperatorSpec {
     pub by: String,
     #[serde(default)]
     pub reason: Option<String>,
+    /// `extend`: the seconds the bake in progress lasts longer.
+    #[serde(default)]
+    pub seconds: Option<u64>,
 }
 
 fn default_start() -> chrono::DateTime<chrono::Utc> {
@@ -858,6 +880,22 @@ impl WorldSpec {
             }
             if o.by.trim().is_empty() {
                 bad(format!("operator[{i}].by"), "names who acts".into());
+            }
+            match (o.action, o.seconds) {
+                (OperatorAction::Extend, Some(s))
+                    if (1..=cutover_core::plan::MAX_HOLD_SECONDS).contains(&s) => {}
+                (OperatorAction::Extend, _) => bad(
+                    format!("operator[{i}].seconds"),
+                    format!(
+                        "extend needs seconds, 1..={}",
+                        cutover_core::plan::MAX_HOLD_SECONDS
+                    ),
+                ),
+                (_, Some(_)) => bad(
+                    format!("operator[{i}].seconds"),
+                    "only extend takes seconds".into(),
+                ),
+                _ => {}
             }
         }
         for (i, f) in self.faults.iter().enumerate() {

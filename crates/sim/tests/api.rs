@@ -1070,3 +1070,140 @@ async fn waves_are_queued_listed_skipped_and_scheduled_by_reference_within_the_b
     .await;
     assert_eq!(r.status, 409, "{}", r.body);
 }
+
+/// Mid-run controls: authorized like decisions, each refusal names why and changes nothing,
+/// each change is audited with its actor.
+#[tokio::test(start_paused = true)]
+async fn controls_are_authorized_bounded_and_audited() {
+    let g = given_plan(&PLAN.replace(
+        "twoPersonGates: [g2]}",
+        "twoPersonGates: [g2], approvers: [\"arn:aws:iam::123456789012:user/alice\"]}\ncontrols: {maxHoldSeconds: 900}",
+    ))
+    .await;
+    let hold = json!({"action": "hold", "reason": "DBA checks the replica"});
+    let before = g.deps.store.load_run("r1").await.unwrap().unwrap();
+    // Not the plan's approver, or no identity: refused, nothing changed.
+    assert_eq!(
+        g.call("POST", "/runs/r1/controls", Some(hold.clone()), BOB)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        g.call("POST", "/runs/r1/controls", Some(hold.clone()), None)
+            .await
+            .status,
+        403
+    );
+    // Bad bodies name the field.
+    for (body, field) in [
+        (json!({"action": "pause", "reason": "x"}), "action"),
+        (json!({"action": "hold"}), "reason"),
+        (json!({"action": "hold", "reason": " "}), "reason"),
+        (json!({"action": "extend-bake", "reason": "x"}), "seconds"),
+        (
+            json!({"action": "extend-bake", "seconds": 0, "reason": "x"}),
+            "seconds",
+        ),
+        (
+            json!({"action": "hold", "seconds": 60, "reason": "x"}),
+            "seconds",
+        ),
+        (json!({"action": "hold", "reason": "x", "by": "root"}), "by"),
+    ] {
+        let r = g
+            .call("POST", "/runs/r1/controls", Some(body.clone()), ALICE)
+            .await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.body["field"], field, "{body}: {}", r.body);
+    }
+    assert_eq!(
+        g.call("POST", "/runs/nope/controls", Some(hold.clone()), ALICE)
+            .await
+            .status,
+        404
+    );
+    // Nothing has shifted yet: there is no bake to extend or promote.
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/controls",
+            Some(json!({"action": "promote", "reason": "x"})),
+            ALICE,
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let after = g.deps.store.load_run("r1").await.unwrap().unwrap();
+    assert_eq!(before, after, "refusals changed nothing");
+    // A hold, once; resume only while held.
+    let r = g
+        .call("POST", "/runs/r1/controls", Some(hold.clone()), ALICE)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["held"], true);
+    assert_eq!(r.body["holdSecondsLeft"], 900);
+    assert_eq!(
+        g.call("POST", "/runs/r1/controls", Some(hold.clone()), ALICE)
+            .await
+            .status,
+        409
+    );
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    let resume = json!({"action": "resume", "reason": "replica fine"});
+    let r = g
+        .call("POST", "/runs/r1/controls", Some(resume.clone()), ALICE)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let left = r.body["holdSecondsLeft"].as_u64().unwrap();
+    assert!((795..=800).contains(&left), "{}", r.body);
+    assert_eq!(
+        g.call("POST", "/runs/r1/controls", Some(resume), ALICE)
+            .await
+            .status,
+        409
+    );
+    // Extensions draw on the same budget.
+    let mut rec = g.deps.store.load_run("r1").await.unwrap().unwrap();
+    rec.traffic_index = Some(0);
+    g.deps.store.save_run(&rec).await.unwrap();
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/controls",
+            Some(json!({"action": "extend-bake", "seconds": 801, "reason": "x"})),
+            ALICE,
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["field"], "seconds");
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/controls",
+            Some(json!({"action": "extend-bake", "seconds": 300, "reason": "x"})),
+            ALICE,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rec = g.deps.store.load_run("r1").await.unwrap().unwrap();
+    assert_eq!(rec.controls.extension("0"), 300);
+    // Every change is in the audit trail with who asked.
+    let events = g.deps.store.events("r1").await.unwrap();
+    let controls: Vec<(String, Option<String>)> = events
+        .iter()
+        .filter(|e| e.step == "Control")
+        .map(|e| (e.event.clone(), e.actor.clone()))
+        .collect();
+    let alice = ALICE.map(str::to_string);
+    assert_eq!(
+        controls,
+        vec![
+            ("held".to_string(), alice.clone()),
+            ("resumed".to_string(), alice.clone()),
+            ("bake-extended".to_string(), alice)
+        ]
+    );
+    // GET shows them.
+    let r = g.call("GET", "/runs/r1", None, ALICE).await;
+    assert_eq!(r.body["controls"]["extensions"]["0"], 300, "{}", r.body);
+}

@@ -138,6 +138,62 @@ pub enum RunCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
+    /// Hold a run: no bake ends until `run resume` (health checks, abort and rollback go on),
+    /// for at most the plan's controls.maxHoldSeconds; past it the run rolls back.
+    Hold {
+        /// The run id (its execution's name).
+        run: String,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: String,
+        /// Print the API's answer as JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Resume a held run: the bake in progress ends at its next healthy round once due.
+    Resume {
+        /// The run id (its execution's name).
+        run: String,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: String,
+        /// Print the API's answer as JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// Make the bake in progress last SECONDS longer (counted against controls.maxHoldSeconds).
+    ExtendBake {
+        /// The run id (its execution's name).
+        run: String,
+        /// How much longer, in seconds.
+        seconds: u64,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: String,
+        /// Print the API's answer as JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+    /// End the bake in progress at its next healthy round (never a gate: the next step's
+    /// approval still asks; never before the first bake's DNS floor).
+    Promote {
+        /// The run id (its execution's name).
+        run: String,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: String,
+        /// Print the API's answer as JSON instead of a sentence.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
     /// Abort a run: it stops at its next check and rolls back if traffic moved.
     Abort {
         /// The run id (its execution's name).
@@ -198,6 +254,26 @@ pub fn run_command(command: RunCommand) -> ExitCode {
                 &|b| decision_words(run, gate, d, b),
             )
         };
+    let control = |run: &str,
+                   action: &str,
+                   seconds: Option<u64>,
+                   reason: &str,
+                   json: bool,
+                   stack: &StackArgs| {
+        let mut body = serde_json::json!({ "action": action, "reason": reason });
+        if let Some(s) = seconds {
+            body["seconds"] = serde_json::json!(s);
+        }
+        let cx = match stack.connect() {
+            Ok(cx) => cx,
+            Err(e) => return fail(e),
+        };
+        answered(
+            deployed::api_post(&cx, &format!("runs/{run}/controls"), &body),
+            json,
+            &|b| control_words(run, b),
+        )
+    };
     match command {
         RunCommand::Logs {
             run,
@@ -406,6 +482,31 @@ pub fn run_command(command: RunCommand) -> ExitCode {
                 }
             }
         }
+        RunCommand::Hold {
+            run,
+            reason,
+            json,
+            stack,
+        } => control(&run, "hold", None, &reason, json, &stack),
+        RunCommand::Resume {
+            run,
+            reason,
+            json,
+            stack,
+        } => control(&run, "resume", None, &reason, json, &stack),
+        RunCommand::ExtendBake {
+            run,
+            seconds,
+            reason,
+            json,
+            stack,
+        } => control(&run, "extend-bake", Some(seconds), &reason, json, &stack),
+        RunCommand::Promote {
+            run,
+            reason,
+            json,
+            stack,
+        } => control(&run, "promote", None, &reason, json, &stack),
         RunCommand::Abort {
             run,
             reason,
@@ -502,6 +603,16 @@ pub fn abort_words(run: &str, reason: &str, answer: &serde_json::Value) -> Strin
     };
     format!(
         "{run}: abort requested ({reason}){gates}. The run stops at its next check and rolls back if traffic moved; follow it with `cutover run status {run} --watch`"
+    )
+}
+
+/// A control's answer in words: what it changed, then how to follow the run.
+#[cfg(feature = "aws")]
+pub fn control_words(run: &str, answer: &serde_json::Value) -> String {
+    format!(
+        "{run}: {} Hold budget left: {}s. Follow it with `cutover run status {run} --watch`",
+        answer["message"].as_str().unwrap_or("done."),
+        answer["holdSecondsLeft"].as_u64().unwrap_or(0)
     )
 }
 

@@ -976,6 +976,14 @@ impl Rehearsal {
                 "the gate was never requested".into(),
             ));
         }
+        // While the gate waits, the approver holds the run and resumes it through the same
+        // function (docs/controls.md): the real binary, API Gateway's event, the run table.
+        if approve {
+            if let Err(e) = self.steer(run_id, who).await {
+                *answered.lock().unwrap_or_else(|p| p.into_inner()) = Some(json!({"error": e}));
+                return Some(("States.Aborted".into(), "a mid-run control failed".into()));
+            }
+        }
         let decision = if approve { "approve" } else { "reject" };
         let event = api_event(
             "POST",
@@ -997,6 +1005,47 @@ impl Rehearsal {
                 "the approval API refused the decision".into(),
             )
         })
+    }
+
+    /// A hold and its resume through the approval-api function, each seen in the run table and
+    /// in `GET /runs/{runId}`.
+    async fn steer(&self, run_id: &str, who: Identity) -> Result<(), String> {
+        let path = format!("/runs/{run_id}/controls");
+        let (status, body) = self
+            .api(
+                "POST",
+                &path,
+                json!({"action": "hold", "reason": "rehearsal: a DBA checks the replica"}),
+                who,
+            )
+            .await?;
+        if status != 200 || body["held"] != json!(true) {
+            return Err(format!("hold answered {status}: {body}"));
+        }
+        let (status, view) = self
+            .api("GET", &format!("/runs/{run_id}"), Value::Null, who)
+            .await?;
+        if status != 200 || view["controls"]["held"]["reason"].as_str().is_none() {
+            return Err(format!(
+                "GET {run_id} after the hold answered {status}: {view}"
+            ));
+        }
+        let rec = self.run_record(run_id).await?;
+        if rec.controls.held.is_none() {
+            return Err("the hold is not in the run table".into());
+        }
+        let (status, body) = self
+            .api(
+                "POST",
+                &path,
+                json!({"action": "resume", "reason": "rehearsal: replica fine"}),
+                who,
+            )
+            .await?;
+        if status != 200 || body["held"] != json!(false) {
+            return Err(format!("resume answered {status}: {body}"));
+        }
+        Ok(())
     }
 
     async fn wait_for_traffic(&self, run_id: &str) -> bool {

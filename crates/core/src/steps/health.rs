@@ -146,13 +146,33 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     bake.healthy = Some(healthy);
     bake.reasons = reasons.clone();
     // Resolvers that cached the original answer follow the first shift only after its TTL ran
-    // out, so the first bake lasts at least that long, whatever the plan says.
-    let mut bake_seconds = step.bake_seconds;
-    if input.index == 0 {
-        let original_ttl = run.snapshot.iter().filter_map(|r| r.ttl).max().unwrap_or(0);
-        bake_seconds = bake_seconds.max(original_ttl);
+    // out, so the first bake lasts at least that long, whatever the plan says (or a promote).
+    let floor = if input.index == 0 {
+        run.snapshot.iter().filter_map(|r| r.ttl).max().unwrap_or(0)
+    } else {
+        0
+    };
+    // Mid-run controls (docs/controls.md): an extension lengthens this bake, a promote ends it
+    // at this healthy round, a hold keeps it from ending.
+    let controls = &run.controls;
+    let this_bake = crate::model::RunControls::bake_key(input.index, switched);
+    let bake_seconds = if controls.is_promoted(&this_bake) {
+        floor
+    } else {
+        (step.bake_seconds + controls.extension(&this_bake)).max(floor)
+    };
+    let due = now >= bake.started_at + Duration::seconds(bake_seconds as i64);
+    bake.complete = healthy && due && controls.held.is_none();
+    if healthy && due {
+        if let Some(h) = &controls.held {
+            notes.push(format!(
+                "held by {} since {} ({}): the bake ends once resumed",
+                h.by,
+                h.at.to_rfc3339(),
+                h.reason
+            ));
+        }
     }
-    bake.complete = healthy && now >= bake.started_at + Duration::seconds(bake_seconds as i64);
 
     let mut ev = event(
         &input.run_id,
@@ -228,6 +248,18 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
         )];
         why.extend(reasons);
         return Err(StepError::HealthCheckFailed(why));
+    }
+    if let Some(h) = &controls.held {
+        let used = controls.used_seconds(now);
+        if used > plan.max_hold_seconds() {
+            return Err(StepError::HoldExpired(format!(
+                "held by {} since {} ({}): holds and bake extensions reached {used}s, above controls.maxHoldSeconds ({}s)",
+                h.by,
+                h.at.to_rfc3339(),
+                h.reason,
+                plan.max_hold_seconds()
+            )));
+        }
     }
     Ok(bake)
 }

@@ -3,6 +3,7 @@
 
 mod approval;
 mod close;
+mod controls;
 mod data;
 mod health;
 mod launch;
@@ -21,6 +22,7 @@ pub use close::{
     close_run, finalize_cutover, request_abort, CloseRunInput, CloseRunOutput, FinalizeInput,
     FinalizeOutput,
 };
+pub use controls::{apply_control, ControlAction, ControlError, ControlRequest};
 pub use data::{data_cutover, DataAction, DataInput, DataOutput};
 pub use health::{run_health_check, BakeState, HealthInput};
 pub use launch::{check_launch, CheckLaunchInput, LaunchStatus, ServerLaunch, LAUNCH_POLL_SECONDS};

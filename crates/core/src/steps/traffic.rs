@@ -205,6 +205,7 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
     let out = remember(deps, &input.run_id, &key, &out, |rec| {
         rec.weights = Some(weights);
         rec.phase = format!("shifting:{}", input.weight);
+        rec.traffic_index = Some(input.index);
     })
     .await?;
     let mut ev = event(
