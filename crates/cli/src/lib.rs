@@ -13,6 +13,7 @@ pub mod local;
 #[cfg(feature = "aws")]
 pub mod rehearse;
 pub mod report;
+pub mod serve;
 pub mod style;
 pub mod wave;
 

@@ -102,6 +102,8 @@ pub struct RunOptions {
     /// A progress line for every healthy health round too (otherwise only the rounds that say
     /// something: a bake's completion, a note, a failure).
     pub verbose: bool,
+    /// `local serve`: told the run's ports once they exist, so its page can read and steer it.
+    pub live: Option<crate::serve::Live>,
 }
 
 /// Dispatches Lambda ARNs to the step functions, as the deployed functions would run them.
@@ -759,6 +761,9 @@ pub async fn run_local_async(
     world.set_execution(&run_id, true);
     let s = setup(world, world_spec, memory, &wiring, options);
     let (plan, base_store, router, _) = &wiring;
+    if let Some(live) = &options.live {
+        live.started(&s.deps, &run_id);
+    }
     let operators = spawn_operator_aborts(world_spec, &run_id, &s.deps);
     let stop = operator_stop(world_spec, &run_id, s.deps.clone());
     let execution = s

@@ -69,6 +69,35 @@ pub enum LocalCommand {
         #[arg(long, value_name = "shared|backoff", default_value = "shared")]
         route53: String,
     },
+    /// Watch one cutover live: it runs as `local run` does, but in accelerated real time
+    /// (--speed simulated seconds per second), with a live page and the approval API's routes
+    /// on 127.0.0.1:--port. The page shows the phase, the weights, the lag, the last health
+    /// round, the events, and approves, rejects, holds, resumes, promotes and aborts through
+    /// the same API the stack serves. Exit: the run's code (as `local run`) once it ended and
+    /// --exit-after passed; 2 invalid input.
+    Serve {
+        /// The cutover plan (YAML, or JSON by extension): docs/plan.md.
+        #[arg(long)]
+        plan: PathBuf,
+        /// The simulated AWS world the plan runs against (YAML or JSON): docs/world.md.
+        #[arg(long)]
+        world: PathBuf,
+        /// Simulated seconds per real second, 1..=10000.
+        #[arg(long, default_value_t = 60)]
+        speed: u32,
+        /// The port on 127.0.0.1 (0: any free port; the address is printed).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Stop serving this many real seconds after the run ended (default: until Ctrl-C).
+        #[arg(long, value_name = "SECONDS")]
+        exit_after: Option<u64>,
+        /// Seed for retry jitter.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Run id (the execution name); defaults to <application>-<world start time>.
+        #[arg(long)]
+        run_id: Option<String>,
+    },
     /// Run one cutover locally: the real statemachines/cutover.asl.json in the embedded engine,
     /// the real step handlers, over a simulated AWS world on a virtual clock (hours of simulated
     /// time in a second). Progress lines and the closing summary go to stderr; with --json the
@@ -130,6 +159,37 @@ fn coordination(v: &str) -> Option<cutover_core::budget::Coordination> {
 
 pub fn run(command: LocalCommand) -> ExitCode {
     match command {
+        LocalCommand::Serve {
+            plan,
+            world,
+            speed,
+            port,
+            exit_after,
+            seed,
+            run_id,
+        } => {
+            let Some((plan_v, world_v)) = load_inputs(&plan, &world) else {
+                return ExitCode::from(2);
+            };
+            let options = cutover_cli::serve::ServeOptions {
+                speed,
+                port,
+                linger: exit_after,
+                run: RunOptions {
+                    seed,
+                    run_id,
+                    progress: true,
+                    ..Default::default()
+                },
+            };
+            match cutover_cli::serve::serve(&plan_v, &world_v, options) {
+                Ok(code) => ExitCode::from(code as u8),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         LocalCommand::Run {
             plan,
             world,
