@@ -1,8 +1,9 @@
-//! `cutover local serve`: one cutover on the embedded engine, played in accelerated real time
-//! (`--speed` simulated seconds per second), with a live page and the approval API's routes on
-//! 127.0.0.1. The page reads the run as the deployed API shows it (`GET /api/runs/{runId}`)
-//! and its buttons go through the same routes (approvals, abort, controls), as the local
-//! operator; nothing external is loaded.
+//! `cutover local serve`: one cutover, or a wave, on the embedded engine, played in accelerated
+//! real time (`--speed` simulated seconds per second), with a live page and the approval API's
+//! routes on 127.0.0.1. The page reads each run as the deployed API shows it
+//! (`GET /api/runs/{runId}`), a wave's applications at a glance (`GET /api/wave`), and its
+//! buttons go through the same routes (approvals, abort, controls), as the local operator;
+//! nothing external is loaded.
 //!
 //! The simulated clock is tokio's paused clock: left alone it jumps to the next timer whenever
 //! every task waits. A pacer task blocks the runtime for a short real interval, then sleeps
@@ -12,7 +13,7 @@
 use crate::local::{run_local_async, RunOptions};
 use cutover_core::api::{handle_api, ApiRequest};
 use cutover_core::plan::Plan;
-use cutover_core::steps::Deps;
+use cutover_core::steps::{Deps, WaveSpec};
 use cutover_sim::WorldSpec;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -36,6 +37,8 @@ pub struct Live(Arc<Mutex<LiveState>>);
 struct LiveState {
     deps: Option<Deps>,
     run_id: Option<String>,
+    /// A wave: its name, execution name and applications (name, run id, dependencies).
+    wave: Option<Value>,
     report: Option<Value>,
 }
 
@@ -55,6 +58,27 @@ impl Live {
         s.deps = Some(deps.clone());
         s.run_id = Some(run_id.to_string());
     }
+    /// Called by the local wave once its ports exist.
+    pub(crate) fn started_wave(&self, deps: &Deps, wave_run_id: &str, spec: &WaveSpec) {
+        let mut s = self.state();
+        s.deps = Some(deps.clone());
+        s.wave = Some(json!({
+            "wave": spec.wave,
+            "waveRunId": wave_run_id,
+            "maxConcurrency": spec.max_concurrency,
+            "applications": spec.applications.iter().map(|a| json!({
+                "application": a.application,
+                "runId": a.run_id,
+                "dependsOn": a.depends_on,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+}
+
+/// What `local serve` plays: one cutover, or a wave.
+pub enum Target {
+    Run(Box<Plan>),
+    Wave(Box<WaveSpec>),
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +94,7 @@ pub struct ServeOptions {
 
 /// Runs the cutover at `speed` and serves it; prints the address on stdout once listening.
 /// Answers the run's exit code once it ended and `linger` passed.
-pub fn serve(plan: &Plan, world: &WorldSpec, options: ServeOptions) -> Result<i32, String> {
+pub fn serve(target: Target, world: &WorldSpec, options: ServeOptions) -> Result<i32, String> {
     if !(1..=10_000).contains(&options.speed) {
         return Err(format!(
             "--speed {} is outside 1..=10000 (simulated seconds per second)",
@@ -107,19 +131,36 @@ pub fn serve(plan: &Plan, world: &WorldSpec, options: ServeOptions) -> Result<i3
             live: Some(live.clone()),
             ..options.run
         };
-        let run = run_local_async(plan, world, &run_options)
-            .await
-            .map_err(|e| e.to_string())?;
-        let code = run.report.exit_code();
+        let (outcome, error, code, name) = match &target {
+            Target::Run(plan) => {
+                let run = run_local_async(plan, world, &run_options)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let r = run.report;
+                (
+                    r.outcome.clone(),
+                    r.error.clone(),
+                    r.exit_code(),
+                    r.run_id.clone(),
+                )
+            }
+            Target::Wave(spec) => {
+                let run = crate::wave::run_wave_local_async(spec, world, &run_options).await;
+                let r = run.report;
+                (
+                    r.outcome.clone(),
+                    r.error.clone(),
+                    r.exit_code(),
+                    r.wave.clone(),
+                )
+            }
+        };
         live.state().report = Some(json!({
-            "outcome": run.report.outcome,
-            "error": run.report.error,
+            "outcome": outcome,
+            "error": error,
             "exitCode": code,
         }));
-        eprintln!(
-            "run {} ended {}; still serving its page",
-            run.report.run_id, run.report.outcome
-        );
+        eprintln!("{name} ended {outcome}; still serving its page");
         match options.linger {
             Some(s) => {
                 // Real seconds: the pacer turns each into `speed` simulated ones.
@@ -236,6 +277,30 @@ async fn route(
     let Some(deps) = deps else {
         return json_answer(503, json!({"error": "the run is starting"}));
     };
+    let wave = live.state().wave.clone();
+    if method == "GET" && path == "/api/wave" {
+        let Some(wave) = wave else {
+            return json_answer(
+                404,
+                json!({"error": "this server plays one run, not a wave"}),
+            );
+        };
+        return json_answer(200, wave_view(&wave, &deps).await);
+    }
+    if method == "GET" && path == "/api/live" && wave.is_some() {
+        return json_answer(
+            200,
+            json!({
+                "kind": "wave",
+                "wave": wave.as_ref().map(|w| w["wave"].clone()),
+                "now": deps.clock.now(),
+                "speed": speed,
+                "done": report.is_some(),
+                "outcome": report.as_ref().map(|r| r["outcome"].clone()),
+                "exitCode": report.as_ref().map(|r| r["exitCode"].clone()),
+            }),
+        );
+    }
     if method == "GET" && path == "/api/live" {
         let plan = match &run_id {
             Some(id) => deps
@@ -250,6 +315,7 @@ async fn route(
         return json_answer(
             200,
             json!({
+                "kind": "run",
                 "runId": run_id,
                 "now": deps.clock.now(),
                 "speed": speed,
@@ -273,4 +339,96 @@ async fn route(
     };
     let r = handle_api(&request, &deps).await;
     json_answer(r.status, r.body)
+}
+
+/// Every application of a wave as its run record and trail show it now: not started, or its
+/// phase, weights, lag, last health round, open gates and outcome.
+async fn wave_view(wave: &Value, deps: &Deps) -> Value {
+    let mut rows = Vec::new();
+    for a in wave["applications"].as_array().into_iter().flatten() {
+        let run_id = a["runId"].as_str().unwrap_or_default();
+        let rec = deps.store.load_run(run_id).await.ok().flatten();
+        let mut row = json!({
+            "application": a["application"],
+            "runId": run_id,
+            "dependsOn": a["dependsOn"],
+            "state": "not-started",
+        });
+        if let Some(rec) = rec {
+            let gates: Vec<String> = deps
+                .store
+                .approvals(run_id)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|g| g.decision.is_none())
+                .map(|g| g.gate)
+                .collect();
+            let healthy = deps
+                .store
+                .events(run_id)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .find_map(|e| e.healthy);
+            let state = match (&rec.outcome, gates.is_empty()) {
+                (Some(o), _) => o.clone(),
+                (None, false) => "waiting".into(),
+                (None, true) => "running".into(),
+            };
+            row["state"] = json!(state);
+            row["phase"] = json!(rec.phase);
+            row["weights"] = json!(rec.weights);
+            row["lagSeconds"] = json!(rec.last_lag_seconds);
+            row["healthy"] = json!(healthy);
+            row["pendingGates"] = json!(gates);
+            row["outcome"] = json!(rec.outcome);
+            row["error"] = json!(rec.error);
+            row["held"] = json!(rec.controls.held.is_some());
+        }
+        rows.push(row);
+    }
+    // A wave never starts the dependants of an application that did not end plainly
+    // completed (docs/waves.md): those are blocked, not waiting to start.
+    const BLOCKING: [&str; 6] = [
+        "rolled_back",
+        "aborted",
+        "failed",
+        "rollback_failed",
+        "completed_with_errors",
+        "blocked",
+    ];
+    loop {
+        let states: std::collections::HashMap<String, String> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["application"].as_str().unwrap_or_default().to_string(),
+                    r["state"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let mut changed = false;
+        for r in rows.iter_mut().filter(|r| r["state"] == "not-started") {
+            let blocked = r["dependsOn"].as_array().into_iter().flatten().any(|d| {
+                d.as_str()
+                    .and_then(|d| states.get(d))
+                    .is_some_and(|s| BLOCKING.contains(&s.as_str()))
+            });
+            if blocked {
+                r["state"] = json!("blocked");
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    json!({
+        "wave": wave["wave"],
+        "waveRunId": wave["waveRunId"],
+        "maxConcurrency": wave["maxConcurrency"],
+        "applications": rows,
+    })
 }

@@ -402,7 +402,16 @@ pub fn end_of_chain(
 }
 
 pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOptions) -> WaveRun {
-    paused_runtime().block_on(async {
+    paused_runtime().block_on(run_wave_local_async(spec, world_spec, options))
+}
+
+/// [`run_wave_local`] inside a runtime whose clock is paused (`local serve` paces it).
+pub async fn run_wave_local_async(
+    spec: &WaveSpec,
+    world_spec: &WorldSpec,
+    options: &RunOptions,
+) -> WaveRun {
+    {
         let clock = SimClock::start(world_spec.start_time);
         let world = Arc::new(World::new(world_spec.clone(), clock));
         let memory = Arc::new(MemoryStore::new());
@@ -434,6 +443,9 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             &spec.wave,
             &world_spec.start_time.format("%Y%m%dT%H%M%SZ").to_string(),
         );
+        if let Some(live) = &options.live {
+            live.started_wave(&s.deps, &wave_run_id, spec);
+        }
         // An operator's console stop of the wave: the safety net stops the applications' own
         // executions it had started (they end ABORTED, docs/waves.md) and its rule reconciles
         // each of them, so no application is left half-shifted.
@@ -560,7 +572,7 @@ pub fn run_wave_local(spec: &WaveSpec, world_spec: &WorldSpec, options: &RunOpti
             store: s.memory,
             tokens: s.broker.issued(),
         }
-    })
+    }
 }
 
 /// `path` as seen from the directory `dir`: relative when both resolve under one root (so the

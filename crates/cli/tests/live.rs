@@ -158,6 +158,144 @@ fn until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// `cutover local serve ARGS --port 0 --exit-after 3`: the process and the port it printed.
+fn serve(args: &[&std::ffi::OsStr]) -> (Killed, u16, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["local", "serve", "--port", "0", "--exit-after", "3"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cutover local serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (Killed(child), port, url)
+}
+
+/// One headless Chromium session through ChromeDriver.
+struct Browser {
+    port: u16,
+    session: String,
+    _driver: Killed,
+}
+
+impl Browser {
+    fn start(chromium: &Path, driver: &Path, profile: &Path) -> Browser {
+        let port = free_port();
+        let driver = Killed(
+            Command::new(driver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver"),
+        );
+        until(20, "chromedriver", || {
+            (json_of(port, "GET", "/status", None)["value"]["ready"] == json!(true)).then_some(())
+        });
+        let session = json_of(
+            port,
+            "POST",
+            "/session",
+            Some(
+                &json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+                    "binary": chromium.display().to_string(),
+                    "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                             "--window-size=1280,900", format!("--user-data-dir={}", profile.display())]
+                }}}}),
+            ),
+        );
+        let session = session["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {session}"))
+            .to_string();
+        Browser {
+            port,
+            session,
+            _driver: driver,
+        }
+    }
+    fn wd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        json_of(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body.as_ref(),
+        )
+    }
+    fn goto(&self, url: &str) {
+        self.wd("POST", "/url", Some(json!({ "url": url })));
+    }
+    /// WebDriver's element reference key; an error answers {"error", "message"} instead.
+    fn id_of(v: &Value) -> Option<String> {
+        v["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .map(str::to_string)
+    }
+    fn find(&self, css: &str) -> Option<String> {
+        let v = self.wd(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        Self::id_of(&v["value"])
+    }
+    fn count(&self, css: &str) -> usize {
+        let v = self.wd(
+            "POST",
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v["value"].as_array().map_or(0, |a| a.len())
+    }
+    fn text_of(&self, css: &str) -> String {
+        self.find(css)
+            .map(|e| {
+                self.wd("GET", &format!("/element/{e}/text"), None)["value"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+    fn click(&self, element: &str) {
+        self.wd(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
+    }
+    /// Keeps a screenshot as DIR/name with `CUTOVER_SCREENSHOTS=DIR`.
+    fn keep_screenshot(&self, name: &str) {
+        if let Ok(out) = std::env::var("CUTOVER_SCREENSHOTS") {
+            let png = self.wd("GET", "/screenshot", None);
+            let bytes = base64_decode(png["value"].as_str().unwrap());
+            std::fs::write(Path::new(&out).join(name), bytes).unwrap();
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.wd("DELETE", "", None);
+    }
+}
+
 #[test]
 fn the_live_page_shows_the_run_and_its_approve_button_decides_the_gate() {
     let (Some(chromium), Some(driver)) = (
@@ -179,42 +317,16 @@ fn the_live_page_shows_the_run_and_its_approve_button_decides_the_gate() {
         example("dms-happy-path", "plan.yaml"),
     )
     .unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args([
-            "local",
-            "serve",
-            "--speed",
-            "400",
-            "--port",
-            "0",
-            "--exit-after",
-            "3",
-        ])
-        .arg("--plan")
-        .arg(dir.path().join("plan.yaml"))
-        .arg("--world")
-        .arg(dir.path().join("world.yaml"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cutover local serve");
-    let mut line = String::new();
-    BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    let port: u16 = url
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let serve = Killed(serve);
+    let plan = dir.path().join("plan.yaml");
+    let world = dir.path().join("world.yaml");
+    let (mut serve, port, url) = serve(&[
+        "--speed".as_ref(),
+        "400".as_ref(),
+        "--plan".as_ref(),
+        plan.as_os_str(),
+        "--world".as_ref(),
+        world.as_os_str(),
+    ]);
 
     // The page loads nothing from elsewhere: no external address in it, and the server's
     // content security policy allows its own origin only.
@@ -224,84 +336,22 @@ fn the_live_page_shows_the_run_and_its_approve_button_decides_the_gate() {
         assert!(!page.contains(external), "the page names {external}");
     }
 
-    let dport = free_port();
-    let _driver = Killed(
-        Command::new(driver)
-            .arg(format!("--port={dport}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver"),
-    );
-    until(20, "chromedriver", || {
-        (json_of(dport, "GET", "/status", None)["value"]["ready"] == json!(true)).then_some(())
-    });
-    let profile = dir.path().join("profile");
-    let session = json_of(
-        dport,
-        "POST",
-        "/session",
-        Some(
-            &json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-                "binary": chromium.display().to_string(),
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--window-size=1280,900", format!("--user-data-dir={}", profile.display())]
-            }}}}),
-        ),
-    );
-    let sid = session["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no session: {session}"))
-        .to_string();
-    let wd = |method: &str, path: &str, body: Option<Value>| {
-        json_of(
-            dport,
-            method,
-            &format!("/session/{sid}{path}"),
-            body.as_ref(),
-        )
-    };
-    wd("POST", "/url", Some(json!({ "url": url })));
-    let find = |css: &str| -> Option<String> {
-        let v = wd(
-            "POST",
-            "/element",
-            Some(json!({"using": "css selector", "value": css})),
-        );
-        // WebDriver's element reference key; an error answers {"error", "message"} instead.
-        v["value"]["element-6066-11e4-a52e-4f735466cecf"]
-            .as_str()
-            .map(str::to_string)
-    };
-    let text_of = |css: &str| -> String {
-        find(css)
-            .map(|e| {
-                wd("GET", &format!("/element/{e}/text"), None)["value"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
+    let browser = Browser::start(&chromium, &driver, &dir.path().join("profile"));
+    browser.goto(&url);
     // The page shows what the API answers.
     until(20, "the application's name on the page", || {
-        (text_of("#application") == "orders").then_some(())
+        (browser.text_of("#application") == "orders").then_some(())
     });
     let live = json_of(port, "GET", "/api/live", None);
     let run_id = live["runId"].as_str().unwrap().to_string();
-    assert!(text_of("#run").contains(&run_id));
+    assert!(browser.text_of("#run").contains(&run_id));
     // The gate opens; the page's Approve button decides it through the API.
     let approve = until(60, "the gate's Approve button", || {
-        find("button.decide[data-decision='approve'][data-gate='before-50']")
+        browser.find("button.decide[data-decision='approve'][data-gate='before-50']")
     });
     let asked = json_of(port, "GET", &format!("/api/runs/{run_id}"), None);
     assert_eq!(asked["pendingGates"][0]["gate"], "before-50", "{asked}");
-    wd(
-        "POST",
-        &format!("/element/{approve}/click"),
-        Some(json!({})),
-    );
+    browser.click(&approve);
     let decided = until(20, "the decision in the run", || {
         let r = json_of(port, "GET", &format!("/api/runs/{run_id}"), None);
         r["approvals"]
@@ -316,27 +366,96 @@ fn the_live_page_shows_the_run_and_its_approve_button_decides_the_gate() {
     );
     // The page says what the API answered.
     until(10, "the page to show the API's answer", || {
-        text_of("#answer")
+        browser
+            .text_of("#answer")
             .contains("gate before-50: approve by local-operator@localhost")
             .then_some(())
     });
     // The run goes on past the gate and completes; the page says so.
     until(60, "the page to say completed", || {
-        (text_of("#outcome") == "completed").then_some(())
+        (browser.text_of("#outcome") == "completed").then_some(())
     });
-    assert_eq!(text_of("#weight-green"), "green 100");
-    if let Ok(out) = std::env::var("CUTOVER_SCREENSHOTS") {
-        let png = wd("GET", "/screenshot", None);
-        let bytes = base64_decode(png["value"].as_str().unwrap());
-        std::fs::write(Path::new(&out).join("live-run.png"), bytes).unwrap();
-    }
-    wd("DELETE", "", None);
+    assert_eq!(browser.text_of("#weight-green"), "green 100");
+    browser.keep_screenshot("live-run.png");
+    drop(browser);
     // The server stops 3 s after the run ended, with the run's exit code.
-    let mut serve = serve;
     let status = until(30, "cutover local serve to exit", || {
         serve.0.try_wait().unwrap()
     });
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn the_live_wave_page_shows_every_application_filters_them_and_opens_each_run() {
+    let (Some(chromium), Some(driver)) = (
+        tool("CUTOVER_CHROMIUM", "/usr/bin/chromium"),
+        tool("CUTOVER_CHROMEDRIVER", "/usr/bin/chromedriver"),
+    ) else {
+        return;
+    };
+    let dir = TempDir::new();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wave-12");
+    let wave = examples.join("wave.yaml");
+    let world = examples.join("world.yaml");
+    // wave-12: inventory rolls back, which blocks orders, shipping and reporting; the other
+    // eight complete (about an hour simulated, seven seconds here).
+    let (mut serve, _port, url) = serve(&[
+        "--speed".as_ref(),
+        "500".as_ref(),
+        "--wave".as_ref(),
+        wave.as_os_str(),
+        "--world".as_ref(),
+        world.as_os_str(),
+    ]);
+    let browser = Browser::start(&chromium, &driver, &dir.path().join("profile"));
+    browser.goto(&url);
+    until(20, "twelve rows", || {
+        (browser.count("#wave-rows tr") == 12).then_some(())
+    });
+    assert_eq!(browser.text_of("#application"), "wave wave-12");
+    // Some application runs while the wave does.
+    until(30, "an application running", || {
+        (browser.count("#wave-rows .badge.running") > 0).then_some(())
+    });
+    until(60, "the wave to end", || {
+        (browser.text_of("#outcome") == "partial").then_some(())
+    });
+    browser.keep_screenshot("live-wave.png");
+    let click_filter = |name: &str| {
+        let b = browser.find(&format!("#filter-{name}")).expect("filter");
+        browser.click(&b);
+    };
+    click_filter("completed");
+    until(10, "eight completed", || {
+        (browser.count("#wave-rows tr") == 8).then_some(())
+    });
+    // Not completed: inventory, and the three it blocked (orders, then shipping and reporting).
+    click_filter("not-completed");
+    until(10, "four not completed", || {
+        (browser.count("#wave-rows tr") == 4).then_some(())
+    });
+    assert_eq!(browser.count("#wave-rows .badge.blocked"), 3);
+    assert_eq!(
+        browser.text_of("#wave-rows tr[data-application='orders'] .badge"),
+        "blocked"
+    );
+    // inventory's run, from its link: the run's own page, with the way back.
+    let link = browser
+        .find("#wave-rows tr[data-application='inventory'] td a")
+        .unwrap();
+    browser.click(&link);
+    until(10, "inventory's run", || {
+        (browser.text_of("#application") == "inventory"
+            && browser.text_of("#outcome") == "rolled back")
+            .then_some(())
+    });
+    assert!(browser.find("#back a").is_some());
+    drop(browser);
+    // A wave with an application not completed exits 5 (docs/cli.md).
+    let status = until(30, "cutover local serve to exit", || {
+        serve.0.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(5));
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

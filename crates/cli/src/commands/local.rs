@@ -69,7 +69,8 @@ pub enum LocalCommand {
         #[arg(long, value_name = "shared|backoff", default_value = "shared")]
         route53: String,
     },
-    /// Watch one cutover live: it runs as `local run` does, but in accelerated real time
+    /// Watch one cutover (or a wave) live: it runs as `local run` (`local wave`) does, but in
+    /// accelerated real time
     /// (--speed simulated seconds per second), with a live page and the approval API's routes
     /// on 127.0.0.1:--port. The page shows the phase, the weights, the lag, the last health
     /// round, the events, and approves, rejects, holds, resumes, promotes and aborts through
@@ -77,8 +78,12 @@ pub enum LocalCommand {
     /// --exit-after passed; 2 invalid input.
     Serve {
         /// The cutover plan (YAML, or JSON by extension): docs/plan.md.
+        #[arg(long, required_unless_present = "wave", conflicts_with = "wave")]
+        plan: Option<PathBuf>,
+        /// A wave file instead (applications, dependencies, cap: docs/waves.md): the page shows
+        /// every application at a glance and each one's run.
         #[arg(long)]
-        plan: PathBuf,
+        wave: Option<PathBuf>,
         /// The simulated AWS world the plan runs against (YAML or JSON): docs/world.md.
         #[arg(long)]
         world: PathBuf,
@@ -161,6 +166,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
     match command {
         LocalCommand::Serve {
             plan,
+            wave,
             world,
             speed,
             port,
@@ -168,8 +174,29 @@ pub fn run(command: LocalCommand) -> ExitCode {
             seed,
             run_id,
         } => {
-            let Some((plan_v, world_v)) = load_inputs(&plan, &world) else {
-                return ExitCode::from(2);
+            let (target, world_v) = match (plan, wave) {
+                (Some(plan), _) => {
+                    let Some((plan_v, world_v)) = load_inputs(&plan, &world) else {
+                        return ExitCode::from(2);
+                    };
+                    (cutover_cli::serve::Target::Run(Box::new(plan_v)), world_v)
+                }
+                (None, Some(wave)) => match (
+                    cutover_cli::wave::load_wave_whole(&wave),
+                    load_world(&world),
+                ) {
+                    (Ok(s), Ok(w)) => (cutover_cli::serve::Target::Wave(Box::new(s)), w),
+                    (s, w) => {
+                        for e in [s.err(), w.err()].into_iter().flatten() {
+                            eprintln!("error: {e}");
+                        }
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, None) => {
+                    eprintln!("error: --plan or --wave is needed");
+                    return ExitCode::from(2);
+                }
             };
             let options = cutover_cli::serve::ServeOptions {
                 speed,
@@ -182,7 +209,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
                     ..Default::default()
                 },
             };
-            match cutover_cli::serve::serve(&plan_v, &world_v, options) {
+            match cutover_cli::serve::serve(target, &world_v, options) {
                 Ok(code) => ExitCode::from(code as u8),
                 Err(e) => {
                     eprintln!("error: {e}");
