@@ -168,6 +168,60 @@ impl HttpHooks {
 }
 
 impl HttpHooks {
+    /// Lambda GetFunction (`GET /2015-03-31/functions/{FunctionName}`,
+    /// https://docs.aws.amazon.com/lambda/latest/api/API_GetFunction.html), signed: the
+    /// function's `Configuration.State` (`Pending`, `Active`, `Inactive` or `Failed`), or None
+    /// when Lambda answers 404 (`ResourceNotFoundException`: no such function).
+    pub async fn lambda_function_state(&self, arn: &str) -> Result<Option<String>, PortError> {
+        let (invoke, region) = self.lambda_url(arn);
+        let url = invoke.trim_end_matches("/invocations").to_string();
+        let hook: Hook = serde_json::from_value(serde_json::json!({
+            "lambdaArn": arn,
+            "timeoutSeconds": 10,
+        }))
+        .map_err(|e| failed(e.to_string()))?;
+        let resp = self
+            .send(
+                &hook,
+                "GET",
+                &url,
+                &[],
+                Vec::new(),
+                Some(("lambda", &region)),
+            )
+            .await?;
+        let status = resp.status().as_u16();
+        let body = answer(resp).await;
+        match status {
+            200 => Ok(Some(
+                body["Configuration"]["State"]
+                    .as_str()
+                    .unwrap_or("Active")
+                    .to_string(),
+            )),
+            404 => Ok(None),
+            s => Err(PortError::new(
+                "lambda",
+                if s == 403 {
+                    PortErrorKind::Invalid
+                } else {
+                    PortErrorKind::Transient
+                },
+                body["__type"]
+                    .as_str()
+                    .or(body["Type"].as_str())
+                    .unwrap_or("GetFunctionFailed"),
+                format!(
+                    "GetFunction {arn}: HTTP {s} {}",
+                    body["message"]
+                        .as_str()
+                        .or(body["Message"].as_str())
+                        .unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
     /// One JSON request to an API Gateway API behind IAM authorization, signed for
     /// `execute-api` with these credentials: the status and the JSON answer (Null if none).
     pub async fn call_api(

@@ -259,12 +259,51 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
             &aws_sdk_mgn::Client::new(&cx.sdk),
         ))?);
     }
+    problems.extend(cx.block_on(missing_hooks(cx, plan))?);
     Ok(Preflight {
         problems,
         records,
         allowed_record_names: stack.allowed_record_names,
         allowed_hosted_zone_ids: stack.allowed_zone_ids,
     })
+}
+
+/// The plan's Lambda data hooks that the stack could not call: a function Lambda does not know
+/// (GetFunction 404), or one whose state is `Failed` (invocations fail until it is fixed:
+/// https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html). Each named by its
+/// field. Read with the caller's credentials.
+async fn missing_hooks(cx: &Context, plan: &Plan) -> Result<Vec<String>, String> {
+    let d = &plan.data;
+    let hooks = [
+        ("data.freeze.lambdaArn", &d.freeze),
+        ("data.switch.lambdaArn", &d.switch),
+        ("data.unfreeze.lambdaArn", &d.unfreeze),
+    ];
+    let client = HttpHooks::new(&cx.sdk).map_err(|e| e.to_string())?;
+    let client = match cx.stack.endpoint {
+        Some(_) => client.allowing_local_targets().map_err(|e| e.to_string())?,
+        None => client,
+    };
+    let mut problems = Vec::new();
+    for (field, hook) in hooks {
+        let Some(arn) = hook.as_ref().and_then(|h| h.lambda_arn.as_deref()) else {
+            continue;
+        };
+        match client
+            .lambda_function_state(arn)
+            .await
+            .map_err(|e| format!("{field}: {e}"))?
+        {
+            None => problems.push(format!(
+                "{field}: Lambda has no function {arn} (GetFunction answered ResourceNotFoundException): the data cutover would fail at its first call"
+            )),
+            Some(state) if state == "Failed" => problems.push(format!(
+                "{field}: function {arn} is in state Failed: every invocation fails until it is fixed"
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(problems)
 }
 
 /// The plan's DMS tasks and MGN servers that do not carry the tag `cutover=<value>`, each named

@@ -1034,6 +1034,41 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
             .all(|p| !p.contains("does not carry the tag")),
         "{after_tag:?}"
     );
+
+    // Data hooks: Lambda GetFunction finds the one that exists (made by a stack on moto) and
+    // names, by field, the one Lambda does not know.
+    let hook = unique("freeze-hook");
+    let hooks = serde_json::json!({"Resources": {
+        "HookRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}},
+        "Hook": {"Type": "AWS::Lambda::Function", "Properties": {
+            "FunctionName": hook, "Runtime": "python3.12", "Handler": "index.handler",
+            "Role": {"Fn::GetAtt": ["HookRole", "Arn"]},
+            "Code": {"ZipFile": "def handler(event, context):\n    return {}\n"}}},
+    }});
+    create_stack(&rt, &sdk, "cutover-hooks", &hooks, &[]);
+    let fn_arn = |name: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{name}");
+    let missing = unique("no-such-hook");
+    let with_hooks = std::fs::read_to_string(&plan_file).unwrap()
+        + &format!(
+            "data:\n  writes: blue-until-switch\n  freeze: {{lambdaArn: \"{}\"}}\n  switch: {{lambdaArn: \"{}\"}}\n  unfreeze: {{lambdaArn: \"{}\"}}\n",
+            fn_arn(&hook),
+            fn_arn(&missing),
+            fn_arn(&hook)
+        );
+    std::fs::write(&plan_file, with_hooks).unwrap();
+    let with_hooks = problems_of(&tagged);
+    let hook_problems: Vec<&String> = with_hooks
+        .iter()
+        .filter(|p| p.starts_with("data."))
+        .collect();
+    assert_eq!(hook_problems.len(), 1, "{with_hooks:?}");
+    assert!(
+        hook_problems[0].starts_with("data.switch.lambdaArn: Lambda has no function")
+            && hook_problems[0].contains(&missing),
+        "{hook_problems:?}"
+    );
 }
 
 /// `cutover run logs`: the run's lines from every function's log group
