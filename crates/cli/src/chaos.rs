@@ -293,7 +293,8 @@ pub fn generate(seed: u64) -> Case {
         operator.push(json!({"afterSeconds": steer.random_range(0..6000), "action": "extend", "seconds": steer.random_range(1..1200), "by": "erin@example.com"}));
     }
     if steer.random_bool(0.05) {
-        operator.push(json!({"afterSeconds": steer.random_range(0..6000), "action": "promote", "by": "erin@example.com"}));
+        let full = steer.random_bool(0.5);
+        operator.push(json!({"afterSeconds": steer.random_range(0..6000), "action": "promote", "full": full, "by": "erin@example.com"}));
     }
     world["operator"] = Value::Array(operator);
     let mut faults = Vec::new();
@@ -343,6 +344,10 @@ pub fn generate(seed: u64) -> Case {
     }
     if !mgn && rng.random_bool(0.05) {
         world["dms"]["tasks"][0]["stopAfterSeconds"] = json!(rng.random_range(60..4000));
+    }
+    // Whether the plan allows promote --full, from the controls' own stream.
+    if StdRng::seed_from_u64(seed ^ 0xF011_C0DE).random_bool(0.5) {
+        plan["controls"] = json!({"allowPromoteFull": true});
     }
     Case {
         seed,

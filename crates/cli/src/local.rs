@@ -592,6 +592,7 @@ fn spawn_operator_aborts(
                         json!({
                             "action": action,
                             "seconds": o.seconds,
+                            "full": o.full,
                             "reason": o.reason.clone().unwrap_or_else(|| format!("operator {action}")),
                         }),
                     ),

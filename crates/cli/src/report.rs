@@ -356,7 +356,13 @@ pub fn run_progress(
                 s - 1,
                 rec.data.switched_to.as_deref() == Some("green"),
             );
-            let bake = if rec.controls.is_promoted(&key) {
+            let skipped = rec.controls.is_promoted(&key)
+                || rec.controls.bake_skipped(
+                    s - 1,
+                    rec.data.switched_to.as_deref() == Some("green"),
+                    steps.len(),
+                );
+            let bake = if skipped {
                 floor
             } else {
                 (steps[s - 1].bake_seconds + rec.controls.extension(&key)).max(floor)

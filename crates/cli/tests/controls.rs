@@ -195,3 +195,87 @@ fn the_hold_budget_fits_the_plans_history_and_an_explicit_one_that_does_not_is_r
     let e = cutover_core::plan::Plan::parse(&too_long, false).unwrap_err();
     assert!(e.to_string().contains("controls.maxHoldSeconds"), "{e}");
 }
+
+#[test]
+fn promote_full_goes_to_the_last_weight_at_once_where_the_plan_allows_and_no_gate_is_skipped() {
+    // No gate before 50 %, and the plan allows promote --full: 100 s into the first bake the
+    // operator promotes to the end. The first bake ends at the DNS floor, the next shift goes
+    // straight to 100 %, and the last bake still runs in full.
+    let plan = edit(
+        text("dms-happy-path", "plan.yaml"),
+        &[
+            (", approval: before-50}", "}"),
+            (
+                "approvals: {expiresSeconds: 3600}",
+                "approvals: {expiresSeconds: 3600}\ncontrols: {allowPromoteFull: true}",
+            ),
+        ],
+    );
+    let world = |operator: &str| {
+        text("dms-happy-path", "world.yaml")
+            .lines()
+            .filter(|l| !l.starts_with("approvals:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+            + operator
+    };
+    let base = common::run(&plan, &world(""), false);
+    assert_eq!(base.report.outcome, "completed", "{:?}", base.report.cause);
+    let s0 = shifts(&base)[0];
+    let r = common::run(
+        &plan,
+        &world(&format!(
+            "operator: [{{afterSeconds: {}, action: promote, full: true, by: alice@example.com}}]\n",
+            s0 + 100.0
+        )),
+        false,
+    );
+    assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
+    let greens: Vec<u32> = r
+        .report
+        .timeline
+        .iter()
+        .filter(|e| e.event == "weights-changed")
+        .filter_map(|e| e.weights.map(|w| w.green))
+        .collect();
+    assert_eq!(greens, [10, 100, 100], "the second shift went to 100 %");
+    let closed = first(&r, "run-closed");
+    let saved = first(&base, "run-closed") - closed;
+    // The first bake's remaining ~200 s past its floor and the 600 s second bake are skipped;
+    // the last 900 s bake is not.
+    assert!(saved > 700.0, "saved {saved}s");
+    let last_shift = *shifts(&r).last().unwrap();
+    assert!(
+        closed - last_shift >= 900.0,
+        "the last bake ran: {}",
+        closed - last_shift
+    );
+    // With a gate on a later step it is refused, and the run goes on step by step.
+    let gated = edit(
+        text("dms-happy-path", "plan.yaml"),
+        &[(
+            "approvals: {expiresSeconds: 3600}",
+            "approvals: {expiresSeconds: 3600}\ncontrols: {allowPromoteFull: true}",
+        )],
+    );
+    let r = common::run(
+        &gated,
+        &(text("dms-happy-path", "world.yaml")
+            + &format!(
+                "operator: [{{afterSeconds: {}, action: promote, full: true, by: alice@example.com}}]\n",
+                s0 + 100.0
+            )),
+        false,
+    );
+    assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
+    let greens: Vec<u32> = r
+        .report
+        .timeline
+        .iter()
+        .filter(|e| e.event == "weights-changed")
+        .filter_map(|e| e.weights.map(|w| w.green))
+        .collect();
+    assert_eq!(greens, [10, 50, 100]);
+    assert!(!happened(&r, "bake-promoted"), "refused: nothing promoted");
+}

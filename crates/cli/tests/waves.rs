@@ -197,6 +197,7 @@ fn wave_stopped_at_1300() -> (cutover_core::steps::WaveSpec, cutover_cli::wave::
         by: "ops@example.com".into(),
         reason: Some("change freeze".into()),
         seconds: None,
+        full: false,
     }];
     let run = run_wave_local(&spec, &world, &RunOptions::default());
     (spec, run)

@@ -283,6 +283,11 @@ pub struct RunControls {
     /// Bakes ([`RunControls::bake_key`]) that end at their next healthy round.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promoted: Vec<String>,
+    /// `promote --full` during the bake of this traffic step: every later step shifts straight
+    /// to the last step's weight, and every later bake but the last ends at its next healthy
+    /// round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_from: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -319,6 +324,16 @@ impl RunControls {
 
     pub fn is_promoted(&self, bake: &str) -> bool {
         self.promoted.iter().any(|p| p == bake)
+    }
+
+    /// Whether traffic step `index`'s bake (before any data switch) ends at its next healthy
+    /// round: promoted, or skipped by `promote --full` (the last step's bake always runs).
+    pub fn bake_skipped(&self, index: usize, after_switch: bool, steps: usize) -> bool {
+        self.is_promoted(&Self::bake_key(index, after_switch))
+            || (!after_switch
+                && self
+                    .full_from
+                    .is_some_and(|f| index > f && index + 1 < steps))
     }
 }
 

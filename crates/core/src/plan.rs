@@ -527,6 +527,10 @@ pub struct ControlsPlan {
     /// extensions (promote still works). None: [`Plan::max_hold_seconds`] chooses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_hold_seconds: Option<u64>,
+    /// Whether `promote --full` may take a run straight to the last step's weight (skipping the
+    /// steps between, never a gate). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_promote_full: bool,
 }
 
 /// `controls.maxHoldSeconds` when the plan does not say: an hour, or less where the plan's

@@ -129,6 +129,9 @@ pub struct OperatorSpec {
     /// `extend`: the seconds the bake in progress lasts longer.
     #[serde(default)]
     pub seconds: Option<u64>,
+    /// `promote`: to the last step's weight at once (`promote --full`).
+    #[serde(default)]
+    pub full: bool,
 }
 
 fn default_start() -> chrono::DateTime<chrono::Utc> {
@@ -896,6 +899,12 @@ impl WorldSpec {
                     "only extend takes seconds".into(),
                 ),
                 _ => {}
+            }
+            if o.full && o.action != OperatorAction::Promote {
+                bad(
+                    format!("operator[{i}].full"),
+                    "only promote can be full".into(),
+                );
             }
         }
         for (i, f) in self.faults.iter().enumerate() {

@@ -1187,6 +1187,49 @@ async fn controls_are_authorized_bounded_and_audited() {
     assert_eq!(r.status, 200, "{}", r.body);
     let rec = g.deps.store.load_run("r1").await.unwrap().unwrap();
     assert_eq!(rec.controls.extension("0"), 300);
+    // promote --full only where the plan allows it; full belongs to promote alone.
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/controls",
+            Some(json!({"action": "promote", "full": true, "reason": "x"})),
+            ALICE,
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("controls.allowPromoteFull"),
+        "{}",
+        r.body
+    );
+    let r = g
+        .call(
+            "POST",
+            "/runs/r1/controls",
+            Some(json!({"action": "hold", "full": true, "reason": "x"})),
+            ALICE,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("full")),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        g.deps
+            .store
+            .load_run("r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .controls
+            .full_from,
+        None
+    );
     // Every change is in the audit trail with who asked.
     let events = g.deps.store.events("r1").await.unwrap();
     let controls: Vec<(String, Option<String>)> = events

@@ -185,6 +185,10 @@ pub enum RunCommand {
     Promote {
         /// The run id (its execution's name).
         run: String,
+        /// Then go to the last step's weight at once (the plan's controls.allowPromoteFull, and
+        /// no later step may ask a gate); the last step's bake still runs.
+        #[arg(long)]
+        full: bool,
         /// Why, for the audit trail.
         #[arg(long)]
         reason: String,
@@ -260,7 +264,14 @@ pub fn run_command(command: RunCommand) -> ExitCode {
                    reason: &str,
                    json: bool,
                    stack: &StackArgs| {
+        let (action, full) = match action.strip_suffix(" --full") {
+            Some(a) => (a, true),
+            None => (action, false),
+        };
         let mut body = serde_json::json!({ "action": action, "reason": reason });
+        if full {
+            body["full"] = serde_json::json!(true);
+        }
         if let Some(s) = seconds {
             body["seconds"] = serde_json::json!(s);
         }
@@ -503,10 +514,18 @@ pub fn run_command(command: RunCommand) -> ExitCode {
         } => control(&run, "extend-bake", Some(seconds), &reason, json, &stack),
         RunCommand::Promote {
             run,
+            full,
             reason,
             json,
             stack,
-        } => control(&run, "promote", None, &reason, json, &stack),
+        } => control(
+            &run,
+            if full { "promote --full" } else { "promote" },
+            None,
+            &reason,
+            json,
+            &stack,
+        ),
         RunCommand::Abort {
             run,
             reason,

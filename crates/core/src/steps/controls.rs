@@ -44,6 +44,10 @@ pub struct ControlRequest {
     pub seconds: Option<u64>,
     /// Why, for the audit trail: 1-1000 characters.
     pub reason: String,
+    /// promote: to the last step's weight at once, where the plan allows it
+    /// (`controls.allowPromoteFull`) and no later step asks a gate.
+    #[serde(default)]
+    pub full: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -97,6 +101,15 @@ pub async fn apply_control(
                 message: format!("{} takes no seconds", a.as_str()),
             })
         }
+    }
+    if request.full && request.action != ControlAction::Promote {
+        return Err(ControlError::BadField {
+            field: "full",
+            message: format!(
+                "{} cannot be full; only promote can",
+                request.action.as_str()
+            ),
+        });
     }
     let now = deps.clock.now();
     // Refused on the record as it is, nothing written; else applied under the record's version.
@@ -228,11 +241,41 @@ fn change(
                     i + 1
                 )));
             }
+            if request.full {
+                let plan = rec.plan.as_ref();
+                if !plan.is_some_and(|p| p.controls.allow_promote_full) {
+                    return Err(ControlError::Conflict(
+                        "the plan does not allow promote --full (controls.allowPromoteFull)".into(),
+                    ));
+                }
+                let gated = plan.and_then(|p| {
+                    p.traffic
+                        .steps
+                        .iter()
+                        .enumerate()
+                        .skip(i + 1)
+                        .find_map(|(k, s)| s.approval.as_ref().map(|g| (k, g.clone())))
+                });
+                if let Some((k, gate)) = gated {
+                    return Err(ControlError::Conflict(format!(
+                        "step {} asks gate {gate}: promote --full never skips a gate",
+                        k + 1
+                    )));
+                }
+                c.full_from = Some(i);
+            }
             c.promoted.push(key);
-            format!(
-                "the bake of step {} of {steps} ends at its next healthy round (not before the first bake's DNS floor; gates still ask). {reason}",
-                i + 1
-            )
+            if request.full {
+                format!(
+                    "the bake of step {} of {steps} ends at its next healthy round, then traffic goes to the last step's weight at once and bakes there (not before the first bake's DNS floor). {reason}",
+                    i + 1
+                )
+            } else {
+                format!(
+                    "the bake of step {} of {steps} ends at its next healthy round (not before the first bake's DNS floor; gates still ask). {reason}",
+                    i + 1
+                )
+            }
         }
     };
     Ok(json!({

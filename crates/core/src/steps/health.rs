@@ -156,7 +156,7 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
     // at this healthy round, a hold keeps it from ending.
     let controls = &run.controls;
     let this_bake = crate::model::RunControls::bake_key(input.index, switched);
-    let bake_seconds = if controls.is_promoted(&this_bake) {
+    let bake_seconds = if controls.bake_skipped(input.index, switched, plan.traffic.steps.len()) {
         floor
     } else {
         (step.bake_seconds + controls.extension(&this_bake)).max(floor)

@@ -141,6 +141,11 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
     if let Some(reason) = &run.abort_requested {
         return Err(StepError::Aborted(format!("abort requested: {reason}")));
     }
+    // After `promote --full` (docs/controls.md) every later step goes to the last weight.
+    let weight = match (run.controls.full_from, plan.traffic.steps.last()) {
+        (Some(f), Some(last)) if input.index > f => last.weight,
+        _ => input.weight,
+    };
     let d = &plan.dns;
     let current = deps
         .router
@@ -152,7 +157,7 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
         .first()
         .map(|r| r.name.clone())
         .unwrap_or_else(|| d.record_name.clone());
-    let desired = weighted_pair(plan, input.weight, &name, &current);
+    let desired = weighted_pair(plan, weight, &name, &current);
     let mut changes = Vec::new();
     for r in &current {
         let wanted = desired.iter().any(|w| w.set_identifier == r.set_identifier);
@@ -173,14 +178,14 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
     }
     let comment = format!(
         "cutover {} step {} -> green {}%",
-        input.run_id, input.index, input.weight
+        input.run_id, input.index, weight
     );
     // The intent first: if the result cannot be stored, the run still knows traffic may have
     // moved (outcome, rollback and the audit trail rely on it).
     update_run(deps, &input.run_id, |rec| {
         rec.steps.insert(
             format!("shift-intent#{}", input.index),
-            serde_json::json!({"weight": input.weight}),
+            serde_json::json!({"weight": weight}),
         );
     })
     .await?;
@@ -191,7 +196,7 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
         "weights-change-requested",
         deps.clock.now(),
     );
-    intent.weights = Some(Plan::weights_for(input.weight));
+    intent.weights = Some(Plan::weights_for(weight));
     audit(deps, intent).await?;
     let info = change_waiting(deps, &d.hosted_zone_id, &changes, &comment)
         .await
@@ -199,12 +204,12 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
     let out = ShiftOutput {
         change_id: info.id,
         submitted_at: info.submitted_at,
-        weights: Plan::weights_for(input.weight),
+        weights: Plan::weights_for(weight),
     };
     let weights = out.weights;
     let out = remember(deps, &input.run_id, &key, &out, |rec| {
         rec.weights = Some(weights);
-        rec.phase = format!("shifting:{}", input.weight);
+        rec.phase = format!("shifting:{}", weight);
         rec.traffic_index = Some(input.index);
     })
     .await?;
