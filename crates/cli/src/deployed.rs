@@ -533,9 +533,11 @@ pub fn report(cx: &Context, run_id: &str) -> Result<Value, String> {
     })
 }
 
-/// Links to the run's execution and the stack's dashboard in the AWS console, from the cutover
-/// machine's ARN (`arn:PARTITION:states:REGION:ACCOUNT:stateMachine:NAME`; the template names
-/// the dashboard as the machine, `cutover-<Environment>`). Empty without the ARN.
+/// Links to the run's execution, the stack's dashboard and its functions' log groups in the AWS
+/// console, from the cutover machine's ARN (`arn:PARTITION:states:REGION:ACCOUNT:stateMachine:NAME`;
+/// the template names the dashboard as the machine, `cutover-<Environment>`, and each function's
+/// log group `/cutover/<Environment>/<function>`). The console reads the part after `#` with its
+/// own escaping: `$` for `%`, and a value escaped twice (`/` is `$252F`). Empty without the ARN.
 pub fn console_links(machine_arn: Option<&str>, run_id: &str) -> Value {
     let Some(arn) = machine_arn else {
         return json!({});
@@ -551,6 +553,9 @@ pub fn console_links(machine_arn: Option<&str>, run_id: &str) -> Value {
     json!({
         "execution": format!("https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}"),
         "dashboard": format!("https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards/dashboard/{name}"),
+        "logs": name.strip_prefix("cutover-").map(|env| format!(
+            "https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups$3FlogGroupNameFilter$3D$252Fcutover$252F{env}$252F"
+        )),
     })
 }
 
@@ -891,4 +896,35 @@ pub fn run_ended(cx: &Context, run_id: &str) -> Result<bool, String> {
             .map_err(|e| e.to_string())?
             .is_some_and(|r| r.outcome.is_some()))
     })
+}
+
+#[cfg(test)]
+mod console_link_tests {
+    use super::console_links;
+
+    #[test]
+    fn a_deployed_run_links_to_its_execution_dashboard_and_log_groups() {
+        let l = console_links(
+            Some("arn:aws:states:eu-west-1:123456789012:stateMachine:cutover-prod"),
+            "orders-1",
+        );
+        assert_eq!(
+            l["execution"],
+            "https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/arn:aws:states:eu-west-1:123456789012:execution:cutover-prod:orders-1"
+        );
+        assert_eq!(
+            l["dashboard"],
+            "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards/dashboard/cutover-prod"
+        );
+        // The log groups /cutover/prod/…, in the console's own escaping.
+        assert_eq!(
+            l["logs"],
+            "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups$3FlogGroupNameFilter$3D$252Fcutover$252Fprod$252F"
+        );
+        assert_eq!(console_links(None, "orders-1"), serde_json::json!({}));
+        assert_eq!(
+            console_links(Some("arn:aws:lambda:eu-west-1:1:function:x"), "r"),
+            serde_json::json!({})
+        );
+    }
 }
