@@ -713,6 +713,7 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
             "HTTP/1.1 200 OK\r\ncontent-length: 22\r\n\r\n{\"decision\":\"approve\"}",
             "HTTP/1.1 403 Forbidden\r\ncontent-length: 24\r\n\r\n{\"error\":\"not approver\"}",
             "HTTP/1.1 200 OK\r\ncontent-length: 21\r\n\r\n{\"decision\":\"reject\"}",
+            "HTTP/1.1 200 OK\r\ncontent-length: 45\r\n\r\n{\"message\":\"promoted.\",\"holdSecondsLeft\":600}",
         ] {
             let (mut sock, _) = listener.accept().unwrap();
             sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -812,7 +813,50 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
         "orders-1: gate before-50 rejected"
     );
     assert!(!String::from_utf8_lossy(&reject.stderr).contains("eyJ.token.sig"));
+    // A mid-run control: the controls route, its body, the answer in words.
+    let promote = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "run",
+            "promote",
+            "orders-1",
+            "--full",
+            "--reason",
+            "seen enough",
+            "--api-url",
+            &url,
+        ])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert!(
+        promote.status.success(),
+        "{}",
+        String::from_utf8_lossy(&promote.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&promote.stdout)
+            .starts_with("orders-1: promoted. Hold budget left: 600s."),
+        "{}",
+        String::from_utf8_lossy(&promote.stdout)
+    );
     let seen = server.join().unwrap();
+    assert!(
+        seen[3].starts_with("POST /runs/orders-1/controls "),
+        "{}",
+        seen[3]
+    );
+    for part in [
+        r#""action":"promote""#,
+        r#""full":true"#,
+        r#""reason":"seen enough""#,
+    ] {
+        assert!(seen[3].contains(part), "{part} in {}", seen[3]);
+    }
     let bearer = seen[2].to_ascii_lowercase();
     assert!(
         bearer.contains("authorization: bearer eyj.token.sig\r\n"),

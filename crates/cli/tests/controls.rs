@@ -32,6 +32,16 @@ fn shifts(r: &LocalRun) -> Vec<f64> {
         .collect()
 }
 
+/// Green's weight after each shift, in order.
+fn greens(r: &LocalRun) -> Vec<u32> {
+    r.report
+        .timeline
+        .iter()
+        .filter(|e| e.event == "weights-changed")
+        .filter_map(|e| e.weights.map(|w| w.green))
+        .collect()
+}
+
 fn first(r: &LocalRun, event: &str) -> f64 {
     r.report
         .timeline
@@ -232,14 +242,7 @@ fn promote_full_goes_to_the_last_weight_at_once_where_the_plan_allows_and_no_gat
         false,
     );
     assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
-    let greens: Vec<u32> = r
-        .report
-        .timeline
-        .iter()
-        .filter(|e| e.event == "weights-changed")
-        .filter_map(|e| e.weights.map(|w| w.green))
-        .collect();
-    assert_eq!(greens, [10, 100, 100], "the second shift went to 100 %");
+    assert_eq!(greens(&r), [10, 100, 100], "the second shift went to 100 %");
     let closed = first(&r, "run-closed");
     let saved = first(&base, "run-closed") - closed;
     // The first bake's remaining ~200 s past its floor and the 600 s second bake are skipped;
@@ -269,13 +272,6 @@ fn promote_full_goes_to_the_last_weight_at_once_where_the_plan_allows_and_no_gat
         false,
     );
     assert_eq!(r.report.outcome, "completed", "{:?}", r.report.cause);
-    let greens: Vec<u32> = r
-        .report
-        .timeline
-        .iter()
-        .filter(|e| e.event == "weights-changed")
-        .filter_map(|e| e.weights.map(|w| w.green))
-        .collect();
-    assert_eq!(greens, [10, 50, 100]);
+    assert_eq!(greens(&r), [10, 50, 100]);
     assert!(!happened(&r, "bake-promoted"), "refused: nothing promoted");
 }

@@ -28,6 +28,14 @@ fn tool(var: &str, debian: &str) -> Option<PathBuf> {
     panic!("no {debian}: install Debian's chromium and chromium-driver (scripts/test does), set {var}, or CUTOVER_SKIP_BROWSER=1");
 }
 
+/// Chromium and ChromeDriver, or None where the browser tests are skipped.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    Some((
+        tool("CUTOVER_CHROMIUM", "/usr/bin/chromium")?,
+        tool("CUTOVER_CHROMEDRIVER", "/usr/bin/chromedriver")?,
+    ))
+}
+
 /// One HTTP/1.1 request to 127.0.0.1:port: the status and the body.
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
     // Not listening yet (the driver starting): status 0, which the callers poll past.
@@ -298,10 +306,7 @@ impl Drop for Browser {
 
 #[test]
 fn the_live_page_shows_the_run_and_its_approve_button_decides_the_gate() {
-    let (Some(chromium), Some(driver)) = (
-        tool("CUTOVER_CHROMIUM", "/usr/bin/chromium"),
-        tool("CUTOVER_CHROMEDRIVER", "/usr/bin/chromedriver"),
-    ) else {
+    let Some((chromium, driver)) = browser_tools() else {
         return;
     };
     let dir = TempDir::new();
@@ -387,10 +392,7 @@ fn the_live_page_shows_the_run_and_its_approve_button_decides_the_gate() {
 
 #[test]
 fn the_live_wave_page_shows_every_application_filters_them_and_opens_each_run() {
-    let (Some(chromium), Some(driver)) = (
-        tool("CUTOVER_CHROMIUM", "/usr/bin/chromium"),
-        tool("CUTOVER_CHROMEDRIVER", "/usr/bin/chromedriver"),
-    ) else {
+    let Some((chromium, driver)) = browser_tools() else {
         return;
     };
     let dir = TempDir::new();

@@ -242,48 +242,45 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             ExitCode::from(1)
         }
     };
+    // One request to the approval API as the caller, answered in words (or JSON).
+    let post = |stack: &StackArgs,
+                path: &str,
+                body: &serde_json::Value,
+                json: bool,
+                words: &dyn Fn(&serde_json::Value) -> String| {
+        match stack.connect() {
+            Ok(cx) => answered(deployed::api_post(&cx, path, body), json, words),
+            Err(e) => fail(e),
+        }
+    };
     let decision =
         |run: &str, gate: &str, d: &str, reason: Option<String>, json: bool, stack: &StackArgs| {
             let mut body = serde_json::json!({ "decision": d });
             if let Some(r) = reason {
                 body["reason"] = serde_json::json!(r);
             }
-            let cx = match stack.connect() {
-                Ok(cx) => cx,
-                Err(e) => return fail(e),
-            };
-            answered(
-                deployed::api_post(&cx, &format!("runs/{run}/approvals/{gate}"), &body),
+            post(
+                stack,
+                &format!("runs/{run}/approvals/{gate}"),
+                &body,
                 json,
                 &|b| decision_words(run, gate, d, b),
             )
         };
+    // `extra`: `seconds` for extend-bake, `full` for promote --full.
     let control = |run: &str,
                    action: &str,
-                   seconds: Option<u64>,
+                   extra: Option<(&str, serde_json::Value)>,
                    reason: &str,
                    json: bool,
                    stack: &StackArgs| {
-        let (action, full) = match action.strip_suffix(" --full") {
-            Some(a) => (a, true),
-            None => (action, false),
-        };
         let mut body = serde_json::json!({ "action": action, "reason": reason });
-        if full {
-            body["full"] = serde_json::json!(true);
+        if let Some((k, v)) = extra {
+            body[k] = v;
         }
-        if let Some(s) = seconds {
-            body["seconds"] = serde_json::json!(s);
-        }
-        let cx = match stack.connect() {
-            Ok(cx) => cx,
-            Err(e) => return fail(e),
-        };
-        answered(
-            deployed::api_post(&cx, &format!("runs/{run}/controls"), &body),
-            json,
-            &|b| control_words(run, b),
-        )
+        post(stack, &format!("runs/{run}/controls"), &body, json, &|b| {
+            control_words(run, b)
+        })
     };
     match command {
         RunCommand::Logs {
@@ -511,7 +508,14 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             reason,
             json,
             stack,
-        } => control(&run, "extend-bake", Some(seconds), &reason, json, &stack),
+        } => control(
+            &run,
+            "extend-bake",
+            Some(("seconds", serde_json::json!(seconds))),
+            &reason,
+            json,
+            &stack,
+        ),
         RunCommand::Promote {
             run,
             full,
@@ -520,8 +524,8 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             stack,
         } => control(
             &run,
-            if full { "promote --full" } else { "promote" },
-            None,
+            "promote",
+            full.then(|| ("full", serde_json::json!(true))),
             &reason,
             json,
             &stack,
