@@ -270,14 +270,18 @@ async fn route(
     if method == "GET" && (path == "/" || path == "/index.html") {
         return (200, "text/html; charset=utf-8", PAGE.as_bytes().to_vec());
     }
-    let (deps, run_id, report) = {
+    let (deps, run_id, wave, report) = {
         let s = live.state();
-        (s.deps.clone(), s.run_id.clone(), s.report.clone())
+        (
+            s.deps.clone(),
+            s.run_id.clone(),
+            s.wave.clone(),
+            s.report.clone(),
+        )
     };
     let Some(deps) = deps else {
         return json_answer(503, json!({"error": "the run is starting"}));
     };
-    let wave = live.state().wave.clone();
     if method == "GET" && path == "/api/wave" {
         let Some(wave) = wave else {
             return json_answer(

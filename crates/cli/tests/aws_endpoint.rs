@@ -745,25 +745,29 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
         }
         seen
     });
-    let approve = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args([
-            "run",
-            "approve",
-            "orders-1",
-            "before-50",
-            "--reason",
-            "looks good",
-            "--api-url",
-            &url,
-        ])
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap();
+    // The CLI with static credentials: its requests are SigV4-signed.
+    let signed = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            )
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    };
+    let approve = signed(&[
+        "run",
+        "approve",
+        "orders-1",
+        "before-50",
+        "--reason",
+        "looks good",
+        "--api-url",
+        &url,
+    ]);
     assert!(
         approve.status.success(),
         "{}",
@@ -774,24 +778,15 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
         String::from_utf8_lossy(&approve.stdout).trim(),
         "orders-1: gate before-50 approved"
     );
-    let abort = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args([
-            "run",
-            "abort",
-            "orders-1",
-            "--reason",
-            "change freeze",
-            "--api-url",
-            &url,
-        ])
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap();
+    let abort = signed(&[
+        "run",
+        "abort",
+        "orders-1",
+        "--reason",
+        "change freeze",
+        "--api-url",
+        &url,
+    ]);
     assert_eq!(abort.status.code(), Some(1));
     let why = String::from_utf8_lossy(&abort.stderr);
     assert!(why.contains("403") && why.contains("not approver"), "{why}");
@@ -814,25 +809,16 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
     );
     assert!(!String::from_utf8_lossy(&reject.stderr).contains("eyJ.token.sig"));
     // A mid-run control: the controls route, its body, the answer in words.
-    let promote = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args([
-            "run",
-            "promote",
-            "orders-1",
-            "--full",
-            "--reason",
-            "seen enough",
-            "--api-url",
-            &url,
-        ])
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap();
+    let promote = signed(&[
+        "run",
+        "promote",
+        "orders-1",
+        "--full",
+        "--reason",
+        "seen enough",
+        "--api-url",
+        &url,
+    ]);
     assert!(
         promote.status.success(),
         "{}",

@@ -119,6 +119,21 @@ fn authorize(
     }
 }
 
+/// The run, read and checked with [`authorize`]: 404 unknown, 503 unreadable, 403 refused.
+async fn authorize_run(
+    run: &str,
+    deps: &Deps,
+    bounds: &Bounds,
+    identity: &str,
+    groups: &[String],
+) -> Result<(), ApiResponse> {
+    match deps.store.load_run(run).await {
+        Ok(None) => Err(error(404, format!("run {run} not found"))),
+        Err(e) => Err(error(503, e.to_string())),
+        Ok(Some(rec)) => authorize(&rec, bounds, identity, groups),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiResponse {
     pub status: u16,
@@ -332,14 +347,8 @@ pub async fn handle_api_with(
             if body.reason.as_ref().is_some_and(|r| r.len() > 1000) {
                 return bad_field("reason", "at most 1000 characters");
             }
-            match deps.store.load_run(run).await {
-                Ok(None) => return error(404, format!("run {run} not found")),
-                Err(e) => return error(503, e.to_string()),
-                Ok(Some(rec)) => {
-                    if let Err(r) = authorize(&rec, bounds, identity, &req.groups) {
-                        return r;
-                    }
-                }
+            if let Err(r) = authorize_run(run, deps, bounds, identity, &req.groups).await {
+                return r;
             }
             match decide_approval_as(
                 run,
@@ -381,14 +390,8 @@ pub async fn handle_api_with(
             };
             // Steering is an approver's, as deciding a gate is: the stack's approvers and the
             // plan's, checked before anything in the body counts.
-            match deps.store.load_run(run).await {
-                Ok(None) => return error(404, format!("run {run} not found")),
-                Err(e) => return error(503, e.to_string()),
-                Ok(Some(rec)) => {
-                    if let Err(r) = authorize(&rec, bounds, identity, &req.groups) {
-                        return r;
-                    }
-                }
+            if let Err(r) = authorize_run(run, deps, bounds, identity, &req.groups).await {
+                return r;
             }
             match apply_control(run, &body, identity, deps).await {
                 Ok(answer) => ApiResponse {
@@ -409,14 +412,8 @@ pub async fn handle_api_with(
             if body.reason.trim().is_empty() || body.reason.len() > 1000 {
                 return bad_field("reason", "1-1000 characters");
             }
-            match deps.store.load_run(run).await {
-                Ok(None) => return error(404, format!("run {run} not found")),
-                Err(e) => return error(503, e.to_string()),
-                Ok(Some(rec)) => {
-                    if let Err(r) = authorize(&rec, bounds, identity, &req.groups) {
-                        return r;
-                    }
-                }
+            if let Err(r) = authorize_run(run, deps, bounds, identity, &req.groups).await {
+                return r;
             }
             let reason = format!("{identity}: {}", body.reason);
             if let Err(e) = request_abort(run, &reason, deps).await {
