@@ -9,7 +9,8 @@
 //! - the run is closed (by the machine or the safety net) within a bounded simulated time;
 //! - the application lock is released, unless a failed rollback keeps it;
 //! - no side effect happens twice (DMS starts, MGN launches and finalizations);
-//! - with a managed data mode, no write is lost unless a human approved losing them;
+//! - with a managed data mode (a stateful MGN rehost included), no write is lost unless a human
+//!   approved losing them;
 //! - no task token appears in the report, nor unsealed in the run table.
 //!
 //! `cutover chaos --runs N --seed S` runs seeds S..S+N; run `i` is fully determined by its seed,
@@ -128,15 +129,18 @@ pub fn generate(seed: u64) -> Case {
     } else {
         json!({"kind": "dms", "taskArn": TASK, "maxLagSeconds": 30, "stableSamples": rng.random_range(1..4), "sampleIntervalSeconds": 60, "deadlineSeconds": 3600})
     };
+    // A stateful rehost (MGN with freeze-and-switch) draws from a generator of its own, so every
+    // other draw of a seed stays what it was before MGN plans could move data.
+    let mut rehost_rng = StdRng::seed_from_u64(seed ^ 0x7265_686f_7374);
     let mode = if mgn {
-        "unmanaged"
+        *pick(&mut rehost_rng, &["unmanaged", "freeze-and-switch"])
     } else {
         *pick(
             &mut rng,
             &["unmanaged", "blue-until-switch", "freeze-and-switch"],
         )
     };
-    let reverse = mode != "unmanaged" && rng.random_bool(0.5);
+    let reverse = !mgn && mode != "unmanaged" && rng.random_bool(0.5);
     let mut plan = json!({
         "application": "orders",
         "replication": replication,
@@ -148,7 +152,21 @@ pub fn generate(seed: u64) -> Case {
         "finalize": {"enabled": rng.random_bool(0.2)},
         "rollback": {"budgetSeconds": rng.random_range(1800..3600)},
     });
-    if mode != "unmanaged" {
+    if mgn && mode != "unmanaged" {
+        // Writes stay frozen through the launch and the first boot: some draws leave too little.
+        let mut data = json!({
+            "writes": mode,
+            "freeze": {"lambdaArn": FREEZE},
+            "switch": {"lambdaArn": SWITCH},
+            "unfreeze": {"url": UNFREEZE, "method": "POST"},
+            "maxFreezeSeconds": rehost_rng.random_range(120..900),
+            "drainPollSeconds": 15,
+        });
+        if rehost_rng.random_bool(0.2) {
+            data["approval"] = json!("before-switch");
+        }
+        plan["data"] = data;
+    } else if mode != "unmanaged" {
         let mut data = json!({
             "writes": mode,
             "freeze": {"lambdaArn": FREEZE},

@@ -1459,14 +1459,24 @@ impl Plan {
             }
             return;
         }
+        // With MGN the database moves with the servers' disks: the cutover instances are copies
+        // taken at the launch (MGN user guide, "Launching Cutover instances": stop the source's
+        // services first; https://docs.aws.amazon.com/mgn/latest/ug/launch-cutover.html). Green's
+        // tier cannot write to blue's database and have it carried over later, and no DMS task
+        // carries writes back.
         if self.replication.kind == ReplicationKind::Mgn {
-            bad(
-                "data.writes",
-                format!(
-                    "'{}' needs a DMS task to drain: with MGN the database moves with the server's disks at the launch, so use unmanaged and freeze writes before the launch yourself",
-                    d.writes.as_str()
-                ),
-            );
+            if d.writes == WritesMode::BlueUntilSwitch {
+                bad(
+                    "data.writes",
+                    "'blue-until-switch' needs replication that keeps carrying blue's writes after green runs; MGN's cutover instances are copies taken at the launch. Use freeze-and-switch: writes freeze, replication catches up, the launch copies every write".into(),
+                );
+            }
+            if d.reverse_replication.is_some() {
+                bad(
+                    "data.reverseReplication",
+                    "is a DMS task; with MGN nothing carries green's writes back to the source servers, so a rollback after the switch asks a human (docs/data.md)".into(),
+                );
+            }
         }
         for (field, h) in hooks {
             let Some(h) = h else {
@@ -1623,10 +1633,30 @@ impl Plan {
     /// What a valid plan should still make its operator think twice about.
     pub fn warnings(&self) -> Vec<Violation> {
         let mut out = Vec::new();
-        if self.data.writes == WritesMode::Unmanaged {
+        let mgn = self.replication.kind == ReplicationKind::Mgn;
+        if self.data.writes == WritesMode::Unmanaged && mgn {
+            out.push(Violation {
+                field: "data.writes".into(),
+                message: "unmanaged with MGN: each cutover instance is a point-in-time copy of its server taken at the launch, so every write the source takes after it (through the launch's lag, the first boot and the shift) is lost if the application writes; set freeze-and-switch to freeze writes before the launch (docs/data.md)".into(),
+            });
+        } else if self.data.writes == WritesMode::Unmanaged {
             out.push(Violation {
                 field: "data.writes".into(),
                 message: "unmanaged: writes that reach green's database while traffic shifts are lost on a rollback; set blue-until-switch or freeze-and-switch to move the data with the application (docs/data.md)".into(),
+            });
+        }
+        if mgn
+            && self.data.writes == WritesMode::FreezeAndSwitch
+            && self.data.max_freeze_seconds < self.replication.launch_deadline_seconds
+        {
+            out.push(Violation {
+                field: "data.maxFreezeSeconds".into(),
+                message: format!(
+                    "{}s is less than replication.launchDeadlineSeconds ({}s): with MGN writes stay frozen through the launch and first boot, so a launch slower than {}s ends the run (FreezeTooLong: writes unfreeze on the source, nothing lost)",
+                    self.data.max_freeze_seconds,
+                    self.replication.launch_deadline_seconds,
+                    self.data.max_freeze_seconds
+                ),
             });
         }
         out

@@ -157,6 +157,7 @@ pub const SCENARIOS: &[&str] = &[
     "dms-rejected-jwt",
     "alarm-rollback",
     "mgn",
+    "mgn-stateful",
     "data-cutover",
     "credentials",
     "safety-net",
@@ -399,6 +400,7 @@ fn app_names() -> Vec<&'static str> {
         "rh-reject",
         "rh-alarm",
         "rh-mgn",
+        "rh-rehost",
         "rh-data",
         "rh-stop-aborted",
         "rh-stop-failed",
@@ -883,6 +885,7 @@ impl Rehearsal {
             }
             "alarm-rollback" => self.alarm_rollback().await,
             "mgn" => self.mgn().await,
+            "mgn-stateful" => self.mgn_stateful().await,
             "data-cutover" => self.data_cutover().await,
             "credentials" => self.credentials().await,
             "safety-net" => self.safety_net().await,
@@ -1296,6 +1299,80 @@ impl Rehearsal {
             .await?;
         Ok(format!(
             "{d}; {} launched in one job and finalized",
+            servers.join(", ")
+        ))
+    }
+
+    /// A stateful rehost: writes freeze, data-cutover reads both servers' replication under its
+    /// role until it has passed the freeze, start-replication launches them while frozen, and
+    /// the switch and unfreeze follow the first boot.
+    async fn mgn_stateful(&self) -> Result<String, String> {
+        let app = App::new("rh-rehost");
+        let run_id = "rh-rehost-1".to_string();
+        let servers = ["s-0123456789abcdef2", "s-0123456789abcdef3"];
+        let before = {
+            let mut world = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
+            for server in servers {
+                world.mgn.push(MgnServer {
+                    id: server.into(),
+                    lifecycle: "READY_FOR_CUTOVER".into(),
+                    job: None,
+                    tags: tagged(),
+                });
+            }
+            world.hook_calls.len()
+        };
+        let mut plan = dms_plan(
+            &app,
+            &self.zone_id,
+            json!([{"weight": 50, "bakeSeconds": 1}, {"weight": 100, "bakeSeconds": 1}]),
+            &[],
+        );
+        plan["replication"] = json!({"kind": "mgn", "sourceServerIds": servers, "maxLagSeconds": 60,
+            "stableSamples": 1, "sampleIntervalSeconds": 1, "deadlineSeconds": 600, "launchDeadlineSeconds": 120});
+        let hooks = hook_functions();
+        plan["data"] = json!({
+            "writes": "freeze-and-switch",
+            "freeze": {"lambdaArn": hooks[0]}, "switch": {"lambdaArn": hooks[1]}, "unfreeze": {"lambdaArn": hooks[2]},
+            "maxFreezeSeconds": 120, "drainPollSeconds": 1,
+        });
+        let exec = self
+            .run_cutover("mgn-stateful", &run_id, plan, |_| async { None })
+            .await?;
+        succeeded(&exec)?;
+        let (hooks_called, jobs) = {
+            let world = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
+            let jobs: Vec<Option<String>> = servers
+                .iter()
+                .map(|id| {
+                    world
+                        .mgn
+                        .iter()
+                        .find(|m| &m.id == id)
+                        .and_then(|m| m.job.clone())
+                })
+                .collect();
+            (world.hook_calls.len() - before, jobs)
+        };
+        if hooks_called < 3 {
+            return Err(format!(
+                "{hooks_called} hook calls, expected freeze, switch and unfreeze"
+            ));
+        }
+        if jobs[0].is_none() || jobs[0] != jobs[1] {
+            return Err(format!(
+                "the servers were not launched in one job: {jobs:?}"
+            ));
+        }
+        let green = format!("green-{}.example.com", app.application);
+        let d = self
+            .expect_end(&app, &run_id, "completed", |dns| {
+                dns.iter()
+                    .any(|(_, w, v)| *v == green && w.is_none_or(|w| w > 0))
+            })
+            .await?;
+        Ok(format!(
+            "{d}; {hooks_called} hook calls; {} launched while frozen",
             servers.join(", ")
         ))
     }

@@ -102,9 +102,6 @@ async fn lag_before_freeze(
     run: &crate::model::RunRecord,
 ) -> Result<Option<DataOutput>, StepError> {
     let plan = &input.plan;
-    if plan.replication.task_arn.is_none() {
-        return Ok(None);
-    }
     let lag = super::replication::read_lag(plan, deps).await?.lag;
     let max = plan.replication.max_lag_seconds;
     let Some(lag) = lag.filter(|l| *l > max) else {
@@ -231,24 +228,19 @@ async fn call_hook(
     result
 }
 
-/// The DMS task that carries writes toward the database the application is switching to.
-fn drain_task<'a>(plan: &'a Plan, d: &DataRecord) -> Result<&'a str, StepError> {
-    if d.switched_to.as_deref() == Some("green") {
-        plan.data
-            .reverse_replication
-            .as_ref()
-            .map(|r| r.task_arn.as_str())
-            .ok_or_else(|| {
-                StepError::invalid(
-                    "no data.reverseReplication: green's writes cannot drain to blue",
-                )
-            })
-    } else {
-        plan.replication
-            .task_arn
-            .as_deref()
-            .ok_or_else(|| StepError::invalid("replication.taskArn is not set"))
+/// Switching back to blue: the reverse DMS task carries green's writes; toward green, the plan's
+/// replication does (None).
+fn drain_reverse_task<'a>(plan: &'a Plan, d: &DataRecord) -> Result<Option<&'a str>, StepError> {
+    if d.switched_to.as_deref() != Some("green") {
+        return Ok(None);
     }
+    plan.data
+        .reverse_replication
+        .as_ref()
+        .map(|r| Some(r.task_arn.as_str()))
+        .ok_or_else(|| {
+            StepError::invalid("no data.reverseReplication: green's writes cannot drain to blue")
+        })
 }
 
 async fn page(
@@ -393,45 +385,12 @@ async fn check_drain(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepE
     if let (Some(reason), "green") = (&run.abort_requested, switch_target(&run.data)) {
         return Err(StepError::Aborted(format!("abort requested: {reason}")));
     }
-    let task = drain_task(&input.plan, &run.data)?;
+    let reverse = drain_reverse_task(&input.plan, &run.data)?;
     let now = deps.clock.now();
     let frozen_for = (now - frozen_at).num_milliseconds() as f64 / 1000.0;
     let max = input.plan.data.max_freeze_seconds as f64;
-    let status = deps
-        .replication
-        .dms_task(task)
-        .await
-        .map_err(super::replication::repl_err)?
-        .status;
-    if status != "running" {
-        return Err(StepError::ReplicationFailed(format!(
-            "replication task {task} is {status}: the changes made before the freeze cannot drain"
-        )));
-    }
-    let reading =
-        deps.metrics.dms_cdc_latency(task).await.map_err(|e| {
-            StepError::from_port(e, |e| StepError::ReplicationFailed(e.to_string()))
-        })?;
-    // Drained: a datapoint whose whole period lies after the freeze (no write can be in flight
-    // unseen) with nothing waiting to be applied (CDCIncomingChanges) and no latency left
-    // (CDCLatencyTarget; DMS reports latency from the oldest change not yet applied). AWS DMS
-    // user guide, "Replication task metrics":
-    // https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Monitoring.html
-    let (drained, why) = match reading {
-        None => (false, "no CDC datapoint yet".to_string()),
-        Some(r) if r.at < frozen_at => (
-            false,
-            "newest datapoint is from before the freeze".to_string(),
-        ),
-        Some(r) => match r.incoming_changes {
-            None => (false, "no CDCIncomingChanges datapoint".to_string()),
-            Some(n) if n > 0.0 || r.end_to_end() >= 1.0 => (
-                false,
-                format!("{n:.0} change(s) waiting, latency {:.1}s", r.end_to_end()),
-            ),
-            Some(_) => (true, String::new()),
-        },
-    };
+    let drain = super::replication::drained_since(&input.plan, reverse, frozen_at, deps).await?;
+    let (drained, why, task) = (drain.drained, drain.why.as_str(), drain.of.as_str());
     let samples = run.steps.keys().filter(|k| k.starts_with("drain#")).count() + 1;
     let mut ev = event(
         &input.run_id,
@@ -440,7 +399,7 @@ async fn check_drain(input: &DataInput, deps: &Deps) -> Result<DataOutput, StepE
         if drained { "drained" } else { "draining" },
         now,
     );
-    ev.lag_seconds = reading.map(|r| r.end_to_end());
+    ev.lag_seconds = drain.lag;
     ev.message = if drained {
         format!("{task}: every change made before the freeze is applied, {frozen_for:.0}s after it")
     } else {

@@ -1,5 +1,6 @@
 //! CheckLaunch (MGN): waits for the launch job to complete and every launched instance's first
-//! boot, then for green to answer its health checks, before any traffic moves.
+//! boot, then for green to answer its health checks, before any traffic moves (and, in a
+//! stateful rehost, before the database switch).
 
 use super::validate::preflight_health;
 use super::{audit, check_run_id, event, load_run, Deps};
@@ -120,6 +121,18 @@ pub async fn check_launch(input: CheckLaunchInput, deps: &Deps) -> Result<Launch
         + Duration::seconds(
             i64::try_from(plan.replication.launch_deadline_seconds).unwrap_or(i64::MAX / 1000),
         );
+    // A stateful rehost launches while writes are frozen: the freeze's bound holds through the
+    // launch too (the catch unfreezes the source; nothing was written to green yet).
+    if let (false, Some(frozen_at)) = (ready, run.data.frozen_at) {
+        let frozen_for = (now - frozen_at).num_milliseconds() as f64 / 1000.0;
+        let max = plan.data.max_freeze_seconds as f64;
+        if frozen_for >= max {
+            return Err(StepError::FreezeTooLong(format!(
+                "writes frozen {frozen_for:.0}s, the most data.maxFreezeSeconds allows ({max:.0}s), and green is not up yet: {}",
+                reasons.join("; ")
+            )));
+        }
+    }
     if !ready && now >= deadline {
         return Err(StepError::ReplicationFailed(format!(
             "green was not launched and healthy within replication.launchDeadlineSeconds ({}s): {}",

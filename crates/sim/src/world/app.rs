@@ -1,7 +1,9 @@
 //! The application and its two databases. Writes arrive at `app.writesPerSecond`, split between
 //! blue's and green's tiers by the DNS weights in effect; each tier writes to the database it
 //! points at; a freeze refuses writes; the data hooks (freeze, switch, unfreeze) act on this
-//! model. DMS carries one database's writes to the other with the task's scripted lag: a write
+//! model. An MGN launch copies blue's database as replicated then (each server its lagDuration
+//! behind); writes blue takes after that point never reach green. DMS carries one database's
+//! writes to the other with the task's scripted lag: a write
 //! committed at `w` is applied once `w <= t - lag(t)` (CDCLatencyTarget is measured from the source
 //! commit time, AWS DMS user guide, "Replication task metrics":
 //! https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Monitoring.html). Nothing about the
@@ -56,6 +58,8 @@ pub(super) struct AppState {
     refused: f64,
     blue_db: Ledger,
     green_db: Ledger,
+    /// MGN: the point in time up to which the launched instances hold blue's database.
+    pub(super) copied_at: Option<f64>,
 }
 
 impl AppState {
@@ -69,6 +73,7 @@ impl AppState {
             refused: 0.0,
             blue_db: Ledger(vec![(0.0, 0.0)]),
             green_db: Ledger(vec![(0.0, 0.0)]),
+            copied_at: None,
         }
     }
 
@@ -242,7 +247,11 @@ impl World {
         };
         let present = match serving {
             Db::Blue => st.app.blue_db.total() + self.replicated(&st, Carries::GreenToBlue, t),
-            Db::Green => st.app.green_db.total() + self.replicated(&st, Carries::BlueToGreen, t),
+            Db::Green => {
+                let carried = self.replicated(&st, Carries::BlueToGreen, t);
+                let copied = st.app.copied_at.map_or(0.0, |c| st.app.blue_db.at(c));
+                st.app.green_db.total() + carried.max(copied)
+            }
         };
         let accepted = st.app.accepted;
         WriteTally {

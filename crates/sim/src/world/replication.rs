@@ -170,6 +170,18 @@ impl Replication for World {
             }
         }
         let t = self.t();
+        // The instances are copies of what replication had carried at the launch: each server
+        // `lagDuration` behind its source (MGN user guide, "Launching Cutover instances":
+        // https://docs.aws.amazon.com/mgn/latest/ug/launch-cutover.html). The application's
+        // data is consistent only up to the slowest server's point.
+        let copy = server_ids
+            .iter()
+            .filter_map(|id| self.spec.mgn.servers.iter().find(|s| &s.id == id))
+            .map(|s| t - interpolate(&s.lag, t).max(0.0))
+            .fold(t, f64::min);
+        if st.app.copied_at.is_none() {
+            st.app.copied_at = Some(copy);
+        }
         st.counters.mgn_cutovers += 1;
         let job = format!("mgnjob-{:017x}", st.counters.mgn_cutovers);
         for id in server_ids {

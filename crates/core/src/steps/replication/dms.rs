@@ -2,13 +2,14 @@
 //! with CDCLatencySource) from a fresh datapoint once every table is out of full load, and stopping
 //! the task at finalize.
 
-use super::{repl_err, LagReading, StartReplicationOutput, Strategy};
+use super::{repl_err, Drain, LagReading, Launch, StartReplicationOutput, Strategy};
 use crate::error::StepError;
 use crate::model::DmsStartType;
 use crate::plan::Plan;
 use crate::ports::PortErrorKind;
 use crate::steps::Deps;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 pub(super) struct Dms<'a> {
     pub task_arn: &'a str,
@@ -20,6 +21,7 @@ fn started(action: &str, status: String) -> StartReplicationOutput {
         status,
         job_id: None,
         launched_at: None,
+        launch: None,
     }
 }
 
@@ -160,5 +162,57 @@ impl Strategy for Dms<'_> {
 
     fn lag_matters_in_bakes(&self) -> bool {
         true
+    }
+
+    fn launch(&self, _plan: &Plan) -> Option<Launch> {
+        None
+    }
+
+    /// Drained: the task runs, and a datapoint whose whole period lies after the freeze (no write
+    /// can be in flight unseen) shows nothing waiting to be applied (CDCIncomingChanges) and no
+    /// latency left (CDCLatencyTarget; DMS reports latency from the oldest change not yet
+    /// applied). AWS DMS user guide, "Replication task metrics":
+    /// https://docs.aws.amazon.com/dms/latest/userguide/CHAP_Monitoring.html
+    async fn drained_since(
+        &self,
+        frozen_at: DateTime<Utc>,
+        deps: &Deps,
+    ) -> Result<Drain, StepError> {
+        let task = self.task_arn;
+        let status = deps
+            .replication
+            .dms_task(task)
+            .await
+            .map_err(repl_err)?
+            .status;
+        if status != "running" {
+            return Err(StepError::ReplicationFailed(format!(
+                "replication task {task} is {status}: the changes made before the freeze cannot drain"
+            )));
+        }
+        let reading = deps.metrics.dms_cdc_latency(task).await.map_err(|e| {
+            StepError::from_port(e, |e| StepError::ReplicationFailed(e.to_string()))
+        })?;
+        let (drained, why) = match reading {
+            None => (false, "no CDC datapoint yet".to_string()),
+            Some(r) if r.at < frozen_at => (
+                false,
+                "newest datapoint is from before the freeze".to_string(),
+            ),
+            Some(r) => match r.incoming_changes {
+                None => (false, "no CDCIncomingChanges datapoint".to_string()),
+                Some(n) if n > 0.0 || r.end_to_end() >= 1.0 => (
+                    false,
+                    format!("{n:.0} change(s) waiting, latency {:.1}s", r.end_to_end()),
+                ),
+                Some(_) => (true, String::new()),
+            },
+        };
+        Ok(Drain {
+            drained,
+            of: task.to_string(),
+            why,
+            lag: reading.map(|r| r.end_to_end()),
+        })
     }
 }

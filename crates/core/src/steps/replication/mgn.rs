@@ -2,15 +2,21 @@
 //! the lag gate opens, so it holds data no older than the threshold, and FinalizeCutover is the
 //! point of no return.
 
-use super::{repl_err, LagReading, StartReplicationInput, StartReplicationOutput, Strategy};
+use super::{
+    repl_err, Drain, LagReading, Launch, StartReplicationInput, StartReplicationOutput, Strategy,
+};
 use crate::duration::iso8601_seconds;
 use crate::error::StepError;
-use crate::plan::{Plan, ReplicationKind};
+use crate::plan::{Plan, ReplicationKind, WritesMode};
 use crate::ports::PortErrorKind;
 use crate::steps::{audit, event, load_run, remember, stored_result, Deps};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 const LAUNCH_KEY: &str = "launch";
+
+/// The resolution of MGN's lagDuration (ISO 8601 whole seconds).
+const LAG_RESOLUTION_SECONDS: f64 = 1.0;
 
 /// The application's source servers with the plan field naming each.
 pub(super) struct Mgn<'a> {
@@ -111,6 +117,7 @@ impl Strategy for Mgn<'_> {
             status: statuses.join("; "),
             job_id: None,
             launched_at: None,
+            launch: None,
         })
     }
 
@@ -180,6 +187,65 @@ impl Strategy for Mgn<'_> {
 
     fn lag_matters_in_bakes(&self) -> bool {
         false
+    }
+
+    /// After the lag gate, unless writes freeze first: a cutover instance is a copy of its
+    /// server as replicated at the launch (MGN user guide, "Launching Cutover instances": stop
+    /// the source's services before the launch; https://docs.aws.amazon.com/mgn/latest/ug/launch-cutover.html).
+    fn launch(&self, plan: &Plan) -> Option<Launch> {
+        Some(if plan.data.writes == WritesMode::FreezeAndSwitch {
+            Launch::WhileFrozen
+        } else {
+            Launch::AfterLagGate
+        })
+    }
+
+    /// Every server's replication has passed the freeze: CONTINUOUS, and read now its
+    /// lagDuration (how far the replicated copy is behind the source, DataReplicationInfo:
+    /// https://docs.aws.amazon.com/mgn/latest/APIReference/API_DataReplicationInfo.html) puts
+    /// the copy at or after the moment writes stopped, so a launch now copies every write.
+    async fn drained_since(
+        &self,
+        frozen_at: DateTime<Utc>,
+        deps: &Deps,
+    ) -> Result<Drain, StepError> {
+        let now = deps.clock.now();
+        let frozen_for = (now - frozen_at).num_milliseconds() as f64 / 1000.0;
+        let mut behind = Vec::new();
+        let mut worst: Option<f64> = None;
+        for (_, id) in self.servers() {
+            let s = deps.replication.mgn_server(id).await.map_err(repl_err)?;
+            if ["DISCONNECTED", "STOPPED"].contains(&s.replication_state.as_str()) {
+                return Err(StepError::ReplicationFailed(format!(
+                    "MGN replication of {id} is {}: the writes made before the freeze cannot reach green",
+                    s.replication_state
+                )));
+            }
+            let lag = s.lag_duration.as_deref().and_then(iso8601_seconds);
+            if let Some(l) = lag {
+                worst = Some(worst.map_or(l, |w: f64| w.max(l)));
+            }
+            // lagDuration comes in whole seconds (PT30S): a copy 30.4 s behind reads 30 s. One
+            // second more than it says is the most it can be behind.
+            match (s.replication_state.as_str(), lag) {
+                ("CONTINUOUS", Some(l)) if l + LAG_RESOLUTION_SECONDS <= frozen_for => {}
+                ("CONTINUOUS", Some(l)) => behind.push(format!(
+                    "{id} is {l:.0}s behind, {:.0}s short of the freeze",
+                    l + LAG_RESOLUTION_SECONDS - frozen_for
+                )),
+                ("CONTINUOUS", None) => {
+                    behind.push(format!("{id}: lagDuration is {:?}", s.lag_duration))
+                }
+                (state, _) => behind.push(format!("{id} replication is '{state}'")),
+            }
+        }
+        let ids: Vec<&str> = self.servers().map(|(_, id)| id).collect();
+        Ok(Drain {
+            drained: behind.is_empty(),
+            of: format!("MGN {}", ids.join(", ")),
+            why: behind.join("; "),
+            lag: worst,
+        })
     }
 }
 
@@ -252,6 +318,7 @@ pub(super) async fn launch_cutover_instance(
         status: "CUTTING_OVER".into(),
         job_id: Some(job_id),
         launched_at: Some(now),
+        launch: None,
     };
     let out = remember(deps, &input.run_id, LAUNCH_KEY, &out, |rec| {
         rec.phase = "launching".into()

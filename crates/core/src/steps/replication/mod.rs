@@ -29,6 +29,38 @@ pub(crate) trait Strategy: Send + Sync {
     fn green_exists_before_launch(&self) -> bool;
     /// Whether replication lag speaks for green during bakes (not for a point-in-time copy).
     fn lag_matters_in_bakes(&self) -> bool;
+    /// When green is launched from the replicated data, if it is launched at all.
+    fn launch(&self, plan: &Plan) -> Option<Launch>;
+    /// While writes are frozen since `frozen_at`: has replication carried every write made
+    /// before it to green?
+    async fn drained_since(
+        &self,
+        frozen_at: DateTime<Utc>,
+        deps: &Deps,
+    ) -> Result<Drain, StepError>;
+}
+
+/// When a launched green (an MGN cutover instance) is launched: the state machine branches on
+/// this, never on the replication kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Launch {
+    /// Once the lag gate opens, while the source still takes writes.
+    AfterLagGate,
+    /// After writes froze and replication caught up past the freeze, so the copy holds every
+    /// write (`data.writes: freeze-and-switch`).
+    WhileFrozen,
+}
+
+/// One drain reading while writes are frozen.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Drain {
+    pub drained: bool,
+    /// What was read (the task, the servers), for messages.
+    pub of: String,
+    /// Why not drained yet.
+    pub why: String,
+    pub lag: Option<f64>,
 }
 
 /// The strategy of a validated plan's replication kind.
@@ -68,6 +100,9 @@ pub struct StartReplicationOutput {
     pub job_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launched_at: Option<DateTime<Utc>>,
+    /// When green is launched (MGN), for the state machine's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch: Option<Launch>,
 }
 
 const START_KEY: &str = "start-replication";
@@ -84,7 +119,9 @@ pub async fn start_replication(
     if let Some(done) = stored_result(&run, START_KEY) {
         return done;
     }
-    let out = strategy(&input.plan).start(deps).await?;
+    let strategy = strategy(&input.plan);
+    let mut out = strategy.start(deps).await?;
+    out.launch = strategy.launch(&input.plan);
     let out = remember(deps, &input.run_id, START_KEY, &out, |rec| {
         rec.phase = "replicating".into()
     })
@@ -150,6 +187,24 @@ pub fn dms_staleness_seconds(plan: &Plan) -> u64 {
         .sample_interval_seconds
         .saturating_mul(2)
         .max(2 * crate::model::DMS_METRIC_PERIOD_SECONDS)
+}
+
+/// The drain of the DMS task that carries writes toward where the application switches back
+/// (the reverse task), or of the plan's replication toward green.
+pub(crate) async fn drained_since(
+    plan: &Plan,
+    reverse_task: Option<&str>,
+    frozen_at: DateTime<Utc>,
+    deps: &Deps,
+) -> Result<Drain, StepError> {
+    match reverse_task {
+        Some(task) => {
+            dms::Dms { task_arn: task }
+                .drained_since(frozen_at, deps)
+                .await
+        }
+        None => strategy(plan).drained_since(frozen_at, deps).await,
+    }
 }
 
 pub(crate) async fn read_lag(plan: &Plan, deps: &Deps) -> Result<LagReading, StepError> {
