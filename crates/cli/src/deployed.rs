@@ -260,6 +260,10 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         ))?);
     }
     problems.extend(cx.block_on(missing_hooks(cx, plan))?);
+    // Who may decide the plan's gates: the stack's ApiApprovers and the plan's own list, both.
+    if let Some(approvers) = list("ApiApprovers") {
+        problems.extend(cutover_core::api::unreachable_approvers(plan, &approvers));
+    }
     Ok(Preflight {
         problems,
         records,

@@ -921,7 +921,7 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
         .len()
     };
     let before = records();
-    let stack_with = |names: &str, tag: Option<&str>| {
+    let stack_approving = |names: &str, tag: Option<&str>, approvers: Option<&str>| {
         // String, not the template's CommaDelimitedList: moto answers a list parameter's value
         // as a Python list's text ("['a', 'b']"); a String keeps the comma-separated form the
         // stack's parameters are given in (ParameterValue is a string).
@@ -942,8 +942,13 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
         if let Some(t) = tag {
             parameters.push(("CutoverTagValue", t));
         }
+        if let Some(a) = approvers {
+            template["Parameters"]["ApiApprovers"] = serde_json::json!({"Type": "String"});
+            parameters.push(("ApiApprovers", a));
+        }
         create_stack(&rt, &sdk, "cutover-bounds", &template, &parameters)
     };
+    let stack_with = |names: &str, tag: Option<&str>| stack_approving(names, tag, None);
     let preflight = |stack: &str, json: bool| {
         let mut args = vec![
             "run",
@@ -984,6 +989,56 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
     assert_eq!(
         found["allowedRecordNames"],
         serde_json::json!(["billing.example.com", "orders.example.com"])
+    );
+
+    // Who decides the plan's gate (before-50): with the stack's ApiApprovers empty nobody can,
+    // and a plan entry the stack's list does not cover never can; both named.
+    let problems_with = |approvers: &str, plan_approvers: Option<&str>| -> Vec<String> {
+        let path = match plan_approvers {
+            None => plan_file.clone(),
+            Some(a) => {
+                let p = std::env::temp_dir().join(format!("{}.yaml", unique("preflight-appr")));
+                let text = std::fs::read_to_string(&plan_file).unwrap().replace(
+                    "approvals: {expiresSeconds: 3600}",
+                    &format!("approvals: {{expiresSeconds: 3600, approvers: [{a}]}}"),
+                );
+                std::fs::write(&p, text).unwrap();
+                p
+            }
+        };
+        let stack = stack_approving("orders.example.com", None, Some(approvers));
+        let out = cutover(&[
+            "run",
+            "preflight",
+            "--plan",
+            path.to_str().unwrap(),
+            "--stack",
+            &stack,
+            "--aws-endpoint-url",
+            ep,
+            "--json",
+        ]);
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        found["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .filter(|p| p.starts_with("approvals"))
+            .collect()
+    };
+    let nobody = problems_with("", None);
+    assert!(
+        nobody.len() == 1 && nobody[0].contains("ApiApprovers is empty"),
+        "{nobody:?}"
+    );
+    let ops = "arn:aws:iam::123456789012:role/Ops*";
+    assert!(problems_with(ops, None).is_empty());
+    assert!(problems_with(ops, Some("\"arn:aws:iam::123456789012:role/OpsLead\"")).is_empty());
+    let outside = problems_with(ops, Some("\"arn:aws:iam::123456789012:role/Dev\""));
+    assert!(
+        outside[0].starts_with("approvals.approvers[0]:") && outside[0].contains("role/Dev"),
+        "{outside:?}"
     );
 
     // Outside them: refused at pre-flight, naming the field and the parameter, in words.

@@ -82,6 +82,49 @@ pub fn admits(patterns: &[String], identity: &str, groups: &[String]) -> bool {
     })
 }
 
+/// Why the plan's gates could not be decided through the API under the stack's approvers
+/// (`ApiApprovers`), each named by its field: the API admits a caller only when the stack's
+/// list and the plan's `approvals.approvers` both do, so an empty stack list, or a plan entry
+/// no stack entry covers, leaves gates that only expire. For `cutover run preflight`.
+pub fn unreachable_approvers(plan: &crate::plan::Plan, stack: &[String]) -> Vec<String> {
+    let named = &plan.approvals.approvers;
+    if stack.is_empty() {
+        if plan.gate_count() == 0 {
+            return vec![];
+        }
+        return vec!["approvals: the stack's ApiApprovers is empty, so nobody may decide this plan's gates through the API: each would expire and the run roll back. Name the approvers in ApiApprovers".into()];
+    }
+    let mut out: Vec<String> = named
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !stack.iter().any(|s| covers(s, p)))
+        .map(|(i, p)| {
+            format!(
+                "approvals.approvers[{i}]: '{p}' is admitted by no entry of the stack's ApiApprovers ({}): it can never decide a gate (a plan's list only narrows the stack's)",
+                stack.join(", ")
+            )
+        })
+        .collect();
+    if !named.is_empty() && out.len() == named.len() && plan.gate_count() > 0 {
+        out.push("approvals.approvers: none of them is among the stack's approvers: nobody may decide this plan's gates".into());
+    }
+    out
+}
+
+/// Whether every caller the plan's entry `plan` admits, the stack's entry `stack` admits too: a
+/// group only by its own name; an ARN pattern when the stack's pattern matches its text (its `*`
+/// then falls under one of the stack's), or, for assumed-role sessions, their role's ARN.
+fn covers(stack: &str, plan: &str) -> bool {
+    match (stack.strip_prefix("group:"), plan.strip_prefix("group:")) {
+        (Some(s), Some(p)) => s == p,
+        (None, None) => {
+            crate::plan::glob(stack, plan)
+                || role_of_session(plan).is_some_and(|r| crate::plan::glob(stack, &r))
+        }
+        _ => false,
+    }
+}
+
 /// `arn:P:iam::A:role/R` for an assumed-role session of R; None for any other identity.
 fn role_of_session(identity: &str) -> Option<String> {
     let parts: Vec<&str> = identity.splitn(6, ':').collect();
@@ -671,5 +714,84 @@ async fn get_run(run: &str, deps: &Deps) -> ApiResponse {
             "approvals": approvals,
             "recentEvents": recent,
         }),
+    }
+}
+
+#[cfg(test)]
+mod approver_tests {
+    use super::unreachable_approvers;
+    use crate::plan::Plan;
+
+    const PLAN: &str = r#"
+application: orders
+replication: {kind: dms, taskArn: "arn:aws:dms:us-east-1:123456789012:task:ORDERS", maxLagSeconds: 30, stableSamples: 3, sampleIntervalSeconds: 60, deadlineSeconds: 7200}
+dns:
+  hostedZoneId: Z0123456789
+  recordName: orders.example.com
+  recordType: CNAME
+  blue:  {setIdentifier: blue,  value: blue-lb.example.com}
+  green: {setIdentifier: green, value: green-lb.example.com}
+traffic:
+  steps:
+    - {weight: 50, bakeSeconds: 600}
+    - {weight: 100, bakeSeconds: 900}
+health:
+  http: [{url: "https://green.example.com/health", expectStatus: 200}]
+"#;
+
+    fn plan(approvers: &[&str], gate: bool) -> Plan {
+        let mut p = Plan::parse(PLAN, false).expect("plan");
+        p.approvals.approvers = approvers.iter().map(|s| s.to_string()).collect();
+        for s in &mut p.traffic.steps {
+            s.approval = None;
+        }
+        p.finalize.enabled = false;
+        if gate {
+            p.traffic.steps[0].approval = Some("go".into());
+        }
+        p
+    }
+
+    fn list(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn an_empty_stack_list_leaves_gates_undecidable_and_matters_only_with_gates() {
+        assert_eq!(unreachable_approvers(&plan(&[], true), &[]).len(), 1);
+        assert!(unreachable_approvers(&plan(&[], false), &[]).is_empty());
+    }
+
+    #[test]
+    fn a_plan_entry_is_reachable_only_where_a_stack_entry_covers_it() {
+        let stack = list(&["arn:aws:iam::123456789012:role/Ops*", "group:release"]);
+        for ok in [
+            "arn:aws:iam::123456789012:role/OpsLead",
+            "arn:aws:iam::123456789012:role/Ops*",
+            "arn:aws:sts::123456789012:assumed-role/OpsOnCall/alice",
+            "group:release",
+        ] {
+            assert!(
+                unreachable_approvers(&plan(&[ok], true), &stack).is_empty(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "arn:aws:iam::123456789012:role/*",
+            "arn:aws:iam::123456789012:role/Dev",
+            "arn:aws:iam::999999999999:role/Ops",
+            "group:dev",
+        ] {
+            let v = unreachable_approvers(&plan(&[bad], true), &stack);
+            assert!(
+                v[0].starts_with("approvals.approvers[0]:") && v[0].contains(bad),
+                "{bad}: {v:?}"
+            );
+            assert!(v.last().unwrap().contains("nobody may decide"), "{v:?}");
+        }
+        // One reachable entry of two: the other is named, the gates can still be decided.
+        let v = unreachable_approvers(&plan(&["group:dev", "group:release"], true), &stack);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].starts_with("approvals.approvers[0]:"), "{v:?}");
     }
 }

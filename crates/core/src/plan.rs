@@ -1411,7 +1411,7 @@ impl Plan {
 
     /// Gates one execution may wait on when each waits to its expiry: the traffic steps', the
     /// data go/no-go and the rollback-after-switch gate, and finalize's.
-    fn gate_count(&self) -> u64 {
+    pub(crate) fn gate_count(&self) -> u64 {
         let steps = self
             .traffic
             .steps
