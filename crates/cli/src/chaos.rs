@@ -152,33 +152,26 @@ pub fn generate(seed: u64) -> Case {
         "finalize": {"enabled": rng.random_bool(0.2)},
         "rollback": {"budgetSeconds": rng.random_range(1800..3600)},
     });
-    if mgn && mode != "unmanaged" {
-        // Writes stay frozen through the launch and the first boot: some draws leave too little.
+    if mode != "unmanaged" {
+        // With MGN writes stay frozen through the launch and the first boot, so a stateful
+        // rehost draws longer bounds (and some too short), from its own generator.
+        let (draw, freeze_bound) = if mgn {
+            (&mut rehost_rng, 120..900)
+        } else {
+            (&mut rng, 120..600)
+        };
         let mut data = json!({
             "writes": mode,
             "freeze": {"lambdaArn": FREEZE},
             "switch": {"lambdaArn": SWITCH},
             "unfreeze": {"url": UNFREEZE, "method": "POST"},
-            "maxFreezeSeconds": rehost_rng.random_range(120..900),
-            "drainPollSeconds": 15,
-        });
-        if rehost_rng.random_bool(0.2) {
-            data["approval"] = json!("before-switch");
-        }
-        plan["data"] = data;
-    } else if mode != "unmanaged" {
-        let mut data = json!({
-            "writes": mode,
-            "freeze": {"lambdaArn": FREEZE},
-            "switch": {"lambdaArn": SWITCH},
-            "unfreeze": {"url": UNFREEZE, "method": "POST"},
-            "maxFreezeSeconds": rng.random_range(120..600),
+            "maxFreezeSeconds": draw.random_range(freeze_bound),
             "drainPollSeconds": 15,
         });
         if reverse {
             data["reverseReplication"] = json!({"taskArn": REVERSE});
         }
-        if rng.random_bool(0.2) {
+        if draw.random_bool(0.2) {
             data["approval"] = json!("before-switch");
         }
         plan["data"] = data;

@@ -4,7 +4,7 @@
 //! covering every server, and the report listing each.
 
 mod common;
-use common::{edit, happened, run, text};
+use common::{edit, first, happened, run, text};
 use cutover_core::plan::Plan;
 
 const A1: &str = "s-0000000000000a001";
@@ -15,15 +15,6 @@ fn three_tier(world_edits: &[(&str, &str)]) -> cutover_cli::local::LocalRun {
     let plan = text("mgn-three-tier", "plan.yaml");
     let world = edit(text("mgn-three-tier", "world.yaml"), world_edits);
     run(&plan, &world, false)
-}
-
-fn first(r: &cutover_cli::local::LocalRun, event: &str) -> f64 {
-    r.report
-        .timeline
-        .iter()
-        .find(|e| e.event == event)
-        .unwrap_or_else(|| panic!("no {event} in {:?}", r.report.timeline))
-        .t
 }
 
 /// DNS untouched: the one simple A record to the old data centre.

@@ -5,7 +5,7 @@
 //! and nothing is lost; a failure before the switch unfreezes the source and loses nothing.
 
 mod common;
-use common::{edit, happened, run, text};
+use common::{edit, first, happened, run, text};
 use cutover_cli::local::LocalRun;
 use cutover_core::plan::Plan;
 
@@ -13,15 +13,6 @@ fn stateful(plan_edits: &[(&str, &str)], world_edits: &[(&str, &str)]) -> LocalR
     let plan = edit(text("mgn-stateful", "plan.yaml"), plan_edits);
     let world = edit(text("mgn-stateful", "world.yaml"), world_edits);
     run(&plan, &world, false)
-}
-
-fn first(r: &LocalRun, event: &str) -> f64 {
-    r.report
-        .timeline
-        .iter()
-        .find(|e| e.event == event)
-        .unwrap_or_else(|| panic!("no {event} in {:?}", r.report.timeline))
-        .t
 }
 
 /// The plan as an unmanaged one (no data section).

@@ -37,6 +37,16 @@ pub fn run(plan: &str, world: &str, duplicate_delivery: bool) -> LocalRun {
     run_local(&plan, &world, &opts).expect("simulated run")
 }
 
+/// Simulated seconds of the first `event` of the run's timeline (the test fails without one).
+pub fn first(r: &LocalRun, event: &str) -> f64 {
+    r.report
+        .timeline
+        .iter()
+        .find(|e| e.event == event)
+        .unwrap_or_else(|| panic!("no {event} in {:?}", r.report.timeline))
+        .t
+}
+
 pub fn happened(r: &LocalRun, event: &str) -> bool {
     r.report.timeline.iter().any(|e| e.event == event)
 }
