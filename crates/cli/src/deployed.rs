@@ -208,7 +208,8 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         Some(_) => cutover_aws::moto_compat::dms_client(&cx.sdk),
         None => aws_sdk_databasemigration::Client::new(&cx.sdk),
     };
-    let replication = AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(&cx.sdk));
+    let mgn = aws_sdk_mgn::Client::new(&cx.sdk);
+    let replication = AwsReplication::new(dms.clone(), mgn.clone());
     let replication = match cx.stack.endpoint {
         Some(_) => replication.without_table_statistics(),
         None => replication,
@@ -252,12 +253,7 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
     // MGN actions are conditioned on it (template.yaml), so an untagged task or server would be
     // refused at its first start, stop or finalize.
     if let Some(value) = cx.parameters.get("CutoverTagValue") {
-        problems.extend(cx.block_on(untagged(
-            plan,
-            value,
-            &dms,
-            &aws_sdk_mgn::Client::new(&cx.sdk),
-        ))?);
+        problems.extend(cx.block_on(untagged(plan, value, &dms, &mgn))?);
     }
     problems.extend(cx.block_on(missing_hooks(cx, plan))?);
     // Who may decide the plan's gates: the stack's ApiApprovers and the plan's own list, both.

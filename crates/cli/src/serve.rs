@@ -176,20 +176,15 @@ pub fn serve(target: Target, world: &WorldSpec, options: ServeOptions) -> Result
 async fn answer(mut stream: tokio::net::TcpStream, live: &Live, speed: u32) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    let (head_end, content_length) = loop {
+    let too_large = br#"{"error":"request too large"}"#;
+    let (head_end, head, content_length) = loop {
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > MAX_REQUEST_BYTES {
-            return respond(
-                &mut stream,
-                413,
-                "application/json",
-                br#"{"error":"request too large"}"#,
-            )
-            .await;
+            return respond(&mut stream, 413, "application/json", too_large).await;
         }
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..i]).to_string();
@@ -199,17 +194,11 @@ async fn answer(mut stream: tokio::net::TcpStream, live: &Live, speed: u32) -> s
                 .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
                 .and_then(|(_, v)| v.trim().parse::<usize>().ok())
                 .unwrap_or(0);
-            break (i + 4, length);
+            break (i + 4, head, length);
         }
     };
     if content_length > MAX_REQUEST_BYTES {
-        return respond(
-            &mut stream,
-            413,
-            "application/json",
-            br#"{"error":"request too large"}"#,
-        )
-        .await;
+        return respond(&mut stream, 413, "application/json", too_large).await;
     }
     while buf.len() < head_end + content_length {
         let n = stream.read(&mut chunk).await?;
@@ -218,7 +207,6 @@ async fn answer(mut stream: tokio::net::TcpStream, live: &Live, speed: u32) -> s
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
     let mut first = head.lines().next().unwrap_or("").split_whitespace();
     let method = first.next().unwrap_or("").to_string();
     let target = first.next().unwrap_or("/");

@@ -111,18 +111,17 @@ pub fn unreachable_approvers(plan: &crate::plan::Plan, stack: &[String]) -> Vec<
     out
 }
 
-/// Whether every caller the plan's entry `plan` admits, the stack's entry `stack` admits too: a
-/// group only by its own name; an ARN pattern when the stack's pattern matches its text (its `*`
-/// then falls under one of the stack's), or, for assumed-role sessions, their role's ARN.
+/// Whether every caller the plan's entry `plan` admits, the stack's entry `stack` admits too, by
+/// the API's own rule ([`admits`]) applied to the entry's text: a group by its name; an ARN
+/// pattern when the stack's pattern matches it (its `*` then falls under one of the stack's), or,
+/// for assumed-role sessions, their role's ARN.
 fn covers(stack: &str, plan: &str) -> bool {
-    match (stack.strip_prefix("group:"), plan.strip_prefix("group:")) {
-        (Some(s), Some(p)) => s == p,
-        (None, None) => {
-            crate::plan::glob(stack, plan)
-                || role_of_session(plan).is_some_and(|r| crate::plan::glob(stack, &r))
-        }
-        _ => false,
-    }
+    let groups: Vec<String> = plan
+        .strip_prefix("group:")
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    admits(std::slice::from_ref(&stack.to_string()), plan, &groups)
 }
 
 /// `arn:P:iam::A:role/R` for an assumed-role session of R; None for any other identity.

@@ -1803,6 +1803,7 @@ impl Plan {
         let r = &self.replication;
         let h = &self.health;
         let failed_rounds = u64::from(h.failure_limit()).saturating_mul(h.interval_seconds);
+        let holds = self.max_hold_seconds();
         let bakes = self.traffic.steps.iter().enumerate().map(|(i, s)| {
             let bake = if i == 0 {
                 s.bake_seconds.max(self.dns.max_original_ttl_seconds)
@@ -1811,7 +1812,7 @@ impl Plan {
             };
             bake.saturating_add(failed_rounds)
                 .saturating_add(SYNC)
-                .saturating_add(self.max_hold_seconds())
+                .saturating_add(holds)
         });
         let hooks: u64 = [&self.data.freeze, &self.data.switch, &self.data.unfreeze]
             .iter()

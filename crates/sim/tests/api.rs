@@ -70,6 +70,12 @@ struct Given {
 }
 
 impl Given {
+    /// A mid-run control of run r1 (POST /runs/r1/controls).
+    async fn control(&self, body: Value, who: Option<&str>) -> ApiResponse {
+        self.call("POST", "/runs/r1/controls", Some(body), who)
+            .await
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -1083,18 +1089,8 @@ async fn controls_are_authorized_bounded_and_audited() {
     let hold = json!({"action": "hold", "reason": "DBA checks the replica"});
     let before = g.deps.store.load_run("r1").await.unwrap().unwrap();
     // Not the plan's approver, or no identity: refused, nothing changed.
-    assert_eq!(
-        g.call("POST", "/runs/r1/controls", Some(hold.clone()), BOB)
-            .await
-            .status,
-        403
-    );
-    assert_eq!(
-        g.call("POST", "/runs/r1/controls", Some(hold.clone()), None)
-            .await
-            .status,
-        403
-    );
+    assert_eq!(g.control(hold.clone(), BOB).await.status, 403);
+    assert_eq!(g.control(hold.clone(), None).await.status, 403);
     // Bad bodies name the field.
     for (body, field) in [
         (json!({"action": "pause", "reason": "x"}), "action"),
@@ -1111,9 +1107,7 @@ async fn controls_are_authorized_bounded_and_audited() {
         ),
         (json!({"action": "hold", "reason": "x", "by": "root"}), "by"),
     ] {
-        let r = g
-            .call("POST", "/runs/r1/controls", Some(body.clone()), ALICE)
-            .await;
+        let r = g.control(body.clone(), ALICE).await;
         assert_eq!(r.status, 400, "{body}: {}", r.body);
         assert_eq!(r.body["field"], field, "{body}: {}", r.body);
     }
@@ -1125,62 +1119,39 @@ async fn controls_are_authorized_bounded_and_audited() {
     );
     // Nothing has shifted yet: there is no bake to extend or promote.
     let r = g
-        .call(
-            "POST",
-            "/runs/r1/controls",
-            Some(json!({"action": "promote", "reason": "x"})),
-            ALICE,
-        )
+        .control(json!({"action": "promote", "reason": "x"}), ALICE)
         .await;
     assert_eq!(r.status, 409, "{}", r.body);
     let after = g.deps.store.load_run("r1").await.unwrap().unwrap();
     assert_eq!(before, after, "refusals changed nothing");
     // A hold, once; resume only while held.
-    let r = g
-        .call("POST", "/runs/r1/controls", Some(hold.clone()), ALICE)
-        .await;
+    let r = g.control(hold.clone(), ALICE).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["held"], true);
     assert_eq!(r.body["holdSecondsLeft"], 900);
-    assert_eq!(
-        g.call("POST", "/runs/r1/controls", Some(hold.clone()), ALICE)
-            .await
-            .status,
-        409
-    );
+    assert_eq!(g.control(hold.clone(), ALICE).await.status, 409);
     tokio::time::sleep(Duration::from_secs(100)).await;
     let resume = json!({"action": "resume", "reason": "replica fine"});
-    let r = g
-        .call("POST", "/runs/r1/controls", Some(resume.clone()), ALICE)
-        .await;
+    let r = g.control(resume.clone(), ALICE).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let left = r.body["holdSecondsLeft"].as_u64().unwrap();
     assert!((795..=800).contains(&left), "{}", r.body);
-    assert_eq!(
-        g.call("POST", "/runs/r1/controls", Some(resume), ALICE)
-            .await
-            .status,
-        409
-    );
+    assert_eq!(g.control(resume, ALICE).await.status, 409);
     // Extensions draw on the same budget.
     let mut rec = g.deps.store.load_run("r1").await.unwrap().unwrap();
     rec.traffic_index = Some(0);
     g.deps.store.save_run(&rec).await.unwrap();
     let r = g
-        .call(
-            "POST",
-            "/runs/r1/controls",
-            Some(json!({"action": "extend-bake", "seconds": 801, "reason": "x"})),
+        .control(
+            json!({"action": "extend-bake", "seconds": 801, "reason": "x"}),
             ALICE,
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.body["field"], "seconds");
     let r = g
-        .call(
-            "POST",
-            "/runs/r1/controls",
-            Some(json!({"action": "extend-bake", "seconds": 300, "reason": "x"})),
+        .control(
+            json!({"action": "extend-bake", "seconds": 300, "reason": "x"}),
             ALICE,
         )
         .await;
@@ -1189,10 +1160,8 @@ async fn controls_are_authorized_bounded_and_audited() {
     assert_eq!(rec.controls.extension("0"), 300);
     // promote --full only where the plan allows it; full belongs to promote alone.
     let r = g
-        .call(
-            "POST",
-            "/runs/r1/controls",
-            Some(json!({"action": "promote", "full": true, "reason": "x"})),
+        .control(
+            json!({"action": "promote", "full": true, "reason": "x"}),
             ALICE,
         )
         .await;
@@ -1206,10 +1175,8 @@ async fn controls_are_authorized_bounded_and_audited() {
         r.body
     );
     let r = g
-        .call(
-            "POST",
-            "/runs/r1/controls",
-            Some(json!({"action": "hold", "full": true, "reason": "x"})),
+        .control(
+            json!({"action": "hold", "full": true, "reason": "x"}),
             ALICE,
         )
         .await;

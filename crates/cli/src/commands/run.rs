@@ -3,7 +3,7 @@
 #[cfg(feature = "aws")]
 use super::stack::fail;
 use super::stack::StackArgs;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 #[cfg(feature = "aws")]
 use cutover_cli::load_plan;
 use std::path::PathBuf;
@@ -140,63 +140,25 @@ pub enum RunCommand {
     },
     /// Hold a run: no bake ends until `run resume` (health checks, abort and rollback go on),
     /// for at most the plan's controls.maxHoldSeconds; past it the run rolls back.
-    Hold {
-        /// The run id (its execution's name).
-        run: String,
-        /// Why, for the audit trail.
-        #[arg(long)]
-        reason: String,
-        /// Print the API's answer as JSON instead of a sentence.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        stack: StackArgs,
-    },
+    Hold(Steer),
     /// Resume a held run: the bake in progress ends at its next healthy round once due.
-    Resume {
-        /// The run id (its execution's name).
-        run: String,
-        /// Why, for the audit trail.
-        #[arg(long)]
-        reason: String,
-        /// Print the API's answer as JSON instead of a sentence.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        stack: StackArgs,
-    },
+    Resume(Steer),
     /// Make the bake in progress last SECONDS longer (counted against controls.maxHoldSeconds).
     ExtendBake {
-        /// The run id (its execution's name).
-        run: String,
+        #[command(flatten)]
+        steer: Steer,
         /// How much longer, in seconds.
         seconds: u64,
-        /// Why, for the audit trail.
-        #[arg(long)]
-        reason: String,
-        /// Print the API's answer as JSON instead of a sentence.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        stack: StackArgs,
     },
     /// End the bake in progress at its next healthy round (never a gate: the next step's
     /// approval still asks; never before the first bake's DNS floor).
     Promote {
-        /// The run id (its execution's name).
-        run: String,
+        #[command(flatten)]
+        steer: Steer,
         /// Then go to the last step's weight at once (the plan's controls.allowPromoteFull, and
         /// no later step may ask a gate); the last step's bake still runs.
         #[arg(long)]
         full: bool,
-        /// Why, for the audit trail.
-        #[arg(long)]
-        reason: String,
-        /// Print the API's answer as JSON instead of a sentence.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        stack: StackArgs,
     },
     /// Abort a run: it stops at its next check and rolls back if traffic moved.
     Abort {
@@ -211,6 +173,21 @@ pub enum RunCommand {
         #[command(flatten)]
         stack: StackArgs,
     },
+}
+
+/// What every mid-run control takes: the run, why, how to answer, and where the stack is.
+#[derive(Args)]
+pub struct Steer {
+    /// The run id (its execution's name).
+    pub run: String,
+    /// Why, for the audit trail.
+    #[arg(long)]
+    pub reason: String,
+    /// Print the API's answer as JSON instead of a sentence.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub stack: StackArgs,
 }
 
 /// `cutover run …`: exit 0 done, 1 AWS or the API refused (one line says why), 2 invalid input.
@@ -237,10 +214,7 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             eprintln!("error: the approval API answered {s}: {why}");
             ExitCode::from(1)
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => fail(e),
     };
     // One request to the approval API as the caller, answered in words (or JSON).
     let post = |stack: &StackArgs,
@@ -268,19 +242,19 @@ pub fn run_command(command: RunCommand) -> ExitCode {
             )
         };
     // `extra`: `seconds` for extend-bake, `full` for promote --full.
-    let control = |run: &str,
-                   action: &str,
-                   extra: Option<(&str, serde_json::Value)>,
-                   reason: &str,
-                   json: bool,
-                   stack: &StackArgs| {
-        let mut body = serde_json::json!({ "action": action, "reason": reason });
+    let control = |steer: &Steer, action: &str, extra: Option<(&str, serde_json::Value)>| {
+        let mut body = serde_json::json!({ "action": action, "reason": steer.reason });
         if let Some((k, v)) = extra {
             body[k] = v;
         }
-        post(stack, &format!("runs/{run}/controls"), &body, json, &|b| {
-            control_words(run, b)
-        })
+        let run = &steer.run;
+        post(
+            &steer.stack,
+            &format!("runs/{run}/controls"),
+            &body,
+            steer.json,
+            &|b| control_words(run, b),
+        )
     };
     match command {
         RunCommand::Logs {
@@ -490,59 +464,27 @@ pub fn run_command(command: RunCommand) -> ExitCode {
                 }
             }
         }
-        RunCommand::Hold {
-            run,
-            reason,
-            json,
-            stack,
-        } => control(&run, "hold", None, &reason, json, &stack),
-        RunCommand::Resume {
-            run,
-            reason,
-            json,
-            stack,
-        } => control(&run, "resume", None, &reason, json, &stack),
-        RunCommand::ExtendBake {
-            run,
-            seconds,
-            reason,
-            json,
-            stack,
-        } => control(
-            &run,
+        RunCommand::Hold(steer) => control(&steer, "hold", None),
+        RunCommand::Resume(steer) => control(&steer, "resume", None),
+        RunCommand::ExtendBake { steer, seconds } => control(
+            &steer,
             "extend-bake",
             Some(("seconds", serde_json::json!(seconds))),
-            &reason,
-            json,
-            &stack,
         ),
-        RunCommand::Promote {
-            run,
-            full,
-            reason,
-            json,
-            stack,
-        } => control(
-            &run,
+        RunCommand::Promote { steer, full } => control(
+            &steer,
             "promote",
             full.then(|| ("full", serde_json::json!(true))),
-            &reason,
-            json,
-            &stack,
         ),
         RunCommand::Abort {
             run,
             reason,
             json,
             stack,
-        } => answered(
-            stack.connect().and_then(|cx| {
-                deployed::api_post(
-                    &cx,
-                    &format!("runs/{run}/abort"),
-                    &serde_json::json!({ "reason": reason }),
-                )
-            }),
+        } => post(
+            &stack,
+            &format!("runs/{run}/abort"),
+            &serde_json::json!({ "reason": reason }),
             json,
             &|b| abort_words(&run, &reason, b),
         ),

@@ -1215,6 +1215,51 @@ impl Rehearsal {
         }
     }
 
+    /// MGN source servers ready for cutover, tagged for the stack, in the shimmed world.
+    fn add_mgn_servers(&self, servers: &[&str]) {
+        let mut world = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
+        for server in servers {
+            world.mgn.push(MgnServer {
+                id: server.to_string(),
+                lifecycle: "READY_FOR_CUTOVER".into(),
+                job: None,
+                tags: tagged(),
+            });
+        }
+    }
+
+    /// Each server's lifecycle and launch job, provided one job launched them all.
+    fn mgn_launches(&self, servers: &[&str]) -> Result<Vec<(String, Option<String>)>, String> {
+        let world = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
+        let launched: Vec<(String, Option<String>)> = servers
+            .iter()
+            .map(|id| {
+                let m = world.mgn.iter().find(|m| m.id == *id);
+                (
+                    m.map(|m| m.lifecycle.clone()).unwrap_or_default(),
+                    m.and_then(|m| m.job.clone()),
+                )
+            })
+            .collect();
+        let first = &launched[0].1;
+        if first.is_none() || launched.iter().any(|(_, j)| j != first) {
+            return Err(format!(
+                "the servers were not launched in one job: {launched:?}"
+            ));
+        }
+        Ok(launched)
+    }
+
+    /// Data hook calls the shimmed Lambda has answered so far.
+    fn hook_calls(&self) -> usize {
+        self.proxy
+            .world
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .hook_calls
+            .len()
+    }
+
     /// MGN with two servers, then the point of no return: one StartCutover for both, the
     /// finalize gate approved through the approval API, FinalizeCutover of each, and green
     /// collapsed to a simple record.
@@ -1222,19 +1267,7 @@ impl Rehearsal {
         let app = App::new("rh-mgn");
         let run_id = "rh-mgn-1".to_string();
         let servers = ["s-0123456789abcdef0", "s-0123456789abcdef1"];
-        for server in servers {
-            self.proxy
-                .world
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .mgn
-                .push(MgnServer {
-                    id: server.into(),
-                    lifecycle: "READY_FOR_CUTOVER".into(),
-                    job: None,
-                    tags: tagged(),
-                });
-        }
+        self.add_mgn_servers(&servers);
         let mut plan = dms_plan(
             &app,
             &self.zone_id,
@@ -1266,30 +1299,12 @@ impl Rehearsal {
                 "the approval API answered the finalize gate with {response:?}"
             ));
         }
-        let launched: Vec<(String, Option<String>)> = {
-            let world = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
-            servers
-                .iter()
-                .map(|id| {
-                    let m = world.mgn.iter().find(|m| &m.id == id);
-                    (
-                        m.map(|m| m.lifecycle.clone()).unwrap_or_default(),
-                        m.and_then(|m| m.job.clone()),
-                    )
-                })
-                .collect()
-        };
-        for (server, (lifecycle, _)) in servers.iter().zip(&launched) {
+        for (server, (lifecycle, _)) in servers.iter().zip(self.mgn_launches(&servers)?) {
             if lifecycle != "CUTOVER" {
                 return Err(format!(
                     "{server} is {lifecycle} after finalize, expected CUTOVER"
                 ));
             }
-        }
-        if launched[0].1.is_none() || launched[0].1 != launched[1].1 {
-            return Err(format!(
-                "the servers were not launched in one job: {launched:?}"
-            ));
         }
         let green = format!("green-{}.example.com", app.application);
         let d = self
@@ -1310,18 +1325,8 @@ impl Rehearsal {
         let app = App::new("rh-rehost");
         let run_id = "rh-rehost-1".to_string();
         let servers = ["s-0123456789abcdef2", "s-0123456789abcdef3"];
-        let before = {
-            let mut world = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
-            for server in servers {
-                world.mgn.push(MgnServer {
-                    id: server.into(),
-                    lifecycle: "READY_FOR_CUTOVER".into(),
-                    job: None,
-                    tags: tagged(),
-                });
-            }
-            world.hook_calls.len()
-        };
+        self.add_mgn_servers(&servers);
+        let before = self.hook_calls();
         let mut plan = dms_plan(
             &app,
             &self.zone_id,
@@ -1340,30 +1345,13 @@ impl Rehearsal {
             .run_cutover("mgn-stateful", &run_id, plan, |_| async { None })
             .await?;
         succeeded(&exec)?;
-        let (hooks_called, jobs) = {
-            let world = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
-            let jobs: Vec<Option<String>> = servers
-                .iter()
-                .map(|id| {
-                    world
-                        .mgn
-                        .iter()
-                        .find(|m| &m.id == id)
-                        .and_then(|m| m.job.clone())
-                })
-                .collect();
-            (world.hook_calls.len() - before, jobs)
-        };
+        let hooks_called = self.hook_calls() - before;
         if hooks_called < 3 {
             return Err(format!(
                 "{hooks_called} hook calls, expected freeze, switch and unfreeze"
             ));
         }
-        if jobs[0].is_none() || jobs[0] != jobs[1] {
-            return Err(format!(
-                "the servers were not launched in one job: {jobs:?}"
-            ));
-        }
+        self.mgn_launches(&servers)?;
         let green = format!("green-{}.example.com", app.application);
         let d = self
             .expect_end(&app, &run_id, "completed", |dns| {
@@ -1392,25 +1380,12 @@ impl Rehearsal {
             "freeze": {"lambdaArn": hooks[0]}, "switch": {"lambdaArn": hooks[1]}, "unfreeze": {"lambdaArn": hooks[2]},
             "maxFreezeSeconds": 300, "drainPollSeconds": 1,
         });
-        let before = self
-            .proxy
-            .world
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .hook_calls
-            .len();
+        let before = self.hook_calls();
         let exec = self
             .run_cutover("data-cutover", &run_id, plan, |_| async { None })
             .await?;
         succeeded(&exec)?;
-        let hooks_called = self
-            .proxy
-            .world
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .hook_calls
-            .len()
-            - before;
+        let hooks_called = self.hook_calls() - before;
         if hooks_called < 3 {
             return Err(format!(
                 "{hooks_called} hook calls, expected freeze, switch and unfreeze"

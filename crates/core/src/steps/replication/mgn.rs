@@ -128,14 +128,8 @@ impl Strategy for Mgn<'_> {
         let mut worst: Option<(f64, &str)> = None;
         let mut unknown = false;
         for (_, id) in self.servers() {
-            let s = deps.replication.mgn_server(id).await.map_err(repl_err)?;
+            let (s, lag) = replicating(deps, id, "").await?;
             let of = self.of(id);
-            if ["DISCONNECTED", "STOPPED"].contains(&s.replication_state.as_str()) {
-                return Err(StepError::ReplicationFailed(format!(
-                    "MGN replication of {id} is {}",
-                    s.replication_state
-                )));
-            }
             match s.replication_state.as_str() {
                 "CONTINUOUS" => {}
                 "STALLED" | "PAUSED" => out.unhealthy.push(format!(
@@ -146,7 +140,7 @@ impl Strategy for Mgn<'_> {
                     .pending
                     .push(format!("{of}MGN replication is '{other}', not CONTINUOUS")),
             }
-            match s.lag_duration.as_deref().and_then(iso8601_seconds) {
+            match lag {
                 Some(l) if worst.is_none_or(|(w, _)| l > w) => worst = Some((l, id)),
                 Some(_) => {}
                 None => {
@@ -214,14 +208,12 @@ impl Strategy for Mgn<'_> {
         let mut behind = Vec::new();
         let mut worst: Option<f64> = None;
         for (_, id) in self.servers() {
-            let s = deps.replication.mgn_server(id).await.map_err(repl_err)?;
-            if ["DISCONNECTED", "STOPPED"].contains(&s.replication_state.as_str()) {
-                return Err(StepError::ReplicationFailed(format!(
-                    "MGN replication of {id} is {}: the writes made before the freeze cannot reach green",
-                    s.replication_state
-                )));
-            }
-            let lag = s.lag_duration.as_deref().and_then(iso8601_seconds);
+            let (s, lag) = replicating(
+                deps,
+                id,
+                ": the writes made before the freeze cannot reach green",
+            )
+            .await?;
             if let Some(l) = lag {
                 worst = Some(worst.map_or(l, |w: f64| w.max(l)));
             }
@@ -247,6 +239,25 @@ impl Strategy for Mgn<'_> {
             lag: worst,
         })
     }
+}
+
+/// A server as DescribeSourceServers shows it, with its lag in seconds. Replication that ended
+/// (DISCONNECTED, STOPPED) fails the run, `consequence` saying what it costs: waiting cannot
+/// bring it back.
+async fn replicating(
+    deps: &Deps,
+    id: &str,
+    consequence: &str,
+) -> Result<(crate::model::MgnServer, Option<f64>), StepError> {
+    let s = deps.replication.mgn_server(id).await.map_err(repl_err)?;
+    if ["DISCONNECTED", "STOPPED"].contains(&s.replication_state.as_str()) {
+        return Err(StepError::ReplicationFailed(format!(
+            "MGN replication of {id} is {}{consequence}",
+            s.replication_state
+        )));
+    }
+    let lag = s.lag_duration.as_deref().and_then(iso8601_seconds);
+    Ok((s, lag))
 }
 
 /// StartCutover, once per run: launches the point-in-time cutover instance (MGN API reference,

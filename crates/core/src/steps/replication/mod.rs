@@ -119,9 +119,9 @@ pub async fn start_replication(
     if let Some(done) = stored_result(&run, START_KEY) {
         return done;
     }
-    let strategy = strategy(&input.plan);
-    let mut out = strategy.start(deps).await?;
-    out.launch = strategy.launch(&input.plan);
+    let kind = strategy(&input.plan);
+    let mut out = kind.start(deps).await?;
+    out.launch = kind.launch(&input.plan);
     let out = remember(deps, &input.run_id, START_KEY, &out, |rec| {
         rec.phase = "replicating".into()
     })
