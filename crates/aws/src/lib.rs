@@ -1,4 +1,4 @@
-//! Cutover's ports over the AWS SDK for Rust: DynamoDB run store, Route 53 router, DMS and MGN
+//! Cutover's ports over the AWS SDK for Rust: DynamoDB run store, Route 53 and ALB routers, DMS and MGN
 //! replication, CloudWatch metrics and alarms, Step Functions callbacks, SNS notices, HTTP probes, data hooks (Lambda Invoke or SigV4-signed HTTPS), the
 //! credentials probes and hooks send (Secrets Manager, Parameter Store), task tokens sealed with
 //! KMS.
@@ -6,6 +6,7 @@
 
 pub mod callbacks;
 pub mod clock;
+pub mod elbv2;
 pub mod errors;
 pub mod hooks;
 pub mod json_api;
@@ -25,6 +26,7 @@ pub mod vault;
 
 pub use callbacks::{SfnCallbacks, SfnExecutions};
 pub use clock::SystemClock;
+pub use elbv2::AlbRouter;
 pub use hooks::HttpHooks;
 pub use lazy::Lazy;
 pub use metrics::CloudWatchMetrics;

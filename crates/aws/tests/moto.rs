@@ -996,3 +996,284 @@ async fn dynamodb_calendar_entries_are_conditional_and_plans_round_trip() {
     );
     assert_eq!(s.load_wave_plan("CALENDAR#wave-1", 1).await.unwrap(), None);
 }
+
+/// One unsigned query-protocol request to moto (EC2): seeding only; the response's XML.
+async fn seed_query(service: &str, form: &[(&str, &str)]) -> String {
+    let endpoint = std::env::var("CUTOVER_MOTO_ENDPOINT").unwrap();
+    let body: String = url_form(form);
+    let resp = cutover_aws::tls::reqwest_builder("seed")
+        .build()
+        .unwrap()
+        .post(format!("{endpoint}/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{form:?}: {}", resp.status());
+    resp.text().await.unwrap()
+}
+
+fn url_form(form: &[(&str, &str)]) -> String {
+    form.iter()
+        .map(|(k, v)| {
+            let enc = |s: &str| {
+                s.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect::<String>()
+            };
+            format!("{}={}", enc(k), enc(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn xml_first(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {tag} in {xml}"))
+        + open.len();
+    let end = xml[start..].find(&format!("</{tag}>")).unwrap() + start;
+    xml[start..end].to_string()
+}
+
+/// An Application Load Balancer in moto: two target groups (blue with two registered IP
+/// targets, green with one), a listener whose default action forwards to blue, and one rule
+/// forwarding to blue with stickiness. Returns (client, listener, rule, blue, green).
+async fn load_balancer(
+    sdk: &SdkConfig,
+) -> (
+    aws_sdk_elasticloadbalancingv2::Client,
+    String,
+    String,
+    String,
+    String,
+) {
+    use aws_sdk_elasticloadbalancingv2::types::*;
+    let vpc = xml_first(
+        &seed_query(
+            "ec2",
+            &[
+                ("Action", "CreateVpc"),
+                ("Version", "2016-11-15"),
+                ("CidrBlock", "10.9.0.0/16"),
+            ],
+        )
+        .await,
+        "vpcId",
+    );
+    let mut subnets = vec![];
+    for (cidr, az) in [("10.9.1.0/24", "us-east-1a"), ("10.9.2.0/24", "us-east-1b")] {
+        let xml = seed_query(
+            "ec2",
+            &[
+                ("Action", "CreateSubnet"),
+                ("Version", "2016-11-15"),
+                ("VpcId", &vpc),
+                ("CidrBlock", cidr),
+                ("AvailabilityZone", az),
+            ],
+        )
+        .await;
+        subnets.push(xml_first(&xml, "subnetId"));
+    }
+    let c = aws_sdk_elasticloadbalancingv2::Client::new(sdk);
+    let name = unique("lb");
+    let lb = c
+        .create_load_balancer()
+        .name(&name[..name.len().min(32)])
+        .set_subnets(Some(subnets))
+        .r#type(LoadBalancerTypeEnum::Application)
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let mut groups = vec![];
+    for (side, targets) in [
+        ("b", vec!["10.9.1.10", "10.9.1.11"]),
+        ("g", vec!["10.9.2.10"]),
+    ] {
+        let tg = unique(side);
+        let out = c
+            .create_target_group()
+            .name(&tg[..tg.len().min(32)])
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .send()
+            .await
+            .unwrap();
+        let arn = out.target_groups()[0]
+            .target_group_arn()
+            .unwrap()
+            .to_string();
+        let mut reg = c.register_targets().target_group_arn(&arn);
+        for ip in targets {
+            reg = reg.targets(TargetDescription::builder().id(ip).port(80).build());
+        }
+        reg.send().await.unwrap();
+        groups.push(arn);
+    }
+    let (blue, green) = (groups[0].clone(), groups[1].clone());
+    let forward_blue = Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .target_group_arn(&blue)
+        .build();
+    let listener = c
+        .create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .default_actions(forward_blue.clone())
+        .send()
+        .await
+        .unwrap()
+        .listeners()[0]
+        .listener_arn()
+        .unwrap()
+        .to_string();
+    let sticky = Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(
+            ForwardActionConfig::builder()
+                .target_groups(
+                    TargetGroupTuple::builder()
+                        .target_group_arn(&blue)
+                        .weight(1)
+                        .build(),
+                )
+                .target_group_stickiness_config(
+                    TargetGroupStickinessConfig::builder()
+                        .enabled(true)
+                        .duration_seconds(300)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let rule = c
+        .create_rule()
+        .listener_arn(&listener)
+        .priority(10)
+        .conditions(
+            RuleCondition::builder()
+                .field("path-pattern")
+                .values("/catalog/*")
+                .build(),
+        )
+        .actions(sticky)
+        .send()
+        .await
+        .unwrap()
+        .rules()[0]
+        .rule_arn()
+        .unwrap()
+        .to_string();
+    (c, listener, rule, blue, green)
+}
+
+#[tokio::test]
+async fn elbv2_rule_and_default_actions_shift_and_restore_exactly() {
+    use cutover_core::alb::{AlbPlan, LoadBalancer, TargetGroupRef};
+    let Some(sdk) = sdk().await else { return };
+    let (_, listener, rule, blue, green) = load_balancer(&sdk).await;
+    let alb = cutover_aws::AlbRouter::new(aws_sdk_elasticloadbalancingv2::Client::new(&sdk));
+    let plan = AlbPlan {
+        listener_arn: listener.clone(),
+        rule_arn: Some(rule.clone()),
+        blue: TargetGroupRef {
+            target_group_arn: blue.clone(),
+        },
+        green: TargetGroupRef {
+            target_group_arn: green.clone(),
+        },
+        min_healthy_targets: 1,
+    };
+    // The rule as found: one forward, stickiness on, blue alone: shiftable.
+    let snapshot = alb.actions(&listener, Some(&rule)).await.unwrap();
+    assert_eq!(plan.unshiftable(&snapshot), None, "{snapshot:?}");
+    let sticky = snapshot[0].forward_config.as_ref().unwrap();
+    assert_eq!(
+        sticky
+            .target_group_stickiness_config
+            .as_ref()
+            .map(|s| (s.enabled, s.duration_seconds)),
+        Some((true, Some(300)))
+    );
+    // 25 %: ModifyRule with both weights; read back as written, stickiness kept.
+    let shifted = plan.weighted(&snapshot, 25);
+    alb.set_actions(&listener, Some(&rule), &shifted)
+        .await
+        .unwrap();
+    let now = alb.actions(&listener, Some(&rule)).await.unwrap();
+    assert_eq!(
+        cutover_core::alb::weights(&now),
+        vec![(blue.clone(), 75), (green.clone(), 25)]
+    );
+    assert_eq!(
+        now[0]
+            .forward_config
+            .as_ref()
+            .unwrap()
+            .target_group_stickiness_config,
+        sticky.target_group_stickiness_config
+    );
+    // The restore writes the snapshot back; the rule reads as it did before the run.
+    alb.set_actions(&listener, Some(&rule), &snapshot)
+        .await
+        .unwrap();
+    assert_eq!(alb.actions(&listener, Some(&rule)).await.unwrap(), snapshot);
+    // The listener's default rule: read as the default, changed with ModifyListener.
+    let default = alb.actions(&listener, None).await.unwrap();
+    assert_eq!(
+        cutover_core::alb::weights(&default),
+        vec![(blue.clone(), 1)]
+    );
+    let mut at_green = plan.clone();
+    at_green.rule_arn = None;
+    alb.set_actions(&listener, None, &at_green.weighted(&default, 100))
+        .await
+        .unwrap();
+    let now = alb.actions(&listener, None).await.unwrap();
+    assert_eq!(
+        cutover_core::alb::weights(&now),
+        vec![(blue.clone(), 0), (green.clone(), 100)]
+    );
+    // The rule was not touched by the listener's change.
+    assert_eq!(alb.actions(&listener, Some(&rule)).await.unwrap(), snapshot);
+    // Healthy targets: blue has two registered, green one.
+    assert_eq!(alb.healthy_targets(&blue).await.unwrap(), 2);
+    assert_eq!(alb.healthy_targets(&green).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn elbv2_unknown_rule_listener_and_target_group_are_not_found() {
+    use cutover_core::alb::LoadBalancer;
+    let Some(sdk) = sdk().await else { return };
+    let (_, listener, rule, blue, _) = load_balancer(&sdk).await;
+    let alb = cutover_aws::AlbRouter::new(aws_sdk_elasticloadbalancingv2::Client::new(&sdk));
+    let other_rule = format!("{}0", &rule[..rule.len() - 1]);
+    let e = alb.actions(&listener, Some(&other_rule)).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
+    let other_listener = format!("{}0", &listener[..listener.len() - 1]);
+    let e = alb.actions(&other_listener, None).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
+    let other_tg = format!("{}0", &blue[..blue.len() - 1]);
+    let e = alb.healthy_targets(&other_tg).await.unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
+    assert_eq!(e.code, "TargetGroupNotFound");
+}

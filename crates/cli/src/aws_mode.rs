@@ -252,6 +252,14 @@ pub async fn seed(
     plan: &Plan,
     run_id: &str,
 ) -> Result<AwsPorts, SeedError> {
+    // The world's load balancers are not seeded into an endpoint: an alb plan runs on the
+    // simulated world only (docs/world.md).
+    if plan.alb.is_some() {
+        return Err(SeedError {
+            endpoint: endpoint.into(),
+            message: "an alb plan runs on the simulated world only: leave out --aws-endpoint-url (the ALB adapter is tested over moto by itself)".into(),
+        });
+    }
     let io = RealIo::new().map_err(|e| SeedError {
         endpoint: endpoint.into(),
         message: e.to_string(),
@@ -418,8 +426,8 @@ async fn seed_on(
                 .await
                 .map_err(|e| format!("seed records of {}: {e}", z.name))?;
         }
-        if plan.dns.hosted_zone_id == z.id {
-            plan.dns.hosted_zone_id = new_id;
+        if let Some(d) = plan.dns.as_mut().filter(|d| d.hosted_zone_id == z.id) {
+            d.hosted_zone_id = new_id;
         }
     }
 

@@ -391,8 +391,8 @@ fn same_set(a: &[RecordSet], b: &[RecordSet]) -> bool {
 
 /// Every answer goes to green: the weighted records with weight go to green only, or one
 /// simple record points at green.
-fn fully_green(dns: &[RecordSet], plan: &Plan) -> bool {
-    let green = plan.dns.green.routing();
+fn fully_green(dns: &[RecordSet], d: &cutover_core::plan::DnsPlan) -> bool {
+    let green = d.green.routing();
     let serving: Vec<&RecordSet> = dns.iter().filter(|r| r.weight != Some(0)).collect();
     !serving.is_empty() && serving.iter().all(|r| r.routes_to(&green))
 }
@@ -420,19 +420,23 @@ pub fn check(case: &Case) -> Result<Verdict, String> {
 fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
     let mut v = Vec::new();
     let r = &run.report;
+    // The generator draws dns plans only.
+    let Some(d) = plan.dns.as_ref() else {
+        return vec!["the chaos generator drew a plan without dns".into()];
+    };
     let snapshot: Vec<RecordSet> = world
         .route53
         .zones
         .iter()
         .flat_map(|z| z.records.iter())
         .filter(|rec| {
-            normalize_name(&rec.name) == normalize_name(&plan.dns.record_name)
-                && rec.record_type == plan.dns.record_type
+            normalize_name(&rec.name) == normalize_name(&d.record_name)
+                && rec.record_type == d.record_type
         })
         .cloned()
         .collect();
     let at_start = same_set(&r.dns, &snapshot);
-    let on_green = fully_green(&r.dns, plan);
+    let on_green = fully_green(&r.dns, d);
     let pages = run.world.pages();
     let paged = |kinds: &[&str]| pages.iter().any(|p| kinds.contains(&p.kind.as_str()));
     // Green kept after an unhealthy switch nobody chose to undo: DNS stays where green had it.

@@ -247,9 +247,12 @@ fn violations(wave: &WaveSpec, world: &WorldSpec, run: &WaveRun) -> Vec<String> 
             v.push(format!("{} still runs after the wave ended", a.application));
         }
         // DNS: the snapshot, or fully green, as the outcome says.
-        let dns = run
-            .world
-            .dns(ZONE, &a.plan.dns.record_name, a.plan.dns.record_type);
+        // The generator draws dns plans only.
+        let Some(d) = a.plan.dns.as_ref() else {
+            v.push(format!("{} was drawn without dns", a.application));
+            continue;
+        };
+        let dns = run.world.dns(ZONE, &d.record_name, d.record_type);
         let blue = dns.len() == 1
             && dns[0].weight.is_none()
             && dns[0]

@@ -231,6 +231,9 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
             aws_sdk_route53::Client::new(&cx.sdk),
             1.0,
         )),
+        load_balancer: Arc::new(cutover_aws::AlbRouter::new(
+            aws_sdk_elasticloadbalancingv2::Client::new(&cx.sdk),
+        )),
         replication: Arc::new(replication.clone()),
         metrics: Arc::new(CloudWatchMetrics::new(
             aws_sdk_cloudwatch::Client::new(&cx.sdk),
@@ -246,9 +249,10 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         vault: none,
         sent: Default::default(),
     };
-    let (mut problems, records) = cx
+    let (mut problems, found) = cx
         .block_on(cutover_core::steps::preflight(plan, &deps))
         .map_err(|e| e.to_string())?;
+    let records = found.records;
     // What the stack's roles may touch carries the tag cutover=<CutoverTagValue>: their DMS and
     // MGN actions are conditioned on it (template.yaml), so an untagged task or server would be
     // refused at its first start, stop or finalize.

@@ -454,6 +454,7 @@ pub(crate) fn setup(
     let executions: Arc<dyn Executions> = world.clone();
     let secrets: Arc<dyn cutover_core::ports::Secrets> = world.clone();
     let vault: Arc<dyn cutover_core::ports::TokenVault> = world.clone();
+    let load_balancer: Arc<dyn cutover_core::alb::LoadBalancer> = world.clone();
     let store = Faulty::new(faults.clone(), store);
     // Every Route 53 request books its slot of the account's budget in the run table, as the
     // functions do (cutover_core::budget); the world watches how long callers waited.
@@ -475,6 +476,7 @@ pub(crate) fn setup(
         clock: Arc::new(clock),
         store,
         router,
+        load_balancer: Faulty::new(faults.clone(), load_balancer),
         replication: Faulty::new(faults.clone(), replication.clone()),
         metrics: Faulty::new(faults.clone(), metrics),
         probe: Faulty::new(faults.clone(), probe),
@@ -745,8 +747,9 @@ pub async fn run_local_async(
                 crate::aws_mode::seed(endpoint, world_spec, world.clone(), plan, &run_id).await?;
             if options.progress {
                 eprintln!(
-                    "AWS endpoint {endpoint}: run table {}, hosted zone {}",
-                    ports.table, ports.plan.dns.hosted_zone_id
+                    "AWS endpoint {endpoint}: run table {}, {}",
+                    ports.table,
+                    ports.plan.route_name()
                 );
             }
             (ports.plan, ports.store, ports.router, ports.replication)
@@ -783,12 +786,41 @@ pub async fn run_local_async(
     s.world.set_execution(&run_id, false);
     reconcile_after(&execution, &run_id, &s.deps).await;
     s.approver.abort();
-    let d = &plan.dns;
     // The final DNS is read from the world itself, never through its rate limit or its faults;
     // against an endpoint, through the adapter, waiting out throttling.
-    let dns = if options.aws_endpoint_url.is_none() {
-        s.world
-            .dns(&d.hosted_zone_id, &d.record_name, d.record_type)
+    let dns = if let Some(d) = &plan.dns {
+        final_dns(d, options, &s.world, router.as_ref()).await
+    } else {
+        vec![]
+    };
+    let report = build_report(
+        plan,
+        &run_id,
+        &execution,
+        &s.world,
+        base_store.as_ref(),
+        dns,
+    )
+    .await;
+    Ok(LocalRun {
+        report,
+        world: s.world,
+        store: s.memory,
+        execution,
+        tokens: s.broker.issued(),
+    })
+}
+
+/// The record sets at the end, read from the world itself, never through its rate limit or its
+/// faults; against an endpoint, through the adapter, waiting out throttling.
+async fn final_dns(
+    d: &cutover_core::plan::DnsPlan,
+    options: &RunOptions,
+    world: &World,
+    router: &dyn TrafficRouter,
+) -> Vec<cutover_core::model::RecordSet> {
+    if options.aws_endpoint_url.is_none() {
+        world.dns(&d.hosted_zone_id, &d.record_name, d.record_type)
     } else {
         let mut read = router
             .records(&d.hosted_zone_id, &d.record_name, d.record_type)
@@ -808,21 +840,5 @@ pub async fn run_local_async(
             eprintln!("warning: final DNS unreadable: {e}");
             vec![]
         })
-    };
-    let report = build_report(
-        plan,
-        &run_id,
-        &execution,
-        &s.world,
-        base_store.as_ref(),
-        dns,
-    )
-    .await;
-    Ok(LocalRun {
-        report,
-        world: s.world,
-        store: s.memory,
-        execution,
-        tokens: s.broker.issued(),
-    })
+    }
 }

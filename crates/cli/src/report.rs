@@ -40,6 +40,19 @@ pub struct Report {
     /// MGN: each of the application's source servers at the end, in the plan's order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mgn: Vec<MgnServerReport>,
+    /// An alb plan: the rule's actions at the end, as the world holds them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alb: Option<AlbReport>,
+}
+
+/// The ALB rule (or the listener's default action) at the end of the run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlbReport {
+    pub listener_arn: String,
+    /// None: the listener's default action.
+    pub rule_arn: Option<String>,
+    pub actions: Vec<cutover_core::alb::Action>,
 }
 
 /// One MGN source server at the end of the run, as DescribeSourceServers shows it.
@@ -275,6 +288,11 @@ pub async fn build_report(
         data,
         lag_threshold_seconds: plan.replication.max_lag_seconds,
         mgn: mgn_servers(plan, world),
+        alb: plan.alb.as_ref().map(|a| AlbReport {
+            listener_arn: a.listener_arn.clone(),
+            rule_arn: a.rule_arn.clone(),
+            actions: world.alb_actions(&a.listener_arn, a.rule_arn.as_deref()),
+        }),
     }
 }
 

@@ -195,16 +195,26 @@ pub fn load_wave(path: &Path) -> Result<WaveSpec, InputError> {
     // server, would undo each other's changes: refused here, before anything runs.
     let mut owners: BTreeMap<String, usize> = BTreeMap::new();
     for (i, a) in apps.iter().enumerate() {
-        let d = &a.plan.dns;
-        let mut shared = vec![(
-            format!(
-                "record set {} {} in zone {}",
-                cutover_core::model::normalize_name(&d.record_name),
-                d.record_type,
-                d.hosted_zone_id
-            ),
-            "dns.recordName".to_string(),
-        )];
+        let mut shared = match a.plan.router() {
+            Some(cutover_core::plan::Router::Dns(d)) => vec![(
+                format!(
+                    "record set {} {} in zone {}",
+                    cutover_core::model::normalize_name(&d.record_name),
+                    d.record_type,
+                    d.hosted_zone_id
+                ),
+                "dns.recordName".to_string(),
+            )],
+            Some(cutover_core::plan::Router::Alb(_)) => vec![(
+                a.plan.route_name(),
+                if a.plan.alb.as_ref().is_some_and(|x| x.rule_arn.is_some()) {
+                    "alb.ruleArn".to_string()
+                } else {
+                    "alb.listenerArn".to_string()
+                },
+            )],
+            None => vec![],
+        };
         if let Some(t) = &a.plan.replication.task_arn {
             shared.push((format!("DMS task {t}"), "replication.taskArn".into()));
         }

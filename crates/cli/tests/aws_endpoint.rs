@@ -900,7 +900,7 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
             &unique("preflight"),
         ))
         .unwrap();
-    let zone = seeded.plan.dns.hosted_zone_id.clone();
+    let zone = seeded.plan.dns.as_ref().unwrap().hosted_zone_id.clone();
     // The plan as the operator wrote it, in the zone moto assigned; no alarms (CloudWatch's
     // protocol is not one moto speaks).
     let text = std::fs::read_to_string(dir.join("plan.yaml"))

@@ -210,11 +210,11 @@ fn a_stopped_wave_leaves_no_application_half_shifted_and_no_lock_held() {
     assert_eq!(run.report.outcome, "stopped");
     let mut moved = 0;
     for app in &spec.applications {
-        let d = &app.plan.dns;
+        let d = app.plan.dns.as_ref().unwrap();
         let now = run
             .world
             .dns(&d.hosted_zone_id, &d.record_name, d.record_type);
-        let green = app.plan.dns.green.routing();
+        let green = d.green.routing();
         let at_start = now.len() == 1 && now[0].set_identifier.is_none();
         let all_green = now
             .iter()

@@ -270,8 +270,9 @@ struct SkipBody {
 /// admit (`field` prefixes the names: `wave`).
 fn within_allow_lists(w: &crate::steps::WaveSpec, bounds: &Bounds) -> Result<(), ApiResponse> {
     for (i, a) in w.applications.iter().enumerate() {
+        let Some(dns) = &a.plan.dns else { continue };
         if let Some((field, why)) = crate::steps::dns_outside_allow_lists(
-            &a.plan.dns,
+            dns,
             bounds.allowed_records.as_deref(),
             bounds.allowed_zones.as_deref(),
         ) {

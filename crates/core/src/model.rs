@@ -233,6 +233,9 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     #[serde(default)]
     pub snapshot: Vec<RecordSet>,
+    /// The ALB router's snapshot: the rule's actions before the run (crate::alb).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alb_snapshot: Option<Vec<crate::alb::Action>>,
     #[serde(default)]
     pub weights: Option<Weights>,
     #[serde(default)]
@@ -348,6 +351,7 @@ impl RunRecord {
             phase: "validated".into(),
             started_at,
             snapshot: vec![],
+            alb_snapshot: None,
             weights: None,
             last_lag_seconds: None,
             outcome: None,

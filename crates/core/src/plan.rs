@@ -12,7 +12,12 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wave: Option<String>,
     pub replication: ReplicationPlan,
-    pub dns: DnsPlan,
+    /// Route 53 weighted records: one of the two routers (`dns` or `alb`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsPlan>,
+    /// ALB weighted target groups: the other router (crate::alb).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alb: Option<crate::alb::AlbPlan>,
     pub traffic: TrafficPlan,
     pub health: HealthPlan,
     #[serde(default)]
@@ -275,6 +280,166 @@ fn default_ttl() -> u64 {
 }
 fn default_max_original_ttl() -> u64 {
     300
+}
+
+impl DnsPlan {
+    /// Plan check of the section, each problem named by its field.
+    fn violations(&self, bad: &mut impl FnMut(&str, String)) {
+        let d = self;
+        if !shape::hosted_zone_id(&d.hosted_zone_id) {
+            bad(
+            "dns.hostedZoneId",
+            format!(
+                "'{}' is not a hosted zone id (2-32 upper-case letters or digits, without /hostedzone/)",
+                d.hosted_zone_id
+            ),
+        );
+        }
+        if !is_hostname(&d.record_name) {
+            bad(
+                "dns.recordName",
+                format!("'{}' is not a valid DNS name", d.record_name),
+            );
+        }
+        if d.ttl > 172_800 {
+            bad(
+                "dns.ttl",
+                format!(
+                    "{} is above Route 53's recommended maximum of 172800",
+                    d.ttl
+                ),
+            );
+        }
+        if !(60..=604_800).contains(&d.max_original_ttl_seconds) {
+            bad(
+                "dns.maxOriginalTtlSeconds",
+                format!("{} is outside 60..=604800", d.max_original_ttl_seconds),
+            );
+        }
+        for (side, t) in [("blue", &d.blue), ("green", &d.green)] {
+            // Route 53 counts SetIdentifier in characters (1-128).
+            let len = t.set_identifier.chars().count();
+            if len == 0 || len > 128 {
+                bad(
+                    &format!("dns.{side}.setIdentifier"),
+                    "must be 1-128 characters".into(),
+                );
+            }
+            let valid = |v: &str| match d.record_type {
+                RecordType::CNAME => is_hostname(v),
+                RecordType::A => v.parse::<std::net::Ipv4Addr>().is_ok(),
+                RecordType::AAAA => v.parse::<std::net::Ipv6Addr>().is_ok(),
+            };
+            let named = [t.value.is_some(), t.values.is_some(), t.alias.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
+            match (&t.value, &t.values, &t.alias) {
+            _ if named > 1 => bad(
+                &format!("dns.{side}"),
+                "takes one of value, values or alias".into(),
+            ),
+            (None, None, None) => bad(
+                &format!("dns.{side}"),
+                "needs value (a literal record value), values (several) or alias {hostedZoneId, dnsName, evaluateTargetHealth}".into(),
+            ),
+            (Some(v), _, _) => {
+                if !valid(v) {
+                    bad(
+                        &format!("dns.{side}.value"),
+                        format!("'{v}' is not a valid {} value", d.record_type),
+                    );
+                }
+            }
+            (None, Some(vs), _) => {
+                let field = format!("dns.{side}.values");
+                if d.record_type == RecordType::CNAME && vs.len() != 1 {
+                    // A CNAME is the only record at its name (RFC 1034 section 3.6.2): one
+                    // value; Route 53 refuses more.
+                    bad(&field, "a CNAME record holds exactly one value; use value".into());
+                } else if vs.is_empty() || vs.len() > MAX_RECORD_VALUES {
+                    // Each shift deletes and creates both sides in one request, which holds
+                    // at most 1,000 ResourceRecord elements (ChangeResourceRecordSets:
+                    // https://docs.aws.amazon.com/Route53/latest/APIReference/API_ChangeResourceRecordSets.html).
+                    bad(
+                        &field,
+                        format!("holds {} values; 1 to {MAX_RECORD_VALUES}", vs.len()),
+                    );
+                }
+                let mut seen = std::collections::HashSet::new();
+                for (k, v) in vs.iter().enumerate() {
+                    if !valid(v) {
+                        bad(
+                            &format!("{field}[{k}]"),
+                            format!("'{v}' is not a valid {} value", d.record_type),
+                        );
+                    } else if !seen.insert(crate::model::normalize_name(v)) {
+                        bad(&format!("{field}[{k}]"), format!("'{v}' is listed twice"));
+                    }
+                }
+            }
+            (None, None, Some(a)) => {
+                if !shape::hosted_zone_id(&a.hosted_zone_id) {
+                    bad(
+                        &format!("dns.{side}.alias.hostedZoneId"),
+                        format!(
+                            "'{}' is not a hosted zone id (the target's, e.g. a load balancer's canonical hosted zone id)",
+                            a.hosted_zone_id
+                        ),
+                    );
+                }
+                if !is_hostname(&a.dns_name) {
+                    bad(
+                        &format!("dns.{side}.alias.dnsName"),
+                        format!("'{}' is not a valid DNS name", a.dns_name),
+                    );
+                }
+                // Route 53 refuses it: "You can't set EvaluateTargetHealth to true when the
+                // alias target is a CloudFront distribution" (API_AliasTarget).
+                let cloudfront = a.hosted_zone_id == CLOUDFRONT_HOSTED_ZONE_ID
+                    || a.dns_name
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase()
+                        .ends_with(".cloudfront.net");
+                if cloudfront && a.evaluate_target_health {
+                    bad(
+                        &format!("dns.{side}.alias.evaluateTargetHealth"),
+                        "must be false for an alias to a CloudFront distribution: Route 53 refuses EvaluateTargetHealth true there (https://docs.aws.amazon.com/Route53/latest/APIReference/API_AliasTarget.html)".into(),
+                    );
+                }
+            }
+        }
+            if let Some(h) = &t.health_check_id {
+                // Route 53 health check ids are UUIDs (HealthCheckId: at most 64 characters).
+                if !shape::uuid(h) {
+                    bad(
+                        &format!("dns.{side}.healthCheckId"),
+                        format!("'{h}' is not a Route 53 health check id (a UUID)"),
+                    );
+                }
+            }
+        }
+        if d.blue.set_identifier == d.green.set_identifier {
+            bad(
+                "dns.green.setIdentifier",
+                format!(
+                    "must differ from dns.blue.setIdentifier ('{}')",
+                    d.blue.set_identifier
+                ),
+            );
+        }
+        let same_target = match (d.blue.routing(), d.green.routing()) {
+            (Routing::Value(b), Routing::Value(g)) => crate::model::same_values(&b, &g),
+            (Routing::Alias(b), Routing::Alias(g)) => b.same_as(&g),
+            _ => false,
+        };
+        if same_target {
+            bad(
+                &format!("dns.green.{}", d.green.routing_field()),
+                format!("must differ from dns.blue.{}", d.blue.routing_field()),
+            );
+        }
+    }
 }
 
 /// One side of the cutover: a literal `value` or an `alias` target, never both.
@@ -749,7 +914,36 @@ pub fn from_value<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Resul
     })
 }
 
+/// The plan's router: Route 53 weighted records or ALB weighted target groups.
+#[derive(Debug, Clone, Copy)]
+pub enum Router<'a> {
+    Dns(&'a DnsPlan),
+    Alb(&'a crate::alb::AlbPlan),
+}
+
 impl Plan {
+    /// The router the plan names; `None` only on a plan that fails validation (neither or both).
+    pub fn router(&self) -> Option<Router<'_>> {
+        match (&self.dns, &self.alb) {
+            (Some(d), None) => Some(Router::Dns(d)),
+            (None, Some(a)) => Some(Router::Alb(a)),
+            _ => None,
+        }
+    }
+
+    /// What the cutover moves, for messages: "NAME TYPE" of a dns plan, the rule (or the
+    /// listener's default action) of an alb plan.
+    pub fn route_name(&self) -> String {
+        match self.router() {
+            Some(Router::Dns(d)) => format!("{} {}", d.record_name, d.record_type),
+            Some(Router::Alb(a)) => match &a.rule_arn {
+                Some(r) => format!("ALB rule {r}"),
+                None => format!("the default action of ALB listener {}", a.listener_arn),
+            },
+            None => "(no router)".into(),
+        }
+    }
+
     /// Parses and validates; `json` picks the syntax (from the file extension at the CLI).
     pub fn parse(text: &str, json: bool) -> Result<Plan, PlanError> {
         let plan: Plan = from_value(parse_document(text, json)?)?;
@@ -918,159 +1112,15 @@ impl Plan {
             );
         }
 
-        let d = &self.dns;
-        if !shape::hosted_zone_id(&d.hosted_zone_id) {
-            bad(
-                "dns.hostedZoneId",
-                format!(
-                    "'{}' is not a hosted zone id (2-32 upper-case letters or digits, without /hostedzone/)",
-                    d.hosted_zone_id
-                ),
-            );
-        }
-        if !is_hostname(&d.record_name) {
-            bad(
-                "dns.recordName",
-                format!("'{}' is not a valid DNS name", d.record_name),
-            );
-        }
-        if d.ttl > 172_800 {
-            bad(
-                "dns.ttl",
-                format!(
-                    "{} is above Route 53's recommended maximum of 172800",
-                    d.ttl
-                ),
-            );
-        }
-        if !(60..=604_800).contains(&d.max_original_ttl_seconds) {
-            bad(
-                "dns.maxOriginalTtlSeconds",
-                format!("{} is outside 60..=604800", d.max_original_ttl_seconds),
-            );
-        }
-        for (side, t) in [("blue", &d.blue), ("green", &d.green)] {
-            // Route 53 counts SetIdentifier in characters (1-128).
-            let len = t.set_identifier.chars().count();
-            if len == 0 || len > 128 {
-                bad(
-                    &format!("dns.{side}.setIdentifier"),
-                    "must be 1-128 characters".into(),
-                );
-            }
-            let valid = |v: &str| match d.record_type {
-                RecordType::CNAME => is_hostname(v),
-                RecordType::A => v.parse::<std::net::Ipv4Addr>().is_ok(),
-                RecordType::AAAA => v.parse::<std::net::Ipv6Addr>().is_ok(),
-            };
-            let named = [t.value.is_some(), t.values.is_some(), t.alias.is_some()]
-                .iter()
-                .filter(|x| **x)
-                .count();
-            match (&t.value, &t.values, &t.alias) {
-                _ if named > 1 => bad(
-                    &format!("dns.{side}"),
-                    "takes one of value, values or alias".into(),
-                ),
-                (None, None, None) => bad(
-                    &format!("dns.{side}"),
-                    "needs value (a literal record value), values (several) or alias {hostedZoneId, dnsName, evaluateTargetHealth}".into(),
-                ),
-                (Some(v), _, _) => {
-                    if !valid(v) {
-                        bad(
-                            &format!("dns.{side}.value"),
-                            format!("'{v}' is not a valid {} value", d.record_type),
-                        );
-                    }
-                }
-                (None, Some(vs), _) => {
-                    let field = format!("dns.{side}.values");
-                    if d.record_type == RecordType::CNAME && vs.len() != 1 {
-                        // A CNAME is the only record at its name (RFC 1034 section 3.6.2): one
-                        // value; Route 53 refuses more.
-                        bad(&field, "a CNAME record holds exactly one value; use value".into());
-                    } else if vs.is_empty() || vs.len() > MAX_RECORD_VALUES {
-                        // Each shift deletes and creates both sides in one request, which holds
-                        // at most 1,000 ResourceRecord elements (ChangeResourceRecordSets:
-                        // https://docs.aws.amazon.com/Route53/latest/APIReference/API_ChangeResourceRecordSets.html).
-                        bad(
-                            &field,
-                            format!("holds {} values; 1 to {MAX_RECORD_VALUES}", vs.len()),
-                        );
-                    }
-                    let mut seen = std::collections::HashSet::new();
-                    for (k, v) in vs.iter().enumerate() {
-                        if !valid(v) {
-                            bad(
-                                &format!("{field}[{k}]"),
-                                format!("'{v}' is not a valid {} value", d.record_type),
-                            );
-                        } else if !seen.insert(crate::model::normalize_name(v)) {
-                            bad(&format!("{field}[{k}]"), format!("'{v}' is listed twice"));
-                        }
-                    }
-                }
-                (None, None, Some(a)) => {
-                    if !shape::hosted_zone_id(&a.hosted_zone_id) {
-                        bad(
-                            &format!("dns.{side}.alias.hostedZoneId"),
-                            format!(
-                                "'{}' is not a hosted zone id (the target's, e.g. a load balancer's canonical hosted zone id)",
-                                a.hosted_zone_id
-                            ),
-                        );
-                    }
-                    if !is_hostname(&a.dns_name) {
-                        bad(
-                            &format!("dns.{side}.alias.dnsName"),
-                            format!("'{}' is not a valid DNS name", a.dns_name),
-                        );
-                    }
-                    // Route 53 refuses it: "You can't set EvaluateTargetHealth to true when the
-                    // alias target is a CloudFront distribution" (API_AliasTarget).
-                    let cloudfront = a.hosted_zone_id == CLOUDFRONT_HOSTED_ZONE_ID
-                        || a.dns_name
-                            .trim_end_matches('.')
-                            .to_ascii_lowercase()
-                            .ends_with(".cloudfront.net");
-                    if cloudfront && a.evaluate_target_health {
-                        bad(
-                            &format!("dns.{side}.alias.evaluateTargetHealth"),
-                            "must be false for an alias to a CloudFront distribution: Route 53 refuses EvaluateTargetHealth true there (https://docs.aws.amazon.com/Route53/latest/APIReference/API_AliasTarget.html)".into(),
-                        );
-                    }
-                }
-            }
-            if let Some(h) = &t.health_check_id {
-                // Route 53 health check ids are UUIDs (HealthCheckId: at most 64 characters).
-                if !shape::uuid(h) {
-                    bad(
-                        &format!("dns.{side}.healthCheckId"),
-                        format!("'{h}' is not a Route 53 health check id (a UUID)"),
-                    );
-                }
-            }
-        }
-        if d.blue.set_identifier == d.green.set_identifier {
-            bad(
-                "dns.green.setIdentifier",
-                format!(
-                    "must differ from dns.blue.setIdentifier ('{}')",
-                    d.blue.set_identifier
-                ),
-            );
-        }
-        let same_target = match (d.blue.routing(), d.green.routing()) {
-            (Routing::Value(b), Routing::Value(g)) => crate::model::same_values(&b, &g),
-            (Routing::Alias(b), Routing::Alias(g)) => b.same_as(&g),
-            _ => false,
-        };
-        if same_target {
-            bad(
-                &format!("dns.green.{}", d.green.routing_field()),
-                format!("must differ from dns.blue.{}", d.blue.routing_field()),
-            );
+        match (&self.dns, &self.alb) {
+            (Some(d), None) => d.violations(&mut bad),
+            (None, Some(a)) => a.violations(&mut bad),
+            (Some(_), Some(_)) => bad("alb", "a plan routes by dns or by alb, not both".into()),
+            (None, None) => bad(
+                "dns",
+                "is required (Route 53 weighted records), or alb (ALB weighted target groups)"
+                    .into(),
+            ),
         }
 
         let steps = &self.traffic.steps;
@@ -1390,16 +1440,21 @@ impl Plan {
     /// case or trailing dot, type) and its DMS task. The application's comes first and keeps its
     /// bare name.
     pub fn lock_keys(&self) -> Vec<String> {
-        let d = &self.dns;
-        let mut keys = vec![
-            self.application.clone(),
-            format!(
+        let mut keys = vec![self.application.clone()];
+        match self.router() {
+            Some(Router::Dns(d)) => keys.push(format!(
                 "recordset:{}:{}:{}",
                 d.hosted_zone_id,
                 crate::model::normalize_name(&d.record_name),
                 d.record_type
-            ),
-        ];
+            )),
+            // One rule (or one listener's default action) is shifted by one run at a time.
+            Some(Router::Alb(a)) => keys.push(match &a.rule_arn {
+                Some(r) => format!("albrule:{r}"),
+                None => format!("albdefault:{}", a.listener_arn),
+            }),
+            None => {}
+        }
         if let Some(t) = &self.replication.task_arn {
             keys.push(format!("dmstask:{t}"));
         }
@@ -1702,7 +1757,8 @@ impl Plan {
         // bakes / interval), which the plan controls.
         let sync = POLL * per(60, crate::steps::SYNC_POLL_SECONDS);
         let h = &self.health;
-        let original_ttl_bound = self.dns.max_original_ttl_seconds;
+        // Only DNS has cached answers to outlast; an ALB rule applies at once.
+        let original_ttl_bound = self.dns.as_ref().map_or(0, |d| d.max_original_ttl_seconds);
         let mut traffic = 0u64;
         for (i, s) in self.traffic.steps.iter().enumerate() {
             let bake = if i == 0 {
@@ -1763,7 +1819,8 @@ impl Plan {
         let gate = self.approvals.expires_seconds;
         for (i, s) in self.traffic.steps.iter().enumerate() {
             let bake = if i == 0 {
-                s.bake_seconds.max(self.dns.max_original_ttl_seconds)
+                s.bake_seconds
+                    .max(self.dns.as_ref().map_or(0, |d| d.max_original_ttl_seconds))
             } else {
                 s.bake_seconds
             };
@@ -1806,7 +1863,8 @@ impl Plan {
         let holds = self.max_hold_seconds();
         let bakes = self.traffic.steps.iter().enumerate().map(|(i, s)| {
             let bake = if i == 0 {
-                s.bake_seconds.max(self.dns.max_original_ttl_seconds)
+                s.bake_seconds
+                    .max(self.dns.as_ref().map_or(0, |d| d.max_original_ttl_seconds))
             } else {
                 s.bake_seconds
             };
@@ -1887,7 +1945,7 @@ approvals: {expiresSeconds: 3600}
     fn accepts_the_contract_example() {
         let p = Plan::parse(GOOD, false).expect("valid");
         assert_eq!(p.traffic.steps[1].approval.as_deref(), Some("before-50"));
-        assert_eq!(p.dns.record_type, RecordType::CNAME);
+        assert_eq!(p.dns.as_ref().unwrap().record_type, RecordType::CNAME);
     }
 
     #[test]
@@ -2024,8 +2082,11 @@ approvals: {expiresSeconds: 3600}
                 "green: {setIdentifier: green, alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: green-456.us-east-1.elb.amazonaws.com, evaluateTargetHealth: true}, healthCheckId: 0c9a8b9e-1b2c-4d3e-8f00-aabbccddeeff}",
             );
         let p = Plan::parse(&text, false).expect("alias plan is valid");
-        assert!(matches!(p.dns.blue.routing(), Routing::Alias(_)));
-        assert_eq!(p.dns.max_original_ttl_seconds, 300);
+        assert!(matches!(
+            p.dns.as_ref().unwrap().blue.routing(),
+            Routing::Alias(_)
+        ));
+        assert_eq!(p.dns.as_ref().unwrap().max_original_ttl_seconds, 300);
 
         let both = text.replace(
             "alias: {hostedZoneId: Z35SXDOTRQ7X7K, dnsName: blue-123",

@@ -27,6 +27,7 @@ pub fn needs(function: &str) -> Needs {
     let uses = |p: Port| f.is_some_and(|f| f.uses(p));
     Needs {
         router: uses(Port::Router),
+        load_balancer: uses(Port::LoadBalancer),
         replication: uses(Port::Replication),
         metrics: uses(Port::Metrics),
         probe: uses(Port::Probe),
@@ -42,6 +43,7 @@ pub fn needs(function: &str) -> Needs {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Needs {
     pub router: bool,
+    pub load_balancer: bool,
     pub replication: bool,
     pub metrics: bool,
     pub probe: bool,
@@ -119,6 +121,11 @@ pub async fn build_deps(
         ),
         None => none.clone(),
     };
+    let load_balancer = if n.load_balancer {
+        ports::load_balancer(sdk).unwrap_or(none.clone())
+    } else {
+        none.clone()
+    };
     let notifier = match topic {
         Some(topic) => {
             ports::notifier(sdk, topic, config.approval_api_url.clone()).unwrap_or(none.clone())
@@ -160,6 +167,7 @@ pub async fn build_deps(
         clock,
         store,
         router,
+        load_balancer,
         replication,
         metrics,
         probe,
@@ -182,6 +190,7 @@ mod ports {
     /// no client but the warm-up's, and an invocation only those it calls.
     #[cfg(any(
         feature = "route53",
+        feature = "elbv2",
         feature = "replication",
         feature = "metrics",
         feature = "notifier",
@@ -205,6 +214,22 @@ mod ports {
     }
     #[cfg(not(feature = "route53"))]
     pub fn router(_: &aws_config::SdkConfig, _: &Config) -> Option<Arc<dyn TrafficRouter>> {
+        None
+    }
+
+    #[cfg(feature = "elbv2")]
+    pub fn load_balancer(
+        sdk: &aws_config::SdkConfig,
+    ) -> Option<Arc<dyn cutover_core::alb::LoadBalancer>> {
+        Some(Arc::new(AlbRouter::new(lazy(
+            sdk,
+            aws_sdk_elasticloadbalancingv2::Client::new,
+        ))))
+    }
+    #[cfg(not(feature = "elbv2"))]
+    pub fn load_balancer(
+        _: &aws_config::SdkConfig,
+    ) -> Option<Arc<dyn cutover_core::alb::LoadBalancer>> {
         None
     }
 

@@ -34,6 +34,28 @@ impl TrafficRouter for Unconfigured {
 }
 
 #[async_trait]
+impl cutover_core::alb::LoadBalancer for Unconfigured {
+    async fn actions(
+        &self,
+        _: &str,
+        _: Option<&str>,
+    ) -> Result<Vec<cutover_core::alb::Action>, PortError> {
+        Err(self.refuse("elbv2"))
+    }
+    async fn set_actions(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: &[cutover_core::alb::Action],
+    ) -> Result<(), PortError> {
+        Err(self.refuse("elbv2"))
+    }
+    async fn healthy_targets(&self, _: &str) -> Result<u32, PortError> {
+        Err(self.refuse("elbv2"))
+    }
+}
+
+#[async_trait]
 impl Replication for Unconfigured {
     async fn dms_task(&self, _: &str) -> Result<DmsTask, PortError> {
         Err(self.refuse("dms"))

@@ -179,6 +179,7 @@ fn every_function_has_its_crate_bin_and_sample_event() {
 fn port_marker(port: Port) -> &'static [&'static str] {
     match port {
         Port::Router => &["route53:"],
+        Port::LoadBalancer => &["elasticloadbalancing:"],
         Port::Replication => &[
             "mgn:",
             "dms:StartReplicationTask",
@@ -231,6 +232,7 @@ fn wiring_features_and_iam_agree_with_the_registry() {
         assert_eq!(
             [
                 needs.router,
+                needs.load_balancer,
                 needs.replication,
                 needs.metrics,
                 needs.probe,
@@ -243,6 +245,7 @@ fn wiring_features_and_iam_agree_with_the_registry() {
             ],
             [
                 Port::Router,
+                Port::LoadBalancer,
                 Port::Replication,
                 Port::Metrics,
                 Port::Probe,

@@ -29,12 +29,18 @@ pub fn aws_error(service: &'static str, code: &str, message: impl Into<String>) 
         "InvalidChangeBatch"
         | "InvalidResourceStateFault"
         | "ConflictException"
-        | "InvalidInput" => PortErrorKind::Invalid,
+        | "InvalidInput"
+        | "InvalidLoadBalancerAction"
+        | "ValidationError"
+        | "OperationNotPermitted" => PortErrorKind::Invalid,
         "NoSuchHostedZone"
         | "NoSuchChange"
         | "ResourceNotFoundFault"
         | "ResourceNotFoundException"
-        | "ResourceNotFound" => PortErrorKind::NotFound,
+        | "ResourceNotFound"
+        | "ListenerNotFound"
+        | "RuleNotFound"
+        | "TargetGroupNotFound" => PortErrorKind::NotFound,
         "ConditionalCheckFailedException" => PortErrorKind::Conflict,
         _ => PortErrorKind::Other,
     };
@@ -119,6 +125,39 @@ impl TrafficRouter for Faulty<dyn TrafficRouter> {
     async fn change_status(&self, change_id: &str) -> Result<ChangeInfo, PortError> {
         self.faults.check("route53", "route53.GetChange")?;
         self.inner.change_status(change_id).await
+    }
+}
+
+#[async_trait]
+impl cutover_core::alb::LoadBalancer for Faulty<dyn cutover_core::alb::LoadBalancer> {
+    async fn actions(
+        &self,
+        listener_arn: &str,
+        rule_arn: Option<&str>,
+    ) -> Result<Vec<cutover_core::alb::Action>, PortError> {
+        self.faults.check("elbv2", "elbv2.DescribeRules")?;
+        self.inner.actions(listener_arn, rule_arn).await
+    }
+    async fn set_actions(
+        &self,
+        listener_arn: &str,
+        rule_arn: Option<&str>,
+        actions: &[cutover_core::alb::Action],
+    ) -> Result<(), PortError> {
+        // The default rule changes through ModifyListener (API_ModifyRule).
+        let op = if rule_arn.is_some() {
+            "elbv2.ModifyRule"
+        } else {
+            "elbv2.ModifyListener"
+        };
+        self.faults.check("elbv2", op)?;
+        self.inner
+            .set_actions(listener_arn, rule_arn, actions)
+            .await
+    }
+    async fn healthy_targets(&self, target_group_arn: &str) -> Result<u32, PortError> {
+        self.faults.check("elbv2", "elbv2.DescribeTargetHealth")?;
+        self.inner.healthy_targets(target_group_arn).await
     }
 }
 

@@ -33,6 +33,7 @@ pub fn world_deps(
         clock: std::sync::Arc::new(world.clock()),
         store,
         router: world.clone(),
+        load_balancer: world.clone(),
         replication: world.clone(),
         metrics: world.clone(),
         probe: world.clone(),

@@ -17,6 +17,9 @@ pub struct WorldSpec {
     pub dms: DmsSpec,
     #[serde(default)]
     pub mgn: MgnSpec,
+    /// Application Load Balancer listeners, rules and target groups (world/elbv2.rs).
+    #[serde(default)]
+    pub elbv2: crate::world::elbv2::Elbv2Spec,
     /// URL -> [[from second, status]]; a status holds until the next entry.
     #[serde(default)]
     pub http: BTreeMap<String, Vec<(f64, u16)>>,
@@ -366,6 +369,27 @@ pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("route53.GetChange", &["Throttling", "ServiceUnavailable"]),
+    ("elbv2.DescribeRules", &["Throttling", "ServiceUnavailable"]),
+    (
+        "elbv2.ModifyRule",
+        &[
+            "Throttling",
+            "ServiceUnavailable",
+            "InvalidLoadBalancerAction",
+        ],
+    ),
+    (
+        "elbv2.ModifyListener",
+        &[
+            "Throttling",
+            "ServiceUnavailable",
+            "InvalidLoadBalancerAction",
+        ],
+    ),
+    (
+        "elbv2.DescribeTargetHealth",
+        &["Throttling", "ServiceUnavailable"],
+    ),
     (
         "route53.ListResourceRecordSets",
         &["Throttling", "ServiceUnavailable"],
@@ -544,6 +568,7 @@ impl WorldSpec {
     pub fn violations(&self) -> Vec<Violation> {
         let mut out = Vec::new();
         let mut bad = |field: String, message: String| out.push(Violation { field, message });
+        self.elbv2.violations(&mut bad);
         if !(1..=86_400).contains(&self.dms.metric_period_seconds) {
             bad("dms.metricPeriodSeconds".into(), "must be 1..=86400".into());
         }

@@ -153,7 +153,7 @@ async fn validate_refuses_a_record_outside_the_stacks_allow_lists_and_changes_no
     // Within the lists (compared as the condition key does: lower case, no trailing dot).
     let mut g = given(WORLD);
     g.deps.stack.allowed_record_names = Some(vec!["Orders.Example.com.".into()]);
-    g.deps.stack.allowed_zone_ids = Some(vec![g.plan.dns.hosted_zone_id.clone()]);
+    g.deps.stack.allowed_zone_ids = Some(vec![g.plan.dns.as_ref().unwrap().hosted_zone_id.clone()]);
     validate_cutover(
         ValidateInput {
             run_id: "r1".into(),

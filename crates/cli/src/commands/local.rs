@@ -274,17 +274,31 @@ pub fn run(command: LocalCommand) -> ExitCode {
                 }
             }
             if !quiet {
-                let dns: Vec<String> = r
-                    .dns
-                    .iter()
-                    .map(|d| match (&d.set_identifier, d.weight) {
-                        (Some(id), Some(w)) => format!("{id}={w} {}", d.describe()),
-                        _ => format!("simple {}", d.describe()),
-                    })
-                    .collect();
+                let routed = match &r.alb {
+                    // The ALB rule: each target group's weight in its forward action.
+                    Some(a) => format!(
+                        "ALB forwards to {}",
+                        cutover_core::alb::weights(&a.actions)
+                            .iter()
+                            .map(|(tg, w)| format!("{}={w}", tg.rsplit(':').next().unwrap_or(tg)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => format!(
+                        "DNS now: {}",
+                        r.dns
+                            .iter()
+                            .map(|d| match (&d.set_identifier, d.weight) {
+                                (Some(id), Some(w)) => format!("{id}={w} {}", d.describe()),
+                                _ => format!("simple {}", d.describe()),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                };
                 let colour = cutover_cli::style::stderr_colour();
                 eprintln!(
-                    "{}: {}{} after {} simulated, {} state transitions; DNS now: {}",
+                    "{}: {}{} after {} simulated, {} state transitions; {}",
                     r.run_id,
                     cutover_cli::style::paint(
                         &r.outcome,
@@ -297,7 +311,7 @@ pub fn run(command: LocalCommand) -> ExitCode {
                         .unwrap_or_default(),
                     fmt_secs(r.simulated_seconds),
                     r.state_transitions,
-                    dns.join("; ")
+                    routed
                 );
                 // Why a run did not complete, one reason a line (a failed pre-flight lists each).
                 if r.outcome != "completed" {

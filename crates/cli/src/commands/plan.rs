@@ -18,14 +18,18 @@ pub fn run(command: PlanCommand) -> ExitCode {
     match command {
         PlanCommand::Check { plan } => match load_plan(&plan) {
             Ok(p) => {
+                let route = match &p.dns {
+                    Some(d) => format!(
+                        "{} {} in {}",
+                        d.record_type, d.record_name, d.hosted_zone_id
+                    ),
+                    None => p.route_name(),
+                };
                 println!(
-                    "{}: ok: {} via {:?}, {} {} in {}, {} traffic step(s) to 100%",
+                    "{}: ok: {} via {:?}, {route}, {} traffic step(s) to 100%",
                     plan.display(),
                     p.application,
                     p.replication.kind,
-                    p.dns.record_type,
-                    p.dns.record_name,
-                    p.dns.hosted_zone_id,
                     p.traffic.steps.len()
                 );
                 for w in p.warnings() {

@@ -514,12 +514,13 @@ fn preflight_words(
             out.push_str(&format!("  - {p}\n"));
         }
     }
-    out.push_str(&format!(
-        "DNS serves {} record set(s) for {} {}\n",
-        f.records.len(),
-        plan.dns.record_name,
-        plan.dns.record_type
-    ));
+    if plan.dns.is_some() {
+        out.push_str(&format!(
+            "DNS serves {} record set(s) for {}\n",
+            f.records.len(),
+            plan.route_name()
+        ));
+    }
     match (&f.allowed_record_names, &f.allowed_hosted_zone_ids) {
         (Some(r), Some(z)) => out.push_str(&format!(
             "checked against the stack's AllowedRecordNames ({}) and AllowedHostedZoneIds ({})\n",

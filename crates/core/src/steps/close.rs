@@ -264,8 +264,8 @@ pub async fn close_run(input: CloseRunInput, deps: &Deps) -> Result<CloseRunOutp
             PAGE_KEY,
             ROLLBACK_FAILED,
             format!(
-                "The rollback of {} could not restore DNS to its snapshot within rollback.budgetSeconds ({}s): {cause}. The application's lock is kept until someone has restored DNS and released it.",
-                input.plan.dns.record_name,
+                "The rollback of {} could not restore it to its snapshot within rollback.budgetSeconds ({}s): {cause}. The application's lock is kept until someone has restored it and released the lock.",
+                input.plan.route_name(),
                 input.plan.rollback.budget_seconds
             ),
         )

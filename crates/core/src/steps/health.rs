@@ -109,6 +109,14 @@ pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeSta
             Err(e) => reasons.push(format!("alarms unreadable: {e}")),
         }
     }
+    // An ALB green must keep `alb.minHealthyTargets` healthy targets through every bake.
+    if let Some(crate::plan::Router::Alb(a)) = plan.router() {
+        match super::alb::green_short(a, deps).await {
+            Ok(None) => {}
+            Ok(Some(why)) => reasons.push(why),
+            Err(e) => reasons.push(format!("green target health unreadable: {e}")),
+        }
+    }
     // An MGN green is a point-in-time instance: once launched, the source's replication lag says
     // nothing about it, so only DMS lag is watched during bakes.
     let reading = if super::replication::strategy(plan).lag_matters_in_bakes() && !switched {

@@ -1,6 +1,7 @@
 //! The step logic: one plain async function per Lambda, taking its payload and the ports.
 //! The local engine and the deployed functions call exactly these.
 
+mod alb;
 mod approval;
 mod close;
 mod controls;
@@ -39,7 +40,7 @@ pub use traffic::{
     CollapseInput, CollapseOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput,
     SyncOutput, ROLLBACK_MAX_ATTEMPTS, SYNC_DEADLINE_SECONDS, SYNC_POLL_SECONDS,
 };
-pub use validate::{preflight, validate_cutover, ValidateInput, ValidateOutput};
+pub use validate::{preflight, validate_cutover, Found, ValidateInput, ValidateOutput};
 pub use wave::{
     calendar_plans_key, calendar_run_id, close_wave, default_handover_after_events, handover_name,
     next_wave_round, outline_too_large, start_wave, wave_problems, CalendarFiring, CloseWaveInput,
@@ -64,6 +65,8 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub store: Arc<dyn RunStore>,
     pub router: Arc<dyn TrafficRouter>,
+    /// The ALB router's port (crate::alb).
+    pub load_balancer: Arc<dyn crate::alb::LoadBalancer>,
     pub replication: Arc<dyn Replication>,
     pub metrics: Arc<dyn Metrics>,
     pub probe: Arc<dyn HealthProbe>,
@@ -517,6 +520,12 @@ fn check_run_id(run_id: &str) -> Result<(), StepError> {
             "runId '{run_id}' must be 1-80 letters, digits, '-' or '_'"
         )))
     }
+}
+
+/// The plan's router, or the error a plan naming neither (or both) gets.
+fn router(plan: &crate::plan::Plan) -> Result<crate::plan::Router<'_>, StepError> {
+    plan.router()
+        .ok_or_else(|| StepError::invalid("the plan names no router: dns or alb (exactly one)"))
 }
 
 fn check_plan(plan: &crate::plan::Plan) -> Result<(), StepError> {

@@ -7,6 +7,8 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Port {
     Router,
+    /// Elastic Load Balancing: the ALB router (crate::alb).
+    LoadBalancer,
     Replication,
     Metrics,
     Probe,
@@ -22,8 +24,9 @@ pub enum Port {
 }
 
 impl Port {
-    pub const ALL: [Port; 11] = [
+    pub const ALL: [Port; 12] = [
         Port::Router,
+        Port::LoadBalancer,
         Port::Replication,
         Port::Metrics,
         Port::Probe,
@@ -40,6 +43,7 @@ impl Port {
     pub fn feature(self) -> &'static str {
         match self {
             Port::Router => "route53",
+            Port::LoadBalancer => "elbv2",
             Port::Replication => "replication",
             Port::Metrics => "metrics",
             Port::Probe => "probe",
@@ -134,6 +138,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "ValidateCutoverFunctionArn",
         &[
             Router,
+            LoadBalancer,
             Replication,
             Metrics,
             Probe,
@@ -164,7 +169,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "shift-traffic",
         Cutover,
         "ShiftTrafficFunctionArn",
-        &[Router],
+        &[Router, LoadBalancer],
     ),
     step(
         "check-dns-sync",
@@ -176,13 +181,13 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "run-health-check",
         Cutover,
         "RunHealthCheckFunctionArn",
-        &[Replication, Metrics, Probe, Secrets],
+        &[LoadBalancer, Replication, Metrics, Probe, Secrets],
     ),
     step(
         "rollback-cutover",
         Cutover,
         "RollbackCutoverFunctionArn",
-        &[Router],
+        &[Router, LoadBalancer],
     ),
     step(
         "request-approval",
@@ -213,7 +218,7 @@ pub const REGISTRY: &[FunctionSpec] = &[
         name: "reconcile-run",
         machine: Events,
         substitution: None,
-        ports: &[Router, Notifier, Hooks, Executions, Secrets],
+        ports: &[Router, LoadBalancer, Notifier, Hooks, Executions, Secrets],
     },
     // Answers gates (SendTaskSuccess/Failure) and schedules waves.
     FunctionSpec {

@@ -3,7 +3,7 @@
 use super::{audit, check_run_id, event, load_run, remember, stored_result, update_run, Deps};
 use crate::error::{ErrorInfo, StepError};
 use crate::model::{Change, ChangeAction, ChangeStatus, RecordSet, Routing, Weights};
-use crate::plan::Plan;
+use crate::plan::{DnsPlan, Plan, Router};
 use crate::ports::PortErrorKind;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,8 @@ pub struct ShiftInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShiftOutput {
-    pub change_id: String,
+    /// The Route 53 change to wait for; None when the router applied it at once (ALB).
+    pub change_id: Option<String>,
     pub submitted_at: DateTime<Utc>,
     pub weights: Weights,
 }
@@ -40,8 +41,7 @@ pub struct ShiftOutput {
 /// https://docs.aws.amazon.com/Route53/latest/APIReference/API_ResourceRecordSet.html). Blue
 /// keeps the health check its record already has (`current`: the records as Route 53 serves them
 /// now); green gets the plan's, or none.
-pub fn weighted_pair(plan: &Plan, green: u32, name: &str, current: &[RecordSet]) -> Vec<RecordSet> {
-    let d = &plan.dns;
+pub fn weighted_pair(d: &DnsPlan, green: u32, name: &str, current: &[RecordSet]) -> Vec<RecordSet> {
     let w = Plan::weights_for(green);
     let blue_check = current
         .iter()
@@ -52,31 +52,25 @@ pub fn weighted_pair(plan: &Plan, green: u32, name: &str, current: &[RecordSet])
         .and_then(|r| r.health_check_id.clone())
         .or_else(|| d.blue.health_check_id.clone());
     vec![
-        side_record(plan, name, &d.blue, w.blue, blue_check),
-        side_record(
-            plan,
-            name,
-            &d.green,
-            w.green,
-            d.green.health_check_id.clone(),
-        ),
+        side_record(d, name, &d.blue, w.blue, blue_check),
+        side_record(d, name, &d.green, w.green, d.green.health_check_id.clone()),
     ]
 }
 
 fn side_record(
-    plan: &Plan,
+    d: &DnsPlan,
     name: &str,
     target: &crate::plan::Target,
     weight: u32,
     health_check_id: Option<String>,
 ) -> RecordSet {
     let (ttl, values, alias_target) = match target.routing() {
-        Routing::Value(v) => (Some(plan.dns.ttl), v, None),
+        Routing::Value(v) => (Some(d.ttl), v, None),
         Routing::Alias(a) => (None, vec![], Some(a)),
     };
     RecordSet {
         name: name.to_string(),
-        record_type: plan.dns.record_type,
+        record_type: d.record_type,
         set_identifier: Some(target.set_identifier.clone()),
         weight: Some(weight),
         ttl,
@@ -121,6 +115,38 @@ fn route53_err(e: crate::ports::PortError) -> StepError {
     StepError::from_port(e, |e| StepError::TrafficShiftFailed(e.to_string()))
 }
 
+/// The Route 53 batch that turns what DNS serves now into the weighted pair at `weight`: every
+/// record not in the pair deleted (a simple record cannot live beside weighted ones), both sides
+/// UPSERT even when already in place (the change id it returns is what the run waits on).
+async fn dns_shift_batch(d: &DnsPlan, deps: &Deps, weight: u32) -> Result<Vec<Change>, StepError> {
+    let current = deps
+        .router
+        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
+        .await
+        .map_err(route53_err)?;
+    // Keep the name exactly as Route 53 spells it.
+    let name = current
+        .first()
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| d.record_name.clone());
+    let desired = weighted_pair(d, weight, &name, &current);
+    let mut changes = Vec::new();
+    for r in &current {
+        let wanted = desired.iter().any(|w| w.set_identifier == r.set_identifier);
+        if !r.is_weighted() || !wanted {
+            changes.push(Change {
+                action: ChangeAction::Delete,
+                record: r.clone(),
+            });
+        }
+    }
+    changes.extend(desired.into_iter().map(|w| Change {
+        action: ChangeAction::Upsert,
+        record: w,
+    }));
+    Ok(changes)
+}
+
 pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput, StepError> {
     check_run_id(&input.run_id)?;
     let plan = &input.plan;
@@ -146,36 +172,20 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
         (Some(f), Some(last)) if input.index > f => last.weight,
         _ => input.weight,
     };
-    let d = &plan.dns;
-    let current = deps
-        .router
-        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
-        .await
-        .map_err(route53_err)?;
-    // Keep the name exactly as Route 53 spells it.
-    let name = current
-        .first()
-        .map(|r| r.name.clone())
-        .unwrap_or_else(|| d.record_name.clone());
-    let desired = weighted_pair(plan, weight, &name, &current);
-    let mut changes = Vec::new();
-    for r in &current {
-        let wanted = desired.iter().any(|w| w.set_identifier == r.set_identifier);
-        if !r.is_weighted() || !wanted {
-            // A simple record cannot live beside weighted ones: delete it in the same batch.
-            changes.push(Change {
-                action: ChangeAction::Delete,
-                record: r.clone(),
-            });
+    let router = super::router(plan)?;
+    // Route 53: the batch that turns what DNS serves into the weighted pair. ALB: green must
+    // have enough healthy targets before any more traffic goes to it; nothing moves otherwise.
+    let batch = match router {
+        Router::Dns(d) => dns_shift_batch(d, deps, weight).await?,
+        Router::Alb(a) => {
+            if let Some(why) = super::alb::green_short(a, deps).await? {
+                return Err(StepError::HealthCheckFailed(vec![format!(
+                    "not shifting to green {weight}%: {why}"
+                )]));
+            }
+            vec![]
         }
-    }
-    for w in &desired {
-        // UPSERT even when already in place: the change id it returns is what we wait on.
-        changes.push(Change {
-            action: ChangeAction::Upsert,
-            record: w.clone(),
-        });
-    }
+    };
     let comment = format!(
         "cutover {} step {} -> green {}%",
         input.run_id, input.index, weight
@@ -198,12 +208,22 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
     );
     intent.weights = Some(Plan::weights_for(weight));
     audit(deps, intent).await?;
-    let info = change_waiting(deps, &d.hosted_zone_id, &changes, &comment)
-        .await
-        .map_err(route53_err)?;
+    let (change_id, submitted_at) = match router {
+        Router::Dns(d) => {
+            let info = change_waiting(deps, &d.hosted_zone_id, &batch, &comment)
+                .await
+                .map_err(route53_err)?;
+            (Some(info.id), info.submitted_at)
+        }
+        Router::Alb(a) => {
+            let snapshot = run.alb_snapshot.as_deref().unwrap_or_default();
+            super::alb::apply(a, deps, snapshot, weight).await?;
+            (None, deps.clock.now())
+        }
+    };
     let out = ShiftOutput {
-        change_id: info.id,
-        submitted_at: info.submitted_at,
+        change_id,
+        submitted_at,
         weights: Plan::weights_for(weight),
     };
     let weights = out.weights;
@@ -221,7 +241,10 @@ pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput
         deps.clock.now(),
     );
     ev.weights = Some(out.weights);
-    ev.message = format!("change {} submitted", out.change_id);
+    ev.message = match &out.change_id {
+        Some(id) => format!("change {id} submitted"),
+        None => "applied".into(),
+    };
     audit(deps, ev).await?;
     Ok(out)
 }
@@ -267,7 +290,11 @@ pub async fn collapse_to_simple(
             "a rolled-back run is never collapsed to green",
         ));
     }
-    let d = &plan.dns;
+    let Router::Dns(d) = super::router(plan)? else {
+        return Err(StepError::invalid(
+            "only a dns plan collapses to a simple record (dns.finalForm)",
+        ));
+    };
     let current = deps
         .router
         .records(&d.hosted_zone_id, &d.record_name, d.record_type)
@@ -281,7 +308,7 @@ pub async fn collapse_to_simple(
         .iter()
         .find(|r| r.set_identifier.as_deref() == Some(d.green.set_identifier.as_str()));
     let mut simple = side_record(
-        plan,
+        d,
         &name,
         &d.green,
         0,
@@ -432,6 +459,12 @@ pub struct RollbackOutput {
 
 const ROLLBACK_KEY: &str = "rollback";
 
+/// What a rollback must change to be back at the snapshot.
+enum Restore<'a> {
+    Dns(&'a DnsPlan, Vec<Change>),
+    Alb(&'a crate::alb::AlbPlan, &'a [crate::alb::Action]),
+}
+
 /// Restores exactly the snapshot in one batch: DELETE what is not in it, UPSERT what is missing
 /// (UPSERT rather than CREATE, so a retried restore cannot trip over its own records).
 /// Never touches replication.
@@ -463,7 +496,7 @@ pub async fn rollback_cutover(
         match e.kind {
         // Retrying cannot help: the zone is gone or the role may not change it.
         PortErrorKind::NotFound | PortErrorKind::Denied => {
-            StepError::RollbackFailed(format!("Route 53: {e}"))
+            StepError::RollbackFailed(e.to_string())
         }
         _ if spent >= i64::try_from(budget).unwrap_or(i64::MAX) => StepError::RollbackFailed(format!(
             "rollback.budgetSeconds ({budget}s) spent after {spent}s of attempts; DNS is not restored; last error: {e}"
@@ -473,59 +506,90 @@ pub async fn rollback_cutover(
         _ => StepError::Retryable(format!("rollback attempt after {spent}s: {e}")),
     }
     };
-    let d = &input.plan.dns;
-    let current = deps
-        .router
-        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
-        .await
-        .map_err(rb_err)?;
-    let snapshot = &run.snapshot;
-    let mut changes: Vec<Change> = current
-        .iter()
-        .filter(|r| !snapshot.contains(r))
-        .map(|r| Change {
-            action: ChangeAction::Delete,
-            record: r.clone(),
-        })
-        .collect();
-    changes.extend(
-        snapshot
-            .iter()
-            .filter(|r| !current.contains(r))
-            .map(|r| Change {
-                action: ChangeAction::Upsert,
-                record: r.clone(),
-            }),
-    );
+    // What it takes to be back at the snapshot: a Route 53 batch, or the rule's actions.
+    let router = super::router(&input.plan)?;
+    let restore: Option<Restore> = match router {
+        Router::Dns(d) => {
+            let current = deps
+                .router
+                .records(&d.hosted_zone_id, &d.record_name, d.record_type)
+                .await
+                .map_err(rb_err)?;
+            let snapshot = &run.snapshot;
+            let mut changes: Vec<Change> = current
+                .iter()
+                .filter(|r| !snapshot.contains(r))
+                .map(|r| Change {
+                    action: ChangeAction::Delete,
+                    record: r.clone(),
+                })
+                .collect();
+            changes.extend(
+                snapshot
+                    .iter()
+                    .filter(|r| !current.contains(r))
+                    .map(|r| Change {
+                        action: ChangeAction::Upsert,
+                        record: r.clone(),
+                    }),
+            );
+            (!changes.is_empty()).then_some(Restore::Dns(d, changes))
+        }
+        Router::Alb(a) => {
+            let Some(snapshot) = run.alb_snapshot.as_deref() else {
+                return Err(StepError::RollbackFailed(
+                    "the run holds no snapshot of the rule's actions to restore".into(),
+                ));
+            };
+            let now_actions = deps
+                .load_balancer
+                .actions(&a.listener_arn, a.rule_arn.as_deref())
+                .await
+                .map_err(rb_err)?;
+            (now_actions != snapshot).then_some(Restore::Alb(a, snapshot))
+        }
+    };
     let reason = input
         .error
         .as_ref()
         .map(|e| e.error.clone())
         .unwrap_or_else(|| "requested".into());
     let confirmed = run.steps.keys().any(|k| k.starts_with("shift#"));
-    if changes.is_empty() && !confirmed && run.traffic_moved() {
-        // A shift was about to be sent but DNS is the snapshot and no shift was confirmed: the
+    if restore.is_none() && !confirmed && run.traffic_moved() {
+        // A shift was about to be sent but the router holds the snapshot and no shift was confirmed: the
         // DNS found says nothing moved, so the outcome must not claim a rollback.
         update_run(deps, &input.run_id, |rec| {
             rec.steps.retain(|k, _| !k.starts_with("shift-intent#"));
         })
         .await?;
     }
-    let out = if changes.is_empty() {
-        RollbackOutput {
+    let comment = format!("cutover {} rollback ({reason})", input.run_id);
+    let out = match &restore {
+        None => RollbackOutput {
             traffic_moved: confirmed,
             change_id: None,
             submitted_at: None,
+        },
+        Some(Restore::Dns(d, changes)) => {
+            let info = change_waiting(deps, &d.hosted_zone_id, changes, &comment)
+                .await
+                .map_err(rb_err)?;
+            RollbackOutput {
+                traffic_moved: true,
+                change_id: Some(info.id),
+                submitted_at: Some(info.submitted_at),
+            }
         }
-    } else {
-        let comment = format!("cutover {} rollback ({reason})", input.run_id);
-        let info = change_waiting(deps, &d.hosted_zone_id, &changes, &comment)
-            .await
-            .map_err(rb_err)?;
-        RollbackOutput {
-            traffic_moved: true,
-            change_id: Some(info.id),
-            submitted_at: Some(info.submitted_at),
+        Some(Restore::Alb(a, snapshot)) => {
+            deps.load_balancer
+                .set_actions(&a.listener_arn, a.rule_arn.as_deref(), snapshot)
+                .await
+                .map_err(rb_err)?;
+            RollbackOutput {
+                traffic_moved: true,
+                change_id: None,
+                submitted_at: Some(now),
+            }
         }
     };
     let traffic_moved = out.traffic_moved;
@@ -546,12 +610,17 @@ pub async fn rollback_cutover(
         "rollback-submitted",
         now,
     );
-    ev.message = match &out.change_id {
-        Some(id) => format!(
+    ev.message = match (&restore, &out.change_id) {
+        (Some(Restore::Dns(..)), Some(id)) => format!(
             "restoring {} snapshot record set(s) after {reason}; change {id}",
-            snapshot.len()
+            run.snapshot.len()
         ),
-        None => format!("DNS already matches the snapshot after {reason}"),
+        (Some(Restore::Alb(a, snapshot)), _) => format!(
+            "restored the {} snapshot action(s) of {} after {reason}",
+            snapshot.len(),
+            a.rule_arn.as_deref().unwrap_or(&a.listener_arn)
+        ),
+        _ => format!("the router already holds the snapshot after {reason}"),
     };
     audit(deps, ev).await?;
     Ok(out)

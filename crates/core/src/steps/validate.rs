@@ -1,9 +1,10 @@
 //! ValidateCutover: plan, live pre-flight, run lock and the DNS snapshot rollback restores.
 
 use super::{audit, check_plan, check_run_id, event, store_err, Deps};
+use crate::alb::Action;
 use crate::error::StepError;
 use crate::model::{AlarmState, RecordSet, RunRecord};
-use crate::plan::Plan;
+use crate::plan::{DnsPlan, Plan, Router};
 use crate::ports::{LockOutcome, PortErrorKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,17 @@ pub struct ValidateOutput {
     pub run_id: String,
     pub started_at: DateTime<Utc>,
     pub snapshot: Vec<RecordSet>,
+    /// The ALB router's snapshot: the rule's actions as found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alb_snapshot: Option<Vec<Action>>,
     pub finalize: bool,
+}
+
+/// What the router serves before the run: the record sets (dns) or the rule's actions (alb).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Found {
+    pub records: Vec<RecordSet>,
+    pub alb_actions: Option<Vec<Action>>,
 }
 
 pub async fn validate_cutover(
@@ -48,6 +59,7 @@ pub async fn validate_cutover(
             run_id,
             started_at: rec.started_at,
             snapshot: rec.snapshot,
+            alb_snapshot: rec.alb_snapshot,
             finalize: plan.finalize.enabled,
         });
     }
@@ -71,7 +83,8 @@ pub async fn validate_cutover(
         }
     }
     let mut rec = RunRecord::new(&run_id, &plan.application, now);
-    rec.snapshot = current.clone();
+    rec.snapshot = current.records.clone();
+    rec.alb_snapshot = current.alb_actions.clone();
     rec.plan = Some(plan.clone());
     match deps.store.save_run(&rec).await {
         Ok(()) => {}
@@ -84,25 +97,33 @@ pub async fn validate_cutover(
                 run_id,
                 started_at: stored.started_at,
                 snapshot: stored.snapshot,
+                alb_snapshot: stored.alb_snapshot,
                 finalize: plan.finalize.enabled,
             });
         }
         Err(e) => return Err(store_err(e)),
     }
     let mut ev = event(&run_id, "validate", "ValidateCutover", "validated", now);
-    ev.message = format!(
-        "snapshot of {} record set(s) for {} {}",
-        current.len(),
-        plan.dns.record_name,
-        plan.dns.record_type
-    );
+    ev.message = match &current.alb_actions {
+        Some(actions) => format!(
+            "snapshot of {} action(s) of {}",
+            actions.len(),
+            plan.route_name()
+        ),
+        None => format!(
+            "snapshot of {} record set(s) for {}",
+            current.records.len(),
+            plan.route_name()
+        ),
+    };
     audit(deps, ev).await?;
     notice_started(deps, &run_id, &plan).await?;
     Ok(ValidateOutput {
         plan: plan.clone(),
         run_id,
         started_at: now,
-        snapshot: current,
+        snapshot: current.records,
+        alb_snapshot: current.alb_actions,
         finalize: plan.finalize.enabled,
     })
 }
@@ -110,10 +131,7 @@ pub async fn validate_cutover(
 /// Every check of the pre-flight, changing nothing: the problems found, each naming its field,
 /// and the record sets DNS serves now. `cutover run preflight` runs exactly this against an
 /// account before any run starts.
-pub async fn preflight(
-    plan: &Plan,
-    deps: &Deps,
-) -> Result<(Vec<String>, Vec<RecordSet>), StepError> {
+pub async fn preflight(plan: &Plan, deps: &Deps) -> Result<(Vec<String>, Found), StepError> {
     let mut problems = Vec::new();
     for (name, hook) in [
         ("freeze", &plan.data.freeze),
@@ -135,10 +153,20 @@ pub async fn preflight(
         }
     }
     preflight_replication(plan, deps, &mut problems).await?;
-    let current = preflight_dns(plan, deps, &mut problems).await?;
     // An MGN green is the cutover instance, launched only after the lag gate: there is nothing
     // to probe yet. Its health is checked once it has booted, before any traffic moves.
-    if super::replication::strategy(plan).green_exists_before_launch() {
+    let green_exists = super::replication::strategy(plan).green_exists_before_launch();
+    let current = match super::router(plan)? {
+        Router::Dns(d) => Found {
+            records: preflight_dns(d, deps, &mut problems).await?,
+            alb_actions: None,
+        },
+        Router::Alb(a) => Found {
+            records: vec![],
+            alb_actions: Some(super::alb::preflight(a, deps, green_exists, &mut problems).await?),
+        },
+    };
+    if green_exists {
         preflight_health(plan, deps, &mut problems).await?;
     }
     Ok((problems, current))
@@ -153,10 +181,9 @@ async fn notice_started(deps: &Deps, run_id: &str, plan: &Plan) -> Result<(), St
         .map(|s| format!("{}%", s.weight))
         .collect();
     let message = format!(
-        "Cutover of {} started (run {run_id}): {} {} moves to green in steps {}. Follow it with `cutover run status {run_id} --watch`; stop it with `cutover run abort {run_id} --reason …`.",
+        "Cutover of {} started (run {run_id}): {} moves to green in steps {}. Follow it with `cutover run status {run_id} --watch`; stop it with `cutover run abort {run_id} --reason …`.",
         plan.application,
-        plan.dns.record_name,
-        plan.dns.record_type,
+        plan.route_name(),
         steps.join(" → ")
     );
     super::notify_once(
@@ -209,11 +236,10 @@ async fn preflight_replication(
 /// Reads what DNS serves now and checks it is the plan's blue: a simple record with the blue
 /// value, or a weighted pair at blue 100 / green 0 left by an earlier, rolled-back run.
 async fn preflight_dns(
-    plan: &Plan,
+    d: &DnsPlan,
     deps: &Deps,
     problems: &mut Vec<String>,
 ) -> Result<Vec<RecordSet>, StepError> {
-    let d = &plan.dns;
     if let Some((field, why)) = super::dns_outside_allow_lists(
         d,
         deps.stack.allowed_record_names.as_deref(),

@@ -120,7 +120,8 @@ impl World {
     /// 53 does for weighted records that all weigh 0).
     fn green_share(&self, st: &State) -> f64 {
         let Some(name) = &self.app_record else {
-            return 0.0;
+            // No record: the clients reach the application through its load balancer.
+            return self.alb_green_share(st).unwrap_or(0.0);
         };
         let records: Vec<&RecordSet> = st
             .zones

@@ -78,6 +78,8 @@ struct MgnState {
 
 struct State {
     zones: BTreeMap<String, Zone>,
+    /// ELBv2 actions by rule ARN (or listener ARN, for its default rule).
+    alb: BTreeMap<String, Vec<cutover_core::alb::Action>>,
     changes: HashMap<String, (DateTime<Utc>, String)>,
     next_change: u64,
     r53_window: (i64, u32),
@@ -202,6 +204,7 @@ impl World {
             })
             .collect();
         let faults = std::sync::Arc::new(Faults::new(&spec.faults, clock));
+        let alb = elbv2::initial_actions(&spec.elbv2);
         let names: std::collections::BTreeSet<String> = spec
             .route53
             .zones
@@ -233,6 +236,7 @@ impl World {
             spec,
             state: Mutex::new(State {
                 zones,
+                alb,
                 changes: HashMap::new(),
                 next_change: 0,
                 r53_window: (i64::MIN, 0),
@@ -369,6 +373,7 @@ impl World {
 
 mod app;
 mod cloudwatch;
+pub mod elbv2;
 mod http;
 mod replication;
 mod route53;
