@@ -13,6 +13,7 @@ pub mod json_api;
 pub mod lazy;
 pub mod metrics;
 pub mod moto_compat;
+pub mod moto_seed;
 pub mod notifier;
 pub mod probe;
 pub mod replication;

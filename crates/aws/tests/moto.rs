@@ -997,200 +997,34 @@ async fn dynamodb_calendar_entries_are_conditional_and_plans_round_trip() {
     assert_eq!(s.load_wave_plan("CALENDAR#wave-1", 1).await.unwrap(), None);
 }
 
-/// One unsigned query-protocol request to moto (EC2): seeding only; the response's XML.
-async fn seed_query(service: &str, form: &[(&str, &str)]) -> String {
+/// An ALB seeded in moto (cutover_aws::moto_seed): a listener forwarding to blue, a sticky rule
+/// forwarding to blue, blue with two healthy targets and green with one.
+async fn load_balancer(sdk: &SdkConfig) -> cutover_aws::moto_seed::SeededAlb {
     let endpoint = std::env::var("CUTOVER_MOTO_ENDPOINT").unwrap();
-    let body: String = url_form(form);
-    let resp = cutover_aws::tls::reqwest_builder("seed")
-        .build()
+    // Each test its own VPC range.
+    let octet = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .post(format!("{endpoint}/"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header(
-            "authorization",
-            format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success(), "{form:?}: {}", resp.status());
-    resp.text().await.unwrap()
-}
-
-fn url_form(form: &[(&str, &str)]) -> String {
-    form.iter()
-        .map(|(k, v)| {
-            let enc = |s: &str| {
-                s.bytes()
-                    .map(|b| match b {
-                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                            (b as char).to_string()
-                        }
-                        _ => format!("%{b:02X}"),
-                    })
-                    .collect::<String>()
-            };
-            format!("{}={}", enc(k), enc(v))
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-fn xml_first(xml: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let start = xml
-        .find(&open)
-        .unwrap_or_else(|| panic!("no {tag} in {xml}"))
-        + open.len();
-    let end = xml[start..].find(&format!("</{tag}>")).unwrap() + start;
-    xml[start..end].to_string()
-}
-
-/// An Application Load Balancer in moto: two target groups (blue with two registered IP
-/// targets, green with one), a listener whose default action forwards to blue, and one rule
-/// forwarding to blue with stickiness. Returns (client, listener, rule, blue, green).
-async fn load_balancer(
-    sdk: &SdkConfig,
-) -> (
-    aws_sdk_elasticloadbalancingv2::Client,
-    String,
-    String,
-    String,
-    String,
-) {
-    use aws_sdk_elasticloadbalancingv2::types::*;
-    let vpc = xml_first(
-        &seed_query(
-            "ec2",
-            &[
-                ("Action", "CreateVpc"),
-                ("Version", "2016-11-15"),
-                ("CidrBlock", "10.9.0.0/16"),
-            ],
-        )
-        .await,
-        "vpcId",
-    );
-    let mut subnets = vec![];
-    for (cidr, az) in [("10.9.1.0/24", "us-east-1a"), ("10.9.2.0/24", "us-east-1b")] {
-        let xml = seed_query(
-            "ec2",
-            &[
-                ("Action", "CreateSubnet"),
-                ("Version", "2016-11-15"),
-                ("VpcId", &vpc),
-                ("CidrBlock", cidr),
-                ("AvailabilityZone", az),
-            ],
-        )
-        .await;
-        subnets.push(xml_first(&xml, "subnetId"));
-    }
-    let c = aws_sdk_elasticloadbalancingv2::Client::new(sdk);
+        .subsec_nanos()
+        % 200) as u8
+        + 20;
     let name = unique("lb");
-    let lb = c
-        .create_load_balancer()
-        .name(&name[..name.len().min(32)])
-        .set_subnets(Some(subnets))
-        .r#type(LoadBalancerTypeEnum::Application)
-        .send()
-        .await
-        .unwrap();
-    let lb_arn = lb.load_balancers()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
-    let mut groups = vec![];
-    for (side, targets) in [
-        ("b", vec!["10.9.1.10", "10.9.1.11"]),
-        ("g", vec!["10.9.2.10"]),
-    ] {
-        let tg = unique(side);
-        let out = c
-            .create_target_group()
-            .name(&tg[..tg.len().min(32)])
-            .protocol(ProtocolEnum::Http)
-            .port(80)
-            .vpc_id(&vpc)
-            .target_type(TargetTypeEnum::Ip)
-            .send()
-            .await
-            .unwrap();
-        let arn = out.target_groups()[0]
-            .target_group_arn()
-            .unwrap()
-            .to_string();
-        let mut reg = c.register_targets().target_group_arn(&arn);
-        for ip in targets {
-            reg = reg.targets(TargetDescription::builder().id(ip).port(80).build());
-        }
-        reg.send().await.unwrap();
-        groups.push(arn);
-    }
-    let (blue, green) = (groups[0].clone(), groups[1].clone());
-    let forward_blue = Action::builder()
-        .r#type(ActionTypeEnum::Forward)
-        .target_group_arn(&blue)
-        .build();
-    let listener = c
-        .create_listener()
-        .load_balancer_arn(&lb_arn)
-        .protocol(ProtocolEnum::Http)
-        .port(80)
-        .default_actions(forward_blue.clone())
-        .send()
+    cutover_aws::moto_seed::seed_alb(sdk, &endpoint, &name[..name.len().min(32)], octet)
         .await
         .unwrap()
-        .listeners()[0]
-        .listener_arn()
-        .unwrap()
-        .to_string();
-    let sticky = Action::builder()
-        .r#type(ActionTypeEnum::Forward)
-        .forward_config(
-            ForwardActionConfig::builder()
-                .target_groups(
-                    TargetGroupTuple::builder()
-                        .target_group_arn(&blue)
-                        .weight(1)
-                        .build(),
-                )
-                .target_group_stickiness_config(
-                    TargetGroupStickinessConfig::builder()
-                        .enabled(true)
-                        .duration_seconds(300)
-                        .build(),
-                )
-                .build(),
-        )
-        .build();
-    let rule = c
-        .create_rule()
-        .listener_arn(&listener)
-        .priority(10)
-        .conditions(
-            RuleCondition::builder()
-                .field("path-pattern")
-                .values("/catalog/*")
-                .build(),
-        )
-        .actions(sticky)
-        .send()
-        .await
-        .unwrap()
-        .rules()[0]
-        .rule_arn()
-        .unwrap()
-        .to_string();
-    (c, listener, rule, blue, green)
 }
 
 #[tokio::test]
 async fn elbv2_rule_and_default_actions_shift_and_restore_exactly() {
     use cutover_core::alb::{AlbPlan, LoadBalancer, TargetGroupRef};
     let Some(sdk) = sdk().await else { return };
-    let (_, listener, rule, blue, green) = load_balancer(&sdk).await;
+    let seeded = load_balancer(&sdk).await;
+    let (listener, rule, blue, green) = (
+        seeded.listener_arn,
+        seeded.rule_arn,
+        seeded.blue,
+        seeded.green,
+    );
     let alb = cutover_aws::AlbRouter::new(aws_sdk_elasticloadbalancingv2::Client::new(&sdk));
     let plan = AlbPlan {
         listener_arn: listener.clone(),
@@ -1264,15 +1098,21 @@ async fn elbv2_rule_and_default_actions_shift_and_restore_exactly() {
 async fn elbv2_unknown_rule_listener_and_target_group_are_not_found() {
     use cutover_core::alb::LoadBalancer;
     let Some(sdk) = sdk().await else { return };
-    let (_, listener, rule, blue, _) = load_balancer(&sdk).await;
+    let seeded = load_balancer(&sdk).await;
+    let (listener, rule, blue) = (seeded.listener_arn, seeded.rule_arn, seeded.blue);
     let alb = cutover_aws::AlbRouter::new(aws_sdk_elasticloadbalancingv2::Client::new(&sdk));
-    let other_rule = format!("{}0", &rule[..rule.len() - 1]);
+    // The same ARN with its last hex digit changed: an id no resource has.
+    let other = |arn: &str| {
+        let last = if arn.ends_with('0') { '1' } else { '0' };
+        format!("{}{last}", &arn[..arn.len() - 1])
+    };
+    let other_rule = other(&rule);
     let e = alb.actions(&listener, Some(&other_rule)).await.unwrap_err();
     assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
-    let other_listener = format!("{}0", &listener[..listener.len() - 1]);
+    let other_listener = other(&listener);
     let e = alb.actions(&other_listener, None).await.unwrap_err();
     assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
-    let other_tg = format!("{}0", &blue[..blue.len() - 1]);
+    let other_tg = other(&blue);
     let e = alb.healthy_targets(&other_tg).await.unwrap_err();
     assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
     assert_eq!(e.code, "TargetGroupNotFound");

@@ -49,6 +49,10 @@ pub const JUSTIFIED_UNUSED: &[(&str, &str, &str)] = &[
     ("reconcile-run", "ssm:GetParameter", "reads a url unfreeze hook's credential (as above)"),
     ("check-launch", "secretsmanager:GetSecretValue", "reads the credential of a probe of the launched MGN instance; the rehearsed MGN plan's health is an alarm"),
     ("check-launch", "ssm:GetParameter", "reads the credential of a probe of the launched MGN instance (as above)"),
+    ("rollback-cutover", "elasticloadbalancing:ModifyListener", "restores a listener's default action when an alb plan without ruleArn rolls back; the rehearsed ALB rollback restores a rule"),
+    ("reconcile-run", "elasticloadbalancing:DescribeRules", "reads the ALB rule when a stopped alb run had shifted it; the rehearsed stops are dns plans"),
+    ("reconcile-run", "elasticloadbalancing:ModifyRule", "restores the ALB rule of a stopped alb run (as above)"),
+    ("reconcile-run", "elasticloadbalancing:ModifyListener", "restores the listener's default action of a stopped alb run (as above)"),
 ];
 
 /// Refusals a scenario provokes on purpose, and checks itself: (function, action, resource
@@ -158,6 +162,7 @@ pub const SCENARIOS: &[&str] = &[
     "alarm-rollback",
     "mgn",
     "mgn-stateful",
+    "alb",
     "data-cutover",
     "credentials",
     "safety-net",
@@ -401,6 +406,8 @@ fn app_names() -> Vec<&'static str> {
         "rh-alarm",
         "rh-mgn",
         "rh-rehost",
+        "rh-alb",
+        "rh-alb-default",
         "rh-data",
         "rh-stop-aborted",
         "rh-stop-failed",
@@ -886,6 +893,7 @@ impl Rehearsal {
             "alarm-rollback" => self.alarm_rollback().await,
             "mgn" => self.mgn().await,
             "mgn-stateful" => self.mgn_stateful().await,
+            "alb" => self.alb().await,
             "data-cutover" => self.data_cutover().await,
             "credentials" => self.credentials().await,
             "safety-net" => self.safety_net().await,
@@ -1169,6 +1177,115 @@ impl Rehearsal {
             dns.len() == 1 && dns[0].1.is_none() && dns[0].2 == blue
         })
         .await
+    }
+
+    /// ALB weighted target groups (an alb plan) on a load balancer seeded in moto, its listener
+    /// and rule tagged for the stack: the rule shifts and an alarm rolls it back to its exact
+    /// original actions (validate, shift, health and rollback under their roles); then the
+    /// listener's default action moves to green through ModifyListener.
+    async fn alb(&self) -> Result<String, String> {
+        use cutover_core::alb::LoadBalancer;
+        // Names are unique in an endpoint that may have served earlier rehearsals.
+        let name = format!("rh-alb-{}", uuid_like());
+        let seeded = cutover_aws::moto_seed::seed_alb(
+            &self.sdk,
+            &self.opts.endpoint,
+            &name[..name.len().min(26)],
+            77,
+        )
+        .await?;
+        {
+            let mut w = self.proxy.world.lock().unwrap_or_else(|p| p.into_inner());
+            w.tags.insert(seeded.rule_arn.clone(), tagged());
+            w.tags.insert(seeded.listener_arn.clone(), tagged());
+        }
+        let reader =
+            cutover_aws::AlbRouter::new(aws_sdk_elasticloadbalancingv2::Client::new(&self.sdk));
+        let read = |rule: Option<String>| {
+            let (reader, listener) = (&reader, seeded.listener_arn.clone());
+            async move {
+                reader
+                    .actions(&listener, rule.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let original = read(Some(seeded.rule_arn.clone())).await?;
+        let alb_plan = |app: &App, rule: Option<&str>| {
+            let mut plan = dms_plan(app, &self.zone_id, json!([]), &[]);
+            if let Some(o) = plan.as_object_mut() {
+                o.remove("dns");
+            }
+            plan["alb"] = json!({"listenerArn": seeded.listener_arn, "ruleArn": rule,
+                "blue": {"targetGroupArn": seeded.blue}, "green": {"targetGroupArn": seeded.green}});
+            if rule.is_none() {
+                plan["alb"].as_object_mut().map(|a| a.remove("ruleArn"));
+            }
+            plan
+        };
+        let mut problems = Vec::new();
+        // The rule: 10 %, then an alarm in the bake rolls it back.
+        let app = App::new("rh-alb");
+        let run_id = "rh-alb-1".to_string();
+        let mut plan = alb_plan(&app, Some(&seeded.rule_arn));
+        plan["traffic"] = json!({"steps": [{"weight": 10, "bakeSeconds": 30}, {"weight": 100, "bakeSeconds": 1}]});
+        let alarm = format!("{}-5xx", app.application);
+        let rid = run_id.clone();
+        self.run_cutover("alb", &run_id, plan, |_| async move {
+            if self.wait_for_traffic(&rid).await {
+                self.proxy
+                    .world
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .alarms
+                    .insert(alarm, "ALARM".into());
+            }
+            None
+        })
+        .await?;
+        let rec = self.run_record(&run_id).await?;
+        if rec.outcome.as_deref() != Some("rolled_back") {
+            problems.push(format!(
+                "{run_id}: outcome {:?} ({:?}), expected rolled_back",
+                rec.outcome, rec.error
+            ));
+        }
+        let after = read(Some(seeded.rule_arn.clone())).await?;
+        if after != original {
+            problems.push(format!(
+                "{run_id}: the rule holds {after:?}, not its original {original:?}"
+            ));
+        }
+        // The listener's default action: all the way to green.
+        let app = App::new("rh-alb-default");
+        let run_id = "rh-alb-default-1".to_string();
+        let mut plan = alb_plan(&app, None);
+        plan["traffic"] =
+            json!({"steps": [{"weight": 50, "bakeSeconds": 1}, {"weight": 100, "bakeSeconds": 1}]});
+        self.run_cutover("alb", &run_id, plan, |_| async { None })
+            .await?;
+        let rec = self.run_record(&run_id).await?;
+        if rec.outcome.as_deref() != Some("completed") {
+            problems.push(format!(
+                "{run_id}: outcome {:?} ({:?}), expected completed",
+                rec.outcome, rec.error
+            ));
+        }
+        let default = read(None).await?;
+        let weights = cutover_core::alb::weights(&default);
+        if weights != vec![(seeded.blue.clone(), 0), (seeded.green.clone(), 100)] {
+            problems.push(format!("{run_id}: the default action forwards {weights:?}"));
+        }
+        if read(Some(seeded.rule_arn.clone())).await? != original {
+            problems.push(format!(
+                "{run_id}: the rule changed with the default action"
+            ));
+        }
+        if problems.is_empty() {
+            Ok(format!("rh-alb-1: rolled_back, rule restored exactly; rh-alb-default-1: completed, default action {weights:?}"))
+        } else {
+            Err(problems.join("; "))
+        }
     }
 
     /// A plan for a record outside the stack's AllowedRecordNames: the deployed validate-cutover,

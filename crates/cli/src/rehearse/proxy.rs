@@ -68,7 +68,7 @@ pub struct World {
     pub lag_seconds: f64,
     /// Alarm name -> state value (`OK`, `ALARM`, `INSUFFICIENT_DATA`); unknown names are OK.
     pub alarms: HashMap<String, String>,
-    /// Resource ARN -> its tags (DMS tasks, hook functions).
+    /// Resource ARN -> its tags (DMS tasks, hook functions, ALB listeners and rules).
     pub tags: HashMap<String, BTreeMap<String, String>>,
     pub mgn: Vec<MgnServer>,
     /// Execution ARN -> status, for DescribeExecution.
@@ -307,6 +307,24 @@ impl Proxy {
                     format!("sns:{action}"),
                     form.get("TopicArn").cloned().unwrap_or_else(|| "*".into()),
                     BTreeMap::new(),
+                )
+            }
+            // ELBv2 (query protocol): ModifyRule is authorized on the rule, ModifyListener on the
+            // listener, each with its tags; the Describe actions take no resource scope.
+            "elasticloadbalancing" => {
+                let form: HashMap<String, String> =
+                    url::form_urlencoded::parse(body).into_owned().collect();
+                let action = form.get("Action").cloned().unwrap_or_default();
+                let resource = match action.as_str() {
+                    "ModifyRule" => form.get("RuleArn").cloned(),
+                    "ModifyListener" => form.get("ListenerArn").cloned(),
+                    _ => None,
+                };
+                let ctx = resource.as_deref().map(tags_of).unwrap_or_default();
+                one(
+                    format!("elasticloadbalancing:{action}"),
+                    resource.unwrap_or_else(|| "*".into()),
+                    ctx,
                 )
             }
             "route53" => {
