@@ -3,8 +3,9 @@
 //! duplicate deliveries, operators stopping and aborting, humans approving and rejecting — each
 //! run through the real state machine and checked against the promises:
 //!
-//! - DNS ends exactly as it started or exactly fully on green (or, only when green was unhealthy
-//!   after the data switch and nobody chose to lose writes, wherever green kept it);
+//! - DNS (or, in a quarter of the cases, an ALB rule's actions) ends exactly as it started or
+//!   exactly fully on green (or, only when green was unhealthy after the data switch and nobody
+//!   chose to lose writes, wherever green kept it);
 //! - the outcome matches the DNS found; `rollback_failed` never happens within the budget;
 //! - the run is closed (by the machine or the safety net) within a bounded simulated time;
 //! - the application lock is released, unless a failed rollback keeps it;
@@ -18,7 +19,7 @@
 
 use crate::local::{run_local, LocalRun, RunOptions};
 use cutover_core::model::{normalize_name, RecordSet};
-use cutover_core::plan::Plan;
+use cutover_core::plan::{Plan, Router};
 use cutover_sim::spec::FAULT_OPERATIONS;
 use cutover_sim::WorldSpec;
 use rand::rngs::StdRng;
@@ -34,6 +35,14 @@ const FREEZE: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-main
 const SWITCH: &str = "arn:aws:lambda:us-east-1:123456789012:function:orders-use-green-db";
 const UNFREEZE: &str = "https://ops.example.com/orders/maintenance/off";
 const BLUE_LB: &str = "dualstack.blue-alb-1234.us-east-1.elb.amazonaws.com";
+const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2";
+const RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee";
+const BLUE_TG: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/blue/73e2d6bc24d8a067";
+const GREEN_TG: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/green/83e2d6bc24d8a067";
+/// The share of cases routed by an ALB rule instead of DNS.
+const ALB_SHARE: f64 = 0.25;
 const GREEN_LB: &str = "dualstack.green-alb-5678.us-east-1.elb.amazonaws.com";
 
 /// The outcome of a run that ended on green with an error (exit 7).
@@ -309,8 +318,10 @@ pub fn generate(seed: u64) -> Case {
     }
     world["operator"] = Value::Array(operator);
     let mut faults = Vec::new();
+    // An alb case draws its ELBv2 faults from its own generator (route_by_alb).
+    let operations = dns_case_operations();
     for _ in 0..rng.random_range(0..5) {
-        let (op, errors) = pick(&mut rng, FAULT_OPERATIONS);
+        let (op, errors) = pick(&mut rng, &operations);
         // Mostly a few failures a retry absorbs; sometimes more than a step's retries can.
         let times = if rng.random_bool(0.15) {
             rng.random_range(8..40)
@@ -360,6 +371,11 @@ pub fn generate(seed: u64) -> Case {
     if StdRng::seed_from_u64(seed ^ 0xF011_C0DE).random_bool(0.5) {
         plan["controls"] = json!({"allowPromoteFull": true});
     }
+    // An ALB router instead of DNS, from its own stream: every other draw stays what it was.
+    let mut alb_rng = StdRng::seed_from_u64(seed ^ 0x616c_625f_7267);
+    if alb_rng.random_bool(ALB_SHARE) {
+        route_by_alb(&mut alb_rng, &mut plan, &mut world);
+    }
     Case {
         seed,
         plan,
@@ -367,6 +383,81 @@ pub fn generate(seed: u64) -> Case {
         duplicate_delivery,
         concurrent,
         wave: None,
+    }
+}
+
+/// The fault operations of every service but ELBv2, in their order: the draws of dns cases (and
+/// of waves, whose applications route by DNS) stay what they were before the ALB router existed.
+pub(crate) fn dns_case_operations() -> Vec<(&'static str, &'static [&'static str])> {
+    FAULT_OPERATIONS
+        .iter()
+        .filter(|(op, _)| !op.starts_with("elbv2."))
+        .copied()
+        .collect()
+}
+
+/// Turns a dns case into an alb case: the rule (or the listener's default action) forwards to
+/// blue, sticky or not; green's healthy targets may fall below the plan's minimum from a moment
+/// on (and may come back); ELBv2 calls may fail. The record leaves Route 53, so the
+/// application's clients follow the rule.
+fn route_by_alb(rng: &mut StdRng, plan: &mut Value, world: &mut Value) {
+    let on_rule = rng.random_bool(0.6);
+    let min = rng.random_range(1..4u32);
+    let mut alb = json!({"listenerArn": LISTENER, "blue": {"targetGroupArn": BLUE_TG},
+        "green": {"targetGroupArn": GREEN_TG}, "minHealthyTargets": min});
+    if on_rule {
+        alb["ruleArn"] = json!(RULE);
+    }
+    if let Some(p) = plan.as_object_mut() {
+        p.remove("dns");
+    }
+    plan["alb"] = alb;
+    let forward = if rng.random_bool(0.5) {
+        json!({"type": "forward", "order": 1, "targetGroupArn": BLUE_TG})
+    } else {
+        json!({"type": "forward", "order": 1, "targetGroupArn": BLUE_TG, "forwardConfig": {
+            "targetGroups": [{"targetGroupArn": BLUE_TG, "weight": 1}],
+            "targetGroupStickinessConfig": {"enabled": true, "durationSeconds": rng.random_range(1..3600)}}})
+    };
+    let other = json!({"type": "fixed-response", "order": 1});
+    let (default, rules) = if on_rule {
+        (
+            other,
+            json!([{"arn": RULE, "priority": 10, "actions": [forward]}]),
+        )
+    } else {
+        (forward, json!([]))
+    };
+    let mut green = vec![json!([0, rng.random_range(min..min + 3)])];
+    if rng.random_bool(0.3) {
+        let at = rng.random_range(1..6000);
+        green.push(json!([at, rng.random_range(0..min)]));
+        if rng.random_bool(0.5) {
+            green.push(json!([at + rng.random_range(5..900), min]));
+        }
+    }
+    world["elbv2"] = json!({
+        "listeners": [{"arn": LISTENER, "defaultActions": [default], "rules": rules}],
+        "targetGroups": [{"arn": BLUE_TG, "healthy": [[0, 3]]}, {"arn": GREEN_TG, "healthy": green}],
+    });
+    world["route53"]["zones"][0]["records"] = json!([]);
+    let elbv2: Vec<&(&str, &[&str])> = FAULT_OPERATIONS
+        .iter()
+        .filter(|(op, _)| op.starts_with("elbv2."))
+        .collect();
+    for _ in 0..rng.random_range(0..4) {
+        let (op, errors) = **pick(rng, &elbv2);
+        let times = if rng.random_bool(0.15) {
+            rng.random_range(8..40)
+        } else {
+            rng.random_range(1..7)
+        };
+        if let Some(f) = world["faults"].as_array_mut() {
+            f.push(
+                json!({"operation": op, "error": pick(rng, errors), "times": times,
+                "afterSeconds": rng.random_range(0..6000)}),
+            );
+        }
     }
 }
 
@@ -420,23 +511,62 @@ pub fn check(case: &Case) -> Result<Verdict, String> {
 fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
     let mut v = Vec::new();
     let r = &run.report;
-    // The generator draws dns plans only.
-    let Some(d) = plan.dns.as_ref() else {
-        return vec!["the chaos generator drew a plan without dns".into()];
+    // Where traffic goes at the end, against where it went at the start: the record sets, or
+    // the ALB rule's actions.
+    let (at_start, on_green, routed) = match plan.router() {
+        Some(Router::Dns(d)) => {
+            let snapshot: Vec<RecordSet> = world
+                .route53
+                .zones
+                .iter()
+                .flat_map(|z| z.records.iter())
+                .filter(|rec| {
+                    normalize_name(&rec.name) == normalize_name(&d.record_name)
+                        && rec.record_type == d.record_type
+                })
+                .cloned()
+                .collect();
+            (
+                same_set(&r.dns, &snapshot),
+                fully_green(&r.dns, d),
+                format!("DNS {:?}", r.dns),
+            )
+        }
+        Some(Router::Alb(a)) => {
+            let listener = world
+                .elbv2
+                .listeners
+                .iter()
+                .find(|l| l.arn == a.listener_arn);
+            let original = match (&a.rule_arn, listener) {
+                (Some(rule), Some(l)) => l
+                    .rules
+                    .iter()
+                    .find(|x| &x.arn == rule)
+                    .map(|x| x.actions.clone()),
+                (None, Some(l)) => Some(l.default_actions.clone()),
+                _ => None,
+            };
+            let now = r
+                .alb
+                .as_ref()
+                .map(|x| x.actions.clone())
+                .unwrap_or_default();
+            let weights = cutover_core::alb::weights(&now);
+            let green_only = weights
+                .iter()
+                .all(|(tg, w)| *w == 0 || *tg == a.green.target_group_arn)
+                && weights
+                    .iter()
+                    .any(|(tg, w)| *tg == a.green.target_group_arn && *w > 0);
+            (
+                original.as_ref() == Some(&now),
+                green_only,
+                format!("the ALB rule {now:?}"),
+            )
+        }
+        None => return vec!["the plan names no router".into()],
     };
-    let snapshot: Vec<RecordSet> = world
-        .route53
-        .zones
-        .iter()
-        .flat_map(|z| z.records.iter())
-        .filter(|rec| {
-            normalize_name(&rec.name) == normalize_name(&d.record_name)
-                && rec.record_type == d.record_type
-        })
-        .cloned()
-        .collect();
-    let at_start = same_set(&r.dns, &snapshot);
-    let on_green = fully_green(&r.dns, d);
     let pages = run.world.pages();
     let paged = |kinds: &[&str]| pages.iter().any(|p| kinds.contains(&p.kind.as_str()));
     // Green kept after an unhealthy switch nobody chose to undo: DNS stays where green had it.
@@ -448,12 +578,12 @@ fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
     match r.outcome.as_str() {
         "completed" | COMPLETED_WITH_ERRORS if !(on_green || kept_green || stopped_frozen) => v
             .push(format!(
-                "{} but DNS is not fully on green: {:?}",
-                r.outcome, r.dns
+                "{} but traffic is not fully on green: {routed}",
+                r.outcome
             )),
         "rolled_back" | "aborted" | "failed" if !(at_start || stopped_frozen) => v.push(format!(
-            "{} but DNS is not the snapshot: {:?}",
-            r.outcome, r.dns
+            "{} but traffic is not routed as at the start: {routed}",
+            r.outcome
         )),
         "rollback_failed" => v.push(format!(
             "rollback_failed within a budget of {}s (faults are finite)",
@@ -463,7 +593,7 @@ fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
         other => v.push(format!("unknown outcome {other}")),
     }
     if !(at_start || on_green || kept_green || stopped_frozen) {
-        v.push(format!("half-shifted: {:?}", r.dns));
+        v.push(format!("half-shifted: {routed}"));
     }
     // A plain `completed` carries no error; one that ended on green with an error says so.
     if r.outcome == "completed" && r.error.is_some() {

@@ -18,7 +18,6 @@ use crate::local::RunOptions;
 use crate::wave::{run_wave_local, WaveRun};
 use cutover_core::model::{normalize_name, RecordSet};
 use cutover_core::steps::WaveSpec;
-use cutover_sim::spec::FAULT_OPERATIONS;
 use cutover_sim::WorldSpec;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -89,8 +88,9 @@ pub fn generate(seed: u64) -> Case {
         "applications": applications,
     });
     let mut faults = vec![];
+    let operations = crate::chaos::dns_case_operations();
     for _ in 0..rng.random_range(0..4) {
-        let (op, errors) = pick(&mut rng, FAULT_OPERATIONS);
+        let (op, errors) = pick(&mut rng, &operations);
         let times = if rng.random_bool(0.1) {
             rng.random_range(8..30)
         } else {

@@ -8,6 +8,55 @@ use crate::alb::{Action, AlbPlan};
 use crate::error::StepError;
 use crate::ports::{PortError, PortErrorKind};
 
+/// One ELBv2 call, waiting out throttling in-step: Elastic Load Balancing throttles API requests
+/// per account and Region, and the caller is to retry with exponential back-off ("Request
+/// throttling", Elastic Load Balancing API reference,
+/// https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/Welcome.html). Up to six
+/// attempts over about 31 s; a throttle past them goes to the state machine's retry, like any
+/// other error. Only throttling: every other error is the caller's to judge.
+async fn patiently<T, F, Fut>(deps: &Deps, mut call: F) -> Result<T, PortError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PortError>>,
+{
+    let mut wait = std::time::Duration::from_secs(1);
+    for _ in 0..5 {
+        match call().await {
+            Err(e) if e.kind == PortErrorKind::Throttled => {
+                deps.clock.sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+    call().await
+}
+
+/// The rule's actions now (or the listener's default action's).
+pub(super) async fn read(a: &AlbPlan, deps: &Deps) -> Result<Vec<Action>, PortError> {
+    patiently(deps, || {
+        deps.load_balancer
+            .actions(&a.listener_arn, a.rule_arn.as_deref())
+    })
+    .await
+}
+
+/// Replaces the rule's actions (ModifyRule, or ModifyListener for the default action).
+pub(super) async fn write(a: &AlbPlan, deps: &Deps, actions: &[Action]) -> Result<(), PortError> {
+    patiently(deps, || {
+        deps.load_balancer
+            .set_actions(&a.listener_arn, a.rule_arn.as_deref(), actions)
+    })
+    .await
+}
+
+async fn healthy(deps: &Deps, target_group_arn: &str) -> Result<u32, PortError> {
+    patiently(deps, || {
+        deps.load_balancer.healthy_targets(target_group_arn)
+    })
+    .await
+}
+
 fn alb_err(e: PortError) -> StepError {
     StepError::from_port(e, |e| StepError::TrafficShiftFailed(e.to_string()))
 }
@@ -34,11 +83,7 @@ pub(super) async fn preflight(
     } else {
         "alb.listenerArn"
     };
-    let actions = match deps
-        .load_balancer
-        .actions(&a.listener_arn, a.rule_arn.as_deref())
-        .await
-    {
+    let actions = match read(a, deps).await {
         Ok(actions) => actions,
         Err(e) if e.kind == PortErrorKind::NotFound => {
             problems.push(format!("{field}: {}", e.message));
@@ -54,11 +99,7 @@ pub(super) async fn preflight(
         problems.push(format!("{field}: {}: {why}", rule_name(a)));
     }
     for (side, tg, counted) in [("blue", &a.blue, false), ("green", &a.green, green_probed)] {
-        match deps
-            .load_balancer
-            .healthy_targets(&tg.target_group_arn)
-            .await
-        {
+        match healthy(deps, &tg.target_group_arn).await {
             Ok(n) if counted && n < a.min_healthy_targets => problems.push(format!(
                 "alb.green.targetGroupArn: {n} healthy target(s), below alb.minHealthyTargets {}: no traffic may go to it yet",
                 a.min_healthy_targets
@@ -80,11 +121,7 @@ pub(super) async fn preflight(
 /// Why green may not take traffic now (fewer healthy targets than `alb.minHealthyTargets`), or
 /// `None`. An unreadable target group is a reason too: its health is unknown.
 pub(super) async fn green_short(a: &AlbPlan, deps: &Deps) -> Result<Option<String>, StepError> {
-    match deps
-        .load_balancer
-        .healthy_targets(&a.green.target_group_arn)
-        .await
-    {
+    match healthy(deps, &a.green.target_group_arn).await {
         Ok(n) if n >= a.min_healthy_targets => Ok(None),
         Ok(n) => Ok(Some(format!(
             "green target group has {n} healthy target(s), below alb.minHealthyTargets {}",
@@ -107,12 +144,7 @@ pub(super) async fn apply(
     snapshot: &[Action],
     weight: u32,
 ) -> Result<(), StepError> {
-    deps.load_balancer
-        .set_actions(
-            &a.listener_arn,
-            a.rule_arn.as_deref(),
-            &a.weighted(snapshot, weight),
-        )
+    write(a, deps, &a.weighted(snapshot, weight))
         .await
         .map_err(alb_err)
 }

@@ -541,11 +541,7 @@ pub async fn rollback_cutover(
                     "the run holds no snapshot of the rule's actions to restore".into(),
                 ));
             };
-            let now_actions = deps
-                .load_balancer
-                .actions(&a.listener_arn, a.rule_arn.as_deref())
-                .await
-                .map_err(rb_err)?;
+            let now_actions = super::alb::read(a, deps).await.map_err(rb_err)?;
             (now_actions != snapshot).then_some(Restore::Alb(a, snapshot))
         }
     };
@@ -581,10 +577,7 @@ pub async fn rollback_cutover(
             }
         }
         Some(Restore::Alb(a, snapshot)) => {
-            deps.load_balancer
-                .set_actions(&a.listener_arn, a.rule_arn.as_deref(), snapshot)
-                .await
-                .map_err(rb_err)?;
+            super::alb::write(a, deps, snapshot).await.map_err(rb_err)?;
             RollbackOutput {
                 traffic_moved: true,
                 change_id: None,
