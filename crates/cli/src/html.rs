@@ -105,6 +105,40 @@ fn outcome_colour(outcome: &str) -> &'static str {
     }
 }
 
+/// One ALB action as the page shows it: its type, each target group's weight, its stickiness.
+fn alb_action_line(a: &Value) -> String {
+    let kind = text(a, "type");
+    let groups: Vec<String> = match a
+        .pointer("/forwardConfig/targetGroups")
+        .and_then(Value::as_array)
+    {
+        Some(tgs) => tgs
+            .iter()
+            .map(|t| {
+                let arn = text(t, "targetGroupArn");
+                let name = arn.rsplit(':').next().unwrap_or(arn).to_string();
+                format!(
+                    "{name} = {}",
+                    t.get("weight").map_or("1".into(), |w| w.to_string())
+                )
+            })
+            .collect(),
+        None => vec![text(a, "targetGroupArn").to_string()],
+    };
+    let sticky = a
+        .pointer("/forwardConfig/targetGroupStickinessConfig")
+        .filter(|s| s.get("enabled").and_then(Value::as_bool) == Some(true))
+        .map(|s| {
+            format!(
+                ", sticky {} s",
+                s.get("durationSeconds")
+                    .map_or("?".into(), |d| d.to_string())
+            )
+        })
+        .unwrap_or_default();
+    format!("{kind}: {}{sticky}", groups.join(", "))
+}
+
 /// A record set in one line: set identifier and weight, then where it points.
 fn record_line(r: &Value) -> String {
     let mut out = String::new();
@@ -501,6 +535,21 @@ pub fn render(report: &Value) -> String {
                 }
             }
         }
+        @if let Some(alb) = report.get("alb").filter(|a| a.is_object()) {
+            h2 { "ALB" }
+            p id="alb-rule" {
+                @match alb.get("ruleArn").and_then(Value::as_str) {
+                    Some(rule) => { "Rule " code { (rule) } }
+                    None => { "Default action of listener " code { (text(alb, "listenerArn")) } }
+                }
+                " at the end:"
+            }
+            ul id="alb-final" {
+                @for a in alb.get("actions").and_then(Value::as_array).into_iter().flatten() {
+                    li { (alb_action_line(a)) }
+                }
+            }
+        } @else {
         h2 { "DNS" }
         div class="side" id="dns" {
             div {
@@ -513,6 +562,7 @@ pub fn render(report: &Value) -> String {
                 @if final_dns.is_empty() { p { "not read" } }
                 ul id="dns-final" { @for r in &final_dns { li { (record_line(r)) } } }
             }
+        }
         }
         @if !approvals.is_empty() {
             h2 { "Approvals" }

@@ -402,3 +402,22 @@ fn a_wave_report_renders_its_applications() {
     );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), html);
 }
+
+#[test]
+fn an_alb_run_shows_the_rules_final_weights_instead_of_dns() {
+    let (html, report) = render("alb-weighted");
+    let alb = report.alb.as_ref().expect("an alb plan reports alb");
+    assert!(
+        !html.contains("id=\"dns\""),
+        "no DNS section for an alb plan"
+    );
+    assert!(section(&html, "alb-rule").contains(alb.rule_arn.as_deref().unwrap()));
+    let final_actions = section(&html, "alb-final");
+    assert_eq!(final_actions.matches("<li>").count(), alb.actions.len());
+    assert!(
+        final_actions.contains("targetgroup/catalog-blue/73e2d6bc24d8a067 = 0")
+            && final_actions.contains("targetgroup/catalog-green/83e2d6bc24d8a067 = 100")
+            && final_actions.contains("sticky 300 s"),
+        "{final_actions}"
+    );
+}
