@@ -6,6 +6,7 @@ mod approval;
 mod close;
 mod controls;
 mod data;
+mod dns;
 mod health;
 mod launch;
 mod reconcile;
@@ -25,6 +26,10 @@ pub use close::{
 };
 pub use controls::{apply_control, ControlAction, ControlError, ControlRequest};
 pub use data::{data_cutover, DataAction, DataInput, DataOutput};
+pub use dns::{
+    check_dns_sync, collapse_to_simple, dns_outside_allow_lists, CheckSyncInput, CollapseInput,
+    CollapseOutput, SyncOutput, SYNC_DEADLINE_SECONDS, SYNC_POLL_SECONDS,
+};
 pub use health::{run_health_check, BakeState, HealthInput};
 pub use launch::{check_launch, CheckLaunchInput, LaunchStatus, ServerLaunch, LAUNCH_POLL_SECONDS};
 pub use reconcile::{
@@ -36,9 +41,8 @@ pub use replication::{
     StartReplicationOutput,
 };
 pub use traffic::{
-    check_dns_sync, collapse_to_simple, rollback_cutover, shift_traffic, CheckSyncInput,
-    CollapseInput, CollapseOutput, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput,
-    SyncOutput, ROLLBACK_MAX_ATTEMPTS, SYNC_DEADLINE_SECONDS, SYNC_POLL_SECONDS,
+    rollback_cutover, shift_traffic, RollbackInput, RollbackOutput, ShiftInput, ShiftOutput,
+    ROLLBACK_MAX_ATTEMPTS,
 };
 pub use validate::{preflight, validate_cutover, Found, ValidateInput, ValidateOutput};
 pub use wave::{
@@ -151,42 +155,6 @@ pub struct StackContext {
     pub allowed_record_names: Option<Vec<String>>,
     /// The hosted zones the stack's roles may change (`AllowedHostedZoneIds`); None: not known.
     pub allowed_zone_ids: Option<Vec<String>>,
-}
-
-/// Whether the plan's record lies outside the stack's allow-lists: the field and why. The roles
-/// may change only these names (`route53:ChangeResourceRecordSetsNormalizedRecordNames`, lower
-/// case without the trailing dot) in these zones, so a plan outside them would fail with
-/// AccessDenied at its first shift, hours in.
-pub fn dns_outside_allow_lists(
-    dns: &crate::plan::DnsPlan,
-    allowed_records: Option<&[String]>,
-    allowed_zones: Option<&[String]>,
-) -> Option<(&'static str, String)> {
-    let name = crate::model::normalize_name(&dns.record_name);
-    if let Some(allowed) = allowed_records {
-        if !allowed
-            .iter()
-            .any(|r| crate::model::normalize_name(r) == name)
-        {
-            return Some((
-                "recordName",
-                format!("'{name}' is not among the stack's AllowedRecordNames ({}): the stack may not change it", allowed.join(", ")),
-            ));
-        }
-    }
-    if let Some(zones) = allowed_zones {
-        if !zones.iter().any(|z| z == &dns.hosted_zone_id) {
-            return Some((
-                "hostedZoneId",
-                format!(
-                    "'{}' is not among the stack's AllowedHostedZoneIds ({}): the stack may not change it",
-                    dns.hosted_zone_id,
-                    zones.join(", ")
-                ),
-            ));
-        }
-    }
-    None
 }
 
 impl StackContext {

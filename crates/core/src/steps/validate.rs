@@ -4,7 +4,7 @@ use super::{audit, check_plan, check_run_id, event, store_err, Deps};
 use crate::alb::Action;
 use crate::error::StepError;
 use crate::model::{AlarmState, RecordSet, RunRecord};
-use crate::plan::{DnsPlan, Plan, Router};
+use crate::plan::{Plan, Router};
 use crate::ports::{LockOutcome, PortErrorKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -158,7 +158,7 @@ pub async fn preflight(plan: &Plan, deps: &Deps) -> Result<(Vec<String>, Found),
     let green_exists = super::replication::strategy(plan).green_exists_before_launch();
     let current = match super::router(plan)? {
         Router::Dns(d) => Found {
-            records: preflight_dns(d, deps, &mut problems).await?,
+            records: super::dns::preflight(d, deps, &mut problems).await?,
             alb_actions: None,
         },
         Router::Alb(a) => Found {
@@ -231,104 +231,6 @@ async fn preflight_replication(
         }
     }
     Ok(())
-}
-
-/// Reads what DNS serves now and checks it is the plan's blue: a simple record with the blue
-/// value, or a weighted pair at blue 100 / green 0 left by an earlier, rolled-back run.
-async fn preflight_dns(
-    d: &DnsPlan,
-    deps: &Deps,
-    problems: &mut Vec<String>,
-) -> Result<Vec<RecordSet>, StepError> {
-    if let Some((field, why)) = super::dns_outside_allow_lists(
-        d,
-        deps.stack.allowed_record_names.as_deref(),
-        deps.stack.allowed_zone_ids.as_deref(),
-    ) {
-        problems.push(format!("dns.{field}: {why}"));
-        if field == "hostedZoneId" {
-            // The roles may not even read a zone outside the list.
-            return Ok(vec![]);
-        }
-    }
-    let records = match deps
-        .router
-        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
-        .await
-    {
-        Ok(r) => r,
-        Err(e) if e.kind == PortErrorKind::NotFound => {
-            problems.push(format!(
-                "dns.hostedZoneId: no hosted zone {}",
-                d.hosted_zone_id
-            ));
-            return Ok(vec![]);
-        }
-        Err(e) => {
-            return Err(StepError::from_port(e, |e| {
-                StepError::invalid(format!("dns: {e}"))
-            }))
-        }
-    };
-    // Only simple and weighted records can be shifted by weight. A record set of another routing
-    // policy (failover, latency, geolocation, multivalue answer, IP-based) is refused, naming it,
-    // before anything changes: rewriting it as weighted records would drop its policy.
-    if let Some(policy) = records.iter().find_map(RecordSet::other_routing_policy) {
-        problems.push(format!(
-            "dns.recordName: {} {} uses {policy} routing ({} record(s)); the cutover shifts simple or weighted records only, so DNS is left as it is. Move the name to a simple or weighted record first, or cut over a name of its own",
-            d.record_name,
-            d.record_type,
-            records.len()
-        ));
-        return Ok(records);
-    }
-    let blue_to = d.blue.routing();
-    let green_to = d.green.routing();
-    match records.as_slice() {
-        [] => problems.push(format!(
-            "dns.recordName: no {} record {} in zone {}",
-            d.record_type, d.record_name, d.hosted_zone_id
-        )),
-        [only] if !only.is_weighted() => {
-            if !only.routes_to(&blue_to) {
-                let field = format!("dns.blue.{}", d.blue.routing_field());
-                problems.push(format!(
-                    "{field}: DNS serves {}, not the plan's blue {}",
-                    only.describe(),
-                    d.blue.describe()
-                ));
-            }
-        }
-        many => {
-            let find = |id: &str| {
-                many.iter()
-                    .find(|r| r.set_identifier.as_deref() == Some(id))
-            };
-            let blue = find(&d.blue.set_identifier);
-            let green = find(&d.green.set_identifier);
-            let ok = many.len() == 2
-                && blue.is_some_and(|b| b.routes_to(&blue_to) && b.weight.unwrap_or(0) > 0)
-                && green.is_some_and(|g| g.routes_to(&green_to) && g.weight == Some(0));
-            if !ok {
-                problems.push(format!(
-                    "dns.recordName: {} serves {} weighted record(s) that are not the plan's blue (weight > 0) and green (weight 0)",
-                    d.record_name,
-                    many.len()
-                ));
-            }
-        }
-    }
-    // Resolvers keep an answer for its TTL: with a day-long TTL no shift, and no rollback, takes
-    // effect for a day. Alias records have no TTL of their own (Route 53 uses the target's).
-    if let Some(ttl) = records.iter().filter_map(|r| r.ttl).max() {
-        if ttl > d.max_original_ttl_seconds {
-            problems.push(format!(
-                "dns.maxOriginalTtlSeconds: {} serves a TTL of {ttl}s, above {}s: resolvers would keep the old answer that long after every shift and rollback. Lower the record's TTL to {}s or less, wait {ttl}s for caches to expire, then start the cutover",
-                d.record_name, d.max_original_ttl_seconds, d.ttl.min(d.max_original_ttl_seconds)
-            ));
-        }
-    }
-    Ok(records)
 }
 
 pub(crate) async fn preflight_health(
