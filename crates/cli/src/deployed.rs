@@ -209,6 +209,7 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         None => aws_sdk_databasemigration::Client::new(&cx.sdk),
     };
     let mgn = aws_sdk_mgn::Client::new(&cx.sdk);
+    let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(&cx.sdk);
     let replication = AwsReplication::new(dms.clone(), mgn.clone());
     let replication = match cx.stack.endpoint {
         Some(_) => replication.without_table_statistics(),
@@ -231,9 +232,7 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
             aws_sdk_route53::Client::new(&cx.sdk),
             1.0,
         )),
-        load_balancer: Arc::new(cutover_aws::AlbRouter::new(
-            aws_sdk_elasticloadbalancingv2::Client::new(&cx.sdk),
-        )),
+        load_balancer: Arc::new(cutover_aws::AlbRouter::new(elbv2.clone())),
         replication: Arc::new(replication.clone()),
         metrics: Arc::new(CloudWatchMetrics::new(
             aws_sdk_cloudwatch::Client::new(&cx.sdk),
@@ -258,11 +257,28 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
     // refused at its first start, stop or finalize.
     if let Some(value) = cx.parameters.get("CutoverTagValue") {
         problems.extend(cx.block_on(untagged(plan, value, &dms, &mgn))?);
+        problems.extend(cx.block_on(untagged_alb(plan, value, &elbv2))?);
     }
     problems.extend(cx.block_on(missing_hooks(cx, plan))?);
     // Who may decide the plan's gates: the stack's ApiApprovers and the plan's own list, both.
     if let Some(approvers) = list("ApiApprovers") {
         problems.extend(cutover_core::api::unreachable_approvers(plan, &approvers));
+        // Each named IAM principal of the stack's account must exist: a deleted role or a typo
+        // admits nobody.
+        let named = approvers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (format!("ApiApprovers[{i}] (stack parameter)"), a.clone()))
+            .chain(
+                plan.approvals
+                    .approvers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| (format!("approvals.approvers[{i}]"), a.clone())),
+            )
+            .collect::<Vec<_>>();
+        let iam = aws_sdk_iam::Client::new(&cx.sdk);
+        problems.extend(cx.block_on(unknown_principals(&iam, stack.account.as_deref(), &named))?);
     }
     Ok(Preflight {
         problems,
@@ -369,6 +385,100 @@ async fn untagged(
                     why(&format!("the MGN source server {id}"))
                 ));
             }
+        }
+    }
+    Ok(problems)
+}
+
+/// The ALB rule (or, for the default action, the listener) an alb plan shifts, when it does not
+/// carry the tag `cutover=<value>`: the roles may ModifyRule / ModifyListener only where it does
+/// (template.yaml). Read with ELBv2 DescribeTags.
+async fn untagged_alb(
+    plan: &Plan,
+    value: &str,
+    elbv2: &aws_sdk_elasticloadbalancingv2::Client,
+) -> Result<Vec<String>, String> {
+    let Some(a) = &plan.alb else {
+        return Ok(vec![]);
+    };
+    let (field, arn, what) = match &a.rule_arn {
+        Some(r) => ("alb.ruleArn", r.as_str(), "the rule"),
+        None => ("alb.listenerArn", a.listener_arn.as_str(), "the listener"),
+    };
+    let out = elbv2
+        .describe_tags()
+        .resource_arns(arn)
+        .send()
+        .await
+        .map_err(|e| format!("{field}: {}", sdk_err(e)))?;
+    let tagged = out.tag_descriptions().iter().any(|d| {
+        d.resource_arn() == Some(arn)
+            && d.tags()
+                .iter()
+                .any(|t| t.key() == Some("cutover") && t.value() == Some(value))
+    });
+    Ok(if tagged {
+        vec![]
+    } else {
+        vec![format!(
+            "{field}: {what} {arn} does not carry the tag cutover={value} (the stack's CutoverTagValue): the stack's roles may not change its actions"
+        )]
+    })
+}
+
+/// Approver entries naming one IAM user or role of the stack's account (no wildcard) that IAM
+/// does not know (GetUser / GetRole: NoSuchEntity): nobody can present that identity, so the
+/// entry admits nobody. An assumed-role session is checked by its role. Groups, wildcards and
+/// other accounts' principals cannot be read from here and are left out.
+async fn unknown_principals(
+    iam: &aws_sdk_iam::Client,
+    account: Option<&str>,
+    named: &[(String, String)],
+) -> Result<Vec<String>, String> {
+    let mut problems = Vec::new();
+    for (field, entry) in named {
+        // arn:PARTITION:iam::ACCOUNT:user/NAME | role/NAME; arn:PARTITION:sts::ACCOUNT:assumed-role/ROLE/SESSION
+        let parts: Vec<&str> = entry.splitn(6, ':').collect();
+        let [_, _, service, _, acct, resource] = parts[..] else {
+            continue;
+        };
+        if entry.contains('*') || Some(acct) != account {
+            continue;
+        }
+        let mut path = resource.split('/');
+        let (kind, name) = match (service, path.next(), path.next()) {
+            ("iam", Some("user"), Some(n)) => ("user", resource.rsplit('/').next().unwrap_or(n)),
+            ("iam", Some("role"), Some(n)) => ("role", resource.rsplit('/').next().unwrap_or(n)),
+            ("sts", Some("assumed-role"), Some(n)) => ("role", n),
+            _ => continue,
+        };
+        let missing = if kind == "user" {
+            match iam.get_user().user_name(name).send().await {
+                Ok(_) => false,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                {
+                    true
+                }
+                Err(e) => return Err(format!("{field}: {}", sdk_err(e))),
+            }
+        } else {
+            match iam.get_role().role_name(name).send().await {
+                Ok(_) => false,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
+                {
+                    true
+                }
+                Err(e) => return Err(format!("{field}: {}", sdk_err(e))),
+            }
+        };
+        if missing {
+            problems.push(format!(
+                "{field}: {entry} names IAM {kind} {name}, which account {acct} does not have (NoSuchEntity): the entry admits nobody"
+            ));
         }
     }
     Ok(problems)

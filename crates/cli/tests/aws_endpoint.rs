@@ -945,6 +945,9 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
         if let Some(a) = approvers {
             template["Parameters"]["ApiApprovers"] = serde_json::json!({"Type": "String"});
             parameters.push(("ApiApprovers", a));
+            // The stack's account, read from its cutover machine's ARN as on a deployed stack.
+            template["Outputs"] = serde_json::json!({"CutoverStateMachineArn": {
+                "Value": "arn:aws:states:us-east-1:123456789012:stateMachine:cutover-bounds"}});
         }
         create_stack(&rt, &sdk, "cutover-bounds", &template, &parameters)
     };
@@ -1034,7 +1037,29 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
     );
     let ops = "arn:aws:iam::123456789012:role/Ops*";
     assert!(problems_with(ops, None).is_empty());
+    // OpsLead exists in the account (made here; an earlier run may have made it already).
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let _ = rt.block_on(
+        iam.create_role()
+            .role_name("OpsLead")
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .send(),
+    );
     assert!(problems_with(ops, Some("\"arn:aws:iam::123456789012:role/OpsLead\"")).is_empty());
+    // Its sessions are checked by the role.
+    assert!(problems_with(
+        ops,
+        Some("\"arn:aws:sts::123456789012:assumed-role/OpsLead/alice\"")
+    )
+    .is_empty());
+    // A role the stack's pattern covers but IAM does not know admits nobody: named.
+    let gone = problems_with(ops, Some("\"arn:aws:iam::123456789012:role/OpsGone\""));
+    assert!(
+        gone.len() == 1
+            && gone[0].starts_with("approvals.approvers[0]:")
+            && gone[0].contains("NoSuchEntity"),
+        "{gone:?}"
+    );
     let outside = problems_with(ops, Some("\"arn:aws:iam::123456789012:role/Dev\""));
     assert!(
         outside[0].starts_with("approvals.approvers[0]:") && outside[0].contains("role/Dev"),
@@ -1118,6 +1143,77 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
             .iter()
             .all(|p| !p.contains("does not carry the tag")),
         "{after_tag:?}"
+    );
+
+    // An alb plan: the rule its roles would change must carry the tag too (ELBv2 DescribeTags);
+    // the rule and its listener are read, and green's healthy targets counted, changing nothing.
+    let alb = rt
+        .block_on(cutover_aws::moto_seed::seed_alb(
+            &sdk,
+            ep,
+            &unique("pf")[..20],
+            93,
+        ))
+        .unwrap();
+    let dns_section = |text: &str| {
+        let start = text.find("dns:\n").unwrap();
+        let end = text[start..].find("traffic:").unwrap() + start;
+        text[..start].to_string() + &text[end..]
+    };
+    let alb_plan = std::env::temp_dir().join(format!("{}.yaml", unique("preflight-alb")));
+    let text = dns_section(&std::fs::read_to_string(&plan_file).unwrap())
+        + &format!(
+            "alb:\n  listenerArn: \"{}\"\n  ruleArn: \"{}\"\n  blue: {{targetGroupArn: \"{}\"}}\n  green: {{targetGroupArn: \"{}\"}}\n",
+            alb.listener_arn, alb.rule_arn, alb.blue, alb.green
+        );
+    std::fs::write(&alb_plan, text).unwrap();
+    let alb_problems = || -> Vec<String> {
+        let out = cutover(&[
+            "run",
+            "preflight",
+            "--plan",
+            alb_plan.to_str().unwrap(),
+            "--stack",
+            &tagged,
+            "--aws-endpoint-url",
+            ep,
+            "--json",
+        ]);
+        let found: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        found["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .filter(|p| p.starts_with("alb."))
+            .collect()
+    };
+    let untagged_rule = alb_problems();
+    assert!(
+        untagged_rule.len() == 1
+            && untagged_rule[0].starts_with("alb.ruleArn:")
+            && untagged_rule[0].contains(&format!("does not carry the tag cutover={tag_value}")),
+        "{untagged_rule:?}"
+    );
+    let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    rt.block_on(
+        elbv2
+            .add_tags()
+            .resource_arns(&alb.rule_arn)
+            .tags(
+                aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                    .key("cutover")
+                    .value(&tag_value)
+                    .build(),
+            )
+            .send(),
+    )
+    .unwrap();
+    assert_eq!(
+        alb_problems(),
+        Vec::<String>::new(),
+        "tagged, the rule may be shifted"
     );
 
     // Data hooks: Lambda GetFunction finds the one that exists (made by a stack on moto) and
