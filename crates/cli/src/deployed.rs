@@ -452,28 +452,28 @@ async fn unknown_principals(
             ("sts", Some("assumed-role"), Some(n)) => ("role", n),
             _ => continue,
         };
-        let missing = if kind == "user" {
-            match iam.get_user().user_name(name).send().await {
-                Ok(_) => false,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                {
-                    true
-                }
-                Err(e) => return Err(format!("{field}: {}", sdk_err(e))),
-            }
+        // Ok(()) found; Err((no such entity, message)) otherwise.
+        let found = if kind == "user" {
+            let r = iam.get_user().user_name(name).send().await;
+            r.map(|_| ()).map_err(|e| {
+                let gone = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception());
+                (gone, sdk_err(e))
+            })
         } else {
-            match iam.get_role().role_name(name).send().await {
-                Ok(_) => false,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_no_such_entity_exception()) =>
-                {
-                    true
-                }
-                Err(e) => return Err(format!("{field}: {}", sdk_err(e))),
-            }
+            let r = iam.get_role().role_name(name).send().await;
+            r.map(|_| ()).map_err(|e| {
+                let gone = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception());
+                (gone, sdk_err(e))
+            })
+        };
+        let missing = match found {
+            Ok(()) => false,
+            Err((true, _)) => true,
+            Err((false, message)) => return Err(format!("{field}: {message}")),
         };
         if missing {
             problems.push(format!(

@@ -1059,6 +1059,20 @@ impl Rehearsal {
         Ok(())
     }
 
+    /// Once the run has moved traffic, the application's alarm (`<application>-5xx`) fires: the
+    /// bake in progress fails and the run rolls back. Stops nothing itself.
+    async fn alarm_once_traffic_moved(&self, run_id: &str, app: &App) -> Option<(String, String)> {
+        if self.wait_for_traffic(run_id).await {
+            self.proxy
+                .world
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .alarms
+                .insert(format!("{}-5xx", app.application), "ALARM".into());
+        }
+        None
+    }
+
     async fn wait_for_traffic(&self, run_id: &str) -> bool {
         for _ in 0..1200 {
             if let Ok(r) = self.run_record(run_id).await {
@@ -1158,18 +1172,8 @@ impl Rehearsal {
             json!([{"weight": 10, "bakeSeconds": 30}, {"weight": 100, "bakeSeconds": 1}]),
             &[],
         );
-        let alarm = format!("{}-5xx", app.application);
-        let rid = run_id.clone();
-        self.run_cutover("alarm-rollback", &run_id, plan, |_| async move {
-            if self.wait_for_traffic(&rid).await {
-                self.proxy
-                    .world
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .alarms
-                    .insert(alarm, "ALARM".into());
-            }
-            None
+        self.run_cutover("alarm-rollback", &run_id, plan, |_| {
+            self.alarm_once_traffic_moved(&run_id, &app)
         })
         .await?;
         let blue = format!("blue-{}.example.com", app.application);
@@ -1229,18 +1233,8 @@ impl Rehearsal {
         let run_id = "rh-alb-1".to_string();
         let mut plan = alb_plan(&app, Some(&seeded.rule_arn));
         plan["traffic"] = json!({"steps": [{"weight": 10, "bakeSeconds": 30}, {"weight": 100, "bakeSeconds": 1}]});
-        let alarm = format!("{}-5xx", app.application);
-        let rid = run_id.clone();
-        self.run_cutover("alb", &run_id, plan, |_| async move {
-            if self.wait_for_traffic(&rid).await {
-                self.proxy
-                    .world
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .alarms
-                    .insert(alarm, "ALARM".into());
-            }
-            None
+        self.run_cutover("alb", &run_id, plan, |_| {
+            self.alarm_once_traffic_moved(&run_id, &app)
         })
         .await?;
         let rec = self.run_record(&run_id).await?;

@@ -99,21 +99,27 @@ pub(super) fn route53_err(e: crate::ports::PortError) -> StepError {
 /// The Route 53 batch that turns what DNS serves now into the weighted pair at `weight`: every
 /// record not in the pair deleted (a simple record cannot live beside weighted ones), both sides
 /// UPSERT even when already in place (the change id it returns is what the run waits on).
-pub(super) async fn shift_batch(
-    d: &DnsPlan,
-    deps: &Deps,
-    weight: u32,
-) -> Result<Vec<Change>, StepError> {
+/// The record sets of the plan's name and type as Route 53 serves them, and the name exactly as
+/// Route 53 spells it (the plan's when none exists).
+async fn served(d: &DnsPlan, deps: &Deps) -> Result<(Vec<RecordSet>, String), StepError> {
     let current = deps
         .router
         .records(&d.hosted_zone_id, &d.record_name, d.record_type)
         .await
         .map_err(route53_err)?;
-    // Keep the name exactly as Route 53 spells it.
     let name = current
         .first()
         .map(|r| r.name.clone())
         .unwrap_or_else(|| d.record_name.clone());
+    Ok((current, name))
+}
+
+pub(super) async fn shift_batch(
+    d: &DnsPlan,
+    deps: &Deps,
+    weight: u32,
+) -> Result<Vec<Change>, StepError> {
+    let (current, name) = served(d, deps).await?;
     let desired = weighted_pair(d, weight, &name, &current);
     let mut changes = Vec::new();
     for r in &current {
@@ -210,15 +216,7 @@ pub async fn collapse_to_simple(
             "only a dns plan collapses to a simple record (dns.finalForm)",
         ));
     };
-    let current = deps
-        .router
-        .records(&d.hosted_zone_id, &d.record_name, d.record_type)
-        .await
-        .map_err(route53_err)?;
-    let name = current
-        .first()
-        .map(|r| r.name.clone())
-        .unwrap_or_else(|| d.record_name.clone());
+    let (current, name) = served(d, deps).await?;
     let green_now = current
         .iter()
         .find(|r| r.set_identifier.as_deref() == Some(d.green.set_identifier.as_str()));
