@@ -882,6 +882,19 @@ fn run_decisions_are_signed_requests_to_the_approval_api() {
 
 /// `cutover run preflight`: the pre-flight a run would make, against the account (moto), with the
 /// stack's own bounds read from its parameters; nothing changes.
+/// The problems a `run preflight --json` printed that start with `prefix`.
+fn problems_starting(out: &std::process::Output, prefix: &str) -> Vec<String> {
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    found["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .filter(|p| p.starts_with(prefix))
+        .collect()
+}
+
 fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/dms-happy-path");
     let plan = load_plan(&dir.join("plan.yaml")).unwrap();
@@ -1021,14 +1034,7 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
             ep,
             "--json",
         ]);
-        let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        found["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap().to_string())
-            .filter(|p| p.starts_with("approvals"))
-            .collect()
+        problems_starting(&out, "approvals")
     };
     let nobody = problems_with("", None);
     assert!(
@@ -1085,16 +1091,8 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
     // A value of this run's own: moto keeps a deleted task's tags under its ARN.
     let tag_value = unique("allowed");
     let tagged = stack_with("orders.example.com", Some(&tag_value));
-    let problems_of = |stack: &str| -> Vec<String> {
-        let out = preflight(stack, true);
-        let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        found["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap().to_string())
-            .collect()
-    };
+    let problems_of =
+        |stack: &str| -> Vec<String> { problems_starting(&preflight(stack, true), "") };
     let before_tag = problems_of(&tagged);
     assert!(
         before_tag
@@ -1179,15 +1177,7 @@ fn preflight_reads_the_account_and_the_stacks_bounds(ep: &str) {
             ep,
             "--json",
         ]);
-        let found: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-        found["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap().to_string())
-            .filter(|p| p.starts_with("alb."))
-            .collect()
+        problems_starting(&out, "alb.")
     };
     let untagged_rule = alb_problems();
     assert!(
