@@ -1036,6 +1036,8 @@ async fn elbv2_rule_and_default_actions_shift_and_restore_exactly() {
             target_group_arn: green.clone(),
         },
         min_healthy_targets: 1,
+        role_arn: None,
+        external_id: None,
     };
     // The rule as found: one forward, stickiness on, blue alone: shiftable.
     let snapshot = alb.actions(&listener, Some(&rule)).await.unwrap();

@@ -166,8 +166,8 @@ pub fn run_calendar_local(
         let wiring = (
             plan,
             memory.clone() as Arc<dyn cutover_core::ports::RunStore>,
-            world.clone() as _,
-            world.clone() as _,
+            world.home() as _,
+            world.home() as _,
         );
         // The reports read run records and execution times, never a state's data.
         let options = &RunOptions {

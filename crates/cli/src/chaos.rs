@@ -391,7 +391,7 @@ pub fn generate(seed: u64) -> Case {
 pub(crate) fn dns_case_operations() -> Vec<(&'static str, &'static [&'static str])> {
     FAULT_OPERATIONS
         .iter()
-        .filter(|(op, _)| !op.starts_with("elbv2."))
+        .filter(|(op, _)| !op.starts_with("elbv2.") && !op.starts_with("sts."))
         .copied()
         .collect()
 }

@@ -246,10 +246,15 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         hooks: none.clone(),
         executions: none.clone(),
         vault: none,
+        accounts: Arc::new(cutover_core::accounts::NoAccounts),
         sent: Default::default(),
     };
     let (mut problems, found) = cx
-        .block_on(cutover_core::steps::preflight(plan, &deps))
+        .block_on(cutover_core::steps::preflight(
+            plan,
+            &format!("preflight-{}", plan.application),
+            &deps,
+        ))
         .map_err(|e| e.to_string())?;
     let records = found.records;
     // What the stack's roles may touch carries the tag cutover=<CutoverTagValue>: their DMS and

@@ -446,7 +446,7 @@ pub(crate) fn setup(
     // The world's faults sit in front of every port, simulated or SDK adapter alike; the report
     // and the final DNS are read around them.
     let faults = world.faults();
-    let metrics: Arc<dyn Metrics> = world.clone();
+    let metrics: Arc<dyn Metrics> = world.home();
     let probe: Arc<dyn HealthProbe> = world.clone();
     let notifier: Arc<dyn Notifier> = world.clone();
     let callbacks: Arc<dyn TaskCallbacks> = Arc::new(BrokerCallbacks(broker.clone()));
@@ -454,7 +454,7 @@ pub(crate) fn setup(
     let executions: Arc<dyn Executions> = world.clone();
     let secrets: Arc<dyn cutover_core::ports::Secrets> = world.clone();
     let vault: Arc<dyn cutover_core::ports::TokenVault> = world.clone();
-    let load_balancer: Arc<dyn cutover_core::alb::LoadBalancer> = world.clone();
+    let load_balancer: Arc<dyn cutover_core::alb::LoadBalancer> = world.home();
     let store = Faulty::new(faults.clone(), store);
     // Every Route 53 request books its slot of the account's budget in the run table, as the
     // functions do (cutover_core::budget); the world watches how long callers waited.
@@ -465,10 +465,27 @@ pub(crate) fn setup(
         DEFAULT_ROUTE53_RATE,
         options.route53,
     ));
+    // Another account's Route 53 (dns.roleArn) has its own budget; faults reach it too.
+    let sts: Arc<dyn cutover_core::accounts::Accounts> = world.sts();
+    let (budget_store, observer, coordination) = (store.clone(), world.clone(), options.route53);
+    let accounts = cutover_core::accounts::Cached::new(
+        Faulty::new(faults.clone(), sts),
+        Arc::new(clock),
+        Some(Arc::new(move |reached, account: &str| {
+            observer.observe_route53(BudgetedRouter::wrap_in(
+                reached,
+                budget_store.clone(),
+                Arc::new(clock),
+                DEFAULT_ROUTE53_RATE,
+                coordination,
+                Some(account),
+            ))
+        })),
+    );
     let deps = Deps {
         stack: cutover_core::steps::StackContext {
             partition: Some("aws".into()),
-            account: Some(ACCOUNT.into()),
+            account: Some(world_spec.account.clone()),
             region: Some(REGION.into()),
             allowed_hook_arns: vec![],
             ..Default::default()
@@ -486,6 +503,7 @@ pub(crate) fn setup(
         secrets: Faulty::new(faults.clone(), secrets),
         vault: Faulty::new(faults.clone(), vault),
         executions: Faulty::new(faults, executions),
+        accounts,
         sent: Default::default(),
     };
 
@@ -733,7 +751,7 @@ pub async fn run_local_async(
         )
     });
     let wiring: Wiring = match &options.aws_endpoint_url {
-        None => (plan.clone(), memory.clone(), world.clone(), world.clone()),
+        None => (plan.clone(), memory.clone(), world.home(), world.home()),
         #[cfg(not(feature = "aws"))]
         Some(endpoint) => {
             return Err(SeedError {

@@ -433,8 +433,8 @@ pub async fn run_wave_local_async(
         let wiring = (
             plan,
             memory.clone() as Arc<dyn cutover_core::ports::RunStore>,
-            world.clone() as _,
-            world.clone() as _,
+            world.home() as _,
+            world.home() as _,
         );
         // Progress lines of a wave name the application each line is about.
         let options = &RunOptions {

@@ -26,6 +26,13 @@ pub struct AlbPlan {
     /// health round of a bake.
     #[serde(default = "default_min_healthy")]
     pub min_healthy_targets: u32,
+    /// The role that reaches this section's resources in another account (docs/plan.md,
+    /// "Several accounts"); absent, the stack's own credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The external ID the role's trust policy asks for (`sts:ExternalId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 fn default_min_healthy() -> u32 {
@@ -289,6 +296,8 @@ mod tests {
                 target_group_arn: GREEN.into(),
             },
             min_healthy_targets: 1,
+            role_arn: None,
+            external_id: None,
         }
     }
 

@@ -56,6 +56,8 @@ impl std::str::FromStr for Coordination {
 /// A [`TrafficRouter`] whose every request first waits for its share of the account's budget.
 pub struct BudgetedRouter {
     inner: Arc<dyn TrafficRouter>,
+    /// The run table's name for this account's budget.
+    budget: String,
     store: Arc<dyn RunStore>,
     clock: Arc<dyn Clock>,
     interval: Duration,
@@ -72,6 +74,19 @@ impl BudgetedRouter {
         rate: f64,
         coordination: Coordination,
     ) -> Arc<dyn TrafficRouter> {
+        Self::wrap_in(inner, store, clock, rate, coordination, None)
+    }
+
+    /// [`BudgetedRouter::wrap`] for the Route 53 of another account (`dns.roleArn`): each
+    /// account has its own quota, so its own budget (`route53#<account>` in the run table).
+    pub fn wrap_in(
+        inner: Arc<dyn TrafficRouter>,
+        store: Arc<dyn RunStore>,
+        clock: Arc<dyn Clock>,
+        rate: f64,
+        coordination: Coordination,
+        account: Option<&str>,
+    ) -> Arc<dyn TrafficRouter> {
         let rate = if rate.is_finite() && rate > 0.0 {
             rate
         } else {
@@ -79,6 +94,10 @@ impl BudgetedRouter {
         };
         Arc::new(BudgetedRouter {
             inner,
+            budget: match account {
+                Some(a) => format!("{ROUTE53_BUDGET}#{a}"),
+                None => ROUTE53_BUDGET.into(),
+            },
             store,
             clock,
             interval: Duration::microseconds((1_000_000.0 / rate).round() as i64),
@@ -109,7 +128,7 @@ impl BudgetedRouter {
                 let now = self.clock.now();
                 match self
                     .store
-                    .book_slot(ROUTE53_BUDGET, now, self.interval, deadline)
+                    .book_slot(&self.budget, now, self.interval, deadline)
                     .await
                     .map_err(store_error)?
                 {

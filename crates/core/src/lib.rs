@@ -1,6 +1,7 @@
 //! Cutover domain: the plan, the run record, the step logic over narrow ports, and the stable
 //! error names the state machines branch on. No AWS SDK types and no I/O of its own.
 
+pub mod accounts;
 pub mod alb;
 pub mod api;
 pub mod budget;

@@ -203,6 +203,13 @@ pub struct ReplicationPlan {
     /// MGN: how long the cutover instance may take to launch, boot and answer its health checks.
     #[serde(default = "default_launch_deadline")]
     pub launch_deadline_seconds: u64,
+    /// The role that reaches this section's resources in another account (docs/plan.md,
+    /// "Several accounts"); absent, the stack's own credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The external ID the role's trust policy asks for (`sts:ExternalId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 fn default_launch_deadline() -> u64 {
@@ -265,6 +272,13 @@ pub struct DnsPlan {
     /// (default), or collapsed to one simple record in green's form.
     #[serde(default)]
     pub final_form: FinalForm,
+    /// The role that reaches this section's resources in another account (docs/plan.md,
+    /// "Several accounts"); absent, the stack's own credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The external ID the role's trust policy asks for (`sts:ExternalId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -523,6 +537,13 @@ pub struct HealthPlan {
     /// What an alarm in INSUFFICIENT_DATA means for a round.
     #[serde(default)]
     pub missing_alarm_data: MissingAlarmData,
+    /// The role that reaches this section's resources in another account (docs/plan.md,
+    /// "Several accounts"); absent, the stack's own credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The external ID the role's trust policy asks for (`sts:ExternalId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// How a health round reads an alarm in `INSUFFICIENT_DATA`, named as CloudWatch's own
@@ -944,6 +965,43 @@ impl Plan {
         }
     }
 
+    /// Each section that may name a role, with its `roleArn` and `externalId`.
+    #[allow(clippy::type_complexity)]
+    fn role_fields(&self) -> Vec<(&'static str, &Option<String>, &Option<String>)> {
+        let mut out = vec![
+            (
+                "replication",
+                &self.replication.role_arn,
+                &self.replication.external_id,
+            ),
+            ("health", &self.health.role_arn, &self.health.external_id),
+        ];
+        if let Some(d) = &self.dns {
+            out.push(("dns", &d.role_arn, &d.external_id));
+        }
+        if let Some(a) = &self.alb {
+            out.push(("alb", &a.role_arn, &a.external_id));
+        }
+        out
+    }
+
+    /// The roles the plan's sections name, each with its section (`dns`, `alb`, `replication`,
+    /// `health`): what the run assumes.
+    pub fn roles(&self) -> Vec<(&'static str, crate::accounts::Role)> {
+        self.role_fields()
+            .into_iter()
+            .filter_map(|(s, arn, ext)| crate::accounts::Role::of(arn, ext).map(|r| (s, r)))
+            .collect()
+    }
+
+    /// The role of one section, if it names one.
+    pub fn role_of(&self, section: &str) -> Option<crate::accounts::Role> {
+        self.roles()
+            .into_iter()
+            .find(|(s, _)| *s == section)
+            .map(|(_, r)| r)
+    }
+
     /// Parses and validates; `json` picks the syntax (from the file extension at the CLI).
     pub fn parse(text: &str, json: bool) -> Result<Plan, PlanError> {
         let plan: Plan = from_value(parse_document(text, json)?)?;
@@ -969,6 +1027,9 @@ impl Plan {
             })
         };
 
+        for (section, arn, external_id) in self.role_fields() {
+            crate::accounts::role_violations(section, arn, external_id, &mut |f, m| bad(&f, m));
+        }
         if !shape::application_name(&self.application) {
             bad("application", format!("'{}' must be 1-48 lower-case letters, digits or '-', starting with a letter or digit", self.application));
         }

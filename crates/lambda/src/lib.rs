@@ -177,6 +177,7 @@ pub async fn build_deps(
         executions,
         secrets,
         vault,
+        accounts: Arc::new(cutover_core::accounts::NoAccounts),
         sent: Default::default(),
     })
 }

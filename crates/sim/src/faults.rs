@@ -42,6 +42,7 @@ pub fn aws_error(service: &'static str, code: &str, message: impl Into<String>) 
         | "RuleNotFound"
         | "TargetGroupNotFound" => PortErrorKind::NotFound,
         "ConditionalCheckFailedException" => PortErrorKind::Conflict,
+        "AccessDenied" | "AccessDeniedException" => PortErrorKind::Denied,
         _ => PortErrorKind::Other,
     };
     PortError::new(service, kind, code, message)
@@ -412,5 +413,26 @@ impl Hooks for Faulty<dyn Hooks> {
     ) -> Result<Value, PortError> {
         self.faults.check("hooks", "hooks.Call")?;
         self.inner.call(hook, headers, payload).await
+    }
+}
+
+/// STS with the world's faults in front: `sts.AssumeRole` fails as scheduled, and the reached
+/// account's ports carry the faults too.
+#[async_trait]
+impl cutover_core::accounts::Accounts for Faulty<dyn cutover_core::accounts::Accounts> {
+    async fn assume(
+        &self,
+        role: &cutover_core::accounts::Role,
+        session: &str,
+    ) -> Result<cutover_core::accounts::Reached, PortError> {
+        self.faults.check("sts", "sts.AssumeRole")?;
+        let r = self.inner.assume(role, session).await?;
+        Ok(cutover_core::accounts::Reached {
+            router: Faulty::new(self.faults.clone(), r.router),
+            load_balancer: Faulty::new(self.faults.clone(), r.load_balancer),
+            replication: Faulty::new(self.faults.clone(), r.replication),
+            metrics: Faulty::new(self.faults.clone(), r.metrics),
+            expires: r.expires,
+        })
     }
 }

@@ -25,17 +25,19 @@ pub fn world_deps(
         // The simulated stack's own account and region (docs/world.md).
         stack: cutover_core::steps::StackContext {
             partition: Some("aws".into()),
-            account: Some("123456789012".into()),
+            account: Some(world.spec().account.clone()),
             region: Some("us-east-1".into()),
             allowed_hook_arns: vec![],
             ..Default::default()
         },
         clock: std::sync::Arc::new(world.clock()),
         store,
-        router: world.clone(),
-        load_balancer: world.clone(),
-        replication: world.clone(),
-        metrics: world.clone(),
+        // The stack's own credentials: its account's resources only (world/accounts.rs).
+        router: world.home(),
+        load_balancer: world.home(),
+        replication: world.home(),
+        metrics: world.home(),
+        accounts: world.sts(),
         probe: world.clone(),
         notifier: world.clone(),
         callbacks,

@@ -11,6 +11,12 @@ pub struct WorldSpec {
     /// Wall-clock time at t = 0 (RFC 3339); a fixed default keeps runs reproducible.
     #[serde(default = "default_start")]
     pub start_time: chrono::DateTime<chrono::Utc>,
+    /// The stack's own account: what its credentials reach without a role.
+    #[serde(default = "default_account")]
+    pub account: String,
+    /// The other accounts of the landing zone and the roles in them (world/accounts.rs).
+    #[serde(default)]
+    pub accounts: Vec<crate::world::accounts::AccountSpec>,
     #[serde(default)]
     pub route53: Route53Spec,
     #[serde(default)]
@@ -28,9 +34,10 @@ pub struct WorldSpec {
     /// timeoutSeconds, and the probe times out.
     #[serde(default)]
     pub http_latency_ms: BTreeMap<String, Vec<(f64, f64)>>,
-    /// Alarm name -> [[from second, OK | ALARM | INSUFFICIENT_DATA]].
+    /// Alarm name -> [[from second, OK | ALARM | INSUFFICIENT_DATA]], or
+    /// `{account, states: [[..]]}` for an alarm of another account.
     #[serde(default)]
-    pub alarms: BTreeMap<String, Vec<(f64, String)>>,
+    pub alarms: BTreeMap<String, AlarmSpec>,
     #[serde(default)]
     pub approvals: Vec<ApprovalSpec>,
     /// What operators do during the run, at seconds from its start.
@@ -137,6 +144,40 @@ pub struct OperatorSpec {
     pub full: bool,
 }
 
+/// The simulated stack's account (docs/world.md).
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+
+fn default_account() -> String {
+    DEFAULT_ACCOUNT.into()
+}
+
+/// An alarm's states: the curve alone (an alarm of the stack's account), or with its account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AlarmSpec {
+    States(Vec<(f64, String)>),
+    #[serde(rename_all = "camelCase")]
+    InAccount {
+        account: String,
+        states: Vec<(f64, String)>,
+    },
+}
+
+impl AlarmSpec {
+    pub fn states(&self) -> &[(f64, String)] {
+        match self {
+            AlarmSpec::States(s) | AlarmSpec::InAccount { states: s, .. } => s,
+        }
+    }
+    /// The alarm's account, when it names one (else the world's).
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            AlarmSpec::States(_) => None,
+            AlarmSpec::InAccount { account, .. } => Some(account),
+        }
+    }
+}
+
 fn default_start() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339("2026-12-05T02:00:00Z")
         .expect("constant")
@@ -184,6 +225,9 @@ fn default_busy() -> u64 {
 pub struct ZoneSpec {
     pub id: String,
     pub name: String,
+    /// The account that owns the zone; absent, the world's `account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     #[serde(default)]
     pub records: Vec<RecordSet>,
 }
@@ -243,6 +287,9 @@ impl Scripted {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DmsTaskSpec {
     pub arn: String,
+    /// The task's account: its ARN's (given, it must agree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     #[serde(default = "default_migration_type")]
     pub migration_type: String,
     pub status: String,
@@ -310,6 +357,9 @@ pub struct MgnSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MgnServerSpec {
     pub id: String,
+    /// The account the server replicates into; absent, the world's `account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     pub lifecycle: String,
     pub replication_state: String,
     /// [[seconds since t = 0, lag seconds]], linear in between.
@@ -369,6 +419,10 @@ pub const FAULT_OPERATIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("route53.GetChange", &["Throttling", "ServiceUnavailable"]),
+    (
+        "sts.AssumeRole",
+        &["AccessDenied", "Throttling", "ServiceUnavailable"],
+    ),
     ("elbv2.DescribeRules", &["Throttling", "ServiceUnavailable"]),
     (
         "elbv2.ModifyRule",
@@ -569,6 +623,7 @@ impl WorldSpec {
         let mut out = Vec::new();
         let mut bad = |field: String, message: String| out.push(Violation { field, message });
         self.elbv2.violations(&mut bad);
+        crate::world::accounts::violations(self, &mut bad);
         if !(1..=86_400).contains(&self.dms.metric_period_seconds) {
             bad("dms.metricPeriodSeconds".into(), "must be 1..=86400".into());
         }
@@ -804,7 +859,8 @@ impl WorldSpec {
                 bad(format!("requireHeaders.{url}"), "names no header".into());
             }
         }
-        for (name, points) in &self.alarms {
+        for (name, alarm) in &self.alarms {
+            let points = alarm.states();
             steps(
                 points.iter().map(|p| p.0),
                 &format!("alarms.{name}"),

@@ -86,7 +86,7 @@ pub(super) async fn preflight(
     let actions = match read(a, deps).await {
         Ok(actions) => actions,
         Err(e) if e.kind == PortErrorKind::NotFound => {
-            problems.push(format!("{field}: {}", e.message));
+            problems.push(format!("{field}: {}{}", e.message, looked_in(a, deps)));
             return Ok(vec![]);
         }
         Err(e) => {
@@ -106,7 +106,11 @@ pub(super) async fn preflight(
             )),
             Ok(_) => {}
             Err(e) if e.kind == PortErrorKind::NotFound => {
-                problems.push(format!("alb.{side}.targetGroupArn: {}", e.message))
+                problems.push(format!(
+                    "alb.{side}.targetGroupArn: {}{}",
+                    e.message,
+                    looked_in(a, deps)
+                ))
             }
             Err(e) => {
                 return Err(StepError::from_port(e, |e| {
@@ -147,4 +151,9 @@ pub(super) async fn apply(
     write(a, deps, &a.weighted(snapshot, weight))
         .await
         .map_err(alb_err)
+}
+
+/// Where a missing listener, rule or target group was looked for (crate::accounts::looked_in).
+fn looked_in(a: &AlbPlan, deps: &Deps) -> String {
+    crate::accounts::looked_in("alb", &a.role_arn, deps.stack.account.as_deref())
 }

@@ -41,6 +41,7 @@ pub async fn finalize_cutover(
     deps: &Deps,
 ) -> Result<FinalizeOutput, StepError> {
     check_run_id(&input.run_id)?;
+    let deps = &deps.reach(&input.plan, &input.run_id);
     let run = load_run(deps, &input.run_id).await?;
     if let Some(done) = stored_result(&run, FINALIZE_KEY) {
         return done;

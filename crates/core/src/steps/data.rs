@@ -270,6 +270,7 @@ fn cause(input: &DataInput) -> String {
 
 pub async fn data_cutover(input: DataInput, deps: &Deps) -> Result<DataOutput, StepError> {
     check_run_id(&input.run_id)?;
+    let deps = &deps.reach(&input.plan, &input.run_id);
     if input.plan.data.writes == WritesMode::Unmanaged {
         return Err(StepError::invalid(
             "data.writes is unmanaged: the run has no data cutover",

@@ -198,6 +198,7 @@ pub async fn collapse_to_simple(
     deps: &Deps,
 ) -> Result<CollapseOutput, StepError> {
     check_run_id(&input.run_id)?;
+    let deps = &deps.reach(&input.plan, &input.run_id);
     if !input.collapse {
         return Err(StepError::invalid("collapse must be true"));
     }
@@ -303,6 +304,10 @@ pub async fn collapse_to_simple(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CheckSyncInput {
     pub run_id: String,
+    /// The run's plan: whose account the change was made in (`dns.roleArn`). Absent (an
+    /// execution started before the field existed), the stack's own account.
+    #[serde(default)]
+    pub plan: Option<Plan>,
     pub change_id: String,
     pub submitted_at: DateTime<Utc>,
 }
@@ -316,6 +321,14 @@ pub struct SyncOutput {
 
 pub async fn check_dns_sync(input: CheckSyncInput, deps: &Deps) -> Result<SyncOutput, StepError> {
     check_run_id(&input.run_id)?;
+    let reached;
+    let deps = match &input.plan {
+        Some(plan) => {
+            reached = deps.reach(plan, &input.run_id);
+            &reached
+        }
+        None => deps,
+    };
     let info = deps
         .router
         .change_status(&input.change_id)
@@ -379,8 +392,9 @@ pub(super) async fn preflight(
         Ok(r) => r,
         Err(e) if e.kind == PortErrorKind::NotFound => {
             problems.push(format!(
-                "dns.hostedZoneId: no hosted zone {}",
-                d.hosted_zone_id
+                "dns.hostedZoneId: no hosted zone {}{}",
+                d.hosted_zone_id,
+                crate::accounts::looked_in("dns", &d.role_arn, deps.stack.account.as_deref())
             ));
             return Ok(vec![]);
         }

@@ -41,6 +41,7 @@ pub struct HealthInput {
 
 pub async fn run_health_check(input: HealthInput, deps: &Deps) -> Result<BakeState, StepError> {
     check_run_id(&input.run_id)?;
+    let deps = &deps.reach(&input.plan, &input.run_id);
     let plan = &input.plan;
     let step = plan.traffic.steps.get(input.index).ok_or_else(|| {
         StepError::invalid(format!("index {} names no traffic step", input.index))

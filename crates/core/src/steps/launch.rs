@@ -47,6 +47,7 @@ pub struct ServerLaunch {
 
 pub async fn check_launch(input: CheckLaunchInput, deps: &Deps) -> Result<LaunchStatus, StepError> {
     check_run_id(&input.run_id)?;
+    let deps = &deps.reach(&input.plan, &input.run_id);
     let plan = &input.plan;
     if plan.replication.kind != ReplicationKind::Mgn {
         return Err(StepError::invalid(

@@ -82,9 +82,50 @@ pub struct Deps {
     pub secrets: Arc<dyn Secrets>,
     /// Seals task tokens for the run table and opens them for a callback.
     pub vault: Arc<dyn TokenVault>,
+    /// STS: the ports of another account, for plan sections that name a role
+    /// ([`Deps::reach`]).
+    pub accounts: Arc<dyn crate::accounts::Accounts>,
     /// Pages and notices this process sent whose record in the run table is not yet written:
     /// a retry after the table failed sends none of them again.
     pub sent: Arc<SentNotices>,
+}
+
+impl Deps {
+    /// The ports one run of `plan` uses: each section that names a role (`dns.roleArn`,
+    /// `alb.roleArn`, `replication.roleArn`, `health.roleArn`) calls its services through it,
+    /// assumed with the run id as session name (crate::accounts); the rest stay the stack's own.
+    /// Reaching twice gives the same ports.
+    pub fn reach(&self, plan: &crate::plan::Plan, run_id: &str) -> Deps {
+        use crate::accounts::{session_name, MetricsBy, Through, ThroughMetrics};
+        let mut d = self.clone();
+        if plan.roles().is_empty() {
+            return d;
+        }
+        let through = |role| Through {
+            accounts: self.accounts.clone(),
+            role,
+            session: session_name(run_id),
+        };
+        if let Some(role) = plan.role_of("dns") {
+            d.router = Arc::new(through(role));
+        }
+        if let Some(role) = plan.role_of("alb") {
+            d.load_balancer = Arc::new(through(role));
+        }
+        let lag: Arc<dyn Metrics> = match plan.role_of("replication") {
+            Some(role) => {
+                d.replication = Arc::new(through(role.clone()));
+                Arc::new(ThroughMetrics(through(role)))
+            }
+            None => self.metrics.clone(),
+        };
+        let alarms: Arc<dyn Metrics> = match plan.role_of("health") {
+            Some(role) => Arc::new(ThroughMetrics(through(role))),
+            None => self.metrics.clone(),
+        };
+        d.metrics = Arc::new(MetricsBy { lag, alarms });
+        d
+    }
 }
 
 /// Reads the values of `headers` (`crate::secret`) for one request. The error keeps the

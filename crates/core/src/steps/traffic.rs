@@ -34,6 +34,7 @@ pub struct ShiftOutput {
 
 pub async fn shift_traffic(input: ShiftInput, deps: &Deps) -> Result<ShiftOutput, StepError> {
     check_run_id(&input.run_id)?;
+    let deps = &deps.reach(&input.plan, &input.run_id);
     let plan = &input.plan;
     let step = plan.traffic.steps.get(input.index).ok_or_else(|| {
         StepError::invalid(format!("index {} names no traffic step", input.index))
@@ -167,6 +168,7 @@ pub async fn rollback_cutover(
     deps: &Deps,
 ) -> Result<RollbackOutput, StepError> {
     check_run_id(&input.run_id)?;
+    let deps = &deps.reach(&input.plan, &input.run_id);
     let run = load_run(deps, &input.run_id).await?;
     if let Some(done) = stored_result(&run, ROLLBACK_KEY) {
         return done;

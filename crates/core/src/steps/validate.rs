@@ -44,6 +44,7 @@ pub async fn validate_cutover(
     let ValidateInput { run_id, plan } = input;
     check_run_id(&run_id)?;
     check_plan(&plan)?;
+    let deps = &deps.reach(&plan, &run_id);
 
     // A redelivery after the snapshot was taken must return that snapshot, never a new one:
     // by then DNS may already carry weights.
@@ -64,7 +65,7 @@ pub async fn validate_cutover(
         });
     }
 
-    let (problems, current) = preflight(&plan, deps).await?;
+    let (problems, current) = preflight(&plan, &run_id, deps).await?;
     if !problems.is_empty() {
         return Err(StepError::ValidationFailed(problems));
     }
@@ -131,8 +132,43 @@ pub async fn validate_cutover(
 /// Every check of the pre-flight, changing nothing: the problems found, each naming its field,
 /// and the record sets DNS serves now. `cutover run preflight` runs exactly this against an
 /// account before any run starts.
-pub async fn preflight(plan: &Plan, deps: &Deps) -> Result<(Vec<String>, Found), StepError> {
+pub async fn preflight(
+    plan: &Plan,
+    run_id: &str,
+    deps: &Deps,
+) -> Result<(Vec<String>, Found), StepError> {
     let mut problems = Vec::new();
+    // Each role a section names must be assumable before anything else is asked of its
+    // account: a role that does not trust the stack's account (or wants another external ID)
+    // answers AccessDenied, and every check behind it would only repeat that.
+    for (section, role) in plan.roles() {
+        let session = crate::accounts::session_name(run_id);
+        match deps.accounts.assume(&role, &session).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind, PortErrorKind::Throttled | PortErrorKind::Transient) => {
+                return Err(StepError::Retryable(format!("{section}.roleArn: {e}")))
+            }
+            Err(e) => problems.push(format!(
+                "{section}.roleArn: {} cannot be assumed: {} (its trust policy must name the stack's account{}{})",
+                role.arn,
+                e.message,
+                deps.stack
+                    .account
+                    .as_deref()
+                    .map(|a| format!(" {a}"))
+                    .unwrap_or_default(),
+                if role.external_id.is_some() {
+                    format!(" and ask for {section}.externalId")
+                } else {
+                    String::new()
+                }
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Ok((problems, Found::default()));
+    }
+    let deps = &deps.reach(plan, run_id);
     for (name, hook) in [
         ("freeze", &plan.data.freeze),
         ("switch", &plan.data.switch),
@@ -265,9 +301,15 @@ pub(crate) async fn preflight_health(
                     }
                 }
             }
-            Err(e) if e.kind == PortErrorKind::NotFound => {
-                problems.push(format!("health.alarms: {}", e.message))
-            }
+            Err(e) if e.kind == PortErrorKind::NotFound => problems.push(format!(
+                "health.alarms: {}{}",
+                e.message,
+                crate::accounts::looked_in(
+                    "health",
+                    &plan.health.role_arn,
+                    deps.stack.account.as_deref()
+                )
+            )),
             Err(e) => {
                 return Err(StepError::from_port(e, |e| {
                     StepError::invalid(format!("health.alarms: {e}"))

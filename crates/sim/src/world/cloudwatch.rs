@@ -74,7 +74,7 @@ impl Metrics for World {
         let t = self.t();
         let mut out = Vec::new();
         for n in names {
-            let curve = self.spec.alarms.get(n).ok_or_else(|| {
+            let curve = self.spec.alarms.get(n).map(|a| a.states()).ok_or_else(|| {
                 err(
                     "cloudwatch",
                     "ResourceNotFound",

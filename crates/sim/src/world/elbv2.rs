@@ -30,6 +30,9 @@ pub struct Elbv2Spec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListenerSpec {
     pub arn: String,
+    /// The load balancer's account: its ARN's (given, it must agree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     pub default_actions: Vec<Action>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
@@ -47,6 +50,9 @@ pub struct RuleSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TargetGroupSpec {
     pub arn: String,
+    /// The target group's account: its ARN's (given, it must agree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     /// [[from second, healthy targets]]; a count holds until the next entry. Absent: 0.
     #[serde(default)]
     pub healthy: Vec<(f64, f64)>,

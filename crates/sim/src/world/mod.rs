@@ -82,7 +82,8 @@ struct State {
     alb: BTreeMap<String, Vec<cutover_core::alb::Action>>,
     changes: HashMap<String, (DateTime<Utc>, String)>,
     next_change: u64,
-    r53_window: (i64, u32),
+    /// Route 53 requests in the current second, by the caller's account.
+    r53_window: BTreeMap<String, (i64, u32)>,
     r53: route53::Demand,
     dms: BTreeMap<String, DmsState>,
     mgn: BTreeMap<String, MgnState>,
@@ -239,7 +240,7 @@ impl World {
                 alb,
                 changes: HashMap::new(),
                 next_change: 0,
-                r53_window: (i64::MIN, 0),
+                r53_window: BTreeMap::new(),
                 r53: route53::Demand::default(),
                 dms,
                 mgn,
@@ -371,6 +372,7 @@ impl World {
     }
 }
 
+pub mod accounts;
 mod app;
 mod cloudwatch;
 pub mod elbv2;

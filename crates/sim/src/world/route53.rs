@@ -6,15 +6,24 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 impl World {
+    /// A request Route 53 refuses before reading anything (a zone of another account): it still
+    /// spends the caller's rate.
+    pub(super) fn route53_spend(&self, op: &str) -> Result<(), PortError> {
+        let mut st = self.st();
+        self.route53_enter(&mut st, op)
+    }
+
     /// Route 53's account-wide rate limit, counted per virtual second.
     fn route53_enter(&self, st: &mut State, op: &str) -> Result<(), PortError> {
         self.enter(st, "route53", op)?;
+        // Route 53's quota is per account: each caller's account has its own window.
         let second = self.t().floor() as i64;
-        if st.r53_window.0 != second {
-            st.r53_window = (second, 0);
+        let window = st.r53_window.entry(self.caller()).or_insert((second, 0));
+        if window.0 != second {
+            *window = (second, 0);
         }
-        st.r53_window.1 += 1;
-        if st.r53_window.1 > self.spec.route53.requests_per_second {
+        window.1 += 1;
+        if window.1 > self.spec.route53.requests_per_second {
             st.counters.throttled += 1;
             return Err(err("route53", "Throttling", "Rate exceeded"));
         }

@@ -13,6 +13,8 @@ use chrono::{DateTime, Utc};
 
 pub(super) struct Dms<'a> {
     pub task_arn: &'a str,
+    /// The section's role, for pre-flight's messages (`replication.roleArn`).
+    pub role_arn: &'a Option<String>,
 }
 
 fn started(action: &str, status: String) -> StartReplicationOutput {
@@ -49,7 +51,14 @@ impl Strategy for Dms<'_> {
                 Ok(())
             }
             Err(e) if e.kind == PortErrorKind::NotFound => {
-                problems.push(format!("replication.taskArn: no DMS task {arn}"));
+                problems.push(format!(
+                    "replication.taskArn: no DMS task {arn}{}",
+                    crate::accounts::looked_in(
+                        "replication",
+                        self.role_arn,
+                        deps.stack.account.as_deref()
+                    )
+                ));
                 Ok(())
             }
             Err(e) => Err(StepError::from_port(e, |e| {

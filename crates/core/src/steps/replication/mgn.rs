@@ -77,7 +77,14 @@ impl Strategy for Mgn<'_> {
                     }
                 }
                 Err(e) if e.kind == PortErrorKind::NotFound => {
-                    problems.push(format!("{field}: no MGN source server {id}"));
+                    problems.push(format!(
+                        "{field}: no MGN source server {id}{}",
+                        crate::accounts::looked_in(
+                            "replication",
+                            &self.plan.role_arn,
+                            deps.stack.account.as_deref()
+                        )
+                    ));
                 }
                 Err(e) => {
                     return Err(StepError::from_port(e, |e| {

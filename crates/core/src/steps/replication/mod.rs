@@ -69,6 +69,7 @@ pub(crate) fn strategy(plan: &Plan) -> Box<dyn Strategy + '_> {
     match r.kind {
         ReplicationKind::Dms => Box::new(dms::Dms {
             task_arn: r.task_arn.as_deref().unwrap_or_default(),
+            role_arn: &r.role_arn,
         }),
         ReplicationKind::Mgn => Box::new(mgn::Mgn { plan: r }),
     }
@@ -112,6 +113,7 @@ pub async fn start_replication(
     deps: &Deps,
 ) -> Result<StartReplicationOutput, StepError> {
     check_run_id(&input.run_id)?;
+    let deps = &deps.reach(&input.plan, &input.run_id);
     if input.launch {
         return mgn::launch_cutover_instance(input, deps).await;
     }
@@ -199,9 +201,12 @@ pub(crate) async fn drained_since(
 ) -> Result<Drain, StepError> {
     match reverse_task {
         Some(task) => {
-            dms::Dms { task_arn: task }
-                .drained_since(frozen_at, deps)
-                .await
+            dms::Dms {
+                task_arn: task,
+                role_arn: &plan.replication.role_arn,
+            }
+            .drained_since(frozen_at, deps)
+            .await
         }
         None => strategy(plan).drained_since(frozen_at, deps).await,
     }
@@ -216,6 +221,7 @@ pub async fn check_replication_lag(
     deps: &Deps,
 ) -> Result<LagGate, StepError> {
     check_run_id(&input.run_id)?;
+    let deps = &deps.reach(&input.plan, &input.run_id);
     let plan = &input.plan;
     let now = deps.clock.now();
     // An abort is honoured while waiting for lag too: nothing has moved yet, so it ends cleanly.
