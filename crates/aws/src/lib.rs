@@ -4,6 +4,7 @@
 //! KMS.
 //! Each adapter maps the service's errors to `PortError` keeping the service's own error code.
 
+pub mod accounts;
 pub mod callbacks;
 pub mod clock;
 pub mod elbv2;
@@ -25,6 +26,7 @@ pub mod store;
 pub mod tls;
 pub mod vault;
 
+pub use accounts::StsAccounts;
 pub use callbacks::{SfnCallbacks, SfnExecutions};
 pub use clock::SystemClock;
 pub use elbv2::AlbRouter;

@@ -1119,3 +1119,63 @@ async fn elbv2_unknown_rule_listener_and_target_group_are_not_found() {
     assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
     assert_eq!(e.code, "TargetGroupNotFound");
 }
+
+/// Another account through a role: AssumeRole gives credentials for the role's account, whose
+/// resources the stack's own credentials do not see (moto keeps each account's apart, as AWS does).
+#[tokio::test]
+async fn sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see() {
+    let Some(sdk) = sdk().await else { return };
+    let kept: std::sync::Arc<std::sync::Mutex<Option<SdkConfig>>> = Default::default();
+    let keep = kept.clone();
+    let build = move |conf: &SdkConfig| {
+        *keep.lock().unwrap() = Some(conf.clone());
+        let replication = AwsReplication::new(
+            aws_sdk_databasemigration::Client::new(conf),
+            aws_sdk_mgn::Client::new(conf),
+        );
+        cutover_core::accounts::Reached {
+            router: std::sync::Arc::new(Route53Router::new(
+                aws_sdk_route53::Client::new(conf),
+                50.0,
+            )),
+            load_balancer: std::sync::Arc::new(cutover_aws::AlbRouter::new(
+                aws_sdk_elasticloadbalancingv2::Client::new(conf),
+            )),
+            replication: std::sync::Arc::new(replication.clone()),
+            metrics: std::sync::Arc::new(cutover_aws::CloudWatchMetrics::new(
+                aws_sdk_cloudwatch::Client::new(conf),
+                replication,
+                aws_sdk_databasemigration::Client::new(conf),
+            )),
+            expires: None,
+        }
+    };
+    let sts = cutover_aws::StsAccounts::new(&sdk, std::sync::Arc::new(build));
+    let role = cutover_core::accounts::Role {
+        arn: "arn:aws:iam::111111111111:role/cutover-member-dns".into(),
+        external_id: Some("orders-cutover".into()),
+    };
+    use cutover_core::accounts::Accounts;
+    let reached = sts.assume(&role, "orders-run-1").await.expect("assumed");
+    let expires = reached.expires.expect("the credentials' expiry");
+    assert!(
+        expires > Utc::now() + chrono::Duration::minutes(30),
+        "{expires}"
+    );
+    // A zone created in the networking account with the assumed credentials ...
+    let conf = kept.lock().unwrap().clone().unwrap();
+    let (_, zone_id) = zone(&conf).await;
+    // ... is readable through the reached router ...
+    reached
+        .router
+        .records(&zone_id, "orders.example.com", RecordType::CNAME)
+        .await
+        .expect("visible in its own account");
+    // ... and is not there for the stack's own credentials.
+    let home = Route53Router::new(aws_sdk_route53::Client::new(&sdk), 50.0);
+    let e = home
+        .records(&zone_id, "orders.example.com", RecordType::CNAME)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
+}

@@ -260,6 +260,13 @@ pub async fn seed(
             message: "an alb plan runs on the simulated world only: leave out --aws-endpoint-url (the ALB adapter is tested over moto by itself)".into(),
         });
     }
+    // The seeding writes every resource with the stack's own credentials, into one account.
+    if let Some((section, _)) = plan.roles().first() {
+        return Err(SeedError {
+            endpoint: endpoint.to_string(),
+            message: format!("{section}.roleArn: a plan reaching other accounts runs on the simulated world only: leave out --aws-endpoint-url (the STS adapter is tested over moto by itself)"),
+        });
+    }
     let io = RealIo::new().map_err(|e| SeedError {
         endpoint: endpoint.into(),
         message: e.to_string(),

@@ -209,6 +209,7 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         None => aws_sdk_databasemigration::Client::new(&cx.sdk),
     };
     let mgn = aws_sdk_mgn::Client::new(&cx.sdk);
+    let moto = cx.stack.endpoint.is_some();
     let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(&cx.sdk);
     let replication = AwsReplication::new(dms.clone(), mgn.clone());
     let replication = match cx.stack.endpoint {
@@ -246,7 +247,35 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         hooks: none.clone(),
         executions: none.clone(),
         vault: none,
-        accounts: Arc::new(cutover_core::accounts::NoAccounts),
+        // Sections naming a roleArn are read through it, with the caller's own credentials
+        // assuming it (the member roles' trust must name them: docs/deploy.md).
+        accounts: Arc::new(cutover_aws::StsAccounts::new(
+            &cx.sdk,
+            Arc::new(move |conf: &aws_config::SdkConfig| {
+                let dms = match moto {
+                    true => cutover_aws::moto_compat::dms_client(conf),
+                    false => aws_sdk_databasemigration::Client::new(conf),
+                };
+                let replication = AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(conf));
+                let replication = match moto {
+                    true => replication.without_table_statistics(),
+                    false => replication,
+                };
+                cutover_core::accounts::Reached {
+                    router: Arc::new(Route53Router::new(aws_sdk_route53::Client::new(conf), 1.0)),
+                    load_balancer: Arc::new(cutover_aws::AlbRouter::new(
+                        aws_sdk_elasticloadbalancingv2::Client::new(conf),
+                    )),
+                    replication: Arc::new(replication.clone()),
+                    metrics: Arc::new(CloudWatchMetrics::new(
+                        aws_sdk_cloudwatch::Client::new(conf),
+                        replication,
+                        dms,
+                    )),
+                    expires: None,
+                }
+            }),
+        )),
         sent: Default::default(),
     };
     let (mut problems, found) = cx

@@ -233,7 +233,10 @@ impl Accounts for Cached {
         if let Some(wrap) = &self.wrap_router {
             reached.router = wrap(reached.router, role.account());
         }
-        self.kept().insert(key, reached.clone());
+        let mut kept = self.kept();
+        // Sessions of runs long over go: what a long-lived process keeps stays bounded.
+        kept.retain(|_, r| r.expires.is_none_or(|at| at > now));
+        kept.insert(key, reached.clone());
         Ok(reached)
     }
 }

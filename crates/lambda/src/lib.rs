@@ -37,6 +37,7 @@ pub fn needs(function: &str) -> Needs {
         executions: uses(Port::Executions),
         secrets: uses(Port::Secrets),
         vault: uses(Port::Vault),
+        accounts: uses(Port::Accounts),
     }
 }
 
@@ -53,6 +54,7 @@ pub struct Needs {
     pub executions: bool,
     pub secrets: bool,
     pub vault: bool,
+    pub accounts: bool,
 }
 
 /// Builds the ports for `step` from one SDK config. A port the function was built without
@@ -162,6 +164,39 @@ pub async fn build_deps(
         none.clone()
     };
 
+    // Other accounts' resources (plan sections naming a roleArn): the same ports over the
+    // credentials of the assumed role, cached until shortly before they expire, and another
+    // account's Route 53 behind its own budget.
+    let accounts: Arc<dyn cutover_core::accounts::Accounts> = if n.accounts {
+        match ports::accounts(sdk, config, n) {
+            Some(sts) => {
+                let (store, clock_b, rate, coordination) = (
+                    store.clone(),
+                    clock.clone(),
+                    config.route53_requests_per_second,
+                    config.route53_coordination,
+                );
+                cutover_core::accounts::Cached::new(
+                    sts,
+                    clock.clone(),
+                    Some(Arc::new(move |router, account: &str| {
+                        cutover_core::budget::BudgetedRouter::wrap_in(
+                            router,
+                            store.clone(),
+                            clock_b.clone(),
+                            rate,
+                            coordination,
+                            Some(account),
+                        )
+                    })),
+                )
+            }
+            None => Arc::new(cutover_core::accounts::NoAccounts),
+        }
+    } else {
+        Arc::new(cutover_core::accounts::NoAccounts)
+    };
+
     Ok(Deps {
         stack: config.stack.clone(),
         clock,
@@ -177,7 +212,7 @@ pub async fn build_deps(
         executions,
         secrets,
         vault,
-        accounts: Arc::new(cutover_core::accounts::NoAccounts),
+        accounts,
         sent: Default::default(),
     })
 }
@@ -303,6 +338,53 @@ mod ports {
         _: &aws_config::SdkConfig,
         _: &Config,
     ) -> Option<Arc<dyn Metrics>> {
+        None
+    }
+
+    /// STS over the function's own credentials; the reached account's ports are built as the
+    /// function's own are, each only where the function has that port.
+    #[cfg(feature = "accounts")]
+    pub fn accounts(
+        sdk: &aws_config::SdkConfig,
+        c: &Config,
+        n: Needs,
+    ) -> Option<Arc<dyn cutover_core::accounts::Accounts>> {
+        let c = c.clone();
+        let build = move |conf: &aws_config::SdkConfig| {
+            let none = Arc::new(Unconfigured("another account".into()));
+            let mut shared = Shared::default();
+            cutover_core::accounts::Reached {
+                router: n
+                    .router
+                    .then(|| router(conf, &c))
+                    .flatten()
+                    .unwrap_or(none.clone()),
+                load_balancer: n
+                    .load_balancer
+                    .then(|| load_balancer(conf))
+                    .flatten()
+                    .unwrap_or(none.clone()),
+                replication: n
+                    .replication
+                    .then(|| replication(&mut shared, conf, &c))
+                    .flatten()
+                    .unwrap_or(none.clone()),
+                metrics: n
+                    .metrics
+                    .then(|| metrics(&mut shared, conf, &c))
+                    .flatten()
+                    .unwrap_or(none),
+                expires: None,
+            }
+        };
+        Some(Arc::new(StsAccounts::new(sdk, Arc::new(build))))
+    }
+    #[cfg(not(feature = "accounts"))]
+    pub fn accounts(
+        _: &aws_config::SdkConfig,
+        _: &Config,
+        _: Needs,
+    ) -> Option<Arc<dyn cutover_core::accounts::Accounts>> {
         None
     }
 

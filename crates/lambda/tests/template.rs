@@ -195,6 +195,7 @@ fn port_marker(port: Port) -> &'static [&'static str] {
         Port::Executions => &["states:DescribeExecution"],
         Port::Secrets => &["secretsmanager:GetSecretValue", "ssm:GetParameter"],
         Port::Vault => &["kms:Encrypt", "kms:Decrypt"],
+        Port::Accounts => &["sts:AssumeRole"],
     }
 }
 
@@ -241,7 +242,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 needs.hooks,
                 needs.executions,
                 needs.secrets,
-                needs.vault
+                needs.vault,
+                needs.accounts
             ],
             [
                 Port::Router,
@@ -254,7 +256,8 @@ fn wiring_features_and_iam_agree_with_the_registry() {
                 Port::Hooks,
                 Port::Executions,
                 Port::Secrets,
-                Port::Vault
+                Port::Vault,
+                Port::Accounts
             ]
             .map(|p| f.uses(p)),
             "{}: wiring vs registry",

@@ -52,7 +52,17 @@ pub const JUSTIFIED_UNUSED: &[(&str, &str, &str)] = &[
     ("rollback-cutover", "elasticloadbalancing:ModifyListener", "restores a listener's default action when an alb plan without ruleArn rolls back; the rehearsed ALB rollback restores a rule"),
     ("reconcile-run", "elasticloadbalancing:DescribeRules", "reads the ALB rule when a stopped alb run had shifted it; the rehearsed stops are dns plans"),
     ("reconcile-run", "elasticloadbalancing:ModifyRule", "restores the ALB rule of a stopped alb run (as above)"),
-    ("reconcile-run", "elasticloadbalancing:ModifyListener", "restores the listener's default action of a stopped alb run (as above)"),
+    ("reconcile-run", "elasticloadbalancing:ModifyListener", "restores the listener's default action of a stopped alb run (as above)"),    ("validate-cutover", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("start-replication", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("check-replication-lag", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("check-launch", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("shift-traffic", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("check-dns-sync", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("run-health-check", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("rollback-cutover", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("finalize-cutover", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("data-cutover", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("reconcile-run", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
 ];
 
 /// Refusals a scenario provokes on purpose, and checks itself: (function, action, resource

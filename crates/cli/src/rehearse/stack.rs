@@ -415,6 +415,14 @@ impl Resolver<'_> {
                 _ => err("!Sub takes a string or [string, mapping]"),
             },
             "!Join" => {
+                // "For the Fn::Join delimiter, you can't use any functions. You must specify a
+                // string value" (Fn::Join, Supported functions): CloudFormation refuses the
+                // template otherwise, so the rehearsal does too.
+                if let Yaml::Sequence(items) = arg {
+                    if !matches!(items.first(), Some(Yaml::String(_))) {
+                        return err("!Join's delimiter must be a literal string, not a function");
+                    }
+                }
                 let a = list(arg)?;
                 let (delim, items) = (json_str(&a[0]), a.get(1).cloned().unwrap_or(Json::Null));
                 Ok(Json::String(strings(&items).join(&delim)))
@@ -646,6 +654,42 @@ mod tests {
     }
 
     #[test]
+    fn a_join_whose_delimiter_is_a_function_is_refused_as_cloudformation_refuses_it() {
+        let dir = std::env::temp_dir().join(format!("cutover-join-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = std::fs::read_to_string(template()).unwrap();
+        // The form the template once used for its hosted zone ARNs.
+        let bad = text.replacen(
+            "!Join [\",arn:aws:route53:::hostedzone/\"",
+            "!Join [!Sub \",arn:${AWS::Partition}:route53:::hostedzone/\"",
+            1,
+        );
+        assert_ne!(bad, text, "the template joins its zone ARNs");
+        let path = dir.join("template.yaml");
+        std::fs::write(&path, bad).unwrap();
+        let p = rehearsal_parameters("Z1", &["orders.example.com"]);
+        let Err(e) = Stack::load(&path, "s", &p) else {
+            panic!("a function as a Join delimiter was accepted")
+        };
+        assert!(format!("{e:?}").contains("delimiter"), "{e:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+        // Two zones: one ARN each, in the stack's partition.
+        let mut p = rehearsal_parameters("Z1", &["orders.example.com"]);
+        p.insert("AllowedHostedZoneIds".into(), "Z1,Z2".into());
+        let stack = Stack::load(&template(), "s", &p).unwrap();
+        assert!(stack
+            .function("shift-traffic")
+            .unwrap()
+            .statements
+            .iter()
+            .any(|s| s.resources
+                == [
+                    "arn:aws:route53:::hostedzone/Z1",
+                    "arn:aws:route53:::hostedzone/Z2"
+                ]));
+    }
+
+    #[test]
     fn only_request_approval_seals_and_only_the_approval_api_opens_task_tokens() {
         use super::super::iam::{allowing_statement, Request};
         let stack = load(&[]);
@@ -734,8 +778,9 @@ mod tests {
         assert!(invoke(&none, "data-cutover").is_empty());
         assert!(invoke(&none, "reconcile-run").is_empty());
         let two = load(&[("HookApiIds", "abc123,def456")]);
-        let arn =
-            |id: &str, m: &str| format!("arn:aws:execute-api:us-east-1:123456789012:{id}/*/{m}/*");
+        // API ids are unique across AWS; the region and account segments are wildcards because
+        // a Fn::Join delimiter cannot carry the stack's own (it must be a literal string).
+        let arn = |id: &str, m: &str| format!("arn:aws:execute-api:*:*:{id}/*/{m}/*");
         for f in ["data-cutover", "reconcile-run"] {
             assert_eq!(
                 invoke(&two, f),

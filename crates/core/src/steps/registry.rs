@@ -21,10 +21,13 @@ pub enum Port {
     Secrets,
     /// AWS KMS: task tokens sealed before they are stored, opened to send a callback.
     Vault,
+    /// STS: the resources of other accounts, through the roles plan sections name
+    /// (crate::accounts). Every function reaching Route 53, ELBv2, DMS/MGN or CloudWatch has it.
+    Accounts,
 }
 
 impl Port {
-    pub const ALL: [Port; 12] = [
+    pub const ALL: [Port; 13] = [
         Port::Router,
         Port::LoadBalancer,
         Port::Replication,
@@ -37,6 +40,7 @@ impl Port {
         Port::Executions,
         Port::Secrets,
         Port::Vault,
+        Port::Accounts,
     ];
 
     /// The `cutover-lambda` cargo feature that links this port's SDK client.
@@ -54,6 +58,7 @@ impl Port {
             Port::Executions => "executions",
             Port::Secrets => "secrets",
             Port::Vault => "vault",
+            Port::Accounts => "accounts",
         }
     }
 
@@ -145,49 +150,50 @@ pub const REGISTRY: &[FunctionSpec] = &[
             Notifier,
             Executions,
             Secrets,
+            Accounts,
         ],
     ),
     step(
         "start-replication",
         Cutover,
         "StartReplicationFunctionArn",
-        &[Replication],
+        &[Replication, Accounts],
     ),
     step(
         "check-replication-lag",
         Cutover,
         "CheckReplicationLagFunctionArn",
-        &[Replication, Metrics],
+        &[Replication, Metrics, Accounts],
     ),
     step(
         "check-launch",
         Cutover,
         "CheckLaunchFunctionArn",
-        &[Replication, Metrics, Probe, Secrets],
+        &[Replication, Metrics, Probe, Secrets, Accounts],
     ),
     step(
         "shift-traffic",
         Cutover,
         "ShiftTrafficFunctionArn",
-        &[Router, LoadBalancer],
+        &[Router, LoadBalancer, Accounts],
     ),
     step(
         "check-dns-sync",
         Cutover,
         "CheckDnsSyncFunctionArn",
-        &[Router],
+        &[Router, Accounts],
     ),
     step(
         "run-health-check",
         Cutover,
         "RunHealthCheckFunctionArn",
-        &[LoadBalancer, Replication, Metrics, Probe, Secrets],
+        &[LoadBalancer, Replication, Metrics, Probe, Secrets, Accounts],
     ),
     step(
         "rollback-cutover",
         Cutover,
         "RollbackCutoverFunctionArn",
-        &[Router, LoadBalancer],
+        &[Router, LoadBalancer, Accounts],
     ),
     step(
         "request-approval",
@@ -199,14 +205,14 @@ pub const REGISTRY: &[FunctionSpec] = &[
         "finalize-cutover",
         Cutover,
         "FinalizeCutoverFunctionArn",
-        &[Replication],
+        &[Replication, Accounts],
     ),
     // Freeze, drain, switch, unfreeze: the data cutover (docs/data.md).
     step(
         "data-cutover",
         Cutover,
         "DataCutoverFunctionArn",
-        &[Hooks, Replication, Metrics, Notifier, Secrets],
+        &[Hooks, Replication, Metrics, Notifier, Secrets, Accounts],
     ),
     step("close-run", Cutover, "CloseRunFunctionArn", &[Notifier]),
     step("start-wave", Wave, "StartWaveFunctionArn", &[Notifier]),
@@ -218,7 +224,15 @@ pub const REGISTRY: &[FunctionSpec] = &[
         name: "reconcile-run",
         machine: Events,
         substitution: None,
-        ports: &[Router, LoadBalancer, Notifier, Hooks, Executions, Secrets],
+        ports: &[
+            Router,
+            LoadBalancer,
+            Notifier,
+            Hooks,
+            Executions,
+            Secrets,
+            Accounts,
+        ],
     },
     // Answers gates (SendTaskSuccess/Failure) and schedules waves.
     FunctionSpec {
