@@ -5,6 +5,7 @@
 //! Each adapter maps the service's errors to `PortError` keeping the service's own error code.
 
 pub mod accounts;
+pub mod bus;
 pub mod callbacks;
 pub mod clock;
 pub mod elbv2;
@@ -27,6 +28,7 @@ pub mod tls;
 pub mod vault;
 
 pub use accounts::StsAccounts;
+pub use bus::EventBridgeBus;
 pub use callbacks::{SfnCallbacks, SfnExecutions};
 pub use clock::SystemClock;
 pub use elbv2::AlbRouter;

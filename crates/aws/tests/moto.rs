@@ -1179,3 +1179,34 @@ async fn sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see() {
         .unwrap_err();
     assert_eq!(e.kind, PortErrorKind::NotFound, "{e}");
 }
+
+/// The events of runs on the default bus: more than one PutEvents call's worth (10 entries),
+/// every entry accepted.
+#[tokio::test]
+async fn eventbridge_takes_the_events_of_a_run_in_batches_of_ten() {
+    use cutover_core::events::{Bus, CutoverEvent, Detail, DetailType};
+    let Some(sdk) = sdk().await else { return };
+    let bus = cutover_aws::EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk));
+    let events: Vec<CutoverEvent> = (0..23)
+        .map(|i| CutoverEvent {
+            detail_type: DetailType::PhaseChanged,
+            detail: Detail {
+                version: "1".into(),
+                id: format!("run-{i}/v{i}/phase"),
+                run_id: "orders-run".into(),
+                application: "orders".into(),
+                at: Utc::now(),
+                phase: Some(format!("shifting:{i}")),
+                previous_phase: None,
+                green_weight: Some(i),
+                gate: None,
+                expires_at: None,
+                decision: None,
+                decided_by: None,
+                outcome: None,
+                error: None,
+            },
+        })
+        .collect();
+    bus.publish(&events).await.expect("published");
+}

@@ -511,6 +511,12 @@ pub fn check(case: &Case) -> Result<Verdict, String> {
 fn violations(plan: &Plan, world: &WorldSpec, run: &LocalRun) -> Vec<String> {
     let mut v = Vec::new();
     let r = &run.report;
+    // What the run published to EventBridge tells the same story as the run (docs/events.md).
+    v.extend(
+        cutover_core::events::broken_promises(&r.run_id, &r.events, &r.outcome)
+            .into_iter()
+            .map(|m| format!("events: {m}")),
+    );
     // Where traffic goes at the end, against where it went at the start: the record sets, or
     // the ALB rule's actions.
     let (at_start, on_green, routed) = match plan.router() {

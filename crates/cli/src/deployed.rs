@@ -276,6 +276,7 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
                 }
             }),
         )),
+        bus: Arc::new(cutover_core::events::NoBus),
         sent: Default::default(),
     };
     let (mut problems, found) = cx

@@ -443,6 +443,8 @@ pub(crate) fn setup(
         base_store.clone()
     };
     let broker = Arc::new(TokenBroker::new());
+    // What the run table's stream would carry to EventBridge (cutover_core::events).
+    memory.publish_events(Arc::new(clock));
     // The world's faults sit in front of every port, simulated or SDK adapter alike; the report
     // and the final DNS are read around them.
     let faults = world.faults();
@@ -504,6 +506,8 @@ pub(crate) fn setup(
         vault: Faulty::new(faults.clone(), vault),
         executions: Faulty::new(faults, executions),
         accounts,
+        // The memory store publishes the events of a simulated run (MemoryStore::publish_events).
+        bus: Arc::new(cutover_core::events::NoBus),
         sent: Default::default(),
     };
 
@@ -811,7 +815,7 @@ pub async fn run_local_async(
     } else {
         vec![]
     };
-    let report = build_report(
+    let mut report = build_report(
         plan,
         &run_id,
         &execution,
@@ -820,6 +824,12 @@ pub async fn run_local_async(
         dns,
     )
     .await;
+    report.events = s
+        .memory
+        .published()
+        .into_iter()
+        .filter(|e| e.detail.run_id == run_id)
+        .collect();
     Ok(LocalRun {
         report,
         world: s.world,

@@ -43,6 +43,10 @@ pub struct Report {
     /// An alb plan: the rule's actions at the end, as the world holds them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alb: Option<AlbReport>,
+    /// What the stack would publish to EventBridge for this run, in order: every phase change,
+    /// gate and the outcome (docs/events.md). Simulated runs only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<cutover_core::events::CutoverEvent>,
 }
 
 /// The ALB rule (or the listener's default action) at the end of the run.
@@ -293,6 +297,7 @@ pub async fn build_report(
             rule_arn: a.rule_arn.clone(),
             actions: world.alb_actions(&a.listener_arn, a.rule_arn.as_deref()),
         }),
+        events: vec![],
     }
 }
 

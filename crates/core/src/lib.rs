@@ -7,6 +7,7 @@ pub mod api;
 pub mod budget;
 pub mod duration;
 pub mod error;
+pub mod events;
 pub mod model;
 pub mod netguard;
 pub mod plan;

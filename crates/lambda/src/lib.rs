@@ -38,6 +38,7 @@ pub fn needs(function: &str) -> Needs {
         secrets: uses(Port::Secrets),
         vault: uses(Port::Vault),
         accounts: uses(Port::Accounts),
+        bus: uses(Port::Bus),
     }
 }
 
@@ -55,6 +56,7 @@ pub struct Needs {
     pub secrets: bool,
     pub vault: bool,
     pub accounts: bool,
+    pub bus: bool,
 }
 
 /// Builds the ports for `step` from one SDK config. A port the function was built without
@@ -197,6 +199,12 @@ pub async fn build_deps(
         Arc::new(cutover_core::accounts::NoAccounts)
     };
 
+    let bus: Arc<dyn cutover_core::events::Bus> = if n.bus {
+        ports::bus(sdk).unwrap_or(Arc::new(cutover_core::events::NoBus))
+    } else {
+        Arc::new(cutover_core::events::NoBus)
+    };
+
     Ok(Deps {
         stack: config.stack.clone(),
         clock,
@@ -213,6 +221,7 @@ pub async fn build_deps(
         secrets,
         vault,
         accounts,
+        bus,
         sent: Default::default(),
     })
 }
@@ -225,6 +234,7 @@ mod ports {
     /// A client of the function's SDK configuration, built on its first call: the init builds
     /// no client but the warm-up's, and an invocation only those it calls.
     #[cfg(any(
+        feature = "bus",
         feature = "route53",
         feature = "elbv2",
         feature = "replication",
@@ -385,6 +395,18 @@ mod ports {
         _: &Config,
         _: Needs,
     ) -> Option<Arc<dyn cutover_core::accounts::Accounts>> {
+        None
+    }
+
+    #[cfg(feature = "bus")]
+    pub fn bus(sdk: &aws_config::SdkConfig) -> Option<Arc<dyn cutover_core::events::Bus>> {
+        Some(Arc::new(EventBridgeBus::new(lazy(
+            sdk,
+            aws_sdk_eventbridge::Client::new,
+        ))))
+    }
+    #[cfg(not(feature = "bus"))]
+    pub fn bus(_: &aws_config::SdkConfig) -> Option<Arc<dyn cutover_core::events::Bus>> {
         None
     }
 

@@ -38,6 +38,8 @@ pub fn world_deps(
         replication: world.home(),
         metrics: world.home(),
         accounts: world.sts(),
+        // The memory store publishes the events of a simulated run (MemoryStore::publish_events).
+        bus: std::sync::Arc::new(cutover_core::events::NoBus),
         probe: world.clone(),
         notifier: world.clone(),
         callbacks,

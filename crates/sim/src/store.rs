@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use cutover_core::events::CutoverEvent;
 use cutover_core::model::{ApprovalRecord, AuditEvent, CalendarEntry, RunRecord};
 use cutover_core::plan::Plan;
 use cutover_core::ports::{Booking, LockOutcome, PortError, PortErrorKind, RunStore};
@@ -20,11 +21,15 @@ struct Tables {
     /// Each shared budget's first free slot.
     budgets: HashMap<String, DateTime<Utc>>,
     writes: u64,
+    /// What the table's stream would carry to EventBridge, in order (cutover_core::events).
+    published: Vec<CutoverEvent>,
 }
 
 #[derive(Default)]
 pub struct MemoryStore {
     t: Mutex<Tables>,
+    /// Stamps the published events; absent, nothing is published.
+    clock: Mutex<Option<std::sync::Arc<dyn cutover_core::ports::Clock>>>,
 }
 
 fn conflict(msg: impl Into<String>) -> PortError {
@@ -73,6 +78,25 @@ impl MemoryStore {
         let mut events: Vec<(&String, &Vec<AuditEvent>)> = t.events.iter().collect();
         events.sort_by(|a, b| a.0.cmp(b.0));
         serde_json::json!({"runs": runs, "events": events, "approvals": approvals}).to_string()
+    }
+
+    /// Publishes an event for every phase change, gate and outcome written from now on, as the
+    /// table's stream does on AWS, stamped with `clock`.
+    pub fn publish_events(&self, clock: std::sync::Arc<dyn cutover_core::ports::Clock>) {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = Some(clock);
+    }
+
+    /// The events published so far, in order.
+    pub fn published(&self) -> Vec<CutoverEvent> {
+        self.lock().published.clone()
+    }
+
+    fn now(&self) -> Option<DateTime<Utc>> {
+        self.clock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.now())
     }
 
     /// Successful writes, for tests that count side effects.
@@ -190,6 +214,10 @@ impl RunStore for MemoryStore {
         }
         let mut r = record.clone();
         r.version = stored + 1;
+        if let Some(at) = self.now() {
+            let events = cutover_core::events::run_changed(t.runs.get(&r.run_id), &r, at);
+            t.published.extend(events);
+        }
         t.runs.insert(r.run_id.clone(), r);
         t.writes += 1;
         Ok(())
@@ -232,6 +260,15 @@ impl RunStore for MemoryStore {
         }
         let mut next = approval.clone();
         next.version = approval.version + 1;
+        if let Some(at) = self.now() {
+            let application = t
+                .runs
+                .get(&next.run_id)
+                .map_or(next.run_id.clone(), |r| r.application.clone());
+            let events =
+                cutover_core::events::gate_changed(t.approvals.get(&key), &next, &application, at);
+            t.published.extend(events);
+        }
         t.approvals.insert(key, next);
         t.writes += 1;
         Ok(())

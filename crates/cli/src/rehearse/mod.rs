@@ -63,6 +63,12 @@ pub const JUSTIFIED_UNUSED: &[(&str, &str, &str)] = &[
     ("finalize-cutover", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
     ("data-cutover", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
     ("reconcile-run", "sts:AssumeRole", "reaches another account through a plan section's roleArn; the rehearsed plans are single-account (the adapter over moto: crates/aws/tests/moto.rs, sts_reaches_a_zone_of_another_account_that_the_stack_cannot_see)"),
+    ("publish-events", "dynamodb:DescribeStream", "the event source mapping reads the run table's stream with this role; the rehearsal has no stream (the step over a recorded stream batch: crates/cli/tests/events.rs)"),
+    ("publish-events", "dynamodb:GetRecords", "reads the run table's stream (as above)"),
+    ("publish-events", "dynamodb:GetShardIterator", "reads the run table's stream (as above)"),
+    ("publish-events", "dynamodb:ListStreams", "reads the run table's stream (as above)"),
+    ("publish-events", "dynamodb:GetItem", "reads a gate's run for its application (as above)"),
+    ("publish-events", "events:PutEvents", "publishes on the default bus (the adapter over moto: crates/aws/tests/moto.rs)"),
 ];
 
 /// Refusals a scenario provokes on purpose, and checks itself: (function, action, resource

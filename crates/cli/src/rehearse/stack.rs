@@ -308,11 +308,19 @@ impl Resolver<'_> {
         let (id, att) = target
             .split_once('.')
             .ok_or_else(|| StackError(format!("!GetAtt {target}: expected Resource.Attribute")))?;
-        if att != "Arn" {
-            return err(format!("!GetAtt {target}: only .Arn is understood"));
-        }
         let res = &self.template["Resources"][id];
         let name = json_str(&self.reference(id)?);
+        // A table's stream: its ARN ends in the stream's creation label, a timestamp.
+        if att == "StreamArn" && res["Type"].as_str() == Some("AWS::DynamoDB::Table") {
+            return Ok(Json::String(format!(
+                "arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{name}/stream/2026-12-05T00:00:00.000"
+            )));
+        }
+        if att != "Arn" {
+            return err(format!(
+                "!GetAtt {target}: only .Arn and a table's .StreamArn are understood"
+            ));
+        }
         Ok(Json::String(match res["Type"].as_str() {
             Some("AWS::Serverless::Function") => {
                 format!("arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name}")

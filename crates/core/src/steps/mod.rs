@@ -9,6 +9,7 @@ mod data;
 mod dns;
 mod health;
 mod launch;
+mod publish;
 mod reconcile;
 pub mod registry;
 mod replication;
@@ -32,6 +33,7 @@ pub use dns::{
 };
 pub use health::{run_health_check, BakeState, HealthInput};
 pub use launch::{check_launch, CheckLaunchInput, LaunchStatus, ServerLaunch, LAUNCH_POLL_SECONDS};
+pub use publish::{publish_events, PublishOutput};
 pub use reconcile::{
     reconcile_run, sweep_runs, ExecutionStatus, ReconcileInput, ReconcileOutput, SweepInput,
     SweepOptions, SweepOutput,
@@ -85,6 +87,8 @@ pub struct Deps {
     /// STS: the ports of another account, for plan sections that name a role
     /// ([`Deps::reach`]).
     pub accounts: Arc<dyn crate::accounts::Accounts>,
+    /// EventBridge, for the publish-events function (crate::events).
+    pub bus: Arc<dyn crate::events::Bus>,
     /// Pages and notices this process sent whose record in the run table is not yet written:
     /// a retry after the table failed sends none of them again.
     pub sent: Arc<SentNotices>,
@@ -303,6 +307,12 @@ pub mod run {
     runner!(shift_weight, "shift-traffic", super::shift_traffic);
     runner!(collapse, "shift-traffic", super::collapse_to_simple);
     runner!(reconcile, "reconcile-run", super::reconcile_run);
+    runner!(
+        /// The run table's stream to EventBridge (docs/events.md).
+        publish_events,
+        "publish-events",
+        super::publish_events
+    );
     runner!(sweep, "reconcile-run", super::sweep_runs);
 
     /// The shift-traffic function; it also collapses the pair to one record
@@ -345,6 +355,7 @@ pub fn runner(function: &str) -> Option<Runner> {
         "start-wave" => run::start_wave,
         "next-wave-round" => run::next_wave_round,
         "close-wave" => run::close_wave,
+        "publish-events" => run::publish_events,
         _ => return None,
     })
 }

@@ -24,10 +24,12 @@ pub enum Port {
     /// STS: the resources of other accounts, through the roles plan sections name
     /// (crate::accounts). Every function reaching Route 53, ELBv2, DMS/MGN or CloudWatch has it.
     Accounts,
+    /// EventBridge: the events of runs (crate::events).
+    Bus,
 }
 
 impl Port {
-    pub const ALL: [Port; 13] = [
+    pub const ALL: [Port; 14] = [
         Port::Router,
         Port::LoadBalancer,
         Port::Replication,
@@ -41,6 +43,7 @@ impl Port {
         Port::Secrets,
         Port::Vault,
         Port::Accounts,
+        Port::Bus,
     ];
 
     /// The `cutover-lambda` cargo feature that links this port's SDK client.
@@ -59,6 +62,7 @@ impl Port {
             Port::Secrets => "secrets",
             Port::Vault => "vault",
             Port::Accounts => "accounts",
+            Port::Bus => "bus",
         }
     }
 
@@ -88,6 +92,8 @@ pub enum Machine {
     Api,
     /// Invoked by an EventBridge rule.
     Events,
+    /// Invoked by the run table's DynamoDB stream.
+    Stream,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +239,13 @@ pub const REGISTRY: &[FunctionSpec] = &[
             Secrets,
             Accounts,
         ],
+    },
+    // The run table's stream: every phase change, gate and outcome to EventBridge.
+    FunctionSpec {
+        name: "publish-events",
+        machine: Stream,
+        substitution: None,
+        ports: &[Bus],
     },
     // Answers gates (SendTaskSuccess/Failure) and schedules waves.
     FunctionSpec {
