@@ -31,6 +31,9 @@ pub struct CalendarReport {
     pub calendar: Vec<CalendarEntry>,
     /// What the calendar told the topic (a firing that found nothing queued).
     pub notices: Vec<cutover_core::model::RunNotice>,
+    /// Every account's Route 53 as all the firings' cutovers found it, by account (the stack's
+    /// own and those reached through `dns.roleArn`).
+    pub route53_by_account: std::collections::BTreeMap<String, cutover_sim::Route53Use>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -330,6 +333,7 @@ pub fn run_calendar_local(
             firings: out,
             calendar,
             notices,
+            route53_by_account: s.world.route53_use_by_account(),
         })
     })
 }

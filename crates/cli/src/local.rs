@@ -474,14 +474,17 @@ pub(crate) fn setup(
         Faulty::new(faults.clone(), sts),
         Arc::new(clock),
         Some(Arc::new(move |reached, account: &str| {
-            observer.observe_route53(BudgetedRouter::wrap_in(
-                reached,
-                budget_store.clone(),
-                Arc::new(clock),
-                DEFAULT_ROUTE53_RATE,
-                coordination,
-                Some(account),
-            ))
+            observer.observe_route53_in(
+                BudgetedRouter::wrap_in(
+                    reached,
+                    budget_store.clone(),
+                    Arc::new(clock),
+                    DEFAULT_ROUTE53_RATE,
+                    coordination,
+                    Some(account),
+                ),
+                account,
+            )
         })),
     );
     let deps = Deps {

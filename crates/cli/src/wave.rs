@@ -35,6 +35,10 @@ pub struct WaveRunReport {
     pub longest_start_delay_seconds: f64,
     /// The account's Route 53 as every application's requests found it.
     pub route53: cutover_sim::Route53Use,
+    /// Each other account's Route 53 (plans reaching it through `dns.roleArn`): each account
+    /// has its own quota and budget. Absent when every zone is the stack's own.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub route53_by_account: std::collections::BTreeMap<String, cutover_sim::Route53Use>,
     /// The applications' own executions: Step Functions and Lambda cost per cutover
     /// (`CostEstimate`, as in a run's report), retries while queueing for Route 53 included.
     pub cutovers: CutoverCosts,
@@ -555,6 +559,11 @@ pub async fn run_wave_local_async(
             critical_path_seconds: 0.0,
             longest_start_delay_seconds: 0.0,
             route53: s.world.route53_use(),
+            route53_by_account: {
+                let mut by = s.world.route53_use_by_account();
+                by.remove(&s.world.spec().account);
+                by
+            },
             cutovers: CutoverCosts::of(&children),
             max_state_bytes: s.engine.max_state_bytes(),
             max_history_events: children

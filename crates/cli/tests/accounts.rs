@@ -251,3 +251,45 @@ fn assumed_credentials_expire_after_an_hour() {
         assert_eq!(e.code, "ExpiredToken");
     });
 }
+
+/// Cutovers spread over five accounts' zones share each account's Route 53 budget apart: a
+/// hundred applications of examples/landing-zone-1000 at once, none throttled, none failed, and
+/// every account's budget spent in full while its changes wait (docs/performance.md).
+#[test]
+fn a_wave_across_five_accounts_uses_each_accounts_route53_budget_apart() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/landing-zone-1000");
+    let mut waves = cutover_cli::calendar::load_waves(&dir.join("waves")).unwrap();
+    waves[0].applications.truncate(100);
+    let world = cutover_cli::load_world(&dir.join("world.yaml")).unwrap();
+    let start = world.start_time;
+    let r = cutover_cli::calendar::run_calendar_local(
+        &waves,
+        &world,
+        &[start],
+        &cutover_cli::RunOptions::default(),
+    )
+    .unwrap();
+    let f = &r.firings[0];
+    assert_eq!(f.outcome, "completed", "{:?}", f.error);
+    assert_eq!(f.applications.len(), 100);
+    let members: Vec<&String> = r
+        .route53_by_account
+        .keys()
+        .filter(|a| a.as_str() != "123456789012")
+        .collect();
+    assert_eq!(members.len(), 5, "{:?}", r.route53_by_account.keys());
+    for (account, u) in &r.route53_by_account {
+        assert_eq!(u.throttled, 0, "{account}: {u:?}");
+        if u.waiting_seconds > 0 {
+            assert!(
+                u.budget_used_while_waiting.unwrap_or(0.0) >= 0.9,
+                "{account}: {u:?}"
+            );
+        }
+    }
+    assert!(
+        r.route53_by_account.values().any(|u| u.waiting_seconds > 0),
+        "changes queued for some account's budget"
+    );
+}

@@ -853,18 +853,24 @@ pub async fn next_wave_round(
             p.started.push(a.application.clone());
             continue;
         };
-        let size = serde_json::to_string(&plan).map(|s| s.len()).unwrap_or(0);
+        let entry = ReadyApp {
+            application: a.application.clone(),
+            run_id: a.run_id.clone(),
+            index: a.index,
+            plan,
+        };
+        // The whole entry counts (its names and run id beside the plan): with a thousand
+        // applications in the outline, the plans alone left the state over Step Functions'
+        // limit (States.DataLimitExceeded, found by examples/landing-zone-1000).
+        let size = serde_json::to_string(&entry)
+            .map(|s| s.len() + 1)
+            .unwrap_or(0);
         if !ready.is_empty() && bytes + size > plan_budget {
             more = true;
             break;
         }
         bytes += size;
-        ready.push(ReadyApp {
-            application: a.application.clone(),
-            run_id: a.run_id.clone(),
-            index: a.index,
-            plan,
-        });
+        ready.push(entry);
     }
     for r in &ready {
         p.started.push(r.application.clone());

@@ -84,7 +84,8 @@ struct State {
     next_change: u64,
     /// Route 53 requests in the current second, by the caller's account.
     r53_window: BTreeMap<String, (i64, u32)>,
-    r53: route53::Demand,
+    /// Route 53 demand and answers, by account.
+    r53: BTreeMap<String, route53::Demand>,
     dms: BTreeMap<String, DmsState>,
     mgn: BTreeMap<String, MgnState>,
     counters: Counters,
@@ -241,7 +242,7 @@ impl World {
                 changes: HashMap::new(),
                 next_change: 0,
                 r53_window: BTreeMap::new(),
-                r53: route53::Demand::default(),
+                r53: BTreeMap::new(),
                 dms,
                 mgn,
                 counters: Counters::default(),

@@ -18,16 +18,23 @@ impl World {
         self.enter(st, "route53", op)?;
         // Route 53's quota is per account: each caller's account has its own window.
         let second = self.t().floor() as i64;
-        let window = st.r53_window.entry(self.caller()).or_insert((second, 0));
+        let caller = self.caller();
+        let window = st.r53_window.entry(caller.clone()).or_insert((second, 0));
         if window.0 != second {
             *window = (second, 0);
         }
         window.1 += 1;
         if window.1 > self.spec.route53.requests_per_second {
             st.counters.throttled += 1;
+            st.r53.entry(caller).or_default().throttled += 1;
             return Err(err("route53", "Throttling", "Rate exceeded"));
         }
-        *st.r53.answered.entry(second).or_insert(0) += 1;
+        *st.r53
+            .entry(caller)
+            .or_default()
+            .answered
+            .entry(second)
+            .or_insert(0) += 1;
         Ok(())
     }
 
@@ -37,16 +44,43 @@ impl World {
         self: &Arc<Self>,
         inner: Arc<dyn TrafficRouter>,
     ) -> Arc<dyn TrafficRouter> {
+        self.observe_route53_in(inner, &self.spec.account)
+    }
+
+    /// [`World::observe_route53`] for the Route 53 of `account` (reached through a role).
+    pub fn observe_route53_in(
+        self: &Arc<Self>,
+        inner: Arc<dyn TrafficRouter>,
+        account: &str,
+    ) -> Arc<dyn TrafficRouter> {
         Arc::new(Observed {
             world: self.clone(),
             inner,
+            account: account.to_string(),
         })
     }
 
-    /// How the account's Route 53 budget was used while callers waited for it.
+    /// How the stack's own account's Route 53 budget was used while callers waited for it.
     pub fn route53_use(&self) -> Route53Use {
+        self.route53_use_of(&self.spec.account)
+    }
+
+    /// [`World::route53_use`] of every account whose Route 53 was asked, by account.
+    pub fn route53_use_by_account(&self) -> BTreeMap<String, Route53Use> {
+        let accounts: Vec<String> = self.st().r53.keys().cloned().collect();
+        accounts
+            .into_iter()
+            .map(|a| {
+                let u = self.route53_use_of(&a);
+                (a, u)
+            })
+            .collect()
+    }
+
+    fn route53_use_of(&self, account: &str) -> Route53Use {
         let st = self.st();
-        let d = &st.r53;
+        let empty = Demand::default();
+        let d = st.r53.get(account).unwrap_or(&empty);
         // Whole seconds during which at least one caller was waiting for an answer: in each,
         // the account could have answered its full rate.
         let mut spans = d.waits.clone();
@@ -69,28 +103,31 @@ impl World {
         let capacity = seconds * u64::from(self.spec.route53.requests_per_second);
         Route53Use {
             requests_answered: d.answered.values().map(|n| u64::from(*n)).sum(),
-            throttled: st.counters.throttled,
+            throttled: d.throttled,
             waiting_seconds: seconds,
             budget_used_while_waiting: (capacity > 0).then(|| answered as f64 / capacity as f64),
             longest_wait_seconds: d.waits.iter().map(|(a, b)| b - a).fold(0.0, f64::max),
         }
     }
 
-    fn want(&self, key: &str) {
-        let t = self.t();
-        self.st().r53.wanting.entry(key.to_string()).or_insert(t);
-    }
-
-    fn answered<T>(&self, key: &str, r: &Result<T, PortError>) {
+    fn want(&self, account: &str, key: &str) {
         let t = self.t();
         let mut st = self.st();
+        let d = st.r53.entry(account.to_string()).or_default();
+        d.wanting.entry(key.to_string()).or_insert(t);
+    }
+
+    fn answered<T>(&self, account: &str, key: &str, r: &Result<T, PortError>) {
+        let t = self.t();
+        let mut st = self.st();
+        let d = st.r53.entry(account.to_string()).or_default();
         match r {
             // Still waiting for the budget: throttled by Route 53, or the budget booked. (A busy
             // zone is an answer: it spent a request of the budget; a retry waits anew.)
             Err(e) if e.kind == PortErrorKind::Throttled => {}
             _ => {
-                if let Some(t0) = st.r53.wanting.remove(key) {
-                    st.r53.waits.push((t0, t));
+                if let Some(t0) = d.wanting.remove(key) {
+                    d.waits.push((t0, t));
                 }
             }
         }
@@ -116,6 +153,8 @@ pub(super) struct Demand {
     wanting: HashMap<String, f64>,
     /// Each answered caller's wait: from its first ask until its answer.
     waits: Vec<(f64, f64)>,
+    /// Requests refused for the rate.
+    throttled: u64,
 }
 
 /// Figures of a run (or a wave) on the account's Route 53 budget.
@@ -134,6 +173,8 @@ pub struct Route53Use {
 struct Observed {
     world: Arc<World>,
     inner: Arc<dyn TrafficRouter>,
+    /// Whose Route 53 it is.
+    account: String,
 }
 
 #[async_trait]
@@ -144,9 +185,9 @@ impl TrafficRouter for Observed {
         name: &str,
         record_type: RecordType,
     ) -> Result<Vec<RecordSet>, PortError> {
-        self.world.want(name);
+        self.world.want(&self.account, name);
         let r = self.inner.records(zone_id, name, record_type).await;
-        self.world.answered(name, &r);
+        self.world.answered(&self.account, name, &r);
         r
     }
 
@@ -157,16 +198,16 @@ impl TrafficRouter for Observed {
         comment: &str,
     ) -> Result<ChangeInfo, PortError> {
         let key = cutover_core::budget::change_key(zone_id, changes);
-        self.world.want(key);
+        self.world.want(&self.account, key);
         let r = self.inner.change(zone_id, changes, comment).await;
-        self.world.answered(key, &r);
+        self.world.answered(&self.account, key, &r);
         r
     }
 
     async fn change_status(&self, change_id: &str) -> Result<ChangeInfo, PortError> {
-        self.world.want(change_id);
+        self.world.want(&self.account, change_id);
         let r = self.inner.change_status(change_id).await;
-        self.world.answered(change_id, &r);
+        self.world.answered(&self.account, change_id, &r);
         r
     }
 }
