@@ -375,6 +375,12 @@ pub fn generate(seed: u64) -> Case {
     let mut alb_rng = StdRng::seed_from_u64(seed ^ 0x616c_625f_7267);
     if alb_rng.random_bool(ALB_SHARE) {
         route_by_alb(&mut alb_rng, &mut plan, &mut world);
+    } else {
+        // The zone in another account, reached through a role, from a stream of its own.
+        let mut lz_rng = StdRng::seed_from_u64(seed ^ 0x6c7a_5f61_6363);
+        if lz_rng.random_bool(LANDING_ZONE_SHARE) {
+            zone_in_another_account(&mut lz_rng, &mut plan, &mut world);
+        }
     }
     Case {
         seed,
@@ -400,6 +406,38 @@ pub(crate) fn dns_case_operations() -> Vec<(&'static str, &'static [&'static str
 /// blue, sticky or not; green's healthy targets may fall below the plan's minimum from a moment
 /// on (and may come back); ELBv2 calls may fail. The record leaves Route 53, so the
 /// application's clients follow the rule.
+/// The share of dns cases whose hosted zone lives in another account (docs/plan.md, "Several
+/// accounts"): reached through `dns.roleArn`, its AssumeRole throttled, unavailable or denied
+/// now and then.
+const LANDING_ZONE_SHARE: f64 = 0.2;
+
+fn zone_in_another_account(rng: &mut StdRng, plan: &mut Value, world: &mut Value) {
+    const NETWORKING: &str = "111111111111";
+    let role = format!("arn:aws:iam::{NETWORKING}:role/cutover-member-dns");
+    plan["dns"]["roleArn"] = json!(role);
+    world["route53"]["zones"][0]["account"] = json!(NETWORKING);
+    world["accounts"] =
+        json!([{"id": NETWORKING, "roles": [{"arn": role, "trustsAccount": "123456789012"}]}]);
+    let errors = ["Throttling", "ServiceUnavailable", "AccessDenied"];
+    for _ in 0..rng.random_range(0..3) {
+        let error = if rng.random_bool(0.1) {
+            "AccessDenied"
+        } else {
+            errors[rng.random_range(0..2)]
+        };
+        let fault = json!({
+            "operation": "sts.AssumeRole",
+            "error": error,
+            "times": rng.random_range(1..4),
+            "afterSeconds": rng.random_range(0..6000),
+        });
+        match world["faults"].as_array_mut() {
+            Some(f) => f.push(fault),
+            None => world["faults"] = json!([fault]),
+        }
+    }
+}
+
 fn route_by_alb(rng: &mut StdRng, plan: &mut Value, world: &mut Value) {
     let on_rule = rng.random_bool(0.6);
     let min = rng.random_range(1..4u32);

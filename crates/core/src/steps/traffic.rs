@@ -190,8 +190,10 @@ pub async fn rollback_cutover(
     let spent = (now - started).num_seconds().max(0);
     let rb_err = |e: crate::ports::PortError| {
         match e.kind {
-        // Retrying cannot help: the zone is gone or the role may not change it.
-        PortErrorKind::NotFound | PortErrorKind::Denied => {
+        // Retrying cannot help: the zone is gone or the role may not change it. (A role of
+        // another account that cannot be assumed now is retried within the budget: its trust
+        // may be put back, and it worked when the run began.)
+        PortErrorKind::NotFound | PortErrorKind::Denied if e.service != "sts" => {
             StepError::RollbackFailed(e.to_string())
         }
         _ if spent >= i64::try_from(budget).unwrap_or(i64::MAX) => StepError::RollbackFailed(format!(
