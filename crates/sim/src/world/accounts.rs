@@ -265,6 +265,15 @@ impl AsAccount {
         }
     }
 
+    /// A zone this account may not see is still a request Route 53 counts against its rate.
+    async fn see_zone(&self, zone_id: &str, op: &str) -> Result<(), PortError> {
+        let seen = self.see(self.world.zone_account(zone_id), no_zone(zone_id));
+        if seen.is_err() {
+            self.call(async { self.world.route53_spend(op) }).await?;
+        }
+        seen
+    }
+
     async fn call<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         CALLER.scope(self.account.clone(), f).await
     }
@@ -308,14 +317,7 @@ impl TrafficRouter for AsAccount {
         name: &str,
         record_type: RecordType,
     ) -> Result<Vec<RecordSet>, PortError> {
-        if self
-            .see(self.world.zone_account(zone_id), no_zone(zone_id))
-            .is_err()
-        {
-            self.call(async { self.world.route53_spend("ListResourceRecordSets") })
-                .await?;
-        }
-        self.see(self.world.zone_account(zone_id), no_zone(zone_id))?;
+        self.see_zone(zone_id, "ListResourceRecordSets").await?;
         self.call(self.world.records(zone_id, name, record_type))
             .await
     }
@@ -325,14 +327,7 @@ impl TrafficRouter for AsAccount {
         changes: &[Change],
         comment: &str,
     ) -> Result<ChangeInfo, PortError> {
-        if self
-            .see(self.world.zone_account(zone_id), no_zone(zone_id))
-            .is_err()
-        {
-            self.call(async { self.world.route53_spend("ChangeResourceRecordSets") })
-                .await?;
-        }
-        self.see(self.world.zone_account(zone_id), no_zone(zone_id))?;
+        self.see_zone(zone_id, "ChangeResourceRecordSets").await?;
         self.call(self.world.change(zone_id, changes, comment))
             .await
     }
