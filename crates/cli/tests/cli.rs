@@ -422,3 +422,30 @@ fn output_json_is_the_commands_json() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+/// `local calendar` ends with each account's Route 53 as the cutovers found it.
+#[test]
+fn local_calendar_prints_each_accounts_route53_use() {
+    let out = cutover(&[
+        "local",
+        "calendar",
+        "--waves",
+        "examples/calendar/waves",
+        "--world",
+        "examples/wave-12/world.yaml",
+        "--from",
+        "2026-12-05T02:00:00Z",
+        "--to",
+        "2026-12-05T02:00:00Z",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("route53 123456789012:"))
+        .unwrap_or_else(|| panic!("no Route 53 line in {err}"));
+    assert!(
+        line.contains("0 throttled") && line.contains("answered"),
+        "{line}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -413,6 +413,18 @@ pub fn run(command: LocalCommand) -> ExitCode {
                         e.note.clone().unwrap_or_default()
                     );
                 }
+                // Each account's Route 53 as the cutovers found it (docs/performance.md).
+                for (account, u) in &r.route53_by_account {
+                    eprintln!(
+                        "route53 {account}: {} answered, {} throttled, budget used {} while waiting ({} s), longest wait {:.1} s",
+                        u.requests_answered,
+                        u.throttled,
+                        u.budget_used_while_waiting
+                            .map_or("-".into(), |b| format!("{:.0} %", b * 100.0)),
+                        u.waiting_seconds,
+                        u.longest_wait_seconds
+                    );
+                }
             }
             ExitCode::from(r.exit_code() as u8)
         }
