@@ -418,12 +418,11 @@ fn zone_in_another_account(rng: &mut StdRng, plan: &mut Value, world: &mut Value
     world["route53"]["zones"][0]["account"] = json!(NETWORKING);
     world["accounts"] =
         json!([{"id": NETWORKING, "roles": [{"arn": role, "trustsAccount": "123456789012"}]}]);
-    let errors = ["Throttling", "ServiceUnavailable", "AccessDenied"];
     for _ in 0..rng.random_range(0..3) {
         let error = if rng.random_bool(0.1) {
             "AccessDenied"
         } else {
-            errors[rng.random_range(0..2)]
+            ["Throttling", "ServiceUnavailable"][rng.random_range(0..2)]
         };
         let fault = json!({
             "operation": "sts.AssumeRole",

@@ -202,20 +202,42 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         allowed_zone_ids: list("AllowedHostedZoneIds"),
     };
     let none = Arc::new(cutover_lambda::Unconfigured("run preflight".into()));
+    let moto = cx.stack.endpoint.is_some();
     // Against an AWS-compatible endpoint (moto, in the tests): its DMS answers carry ISO
     // timestamps the SDK refuses, and it has no DescribeTableStatistics.
-    let dms = match cx.stack.endpoint {
-        Some(_) => cutover_aws::moto_compat::dms_client(&cx.sdk),
-        None => aws_sdk_databasemigration::Client::new(&cx.sdk),
+    let dms_of = move |conf: &aws_config::SdkConfig| match moto {
+        true => cutover_aws::moto_compat::dms_client(conf),
+        false => aws_sdk_databasemigration::Client::new(conf),
     };
+    // The reading ports over one account's credentials: the stack's own, or a role's that a plan
+    // section names (`roleArn`). Route 53 reads only (`records`): one request a second leaves
+    // the account's budget to the runs.
+    let reading = move |conf: &aws_config::SdkConfig| {
+        let dms = dms_of(conf);
+        let replication = AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(conf));
+        let replication = match moto {
+            true => replication.without_table_statistics(),
+            false => replication,
+        };
+        cutover_core::accounts::Reached {
+            router: Arc::new(Route53Router::new(aws_sdk_route53::Client::new(conf), 1.0)),
+            load_balancer: Arc::new(cutover_aws::AlbRouter::new(
+                aws_sdk_elasticloadbalancingv2::Client::new(conf),
+            )),
+            replication: Arc::new(replication.clone()),
+            metrics: Arc::new(CloudWatchMetrics::new(
+                aws_sdk_cloudwatch::Client::new(conf),
+                replication,
+                dms,
+            )),
+            expires: None,
+        }
+    };
+    let home = reading(&cx.sdk);
+    // The tag checks below read with the stack's own clients.
+    let dms = dms_of(&cx.sdk);
     let mgn = aws_sdk_mgn::Client::new(&cx.sdk);
-    let moto = cx.stack.endpoint.is_some();
     let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(&cx.sdk);
-    let replication = AwsReplication::new(dms.clone(), mgn.clone());
-    let replication = match cx.stack.endpoint {
-        Some(_) => replication.without_table_statistics(),
-        None => replication,
-    };
     let probe = HttpProbe::new(std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
     let secrets = AwsSecrets::new(&cx.sdk).map_err(|e| e.to_string())?;
     let deps = cutover_core::steps::Deps {
@@ -228,18 +250,10 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
                 .as_deref()
                 .unwrap_or("run-preflight-reads-no-table"),
         )),
-        // Reads only: `records`; one request a second leaves the account's budget to the runs.
-        router: Arc::new(Route53Router::new(
-            aws_sdk_route53::Client::new(&cx.sdk),
-            1.0,
-        )),
-        load_balancer: Arc::new(cutover_aws::AlbRouter::new(elbv2.clone())),
-        replication: Arc::new(replication.clone()),
-        metrics: Arc::new(CloudWatchMetrics::new(
-            aws_sdk_cloudwatch::Client::new(&cx.sdk),
-            replication,
-            dms.clone(),
-        )),
+        router: home.router,
+        load_balancer: home.load_balancer,
+        replication: home.replication,
+        metrics: home.metrics,
         probe: Arc::new(probe),
         secrets: Arc::new(secrets),
         notifier: none.clone(),
@@ -249,33 +263,7 @@ pub fn preflight(cx: &Context, plan: &Plan) -> Result<Preflight, String> {
         vault: none,
         // Sections naming a roleArn are read through it, with the caller's own credentials
         // assuming it (the member roles' trust must name them: docs/deploy.md).
-        accounts: Arc::new(cutover_aws::StsAccounts::new(
-            &cx.sdk,
-            Arc::new(move |conf: &aws_config::SdkConfig| {
-                let dms = match moto {
-                    true => cutover_aws::moto_compat::dms_client(conf),
-                    false => aws_sdk_databasemigration::Client::new(conf),
-                };
-                let replication = AwsReplication::new(dms.clone(), aws_sdk_mgn::Client::new(conf));
-                let replication = match moto {
-                    true => replication.without_table_statistics(),
-                    false => replication,
-                };
-                cutover_core::accounts::Reached {
-                    router: Arc::new(Route53Router::new(aws_sdk_route53::Client::new(conf), 1.0)),
-                    load_balancer: Arc::new(cutover_aws::AlbRouter::new(
-                        aws_sdk_elasticloadbalancingv2::Client::new(conf),
-                    )),
-                    replication: Arc::new(replication.clone()),
-                    metrics: Arc::new(CloudWatchMetrics::new(
-                        aws_sdk_cloudwatch::Client::new(conf),
-                        replication,
-                        dms,
-                    )),
-                    expires: None,
-                }
-            }),
-        )),
+        accounts: Arc::new(cutover_aws::StsAccounts::new(&cx.sdk, Arc::new(reading))),
         bus: Arc::new(cutover_core::events::NoBus),
         sent: Default::default(),
     };

@@ -42,8 +42,13 @@ impl Role {
 
     /// The account the role belongs to (the ARN's fifth field).
     pub fn account(&self) -> &str {
-        self.arn.split(':').nth(4).unwrap_or_default()
+        arn_account(&self.arn).unwrap_or_default()
     }
+}
+
+/// An ARN's account (its fifth field), if it names one.
+pub fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
 /// Shape problems of a section's `roleArn` / `externalId`, each with its field
@@ -131,10 +136,10 @@ pub fn session_name(run_id: &str) -> String {
 /// which account was asked and names the section's `roleArn`.
 pub fn looked_in(section: &str, role_arn: &Option<String>, stack_account: Option<&str>) -> String {
     match role_arn {
-        Some(arn) => {
-            let account = arn.split(':').nth(4).unwrap_or_default();
-            format!(" (looked in account {account}, through {section}.roleArn)")
-        }
+        Some(arn) => format!(
+            " (looked in account {}, through {section}.roleArn)",
+            arn_account(arn).unwrap_or_default()
+        ),
         None => format!(
             " (looked in the stack's account{}; a resource in another account needs {section}.roleArn)",
             stack_account.map(|a| format!(" {a}")).unwrap_or_default()

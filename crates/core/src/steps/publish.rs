@@ -19,17 +19,25 @@ pub async fn publish_events(input: Value, deps: &Deps) -> Result<PublishOutput, 
     let changes = stream_changes(&input).map_err(StepError::invalid)?;
     let now = deps.clock.now();
     let mut events = Vec::new();
+    // A gate's item names its run; the run's item names the application (read once a batch).
+    let mut applications: std::collections::HashMap<String, String> = Default::default();
     for change in changes {
         match change {
             TableChange::Run { old, new } => events.extend(run_changed(old.as_deref(), &new, now)),
             TableChange::Gate { old, new } => {
-                // A gate's item names its run; the run's item names the application.
-                let application = deps
-                    .store
-                    .load_run(&new.run_id)
-                    .await
-                    .map_err(super::store_err)?
-                    .map_or_else(|| new.run_id.clone(), |r| r.application);
+                let application = match applications.get(&new.run_id) {
+                    Some(a) => a.clone(),
+                    None => {
+                        let a = deps
+                            .store
+                            .load_run(&new.run_id)
+                            .await
+                            .map_err(super::store_err)?
+                            .map_or_else(|| new.run_id.clone(), |r| r.application);
+                        applications.insert(new.run_id.clone(), a.clone());
+                        a
+                    }
+                };
                 events.extend(gate_changed(old.as_deref(), &new, &application, now));
             }
         }

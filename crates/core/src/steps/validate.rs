@@ -44,7 +44,6 @@ pub async fn validate_cutover(
     let ValidateInput { run_id, plan } = input;
     check_run_id(&run_id)?;
     check_plan(&plan)?;
-    let deps = &deps.reach(&plan, &run_id);
 
     // A redelivery after the snapshot was taken must return that snapshot, never a new one:
     // by then DNS may already carry weights.
@@ -141,8 +140,8 @@ pub async fn preflight(
     // Each role a section names must be assumable before anything else is asked of its
     // account: a role that does not trust the stack's account (or wants another external ID)
     // answers AccessDenied, and every check behind it would only repeat that.
+    let session = crate::accounts::session_name(run_id);
     for (section, role) in plan.roles() {
-        let session = crate::accounts::session_name(run_id);
         match deps.accounts.assume(&role, &session).await {
             Ok(_) => {}
             Err(e) if matches!(e.kind, PortErrorKind::Throttled | PortErrorKind::Transient) => {

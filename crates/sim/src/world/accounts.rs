@@ -43,10 +43,7 @@ fn is_account(s: &str) -> bool {
     s.len() == 12 && s.chars().all(|c| c.is_ascii_digit())
 }
 
-/// An ARN's account (its fifth field).
-pub fn arn_account(arn: &str) -> Option<&str> {
-    arn.split(':').nth(4).filter(|a| !a.is_empty())
-}
+pub use cutover_core::accounts::arn_account;
 
 /// World-file problems of the accounts and of each resource's `account`, named by field.
 pub(crate) fn violations(spec: &WorldSpec, bad: &mut impl FnMut(String, String)) {
@@ -250,15 +247,7 @@ impl AsAccount {
         owner: Option<&str>,
         missing: impl FnOnce() -> PortError,
     ) -> Result<(), PortError> {
-        if let Some(at) = self.expires {
-            if self.world.clock.now() >= at {
-                return Err(err(
-                    "sts",
-                    "ExpiredToken",
-                    "The security token included in the request is expired",
-                ));
-            }
-        }
+        self.fresh()?;
         match owner {
             Some(o) if o != self.account => Err(missing()),
             _ => Ok(()),
@@ -272,6 +261,18 @@ impl AsAccount {
             self.call(async { self.world.route53_spend(op) }).await?;
         }
         seen
+    }
+
+    /// Fails once assumed credentials have expired.
+    fn fresh(&self) -> Result<(), PortError> {
+        match self.expires {
+            Some(at) if self.world.clock.now() >= at => Err(err(
+                "sts",
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            )),
+            _ => Ok(()),
+        }
     }
 
     async fn call<T>(&self, f: impl std::future::Future<Output = T>) -> T {
@@ -437,7 +438,7 @@ impl Replication for AsAccount {
 impl Metrics for AsAccount {
     async fn dms_cdc_latency(&self, task_arn: &str) -> Result<Option<DmsLatency>, PortError> {
         // CloudWatch has no datapoints for another account's task: nothing, not an error.
-        self.see(None, no_task(task_arn))?;
+        self.fresh()?;
         if arn_account(task_arn).is_some_and(|a| a != self.account) {
             return Ok(None);
         }
